@@ -1,0 +1,169 @@
+// Package index is the platform's PostgreSQL layer: the connection pool, the
+// embedded schema migrations and the queries of the domain (officers,
+// devices, check-outs, incidents, assignments, users) and, later, of the
+// evidence index. It imports nothing of this module, so that every other
+// package can depend on it without cycles.
+package index
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// versionTable records which migrations have run (tern's bookkeeping).
+const versionTable = "schema_version"
+
+// Sentinel errors callers branch on. They are wrapped with context; use
+// errors.Is.
+var (
+	// ErrNotFound: the row (or a row it refers to) does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the change contradicts stored state (a duplicate, a
+	// device already checked out, an overlapping assignment).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the input breaks a rule of the domain. Errors of this kind
+	// are *FieldError values naming the field.
+	ErrInvalid = errors.New("invalid")
+)
+
+// FieldError is an ErrInvalid that names the offending field.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
+
+// DB is the platform's database: a pgx pool plus the domain's queries.
+type DB struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// Open connects to PostgreSQL and checks the connection, failing fast with a
+// message that names the server (never the password).
+func Open(ctx context.Context, databaseURL string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL %s: %w", Redact(databaseURL), err)
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL pool for %s: %w", Redact(databaseURL), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d (database %q, user %q): %w",
+			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
+	}
+	return &DB{pool: pool, now: time.Now}, nil
+}
+
+// Close releases every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping PostgreSQL: %w", err)
+	}
+	return nil
+}
+
+// Pool exposes the pool to the other storage packages of the platform.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Migrate applies the embedded migrations that have not run yet. It is
+// idempotent and safe to call from several processes at once (tern holds an
+// advisory lock while it migrates).
+func (db *DB) Migrate(ctx context.Context) (version int32, err error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return 0, fmt.Errorf("migrate: load embedded migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	v, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Redact hides the password of a database URL for logs and errors.
+func Redact(databaseURL string) string {
+	u, err := url.Parse(databaseURL)
+	if err != nil || u.User == nil {
+		return databaseURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// mapErr turns PostgreSQL constraint violations into the package's
+// sentinels, keeping the original error in the chain.
+func mapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", "23P01": // unique_violation, exclusion_violation
+			return fmt.Errorf("%s: %w (%s)", what, ErrConflict, pgErr.ConstraintName)
+		case "23503": // foreign_key_violation
+			return fmt.Errorf("%s: referenced row %w (%s)", what, ErrNotFound, pgErr.ConstraintName)
+		case "23514", "22P02", "22007", "22008": // check, invalid text, datetime
+			return fmt.Errorf("%s: %w: %s", what, ErrInvalid, pgErr.Message)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// constraintOf names the constraint a PostgreSQL error violated, if any.
+func constraintOf(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName
+	}
+	return ""
+}

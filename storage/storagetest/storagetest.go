@@ -1,0 +1,135 @@
+// Package storagetest gives integration tests the real PostgreSQL and MinIO
+// that scripts/test.sh starts: each caller gets a fresh database and a fresh
+// bucket, so tests never see each other's data. When the services are not
+// configured the test fails (never skips) with a message saying how to start
+// them.
+package storagetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+const howToStart = "start the services with `scripts/services.sh up && source /var/tmp/bwc/env`, or run everything with scripts/test.sh"
+
+// Env returns a required test environment variable, failing the test when
+// it is missing.
+func Env(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: this test needs the real services; %s", name, howToStart)
+	}
+	return v
+}
+
+var nonWord = regexp.MustCompile(`[^a-z0-9]+`)
+
+func uniqueName(t testing.TB, prefix string, max int) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := nonWord.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	suffix := "-" + hex.EncodeToString(b)
+	if len(prefix)+len(name)+len(suffix) > max {
+		name = name[:max-len(prefix)-len(suffix)]
+	}
+	return strings.Trim(prefix+name, "-") + suffix
+}
+
+// DatabaseURL creates a fresh, empty database and returns its URL. The
+// database is dropped when the test ends.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	admin := Env(t, "BWC_TEST_DATABASE_URL")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to the test PostgreSQL %s: %v; %s", index.Redact(admin), err, howToStart)
+	}
+	defer conn.Close(ctx)
+	name := strings.ReplaceAll(uniqueName(t, "t_", 63), "-", "_")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create test database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("BWC_TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// NewDB opens a fresh, migrated database, closed when the test ends.
+func NewDB(t testing.TB) *index.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := index.Open(ctx, DatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// BlobConfig returns the test MinIO's settings with a fresh bucket name
+// (the bucket is not created).
+func BlobConfig(t testing.TB) blob.Config {
+	t.Helper()
+	return blob.Config{
+		Endpoint:  Env(t, "BWC_TEST_S3_ENDPOINT"),
+		AccessKey: Env(t, "BWC_TEST_S3_ACCESS_KEY"),
+		SecretKey: Env(t, "BWC_TEST_S3_SECRET_KEY"),
+		Bucket:    uniqueName(t, "t-", 63),
+	}
+}
+
+// NewStore creates a fresh evidence bucket (with object lock) and returns
+// the store.
+func NewStore(t testing.TB) *blob.Store {
+	t.Helper()
+	s, err := blob.Open(BlobConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.EnsureBucket(ctx); err != nil {
+		t.Fatalf("%v; %s", err, howToStart)
+	}
+	return s
+}
+
+// Describe is a short description of the services, for test logs.
+func Describe() string {
+	return fmt.Sprintf("PostgreSQL %s, MinIO %s", index.Redact(os.Getenv("BWC_TEST_DATABASE_URL")), os.Getenv("BWC_TEST_S3_ENDPOINT"))
+}
