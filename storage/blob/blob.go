@@ -1,0 +1,126 @@
+// Package blob is the platform's S3-compatible object store (MinIO): the
+// evidence bucket, created with S3 Object Lock so that stored evidence is
+// write-once. It imports nothing of this module.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// ErrNoObjectLock: the bucket exists but was created without object lock,
+// which cannot be turned on afterwards; evidence must not go there.
+var ErrNoObjectLock = errors.New("bucket has no object lock")
+
+// Config says how to reach the object store.
+type Config struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	Region    string
+	UseTLS    bool
+}
+
+// Store is the evidence bucket.
+type Store struct {
+	cfg    Config
+	client *minio.Client
+}
+
+// Open makes a client for the store; it does not contact it (see
+// EnsureBucket).
+func Open(cfg Config) (*Store, error) {
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	c, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: cfg.UseTLS,
+		Region: cfg.Region,
+		// the platform retries on its own terms (the archive's uploader
+		// backs off); a few quick retries here, not minio-go's ten.
+		MaxRetries: 3,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store client for %s: %w", cfg.Endpoint, err)
+	}
+	return &Store{cfg: cfg, client: c}, nil
+}
+
+// Bucket is the name of the evidence bucket.
+func (s *Store) Bucket() string { return s.cfg.Bucket }
+
+// Client is the underlying minio client, for the other storage packages.
+func (s *Store) Client() *minio.Client { return s.client }
+
+// EnsureBucket creates the evidence bucket with object lock when it is
+// missing, and checks that an existing one has object lock enabled. Errors
+// say what is wrong in words an operator can act on.
+func (s *Store) EnsureBucket(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	exists, err := s.client.BucketExists(ctx, s.cfg.Bucket)
+	if err != nil {
+		return s.explain("check bucket", err)
+	}
+	if !exists {
+		err := s.client.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region, ObjectLocking: true})
+		if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+			return s.explain("create bucket", err)
+		}
+	}
+	enabled, err := s.ObjectLockEnabled(ctx)
+	if err != nil {
+		return err
+	}
+	if !enabled {
+		return fmt.Errorf("bucket %q at %s: %w (object lock can only be enabled when a bucket is created: use a new bucket name)",
+			s.cfg.Bucket, s.cfg.Endpoint, ErrNoObjectLock)
+	}
+	return nil
+}
+
+// ObjectLockEnabled reports whether the bucket was created with object lock.
+func (s *Store) ObjectLockEnabled(ctx context.Context) (bool, error) {
+	status, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.cfg.Bucket)
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "ObjectLockConfigurationNotFoundError" {
+			return false, nil
+		}
+		return false, s.explain("read object lock configuration", err)
+	}
+	return status == "Enabled", nil
+}
+
+// Ping checks that the store answers and the bucket is there.
+func (s *Store) Ping(ctx context.Context) error {
+	ok, err := s.client.BucketExists(ctx, s.cfg.Bucket)
+	if err != nil {
+		return s.explain("check bucket", err)
+	}
+	if !ok {
+		return fmt.Errorf("object store %s: bucket %q does not exist", s.cfg.Endpoint, s.cfg.Bucket)
+	}
+	return nil
+}
+
+func (s *Store) explain(what string, err error) error {
+	resp := minio.ToErrorResponse(err)
+	var netErr net.Error
+	switch {
+	case resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch" || resp.Code == "AccessDenied":
+		return fmt.Errorf("object store %s: %s %q: credentials refused (%s): check the access and secret keys: %w",
+			s.cfg.Endpoint, what, s.cfg.Bucket, resp.Code, err)
+	case errors.As(err, &netErr) || strings.Contains(err.Error(), "connection refused"):
+		return fmt.Errorf("object store %s unreachable: %s %q: %w", s.cfg.Endpoint, what, s.cfg.Bucket, err)
+	}
+	return fmt.Errorf("object store %s: %s %q: %w", s.cfg.Endpoint, what, s.cfg.Bucket, err)
+}
