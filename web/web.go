@@ -1,0 +1,217 @@
+// Package web is the platform's HTTP face: the JSON API, the pages, health
+// and readiness probes and Prometheus metrics. It is the only package that
+// chooses HTTP status codes; everything it needs from the rest of the
+// platform comes in through small interfaces declared here.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed static
+var staticFiles embed.FS
+
+// Check is one readiness check: a dependency the platform cannot work
+// without (PostgreSQL, MinIO, ...).
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// Config of the HTTP server.
+type Config struct {
+	Addr            string
+	ShutdownTimeout time.Duration
+}
+
+// Options are the parts of the platform the server exposes.
+type Options struct {
+	Config  Config
+	Domain  domainStore
+	Checks  []Check
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg     Config
+	domain  domainStore
+	checks  []Check
+	log     *slog.Logger
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+
+	closeOnce sync.Once
+}
+
+// New binds the listening socket (so that a port in use fails at once) and
+// builds the router.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = prometheus.NewRegistry()
+	}
+	if o.Config.ShutdownTimeout == 0 {
+		o.Config.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: o.Config, domain: o.Domain, checks: o.Checks, log: o.Logger}
+	s.handler = s.routes(o.Metrics)
+	ln, err := net.Listen("tcp", o.Config.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("web: listen on %s: %w", o.Config.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler is the server's router, for tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.log.Info("http server listening", "addr", s.Addr())
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("web: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close stops the server at once.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.srv.Close()
+		s.ln.Close()
+	})
+	return err
+}
+
+func (s *Server) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.apiRoutes(mux)
+
+	static, _ := fs.Sub(staticFiles, "static")
+	files := http.FileServerFS(static)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+
+	return instrument(reg, mux)
+}
+
+// readyz answers 200 when every dependency answers, 503 naming each that
+// does not.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(s.checks))
+	for _, c := range s.checks {
+		go func() {
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			results <- result{c.Name, c.Func(ctx)}
+		}()
+	}
+	status := map[string]string{}
+	ready := true
+	for range s.checks {
+		res := <-results
+		if res.err != nil {
+			ready = false
+			status[res.name] = res.err.Error()
+		} else {
+			status[res.name] = "ok"
+		}
+	}
+	code, word := http.StatusOK, "ready"
+	if !ready {
+		code, word = http.StatusServiceUnavailable, "not ready"
+	}
+	writeJSON(w, code, map[string]any{"status": word, "checks": status})
+}
+
+// instrument counts requests and their latency per route pattern.
+func instrument(reg *prometheus.Registry, next http.Handler) http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bwc_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bwc_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	}, []string{"route"})
+	reg.MustRegister(requests, latency)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		requests.WithLabelValues(route, fmt.Sprint(sw.code)).Inc()
+		latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Flush for server-sent events.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
