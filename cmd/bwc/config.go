@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of `bwc serve` (and of the commands that share
+// its database and object store). Each field is a flag, and each flag can
+// also be set with a BWC_* environment variable (flag -http-addr is
+// BWC_HTTP_ADDR); a flag given on the command line wins.
+type Config struct {
+	HTTPAddr        string
+	PprofAddr       string
+	DatabaseURL     string
+	S3Endpoint      string
+	S3AccessKey     string
+	S3SecretKey     string
+	S3Bucket        string
+	S3Region        string
+	S3UseTLS        bool
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// defaultConfig is safe on a single machine: everything on loopback.
+func defaultConfig() Config {
+	return Config{
+		HTTPAddr:        "127.0.0.1:8080",
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
+		S3Endpoint:      "127.0.0.1:9100",
+		S3AccessKey:     "bwcadmin",
+		S3SecretKey:     "bwc-dev-secret-key",
+		S3Bucket:        "bwc-evidence",
+		S3Region:        "us-east-1",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// register binds every field to a flag of fs, with the field's current
+// value as default.
+func (c *Config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address of the HTTP server (API, pages, /healthz, /readyz, /metrics)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of the pprof debug server; empty: off")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL connection URL")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3/MinIO endpoint, host:port")
+	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key")
+	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", c.S3Bucket, "evidence bucket (created with object lock when missing)")
+	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region")
+	fs.BoolVar(&c.S3UseTLS, "s3-tls", c.S3UseTLS, "use HTTPS to reach S3")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
+}
+
+// envName is the environment variable of a flag: -http-addr is BWC_HTTP_ADDR.
+func envName(flagName string) string {
+	return "BWC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags fills fs's flags from the environment, then from args.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	addr := func(field, v string, optional bool) error {
+		if v == "" && optional {
+			return nil
+		}
+		_, port, err := net.SplitHostPort(v)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil || strings.Contains(v, "/") {
+			return fmt.Errorf("config %s: %q is not host:port (no scheme, no path)", field, v)
+		}
+		return nil
+	}
+	if err := addr("http-addr", c.HTTPAddr, false); err != nil {
+		return err
+	}
+	if err := addr("pprof-addr", c.PprofAddr, true); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return fmt.Errorf("config database-url: must be a postgres:// URL")
+	}
+	if err := addr("s3-endpoint", c.S3Endpoint, false); err != nil {
+		return err
+	}
+	switch {
+	case c.S3AccessKey == "":
+		return errors.New("config s3-access-key: required")
+	case c.S3SecretKey == "":
+		return errors.New("config s3-secret-key: required")
+	case len(c.S3Bucket) < 3 || len(c.S3Bucket) > 63 || strings.ToLower(c.S3Bucket) != c.S3Bucket:
+		return fmt.Errorf("config s3-bucket: %q is not a valid bucket name (3-63 lower-case characters)", c.S3Bucket)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("config log-format: %q is not text or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("config shutdown-timeout: must be positive")
+	}
+	return nil
+}
+
+// loadConfig reads the configuration of the server commands.
+func loadConfig(name string, args []string) (Config, error) {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("bwc "+name, flag.ContinueOnError)
+	c.register(fs)
+	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("bwc %s: unexpected arguments %q", name, fs.Args())
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,53 @@
+// Command bwc is the body-worn camera evidence platform: one binary, with
+// subcommands. See the README for every setting.
+//
+//	bwc serve      run the platform (HTTP, RTSP ingest, archive, WebRTC relay)
+//	bwc migrate    apply the database schema
+//	bwc seed-demo  create the demo officer, camera and incident
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bwc:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo [flags] (bwc COMMAND -h lists the flags)")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		cfg, err := loadConfig(cmd, rest)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg)
+	case "migrate":
+		cfg, err := loadConfig(cmd, rest)
+		if err != nil {
+			return err
+		}
+		return migrateCmd(ctx, cfg)
+	case "seed-demo":
+		cfg, err := loadConfig(cmd, rest)
+		if err != nil {
+			return err
+		}
+		return seedDemo(ctx, cfg)
+	default:
+		return fmt.Errorf("unknown command %q: want serve, migrate or seed-demo", cmd)
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/web"
+)
+
+func newLogger(cfg Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// service is the lifecycle every component of the platform shares.
+type service interface {
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// platform is the wired set of components of `bwc serve`.
+type platform struct {
+	db       *index.DB
+	blobs    *blob.Store
+	web      *web.Server
+	services []service
+}
+
+// build wires the platform: it connects to PostgreSQL and MinIO (failing
+// fast with a clear message when either is unreachable or misconfigured),
+// applies the schema, ensures the evidence bucket and builds every server.
+func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err error) {
+	p := &platform{}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if p.db, err = index.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	v, err := p.db.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database ready", "schema_version", v)
+
+	if p.blobs, err = blob.Open(blob.Config{
+		Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+		Bucket: cfg.S3Bucket, Region: cfg.S3Region, UseTLS: cfg.S3UseTLS,
+	}); err != nil {
+		return nil, err
+	}
+	if err := p.blobs.EnsureBucket(ctx); err != nil {
+		return nil, err
+	}
+	log.Info("evidence bucket ready", "bucket", cfg.S3Bucket, "object_lock", true)
+
+	p.web, err = web.New(web.Options{
+		Config:  web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
+		Domain:  p.db,
+		Checks:  []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping}},
+		Metrics: reg,
+		Logger:  log.With("component", "web"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.web)
+	return p, nil
+}
+
+func (p *platform) close() {
+	for i := len(p.services) - 1; i >= 0; i-- {
+		p.services[i].Close()
+	}
+	if p.db != nil {
+		p.db.Close()
+	}
+}
+
+// run runs every service until ctx ends or one of them fails, then stops
+// the others.
+func (p *platform) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.services))
+	for i, s := range p.services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Run(ctx)
+			cancel() // one service ending ends the platform
+		}()
+	}
+	wg.Wait()
+	p.close()
+	return errors.Join(errs...)
+}
+
+func serve(ctx context.Context, cfg Config) error {
+	log := newLogger(cfg)
+	p, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.PprofAddr != "" {
+		go servePprof(ctx, cfg.PprofAddr, log)
+	}
+	log.Info("platform running", "http", "http://"+p.web.Addr()+"/")
+	err = p.run(ctx)
+	log.Info("platform stopped")
+	return err
+}
+
+func servePprof(ctx context.Context, addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("pprof listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("pprof server", "err", err)
+	}
+}
+
+func migrateCmd(ctx context.Context, cfg Config) error {
+	db, err := index.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("schema at version %d\n", v)
+	return nil
+}
+
+// seedDemo creates, once, the demo officer, camera and incident, checks the
+// camera out to the officer and assigns the officer to the incident.
+func seedDemo(ctx context.Context, cfg Config) error {
+	db, err := index.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	dev, err := db.DeviceBySerial(ctx, "DEMO-CAM-01")
+	if errors.Is(err, index.ErrNotFound) {
+		dev, err = db.CreateDevice(ctx, index.Device{Serial: "DEMO-CAM-01", Model: "demo body camera", Secret: "demo-camera-secret"})
+	}
+	if err != nil {
+		return fmt.Errorf("seed demo device: %w", err)
+	}
+	officers, err := db.Officers(ctx)
+	if err != nil {
+		return err
+	}
+	var off index.Officer
+	for _, o := range officers {
+		if o.Badge == "DEMO-001" {
+			off = o
+		}
+	}
+	if off.ID == [16]byte{} {
+		if off, err = db.CreateOfficer(ctx, index.Officer{Badge: "DEMO-001", Name: "Li Wei", Unit: "Patrol 1"}); err != nil {
+			return fmt.Errorf("seed demo officer: %w", err)
+		}
+	}
+	if _, err := db.CheckOut(ctx, dev.ID, off.ID, time.Time{}); err != nil && !errors.Is(err, index.ErrConflict) {
+		return fmt.Errorf("seed demo check-out: %w", err)
+	}
+	incidents, err := db.Incidents(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range incidents {
+		if in.Number == "DEMO-110-0001" {
+			fmt.Println("demo data present")
+			return nil
+		}
+	}
+	inc, err := db.CreateIncident(ctx, index.Incident{Number: "DEMO-110-0001", Type: "disturbance", Address: "1 Demo Road"})
+	if err != nil {
+		return fmt.Errorf("seed demo incident: %w", err)
+	}
+	if _, err := db.Assign(ctx, inc.ID, off.ID, time.Time{}); err != nil {
+		return fmt.Errorf("seed demo assignment: %w", err)
+	}
+	fmt.Println("demo data created: officer DEMO-001 wears DEMO-CAM-01, assigned to incident DEMO-110-0001")
+	return nil
+}

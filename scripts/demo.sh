@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job: installs and starts what is missing (PostgreSQL, MinIO),
+# builds bwc, applies the schema, seeds a demo officer, camera and incident,
+# starts the server and a simulated body camera, and prints the supervisor
+# page's URL. Ctrl-C stops the server and the camera (the services stay up;
+# scripts/services.sh down stops them).
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+"$REPO/scripts/services.sh" up
+# shellcheck disable=SC1091
+source "$BWC_STATE_DIR/env"
+export BWC_HTTP_ADDR="${BWC_HTTP_ADDR:-127.0.0.1:8080}"
+export BWC_RTSP_ADDR="${BWC_RTSP_ADDR:-127.0.0.1:8554}"
+export BWC_SPOOL_DIR="${BWC_SPOOL_DIR:-$BWC_STATE_DIR/spool}"
+
+log "building bwc"
+go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc
+BWC="$BWC_STATE_DIR/bwc"
+
+"$BWC" migrate
+"$BWC" seed-demo
+
+"$BWC" serve &
+SERVER=$!
+trap 'kill $SERVER $CAM 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 100); do
+	curl -fsS -o /dev/null "http://$BWC_HTTP_ADDR/readyz" && break
+	sleep 0.2
+done
+"$BWC" cam -url "rtsp://$BWC_RTSP_ADDR/live" -device DEMO-CAM-01 -secret demo-camera-secret &
+CAM=$!
+
+echo
+echo "  Supervisor page: http://$BWC_HTTP_ADDR/"
+echo "  Readiness:       http://$BWC_HTTP_ADDR/readyz"
+echo "  (Ctrl-C to stop)"
+echo
+wait $SERVER

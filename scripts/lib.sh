@@ -1,0 +1,35 @@
+# Shared settings of the scripts. Sourced, not run.
+# Everything binds to 127.0.0.1; every value can be overridden from the environment.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="/usr/local/go/bin:${HOME}/go/bin:${PATH}"
+
+BWC_STATE_DIR="${BWC_STATE_DIR:-/var/tmp/bwc}"         # data of the local services
+BWC_TOOLS_DIR="${BWC_TOOLS_DIR:-${HOME}/.cache/bwc}"     # cached tool builds (MinIO)
+BWC_PG_PORT="${BWC_PG_PORT:-5439}"
+BWC_MINIO_PORT="${BWC_MINIO_PORT:-9100}"
+BWC_MINIO_CONSOLE_PORT="${BWC_MINIO_CONSOLE_PORT:-9101}"
+BWC_MINIO_USER="${BWC_MINIO_USER:-bwcadmin}"
+BWC_MINIO_PASSWORD="${BWC_MINIO_PASSWORD:-bwc-dev-secret-key}"
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+MINIO_BIN="${BWC_TOOLS_DIR}/minio-${MINIO_VERSION}/minio"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+apt_updated=""
+apt_install() {
+	if [ -z "$apt_updated" ]; then
+		log "apt-get update"
+		apt-get update -qq >/dev/null
+		apt_updated=1
+	fi
+	log "apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bindir() {
+	local d
+	d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+	if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; fi
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Brings up (or down) the real services the platform runs on, on this machine,
+# bound to 127.0.0.1: a private PostgreSQL cluster and a MinIO server.
+# Installs what is missing (Debian's postgresql; MinIO built once with
+# `go install` and cached). Idempotent: running it again changes nothing.
+#
+#   scripts/services.sh up      install if needed, start, print how to reach them
+#   scripts/services.sh down    stop both
+#   scripts/services.sh env     print the environment (export lines)
+#   scripts/services.sh tools   install the test tools (ffmpeg, chromium, playwright-core)
+source "$(dirname "$0")/lib.sh"
+
+PGDIR="$BWC_STATE_DIR/pg"
+MINIODIR="$BWC_STATE_DIR/minio"
+
+install_postgres() {
+	if [ -z "$(pg_bindir)" ]; then apt_install postgresql; fi
+	command -v curl >/dev/null || apt_install curl
+}
+
+install_minio() {
+	if [ -x "$MINIO_BIN" ]; then return; fi
+	log "building MinIO $MINIO_VERSION with go install (a few minutes, once)"
+	mkdir -p "$(dirname "$MINIO_BIN")"
+	(cd /tmp && GOBIN="$(dirname "$MINIO_BIN")" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@${MINIO_VERSION}")
+}
+
+pg_up() {
+	local bin; bin="$(pg_bindir)"
+	mkdir -p "$PGDIR/run"
+	chown postgres:postgres "$PGDIR" "$PGDIR/run"
+	if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
+		log "initdb $PGDIR/data"
+		rm -rf "$PGDIR/data"
+		runuser -u postgres -- "$bin/initdb" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+	fi
+	if runuser -u postgres -- "$bin/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+		log "PostgreSQL already running on 127.0.0.1:$BWC_PG_PORT"
+	else
+		log "starting PostgreSQL on 127.0.0.1:$BWC_PG_PORT"
+		runuser -u postgres -- "$bin/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/pg.log" \
+			-o "-c listen_addresses=127.0.0.1 -p $BWC_PG_PORT -k $PGDIR/run -c max_connections=300 -c fsync=on" -w start >/dev/null
+	fi
+}
+
+pg_down() {
+	local bin; bin="$(pg_bindir)"
+	if [ -n "$bin" ] && [ -f "$PGDIR/data/PG_VERSION" ]; then
+		runuser -u postgres -- "$bin/pg_ctl" -D "$PGDIR/data" -m fast stop >/dev/null 2>&1 && log "PostgreSQL stopped" || true
+	fi
+}
+
+minio_live() { curl -fsS -o /dev/null "http://127.0.0.1:$BWC_MINIO_PORT/minio/health/live" 2>/dev/null; }
+
+minio_up() {
+	mkdir -p "$MINIODIR/data"
+	if minio_live; then log "MinIO already running on 127.0.0.1:$BWC_MINIO_PORT"; return; fi
+	log "starting MinIO on 127.0.0.1:$BWC_MINIO_PORT"
+	MINIO_ROOT_USER="$BWC_MINIO_USER" MINIO_ROOT_PASSWORD="$BWC_MINIO_PASSWORD" MINIO_BROWSER=off \
+		setsid nohup "$MINIO_BIN" server "$MINIODIR/data" --quiet \
+		--address "127.0.0.1:$BWC_MINIO_PORT" --console-address "127.0.0.1:$BWC_MINIO_CONSOLE_PORT" \
+		>"$MINIODIR/minio.log" 2>&1 </dev/null &
+	echo $! >"$MINIODIR/minio.pid"
+	for _ in $(seq 1 100); do
+		if minio_live; then return; fi
+		sleep 0.2
+	done
+	log "MinIO did not become live; its log:"; tail -n 20 "$MINIODIR/minio.log" >&2; exit 1
+}
+
+minio_down() {
+	if [ -f "$MINIODIR/minio.pid" ]; then
+		kill "$(cat "$MINIODIR/minio.pid")" 2>/dev/null && log "MinIO stopped" || true
+		rm -f "$MINIODIR/minio.pid"
+	fi
+}
+
+print_env() {
+	cat <<EOT
+export BWC_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
+export BWC_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
+export BWC_S3_ACCESS_KEY='$BWC_MINIO_USER'
+export BWC_S3_SECRET_KEY='$BWC_MINIO_PASSWORD'
+export BWC_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/postgres?sslmode=disable'
+export BWC_TEST_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
+export BWC_TEST_S3_ACCESS_KEY='$BWC_MINIO_USER'
+export BWC_TEST_S3_SECRET_KEY='$BWC_MINIO_PASSWORD'
+export BWC_TEST_MINIO_BIN='$MINIO_BIN'
+export BWC_TEST_PG_BINDIR='$(pg_bindir)'
+EOT
+}
+
+install_tools() {
+	local pkgs=()
+	command -v ffmpeg >/dev/null || pkgs+=(ffmpeg)
+	[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+	command -v node >/dev/null || pkgs+=(nodejs npm)
+	if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+	if [ ! -d "$REPO/web/e2e/node_modules/playwright-core" ]; then
+		log "npm ci (playwright-core; no browser download)"
+		(cd "$REPO/web/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+}
+
+case "${1:-up}" in
+up)
+	install_postgres
+	install_minio
+	pg_up
+	minio_up
+	runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='bwc'" | grep -q 1 ||
+		runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qc "CREATE DATABASE bwc" >/dev/null
+	print_env >"$BWC_STATE_DIR/env"
+	log "PostgreSQL: postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc (log $PGDIR/pg.log)"
+	log "MinIO:      http://127.0.0.1:$BWC_MINIO_PORT user $BWC_MINIO_USER (log $MINIODIR/minio.log)"
+	log "environment: source $BWC_STATE_DIR/env"
+	;;
+down)
+	minio_down
+	pg_down
+	;;
+env) print_env ;;
+tools) install_tools ;;
+*) echo "usage: $0 up|down|env|tools" >&2; exit 2 ;;
+esac
