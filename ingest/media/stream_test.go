@@ -1,0 +1,180 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	vid = &Track{ID: 0, Kind: Video, Codec: H264, ClockRate: 90000}
+	aud = &Track{ID: 1, Kind: Audio, Codec: AAC, ClockRate: 48000}
+)
+
+// frames makes n video frames at 30 fps with a keyframe every gop frames,
+// each followed by an audio frame.
+func frames(n, gop int) []*Frame {
+	var out []*Frame
+	for i := 0; i < n; i++ {
+		ts := time.Duration(i) * time.Second / 30
+		out = append(out, &Frame{Track: vid, PTS: ts, DTS: ts, Key: i%gop == 0, AU: [][]byte{{byte(i)}}})
+		out = append(out, &Frame{Track: aud, PTS: ts, DTS: ts, AU: [][]byte{{byte(i)}}})
+	}
+	return out
+}
+
+func readAll(t *testing.T, r *Reader) []*Frame {
+	t.Helper()
+	var out []*Frame
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		f, err := r.Read(ctx)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+}
+
+func TestReaderGetsEveryFrameInOrder(t *testing.T) {
+	s := NewStream(Info{})
+	r := s.Subscribe(ReaderOptions{Size: 1000})
+	in := frames(100, 30)
+	for _, f := range in {
+		s.Write(f)
+	}
+	s.Close()
+	out := readAll(t, r)
+	if len(out) != len(in) {
+		t.Fatalf("read %d frames, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i] != in[i] {
+			t.Fatalf("frame %d out of order", i)
+		}
+	}
+	if r.Dropped() != 0 {
+		t.Fatalf("dropped %d", r.Dropped())
+	}
+}
+
+func TestSlowReaderResumesAtKeyframeWithoutAffectingOthers(t *testing.T) {
+	s := NewStream(Info{})
+	fast := s.Subscribe(ReaderOptions{Size: 1000})
+	var lost int
+	slow := s.Subscribe(ReaderOptions{Size: 64, OnDrop: func(n int) { lost += n }})
+	in := frames(90, 30) // 180 frames; the slow reader reads none while they are written
+	for _, f := range in {
+		s.Write(f)
+	}
+	s.Close()
+	if got := readAll(t, fast); len(got) != len(in) {
+		t.Fatalf("fast reader got %d frames, want %d", len(got), len(in))
+	}
+	got := readAll(t, slow)
+	if len(got) == 0 || !got[0].Key {
+		t.Fatalf("slow reader's first frame after overflow is not a keyframe: %+v", got)
+	}
+	if slow.Dropped() == 0 || lost == 0 {
+		t.Fatalf("drops not counted: Dropped()=%d OnDrop total=%d", slow.Dropped(), lost)
+	}
+	if uint64(len(got))+slow.Dropped() != uint64(len(in)) {
+		t.Fatalf("read %d + dropped %d != written %d", len(got), slow.Dropped(), len(in))
+	}
+}
+
+func TestFromKeyframeStartsWithCachedGOP(t *testing.T) {
+	s := NewStream(Info{})
+	in := frames(40, 30) // keyframes at video frames 0 and 30
+	for _, f := range in {
+		s.Write(f)
+	}
+	r := s.Subscribe(ReaderOptions{FromKeyframe: true})
+	s.Close()
+	got := readAll(t, r)
+	if len(got) == 0 || got[0] != in[60] {
+		t.Fatalf("first frame is not the last keyframe (video frame 30)")
+	}
+	if len(got) != 20 {
+		t.Fatalf("got %d frames from the GOP cache, want 20", len(got))
+	}
+
+	// before any keyframe, a FromKeyframe reader waits for one
+	s2 := NewStream(Info{})
+	r2 := s2.Subscribe(ReaderOptions{FromKeyframe: true})
+	for _, f := range frames(40, 30)[2:] { // starts mid-GOP
+		s2.Write(f)
+	}
+	s2.Close()
+	got = readAll(t, r2)
+	if len(got) == 0 || !got[0].Key {
+		t.Fatal("reader joining before the first keyframe did not start at a keyframe")
+	}
+}
+
+func TestReadHonoursContextAndClose(t *testing.T) {
+	s := NewStream(Info{})
+	r := s.Subscribe(ReaderOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := r.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Read on an idle stream: %v, want deadline exceeded", err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := r.Read(context.Background())
+		done <- err
+	}()
+	r.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v, want ErrClosed", err)
+	}
+	if s.Readers() != 0 {
+		t.Fatalf("closed reader still attached")
+	}
+	s.Close()
+	if _, err := s.Subscribe(ReaderOptions{}).Read(context.Background()); !errors.Is(err, io.EOF) {
+		t.Fatalf("reader of a closed stream: %v, want io.EOF", err)
+	}
+}
+
+// BenchmarkWrite measures the fan-out cost of one frame to 20 readers that
+// keep up.
+func BenchmarkWrite20Readers(b *testing.B) {
+	s := NewStream(Info{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	for i := 0; i < 20; i++ {
+		r := s.Subscribe(ReaderOptions{})
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				if _, err := r.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	in := frames(300, 30)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Write(in[i%len(in)])
+	}
+	b.StopTimer()
+	s.Close()
+	for i := 0; i < 20; i++ {
+		<-done
+	}
+}
