@@ -34,6 +34,7 @@ CAM=$!
 echo
 echo "  Supervisor page: http://$BWC_HTTP_ADDR/"
 echo "  Readiness:       http://$BWC_HTTP_ADDR/readyz"
+echo "  Log in as supervisor / demo-supervisor-pass (also admin, reviewer, officer: demo-<role>-pass)"
 echo "  (Ctrl-C to stop)"
 echo
 wait $SERVER

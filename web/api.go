@@ -41,24 +41,24 @@ var _ domainStore = (*index.DB)(nil)
 // apiRoutes registers the admin JSON API. Each handler is a plain
 // http.HandlerFunc so that the authentication middleware can wrap them.
 func (s *Server) apiRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/officers", s.createOfficer)
-	mux.HandleFunc("GET /api/officers", list(s, func(ctx context.Context) ([]index.Officer, error) { return s.domain.Officers(ctx) }))
-	mux.HandleFunc("GET /api/officers/{id}", s.getOfficer)
+	s.handle(mux, "POST /api/officers", adminOnly, s.createOfficer)
+	s.handle(mux, "GET /api/officers", staff, list(s, func(ctx context.Context) ([]index.Officer, error) { return s.domain.Officers(ctx) }))
+	s.handle(mux, "GET /api/officers/{id}", staff, s.getOfficer)
 
-	mux.HandleFunc("POST /api/devices", s.createDevice)
-	mux.HandleFunc("GET /api/devices", list(s, func(ctx context.Context) ([]index.Device, error) { return s.domain.Devices(ctx) }))
-	mux.HandleFunc("GET /api/devices/{id}", s.getDevice)
-	mux.HandleFunc("POST /api/devices/{id}/status", s.setDeviceStatus)
-	mux.HandleFunc("POST /api/devices/{id}/checkout", s.checkOut)
-	mux.HandleFunc("POST /api/devices/{id}/checkin", s.checkIn)
-	mux.HandleFunc("GET /api/checkouts", s.listCheckouts)
+	s.handle(mux, "POST /api/devices", adminOnly, s.createDevice)
+	s.handle(mux, "GET /api/devices", supervisors, s.listDevices)
+	s.handle(mux, "GET /api/devices/{id}", supervisors, s.getDevice)
+	s.handle(mux, "POST /api/devices/{id}/status", adminOnly, s.setDeviceStatus)
+	s.handle(mux, "POST /api/devices/{id}/checkout", supervisors, s.checkOut)
+	s.handle(mux, "POST /api/devices/{id}/checkin", supervisors, s.checkIn)
+	s.handle(mux, "GET /api/checkouts", supervisors, s.listCheckouts)
 
-	mux.HandleFunc("POST /api/incidents", s.createIncident)
-	mux.HandleFunc("GET /api/incidents", list(s, func(ctx context.Context) ([]index.Incident, error) { return s.domain.Incidents(ctx) }))
-	mux.HandleFunc("GET /api/incidents/{id}", s.getIncident)
-	mux.HandleFunc("POST /api/incidents/{id}/assignments", s.assign)
-	mux.HandleFunc("GET /api/incidents/{id}/assignments", s.listAssignments)
-	mux.HandleFunc("POST /api/incidents/{id}/assignments/{aid}/clear", s.clearAssignment)
+	s.handle(mux, "POST /api/incidents", supervisors, s.createIncident)
+	s.handle(mux, "GET /api/incidents", staff, list(s, func(ctx context.Context) ([]index.Incident, error) { return s.domain.Incidents(ctx) }))
+	s.handle(mux, "GET /api/incidents/{id}", staff, s.getIncident)
+	s.handle(mux, "POST /api/incidents/{id}/assignments", supervisors, s.assign)
+	s.handle(mux, "GET /api/incidents/{id}/assignments", staff, s.listAssignments)
+	s.handle(mux, "POST /api/incidents/{id}/assignments/{aid}/clear", supervisors, s.clearAssignment)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such API endpoint: " + r.Method + " " + r.URL.Path})
@@ -137,8 +137,29 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) (index.Device, b
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := s.device(w, r); ok {
-		writeJSON(w, http.StatusOK, d)
+		writeJSON(w, http.StatusOK, redactDevice(r, d))
 	}
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.domain.Devices(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]index.Device, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, redactDevice(r, d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// redactDevice hides a camera's RTSP secret from everyone but admins.
+func redactDevice(r *http.Request, d index.Device) index.Device {
+	if p, _ := PrincipalFrom(r.Context()); p.Role != index.RoleAdmin {
+		d.Secret = ""
+	}
+	return d
 }
 
 func (s *Server) setDeviceStatus(w http.ResponseWriter, r *http.Request) {

@@ -19,8 +19,10 @@ import (
 )
 
 type apiClient struct {
-	t   *testing.T
-	url string
+	t      *testing.T
+	url    string
+	cookie *http.Cookie
+	csrf   string
 }
 
 func (c apiClient) do(method, path, body string) (int, map[string]any, []any) {
@@ -28,6 +30,10 @@ func (c apiClient) do(method, path, body string) (int, map[string]any, []any) {
 	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.cookie != nil {
+		req.AddCookie(c.cookie)
+		req.Header.Set("X-CSRF-Token", c.csrf)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -50,17 +56,61 @@ func (c apiClient) do(method, path, body string) (int, map[string]any, []any) {
 	return res.StatusCode, obj, arr
 }
 
+// newAPI serves the API on a fresh database and returns a client logged in
+// as an admin.
 func newAPI(t *testing.T) (apiClient, *index.DB) {
 	t.Helper()
 	db := storagetest.NewDB(t)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db})
+	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	return apiClient{t: t, url: ts.URL}, db
+	anon := apiClient{t: t, url: ts.URL}
+	return anon.loginAs(db, index.RoleAdmin), db
+}
+
+// loginAs creates a user with the role (and an officer for the officer
+// role) and logs in.
+func (c apiClient) loginAs(db *index.DB, role string) apiClient {
+	c.t.Helper()
+	ctx := context.Background()
+	login := role + "-" + uuid.NewString()[:8]
+	u := index.User{Login: login, Role: role}
+	if role == index.RoleOfficer {
+		o, err := db.CreateOfficer(ctx, index.Officer{Badge: login, Name: "Officer " + login})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		u.OfficerID = &o.ID
+	}
+	if _, err := db.CreateUser(ctx, u, "correct horse battery"); err != nil {
+		c.t.Fatal(err)
+	}
+	res, err := http.Post(c.url+"/api/login", "application/json",
+		strings.NewReader(`{"login":"`+login+`","password":"correct horse battery"}`))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 {
+		c.t.Fatalf("login as %s: %d %v", role, res.StatusCode, err)
+	}
+	for _, ck := range res.Cookies() {
+		if ck.Name == "bwc_session" {
+			c.cookie = ck
+		}
+	}
+	if c.cookie == nil || !c.cookie.HttpOnly || c.cookie.SameSite != http.SameSiteStrictMode {
+		c.t.Fatalf("login cookie %+v: want an HttpOnly, SameSite=Strict bwc_session", c.cookie)
+	}
+	c.csrf = body.CSRF
+	return c
 }
 
 func TestAdminAPI(t *testing.T) {

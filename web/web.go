@@ -34,12 +34,15 @@ type Check struct {
 type Config struct {
 	Addr            string
 	ShutdownTimeout time.Duration
+	SessionTTL      time.Duration // how long a login lasts (12h when 0)
+	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
 }
 
 // Options are the parts of the platform the server exposes.
 type Options struct {
 	Config  Config
 	Domain  domainStore
+	Auth    authStore
 	Checks  []Check
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
@@ -49,13 +52,15 @@ type Options struct {
 type Server struct {
 	cfg     Config
 	domain  domainStore
+	auth    authStore
 	checks  []Check
 	log     *slog.Logger
 	ln      net.Listener
 	srv     *http.Server
 	handler http.Handler
 
-	closeOnce sync.Once
+	routeTable []Route
+	closeOnce  sync.Once
 }
 
 // New binds the listening socket (so that a port in use fails at once) and
@@ -70,7 +75,10 @@ func New(o Options) (*Server, error) {
 	if o.Config.ShutdownTimeout == 0 {
 		o.Config.ShutdownTimeout = 10 * time.Second
 	}
-	s := &Server{cfg: o.Config, domain: o.Domain, checks: o.Checks, log: o.Logger}
+	if o.Config.SessionTTL == 0 {
+		o.Config.SessionTTL = 12 * time.Hour
+	}
+	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, checks: o.Checks, log: o.Logger}
 	s.handler = s.routes(o.Metrics)
 	ln, err := net.Listen("tcp", o.Config.Addr)
 	if err != nil {
@@ -131,6 +139,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.authRoutes(mux)
 	s.apiRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")

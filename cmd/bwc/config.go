@@ -28,6 +28,8 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	SessionTTL      time.Duration
+	CookieSecure    bool
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -43,6 +45,7 @@ func defaultConfig() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		SessionTTL:      12 * time.Hour,
 	}
 }
 
@@ -61,6 +64,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
+	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
 }
 
 // envName is the environment variable of a flag: -http-addr is BWC_HTTP_ADDR.
@@ -129,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config shutdown-timeout: must be positive")
+	}
+	if c.SessionTTL < time.Minute {
+		return errors.New("config session-ttl: at least 1m")
 	}
 	return nil
 }

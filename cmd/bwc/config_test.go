@@ -24,6 +24,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"log-level", func(c *Config) { c.LogLevel = "loud" }},
 		{"log-format", func(c *Config) { c.LogFormat = "xml" }},
 		{"shutdown-timeout", func(c *Config) { c.ShutdownTimeout = 0 }},
+		{"session-ttl", func(c *Config) { c.SessionTTL = time.Second }},
 	}
 	for _, tc := range cases {
 		c := defaultConfig()

@@ -3,7 +3,8 @@
 //
 //	bwc serve      run the platform (HTTP, RTSP ingest, archive, WebRTC relay)
 //	bwc migrate    apply the database schema
-//	bwc seed-demo  create the demo officer, camera and incident
+//	bwc seed-demo  create the demo officer, camera, incident and accounts
+//	bwc useradd    create an account (password on standard input)
 package main
 
 import (
@@ -25,7 +26,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -47,7 +48,9 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return seedDemo(ctx, cfg)
+	case "useradd":
+		return useradd(ctx, rest, os.Stdin)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate or seed-demo", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo or useradd", cmd)
 	}
 }

@@ -77,8 +77,10 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	log.Info("evidence bucket ready", "bucket", cfg.S3Bucket, "object_lock", true)
 
 	p.web, err = web.New(web.Options{
-		Config:  web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout},
+		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
+			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure},
 		Domain:  p.db,
+		Auth:    p.db,
 		Checks:  []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping}},
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
@@ -199,6 +201,15 @@ func seedDemo(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("seed demo officer: %w", err)
 		}
 	}
+	for _, u := range demoUsers {
+		user := index.User{Login: u.login, Role: u.role, Unit: "Patrol 1"}
+		if u.role == index.RoleOfficer {
+			user.OfficerID = &off.ID
+		}
+		if _, err := db.CreateUser(ctx, user, u.password); err != nil && !errors.Is(err, index.ErrConflict) {
+			return fmt.Errorf("seed demo user %s: %w", u.login, err)
+		}
+	}
 	if _, err := db.CheckOut(ctx, dev.ID, off.ID, time.Time{}); err != nil && !errors.Is(err, index.ErrConflict) {
 		return fmt.Errorf("seed demo check-out: %w", err)
 	}
@@ -221,4 +232,12 @@ func seedDemo(ctx context.Context, cfg Config) error {
 	}
 	fmt.Println("demo data created: officer DEMO-001 wears DEMO-CAM-01, assigned to incident DEMO-110-0001")
 	return nil
+}
+
+// demoUsers are the demo's accounts, one per role (printed by demo.sh).
+var demoUsers = []struct{ login, role, password string }{
+	{"admin", index.RoleAdmin, "demo-admin-pass"},
+	{"supervisor", index.RoleSupervisor, "demo-supervisor-pass"},
+	{"reviewer", index.RoleReviewer, "demo-reviewer-pass"},
+	{"officer", index.RoleOfficer, "demo-officer-pass"},
 }
