@@ -61,7 +61,7 @@ func (c apiClient) do(method, path, body string) (int, map[string]any, []any) {
 func newAPI(t *testing.T) (apiClient, *index.DB) {
 	t.Helper()
 	db := storagetest.NewDB(t)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db})
+	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db})
 	if err != nil {
 		t.Fatal(err)
 	}

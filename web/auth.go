@@ -90,7 +90,16 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, roles []string, h ht
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong " + csrfHeader + " header (from the login response or GET /api/session)"})
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		if safeMethod(r.Method) {
+			h(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		if sw.code < 400 {
+			s.auditChange(r, pattern, sw.code)
+		}
 	})
 }
 
@@ -154,10 +163,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, index.ErrLocked):
 		s.log.Warn("login refused: account locked", "login", in.Login, "remote", r.RemoteAddr)
+		_ = s.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.locked", ObjectType: "user", ObjectID: in.Login})
 		writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
 		return
 	case errors.Is(err, index.ErrBadCredentials):
 		s.log.Warn("login failed", "login", in.Login, "remote", r.RemoteAddr)
+		_ = s.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.failed", ObjectType: "user", ObjectID: in.Login})
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
 		return
 	case err != nil:
@@ -175,6 +186,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Secure: s.cfg.CookieSecure || r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
 	})
 	s.log.Info("login", "login", u.Login, "role", u.Role, "remote", r.RemoteAddr)
+	_ = s.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
 	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
 }
 

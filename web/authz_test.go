@@ -23,7 +23,7 @@ var allRoles = []string{index.RoleOfficer, index.RoleSupervisor, index.RoleRevie
 // lets an allowed role through (to whatever the handler then answers).
 func TestEveryRouteChecksAuthentication(t *testing.T) {
 	db := storagetest.NewDB(t)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db})
+	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +214,45 @@ func TestDeviceSecretOnlyForAdmins(t *testing.T) {
 		if got, _ := d["secret"].(string); got != tc.want {
 			t.Errorf("secret seen = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// Every change made through the API, and every login, is in the audit
+// trail, which reviewers can read and which verifies.
+func TestChangesAreAudited(t *testing.T) {
+	c, db := newAPI(t) // logged in as an admin: one auth.login event
+	if code, _, _ := c.do("POST", "/api/officers", `{"badge":"5001","name":"Zhao Lei"}`); code != 201 {
+		t.Fatal(code)
+	}
+	if code, _, _ := c.do("POST", "/api/officers", `{"badge":""}`); code != 400 {
+		t.Fatal(code)
+	}
+	anon := apiClient{t: t, url: c.url}
+	anon.do("POST", "/api/login", `{"login":"nobody","password":"wrong"}`)
+
+	code, _, evs := c.do("GET", "/api/audit?limit=50", "")
+	if code != 200 {
+		t.Fatalf("GET /api/audit = %d", code)
+	}
+	var actions []string
+	for _, e := range evs {
+		ev := e.(map[string]any)
+		actions = append(actions, ev["action"].(string))
+		if ev["action"] == "api.change" {
+			d := ev["details"].(map[string]any)
+			if d["route"] != "POST /api/officers" || ev["actor"] == "" || ev["remote_addr"] == "" {
+				t.Errorf("change event %v lacks route, actor or address", ev)
+			}
+		}
+	}
+	want := []string{"auth.login", "api.change", "auth.login.failed"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("audit actions = %v, want %v (the refused change is not a change)", actions, want)
+	}
+	if n, problems, err := db.VerifyAudit(context.Background()); err != nil || n != 3 || len(problems) > 0 {
+		t.Fatalf("VerifyAudit = %d %v %v", n, problems, err)
+	}
+	if code, _, _ := c.do("GET", "/api/audit?incident=nope", ""); code != 400 {
+		t.Fatalf("bad filter = %d, want 400", code)
 	}
 }

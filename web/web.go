@@ -43,6 +43,7 @@ type Options struct {
 	Config  Config
 	Domain  domainStore
 	Auth    authStore
+	Audit   auditLog
 	Checks  []Check
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
@@ -53,11 +54,14 @@ type Server struct {
 	cfg     Config
 	domain  domainStore
 	auth    authStore
+	auditor auditLog
 	checks  []Check
-	log     *slog.Logger
-	ln      net.Listener
-	srv     *http.Server
-	handler http.Handler
+
+	auditFailures prometheus.Counter
+	log           *slog.Logger
+	ln            net.Listener
+	srv           *http.Server
+	handler       http.Handler
 
 	routeTable []Route
 	closeOnce  sync.Once
@@ -78,7 +82,11 @@ func New(o Options) (*Server, error) {
 	if o.Config.SessionTTL == 0 {
 		o.Config.SessionTTL = 12 * time.Hour
 	}
-	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, checks: o.Checks, log: o.Logger}
+	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger}
+	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
+	})
+	o.Metrics.MustRegister(s.auditFailures)
 	s.handler = s.routes(o.Metrics)
 	ln, err := net.Listen("tcp", o.Config.Addr)
 	if err != nil {
@@ -140,6 +148,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.authRoutes(mux)
+	s.auditRoutes(mux)
 	s.apiRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")

@@ -19,6 +19,7 @@ type Config struct {
 	HTTPAddr        string
 	PprofAddr       string
 	DatabaseURL     string
+	DatabaseRole    string
 	S3Endpoint      string
 	S3AccessKey     string
 	S3SecretKey     string
@@ -37,6 +38,7 @@ func defaultConfig() Config {
 	return Config{
 		HTTPAddr:        "127.0.0.1:8080",
 		DatabaseURL:     "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
+		DatabaseRole:    "bwc_app",
 		S3Endpoint:      "127.0.0.1:9100",
 		S3AccessKey:     "bwcadmin",
 		S3SecretKey:     "bwc-dev-secret-key",
@@ -55,6 +57,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address of the HTTP server (API, pages, /healthz, /readyz, /metrics)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of the pprof debug server; empty: off")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL connection URL")
+	fs.StringVar(&c.DatabaseRole, "database-role", c.DatabaseRole, "role the server works as after migrating (SET ROLE); empty: the login user")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3/MinIO endpoint, host:port")
 	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key")
 	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key")
@@ -113,6 +116,9 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fmt.Errorf("config database-url: must be a postgres:// URL")
 	}
+	if c.DatabaseRole != "" && !validIdent(c.DatabaseRole) {
+		return fmt.Errorf("config database-role: %q is not a plain role name", c.DatabaseRole)
+	}
 	if err := addr("s3-endpoint", c.S3Endpoint, false); err != nil {
 		return err
 	}
@@ -153,4 +159,13 @@ func loadConfig(name string, args []string) (Config, error) {
 		return c, fmt.Errorf("bwc %s: unexpected arguments %q", name, fs.Args())
 	}
 	return c, c.Validate()
+}
+
+func validIdent(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 63
 }

@@ -5,6 +5,7 @@
 //	bwc migrate    apply the database schema
 //	bwc seed-demo  create the demo officer, camera, incident and accounts
 //	bwc useradd    create an account (password on standard input)
+//	bwc verify     check stored evidence and the audit trail
 package main
 
 import (
@@ -26,7 +27,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -50,7 +51,9 @@ func run(ctx context.Context, args []string) error {
 		return seedDemo(ctx, cfg)
 	case "useradd":
 		return useradd(ctx, rest, os.Stdin)
+	case "verify":
+		return verify(ctx, rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo or useradd", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd or verify", cmd)
 	}
 }

@@ -56,7 +56,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if p.db, err = index.Open(ctx, cfg.DatabaseURL); err != nil {
+	if p.db, err = index.OpenAs(ctx, cfg.DatabaseURL, cfg.DatabaseRole); err != nil {
 		return nil, err
 	}
 	v, err := p.db.Migrate(ctx)
@@ -81,6 +81,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure},
 		Domain:  p.db,
 		Auth:    p.db,
+		Audit:   p.db,
 		Checks:  []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping}},
 		Metrics: reg,
 		Logger:  log.With("component", "web"),

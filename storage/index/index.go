@@ -52,20 +52,50 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 func invalid(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
 
+// AppRole is the database role the application works as: it may read and
+// write the platform's tables but only append to the audit trail (migration
+// 004 creates it and its grants).
+const AppRole = "bwc_app"
+
 // DB is the platform's database: a pgx pool plus the domain's queries.
 type DB struct {
+	url  string
+	role string
 	pool *pgxpool.Pool
 	now  func() time.Time
 }
 
 // Open connects to PostgreSQL and checks the connection, failing fast with a
-// message that names the server (never the password).
+// message that names the server (never the password). The pool's
+// connections work as the login user; see OpenAs.
 func Open(ctx context.Context, databaseURL string) (*DB, error) {
+	return OpenAs(ctx, databaseURL, "")
+}
+
+// OpenAs is Open, with every pooled connection switched to role (SET ROLE)
+// once the role exists, so that the application holds only the privileges
+// of that role (AppRole: no UPDATE or DELETE of audit events). Migrate runs
+// on a separate connection as the login user, then resets the pool; if the
+// role does not exist after migrating, Migrate fails.
+func OpenAs(ctx context.Context, databaseURL, role string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL %s: %w", Redact(databaseURL), err)
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	if role != "" {
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			var exists bool
+			if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return nil // before the first migration; Migrate resets the pool
+			}
+			_, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize())
+			return err
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL pool for %s: %w", Redact(databaseURL), err)
@@ -77,8 +107,12 @@ func Open(ctx context.Context, databaseURL string) (*DB, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d (database %q, user %q): %w",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
 	}
-	return &DB{pool: pool, now: time.Now}, nil
+	return &DB{url: databaseURL, role: role, pool: pool, now: time.Now}, nil
 }
+
+// URL is the database URL the DB was opened with (for tools and tests that
+// need a connection of their own).
+func (db *DB) URL() string { return db.url }
 
 // Close releases every connection.
 func (db *DB) Close() { db.pool.Close() }
@@ -98,12 +132,17 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 // idempotent and safe to call from several processes at once (tern holds an
 // advisory lock while it migrates).
 func (db *DB) Migrate(ctx context.Context) (version int32, err error) {
-	conn, err := db.pool.Acquire(ctx)
+	conn, err := pgx.Connect(ctx, db.url)
 	if err != nil {
-		return 0, fmt.Errorf("migrate: acquire connection: %w", err)
+		return 0, fmt.Errorf("migrate: connect: %w", err)
 	}
-	defer conn.Release()
-	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
+	defer conn.Close(context.Background())
+	defer func() {
+		if err == nil && db.role != "" {
+			err = db.checkRole(ctx)
+		}
+	}()
+	m, err := migrate.NewMigrator(ctx, conn, versionTable)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
@@ -122,6 +161,20 @@ func (db *DB) Migrate(ctx context.Context) (version int32, err error) {
 		return 0, fmt.Errorf("migrate: read schema version: %w", err)
 	}
 	return v, nil
+}
+
+// checkRole resets the pool so that every connection takes the role the
+// migrations created, and checks that they do.
+func (db *DB) checkRole(ctx context.Context) error {
+	db.pool.Reset()
+	var current string
+	if err := db.pool.QueryRow(ctx, `SELECT current_user`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: check role: %w", err)
+	}
+	if current != db.role {
+		return fmt.Errorf("migrate: connections work as %q, want role %q (grant it to the login user)", current, db.role)
+	}
+	return nil
 }
 
 // Redact hides the password of a database URL for logs and errors.

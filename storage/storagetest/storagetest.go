@@ -86,11 +86,12 @@ func DatabaseURL(t testing.TB) string {
 	return u.String()
 }
 
-// NewDB opens a fresh, migrated database, closed when the test ends.
+// NewDB opens a fresh, migrated database, closed when the test ends. Its
+// pool works as the application's role (index.AppRole), as `bwc serve` does.
 func NewDB(t testing.TB) *index.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := index.Open(ctx, DatabaseURL(t))
+	db, err := index.OpenAs(ctx, DatabaseURL(t), index.AppRole)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +100,19 @@ func NewDB(t testing.TB) *index.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// Superuser connects to db's database as the login (super)user, for tests
+// that act as an administrator with full rights would (tampering, faults).
+func Superuser(t testing.TB, db *index.DB) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, db.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }
 
 // BlobConfig returns the test MinIO's settings with a fresh bucket name
