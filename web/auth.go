@@ -144,6 +144,9 @@ func (s *Server) authRoutes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/login", public, s.login)
 	s.handle(mux, "POST /api/logout", anyone, s.logout)
 	s.handle(mux, "GET /api/session", anyone, s.session)
+	s.handle(mux, "GET /api/info", anyone, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"camera_url": s.cfg.CameraURL})
+	})
 	s.handle(mux, "POST /api/users", adminOnly, s.createUser)
 	s.handle(mux, "GET /api/users", adminOnly, list(s, func(ctx context.Context) ([]index.User, error) { return s.auth.Users(ctx) }))
 	s.handle(mux, "POST /api/users/{id}/disabled", adminOnly, s.setUserDisabled)

@@ -36,6 +36,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	SessionTTL      time.Duration // how long a login lasts (12h when 0)
 	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
+	CameraURL       string        // base URL cameras publish to, e.g. rtsp://host:8554/live (shown to admins)
 }
 
 // Options are the parts of the platform the server exposes.
@@ -152,15 +153,9 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.apiRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
-	files := http.FileServerFS(static)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		files.ServeHTTP(w, r)
-	})
+	s.pageRoutes(mux, static)
+	assets, _ := fs.Sub(static, "assets")
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 
 	return instrument(reg, mux)
 }

@@ -1,0 +1,88 @@
+// Test harness for the browser end-to-end tests: a real `bwc serve` on a
+// fresh database and bucket of the services scripts/services.sh started,
+// and headless Debian Chromium driven by playwright-core (never a
+// downloaded browser).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const screenshots = path.join(path.dirname(new URL(import.meta.url).pathname), 'screenshots');
+mkdirSync(screenshots, { recursive: true });
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run scripts/test.sh (or scripts/services.sh up && source /var/tmp/bwc/env, and BWC_BIN=path/to/bwc)`);
+  return v;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.on('error', reject);
+  });
+}
+
+// startPlatform creates a database, seeds the demo data and accounts, starts
+// bwc serve and waits until it is ready. extraArgs go to bwc serve.
+export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
+  const bin = need('BWC_BIN');
+  const admin = new URL(need('BWC_TEST_DATABASE_URL'));
+  const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const created = spawnSync('psql', [admin.href, '-qc', `CREATE DATABASE ${name}`], { encoding: 'utf8' });
+  if (created.status !== 0) throw new Error(`create database: ${created.stderr}`);
+  const db = new URL(admin.href);
+  db.pathname = '/' + name;
+  const httpPort = await freePort();
+  const env = {
+    ...process.env,
+    BWC_DATABASE_URL: db.href,
+    BWC_S3_ENDPOINT: need('BWC_TEST_S3_ENDPOINT'),
+    BWC_S3_ACCESS_KEY: need('BWC_TEST_S3_ACCESS_KEY'),
+    BWC_S3_SECRET_KEY: need('BWC_TEST_S3_SECRET_KEY'),
+    BWC_S3_BUCKET: name.replace(/_/g, '-'),
+    BWC_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+    BWC_LOG_LEVEL: 'warn',
+    ...extraEnv,
+  };
+  const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
+  if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
+  const proc = spawn(bin, ['serve', ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`bwc serve exited with ${proc.exitCode}`);
+    try { if ((await fetch(url + '/readyz')).ok) break; } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error('bwc serve did not become ready in 30 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url, env, database: db.href,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      spawnSync('psql', [admin.href, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    // playwright gives every launch a new, empty profile directory of its own
+
+  });
+}
+
+// login signs a page in through the login form.
+export async function login(page, url, user, password) {
+  await page.goto(url + '/');
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/') || u.search !== ''), page.click('button[type=submit]')]);
+}

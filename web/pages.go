@@ -1,0 +1,109 @@
+package web
+
+import (
+	"bytes"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// Page is a registered HTML page and the roles that may open it.
+type Page struct {
+	Path  string
+	File  string
+	Roles []string
+}
+
+// pages of the platform. Each is served only to its roles: a visitor
+// without a session is sent to the login page, one with the wrong role gets
+// 403. The data on them comes from the API, which checks again.
+var pages = []Page{
+	{"/wall", "wall.html", supervisors},
+	{"/admin", "admin.html", adminOnly},
+}
+
+// Pages lists the role-checked pages, for tests.
+func (s *Server) Pages() []Page { return slices.Clone(pages) }
+
+// homeOf is where a role lands after logging in.
+func homeOf(role string) string {
+	switch role {
+	case "supervisor":
+		return "/wall"
+	case "admin":
+		return "/admin"
+	default:
+		return "/account"
+	}
+}
+
+func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
+	for _, p := range pages {
+		body, err := fs.ReadFile(static, p.File)
+		if err != nil {
+			panic("web: page " + p.File + " is not embedded")
+		}
+		mux.HandleFunc("GET "+p.Path, func(w http.ResponseWriter, r *http.Request) {
+			pr, _, err := s.authenticate(r)
+			if err != nil {
+				http.Redirect(w, r, "/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			if !slices.Contains(p.Roles, pr.Role) {
+				forbiddenPage(w, pr.Role)
+				return
+			}
+			servePage(w, body)
+		})
+	}
+	login, err := fs.ReadFile(static, "login.html")
+	if err != nil {
+		panic("web: login.html is not embedded")
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if pr, _, err := s.authenticate(r); err == nil && r.URL.Query().Get("next") == "" {
+			http.Redirect(w, r, homeOf(pr.Role), http.StatusSeeOther)
+			return
+		}
+		servePage(w, login)
+	})
+	account, err := fs.ReadFile(static, "account.html")
+	if err != nil {
+		panic("web: account.html is not embedded")
+	}
+	mux.HandleFunc("GET /account", func(w http.ResponseWriter, r *http.Request) {
+		if _, _, err := s.authenticate(r); err != nil {
+			http.Redirect(w, r, "/?next=/account", http.StatusSeeOther)
+			return
+		}
+		servePage(w, account)
+	})
+}
+
+func servePage(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+var forbiddenTmpl = template.Must(template.New("403").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>403</title><link rel="stylesheet" href="/assets/app.css"></head>
+<body><main class="narrow"><h1>403</h1>
+<p>Your role ({{.}}) may not open this page. · 您的角色（{{.}}）无权访问此页面。</p>
+<p><a href="/">Back · 返回</a></p></main></body></html>`))
+
+func forbiddenPage(w http.ResponseWriter, role string) {
+	var b bytes.Buffer
+	_ = forbiddenTmpl.Execute(&b, role)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write(b.Bytes())
+}

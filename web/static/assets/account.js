@@ -1,0 +1,4 @@
+import { loadLocale, session, header } from './app.js';
+
+await loadLocale();
+header(await session());

@@ -1,0 +1,58 @@
+// Administration: cameras (with the URL and secret to configure them),
+// check-out and check-in, officers, incidents and accounts.
+import { api, loadLocale, session, header, t, el } from './app.js';
+
+await loadLocale();
+header(await session());
+const errorBox = document.querySelector('#error');
+const info = await api('GET', '/api/info').catch(() => ({}));
+
+function show(e) { errorBox.textContent = e ? (e.field ? `${e.field}: ` : '') + e.message : ''; }
+
+function form(id, path, transform = (x) => x) {
+  document.getElementById(id).onsubmit = async (ev) => {
+    ev.preventDefault();
+    const data = Object.fromEntries(new FormData(ev.target));
+    for (const k of Object.keys(data)) if (data[k] === '') delete data[k];
+    try { await api('POST', path, transform(data)); ev.target.reset(); show(null); await load(); } catch (e) { show(e); }
+  };
+}
+
+function cameraURL(d) {
+  if (!info.camera_url) return '—';
+  const u = new URL(info.camera_url.replace(/^rtsp:/, 'http:'));
+  return `rtsp://${encodeURIComponent(d.serial)}:${encodeURIComponent(d.secret || '')}@${u.host}${u.pathname.replace(/\/$/, '')}/${d.serial}`;
+}
+
+async function load() {
+  const [officers, devices, open, incidents, users] = await Promise.all([
+    api('GET', '/api/officers'), api('GET', '/api/devices'), api('GET', '/api/checkouts?open=true'),
+    api('GET', '/api/incidents'), api('GET', '/api/users')]);
+  const byID = new Map(officers.map((o) => [o.id, o]));
+  const wearer = new Map(open.map((c) => [c.device_id, byID.get(c.officer_id)]));
+
+  document.querySelector('#officers').replaceChildren(...officers.map((o) => el('tr', {}, el('td', {}, o.badge), el('td', {}, o.name), el('td', {}, o.unit))));
+  const officerOptions = () => officers.map((o) => el('option', { value: o.id }, `${o.badge} ${o.name}`));
+  document.querySelector('#user-officer').replaceChildren(el('option', { value: '' }, '—'), ...officerOptions());
+
+  document.querySelector('#devices').replaceChildren(...devices.map((d) => {
+    const who = wearer.get(d.id);
+    let action;
+    if (who) {
+      action = el('button', { onclick: async () => { try { await api('POST', `/api/devices/${d.id}/checkin`, {}); await load(); } catch (e) { show(e); } } }, t('admin.checkin'));
+    } else {
+      const pick = el('select', {}, ...officerOptions());
+      action = el('span', {}, pick, ' ', el('button', { onclick: async () => { try { await api('POST', `/api/devices/${d.id}/checkout`, { officer_id: pick.value }); await load(); } catch (e) { show(e); } } }, t('admin.checkout')));
+    }
+    return el('tr', {}, el('td', {}, d.serial), el('td', {}, d.model), el('td', {}, d.status),
+      el('td', {}, el('code', {}, cameraURL(d))), el('td', {}, who ? `${who.badge} ${who.name}` : '—'), el('td', {}, action));
+  }));
+  document.querySelector('#incidents').replaceChildren(...incidents.map((i) => el('tr', {}, el('td', {}, i.number), el('td', {}, i.type), el('td', {}, i.address), el('td', {}, new Date(i.opened_at).toLocaleString()))));
+  document.querySelector('#users').replaceChildren(...users.map((u) => el('tr', {}, el('td', {}, u.login), el('td', {}, t('role.' + u.role)), el('td', {}, u.unit))));
+}
+
+form('add-device', '/api/devices');
+form('add-officer', '/api/officers');
+form('add-incident', '/api/incidents');
+form('add-user', '/api/users');
+await load();

@@ -1,0 +1,22 @@
+import { api, loadLocale, setCSRF, t, lang } from './app.js';
+
+await loadLocale();
+const sel = document.querySelector('#lang');
+sel.value = lang();
+sel.onchange = () => { localStorage.setItem('bwc.lang', sel.value); location.reload(); };
+
+const homes = { supervisor: '/wall', admin: '/admin' };
+document.querySelector('#login').onsubmit = async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const err = document.querySelector('#error');
+  err.textContent = '';
+  try {
+    const res = await api('POST', '/api/login', { login: f.get('login'), password: f.get('password') });
+    setCSRF(res.csrf_token);
+    const next = new URLSearchParams(location.search).get('next');
+    location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : (homes[res.user.role] || '/account');
+  } catch (e) {
+    err.textContent = e.status === 429 ? t('login.locked') : t('login.failed');
+  }
+};
