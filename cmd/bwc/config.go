@@ -31,6 +31,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	SessionTTL      time.Duration
 	CookieSecure    bool
+	SigningKey      string
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -48,6 +49,7 @@ func defaultConfig() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		SessionTTL:      12 * time.Hour,
+		SigningKey:      "/var/lib/bwc/signing-key.pem",
 	}
 }
 
@@ -69,6 +71,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
+	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
 }
 
 // envName is the environment variable of a flag: -http-addr is BWC_HTTP_ADDR.
@@ -140,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("config shutdown-timeout: must be positive")
+	}
+	if c.SigningKey == "" {
+		return errors.New("config signing-key: required")
 	}
 	if c.SessionTTL < time.Minute {
 		return errors.New("config session-ttl: at least 1m")

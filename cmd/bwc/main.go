@@ -5,7 +5,8 @@
 //	bwc migrate    apply the database schema
 //	bwc seed-demo  create the demo officer, camera, incident and accounts
 //	bwc useradd    create an account (password on standard input)
-//	bwc verify     check stored evidence and the audit trail
+//	bwc verify     check stored evidence, the audit trail, or an evidence package offline
+//	bwc export-key print the public key that evidence packages are signed with
 package main
 
 import (
@@ -27,7 +28,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -53,7 +54,9 @@ func run(ctx context.Context, args []string) error {
 		return useradd(ctx, rest, os.Stdin)
 	case "verify":
 		return verify(ctx, rest, os.Stdout)
+	case "export-key":
+		return exportKey(rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd or verify", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify or export-key", cmd)
 	}
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -17,14 +19,19 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bwc verify", flag.ContinueOnError)
 	cfg.register(fs)
 	audit := fs.Bool("audit", false, "verify the audit trail's hash chain")
+	pkg := fs.String("package", "", "verify an evidence package (zip) offline")
+	pubKey := fs.String("public-key", "", "with -package: the platform's public key (PEM, from bwc export-key)")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	if *pkg != "" {
+		return verifyPackage(*pkg, *pubKey, out)
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if !*audit {
-		return fmt.Errorf("bwc verify: say what to verify: -audit")
+		return fmt.Errorf("bwc verify: say what to verify: -audit, or -package FILE -public-key KEY")
 	}
 	db, err := index.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -43,4 +50,59 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "OK audit trail: %d events, chain intact\n", n)
 	return nil
+}
+
+// verifyPackage checks an evidence package with nothing but the package and
+// the platform's public key: no database, no object store.
+func verifyPackage(path, pubKeyPath string, out io.Writer) error {
+	if pubKeyPath == "" {
+		return fmt.Errorf("bwc verify -package: -public-key is required (the platform's key, from bwc export-key)")
+	}
+	raw, err := os.ReadFile(pubKeyPath)
+	if err != nil {
+		return fmt.Errorf("public key: %w", err)
+	}
+	pub, err := export.ParsePublicKey(raw)
+	if err != nil {
+		return fmt.Errorf("public key %s: %w", pubKeyPath, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	rep, err := export.Verify(f, st.Size(), pub)
+	if err != nil {
+		return fmt.Errorf("package %s: %w", path, err)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(out, "FAIL", p)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("package %s does NOT verify: %d problem(s)", path, len(rep.Problems))
+	}
+	fmt.Fprintf(out, "OK package %s (export %s by %s at %s): signature valid, %d files match the manifest\n",
+		path, rep.Manifest.ID, rep.Manifest.CreatedBy, rep.Manifest.CreatedAt.Format("2006-01-02T15:04:05Z"), rep.Checked)
+	return nil
+}
+
+// exportKey prints the public half of the platform's signing key (creating
+// the key if it does not exist yet), for prosecutors to verify packages.
+func exportKey(args []string, out io.Writer) error {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("bwc export-key", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		return err
+	}
+	key, err := export.LoadOrCreateKey(cfg.SigningKey)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(export.PublicKeyPEM(key.Public().(ed25519.PublicKey)))
+	return err
 }
