@@ -48,6 +48,10 @@ func Open(cfg Config) (*Store, error) {
 		// the platform retries on its own terms (the archive's uploader
 		// backs off); a few quick retries here, not minio-go's ten.
 		MaxRetries: 3,
+		// lets PUTs carry an x-amz-checksum-sha256 header, which the
+		// server verifies against the body (the archive sends each
+		// segment's SHA-256 this way).
+		TrailingHeaders: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store client for %s: %w", cfg.Endpoint, err)

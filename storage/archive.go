@@ -1,0 +1,291 @@
+// Package storage is the platform's archive: every live recording becomes
+// SHA-256-chained fragmented-MP4 segments in the evidence bucket (MinIO,
+// object lock) with an index in PostgreSQL, and nothing is lost when either
+// is down or the process crashes.
+//
+// Pipeline, per recording: media.Stream reader (large ring, drop alarm) ->
+// segmenter (fMP4, ~1 s fragments, segments cut at keyframes) -> spool
+// (each fragment fsynced on local disk, a sealed segment's metadata with its
+// SHA-256 and chain value) -> uploader (PutObject with the SHA-256 as S3
+// checksum, retention and legal hold; then the index row; then removal from
+// the spool), with exponential backoff while MinIO or PostgreSQL is down.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/segmenter"
+	"github.com/bwcplatform/bwc/storage/internal/spool"
+)
+
+// ErrSpoolAlarm: the spool holds more than the configured alarm size
+// (uploads are failing or falling behind).
+var ErrSpoolAlarm = errors.New("archive spool above alarm size")
+
+// ErrObjectConflict: an object already stored under a segment's key has
+// other contents. The archive never overwrites evidence.
+var ErrObjectConflict = errors.New("object exists with other contents")
+
+// Config of the archive.
+type Config struct {
+	SpoolDir         string        // local durable staging area
+	SegmentDuration  time.Duration // target segment length (cut at the next keyframe)
+	FragmentDuration time.Duration // fragment length: the most a crash loses
+	Retention        time.Duration // S3 object-lock retention (GOVERNANCE) of every object
+	SpoolAlarmBytes  int64         // spool size above which Check fails
+	UploadWorkers    int           // recordings uploaded in parallel
+	RingFrames       int           // per-recording reader ring, in frames
+	BackoffMin       time.Duration // first retry delay after a failed upload
+	BackoffMax       time.Duration // cap of the exponential backoff
+	ScanInterval     time.Duration // spool rescan period (uploads are also kicked on each seal)
+}
+
+// Defaults.
+const (
+	DefaultSpoolDir         = "/var/tmp/bwc/spool"
+	DefaultSegmentDuration  = 4 * time.Second
+	DefaultFragmentDuration = time.Second
+	DefaultRetention        = 183 * 24 * time.Hour
+	DefaultSpoolAlarmBytes  = 10 << 30
+	DefaultUploadWorkers    = 4
+	DefaultRingFrames       = 4096 // about 50 s of 30 fps video with audio
+)
+
+func (c *Config) defaults() {
+	if c.SpoolDir == "" {
+		c.SpoolDir = DefaultSpoolDir
+	}
+	if c.SegmentDuration <= 0 {
+		c.SegmentDuration = DefaultSegmentDuration
+	}
+	if c.FragmentDuration <= 0 {
+		c.FragmentDuration = DefaultFragmentDuration
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.SpoolAlarmBytes <= 0 {
+		c.SpoolAlarmBytes = DefaultSpoolAlarmBytes
+	}
+	if c.UploadWorkers <= 0 {
+		c.UploadWorkers = DefaultUploadWorkers
+	}
+	if c.RingFrames <= 0 {
+		c.RingFrames = DefaultRingFrames
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 500 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.ScanInterval <= 0 {
+		c.ScanInterval = time.Second
+	}
+}
+
+// Archive records live streams into the evidence store.
+type Archive struct {
+	cfg   Config
+	db    *index.DB
+	blobs *blob.Store
+	log   *slog.Logger
+	m     *metrics
+
+	ctx    context.Context // ends the recorders on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+
+	spoolBytes atomic.Int64
+	alarm      atomic.Bool
+
+	recovered []spool.Recovered
+	closeOnce sync.Once
+}
+
+// New recovers the spool left by a previous run (sealing segments that
+// were being written from their durable fragments) and prepares the
+// archive; uploads start with Run.
+func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, log *slog.Logger) (*Archive, error) {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := spool.Recover(cfg.SpoolDir)
+	for _, r := range rec {
+		if len(r.Sealed) > 0 {
+			log.Warn("archive: recovered segments after an unclean stop", "recording", r.Recording,
+				"segments", r.Sealed, "fragments", r.Fragments, "torn_bytes_dropped", r.Truncated)
+			m.recovered.Add(float64(len(r.Sealed)))
+		}
+	}
+	if err != nil {
+		// what could be recovered was; the rest stays on disk for an operator
+		log.Error("archive: spool recovery", "err", err)
+	}
+	if _, err := os.Stat(cfg.SpoolDir); err != nil {
+		return nil, fmt.Errorf("archive spool %s: %w", cfg.SpoolDir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m, ctx: ctx, cancel: cancel,
+		kick: make(chan struct{}, 1), recovered: rec}
+	a.spoolBytes.Store(a.measureSpool())
+	return a, nil
+}
+
+// Recovered reports what New recovered from the spool.
+func (a *Archive) Recovered() []spool.Recovered { return a.recovered }
+
+// Attach subscribes to a new recording at once (before its first frame)
+// and archives it on its own goroutine until the stream ends or the archive
+// closes. The reader's ring is large; an overflow (which loses frames) is
+// an alarm: logged and counted.
+func (a *Archive) Attach(s *media.Stream) {
+	info := s.Info()
+	log := a.log.With("recording", info.RecordingID, "device", info.DeviceSerial)
+	start := info.StartedAt
+	if start.IsZero() {
+		start = time.Now()
+	}
+	info.StartedAt = start
+	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start.UTC()}, a.kickUploader)
+	if err != nil {
+		a.m.errors.WithLabelValues("spool").Inc()
+		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
+		return
+	}
+	var lost atomic.Int64
+	r := s.Subscribe(media.ReaderOptions{Name: "archive", Size: a.cfg.RingFrames, OnDrop: func(n int) {
+		lost.Add(int64(n))
+		a.m.dropped.Add(float64(n))
+	}})
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer r.Close()
+		a.m.recordings.Inc()
+		defer a.m.recordings.Dec()
+		a.record(info, w, r, &lost, log)
+	}()
+}
+
+func (a *Archive) record(info media.Info, w *spool.Writer, r *media.Reader, lost *atomic.Int64, log *slog.Logger) {
+	seg := segmenter.New(segmenter.Config{Target: a.cfg.SegmentDuration, Fragment: a.cfg.FragmentDuration, Start: info.StartedAt},
+		&measured{Sink: w, a: a}, info.Tracks)
+	var reported int64
+	for {
+		f, err := r.Read(a.ctx)
+		if n := lost.Load(); n != reported {
+			log.Error("archive: reader fell behind, frames lost", "lost_total", n)
+			reported = n
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+				log.Error("archive: read", "err", err)
+			}
+			break
+		}
+		if err := seg.Write(f); err != nil {
+			a.m.errors.WithLabelValues("spool").Inc()
+			log.Error("archive: cannot write segment: recording stops being archived", "err", err)
+			w.Abort()
+			return
+		}
+	}
+	if err := seg.Close(); err != nil {
+		a.m.errors.WithLabelValues("spool").Inc()
+		log.Error("archive: seal last segment", "err", err)
+	}
+	if st := seg.Stats(); st.LeadingDropped > 0 || st.Unsupported > 0 {
+		log.Warn("archive: frames not archived", "before_first_keyframe", st.LeadingDropped, "unsupported_codec", st.Unsupported)
+	}
+	if err := w.End(); err != nil {
+		log.Error("archive: mark recording ended in spool", "err", err)
+	}
+	a.kickUploader()
+}
+
+// measured counts spool growth as segments are written.
+type measured struct {
+	segmenter.Sink
+	a *Archive
+}
+
+func (m *measured) Init(n int, data []byte) error {
+	m.a.spoolBytes.Add(int64(len(data)))
+	return m.Sink.Init(n, data)
+}
+
+func (m *measured) Fragment(data []byte, end segmenter.End) error {
+	m.a.spoolBytes.Add(int64(len(data)))
+	m.a.m.bytesIn.Add(float64(len(data)))
+	return m.Sink.Fragment(data, end)
+}
+
+func (m *measured) Seal(end segmenter.End) error {
+	m.a.m.sealed.Inc()
+	return m.Sink.Seal(end)
+}
+
+func (a *Archive) kickUploader() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Check fails while the spool holds more than the alarm size, naming it.
+func (a *Archive) Check(ctx context.Context) error {
+	if n := a.spoolBytes.Load(); n > a.cfg.SpoolAlarmBytes {
+		return fmt.Errorf("%w: %s holds %d bytes (alarm at %d): uploads to MinIO/PostgreSQL are failing or behind",
+			ErrSpoolAlarm, a.cfg.SpoolDir, n, a.cfg.SpoolAlarmBytes)
+	}
+	return nil
+}
+
+// SpoolBytes is the current size of the spool.
+func (a *Archive) SpoolBytes() int64 { return a.spoolBytes.Load() }
+
+// Close stops the recorders, sealing each open segment, and waits for them.
+func (a *Archive) Close() error {
+	a.closeOnce.Do(func() {
+		a.cancel()
+		a.wg.Wait()
+	})
+	return nil
+}
+
+func (a *Archive) measureSpool() int64 {
+	var n int64
+	_ = filepath.WalkDir(a.cfg.SpoolDir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

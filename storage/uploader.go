@@ -1,0 +1,392 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/spool"
+)
+
+type uploadDone struct {
+	dir string
+	err error
+}
+
+// Run uploads the spool until ctx ends: each recording's directory is
+// handled by one worker at a time, init segments first, then media segments
+// in sequence order. A failing directory is retried with exponential
+// backoff (BackoffMin doubling up to BackoffMax).
+func (a *Archive) Run(ctx context.Context) error {
+	work := make(chan string)
+	done := make(chan uploadDone, a.cfg.UploadWorkers)
+	workersDone := make(chan struct{})
+	go func() {
+		defer close(workersDone)
+		var wg = make(chan struct{}, a.cfg.UploadWorkers)
+		for range a.cfg.UploadWorkers {
+			wg <- struct{}{}
+			go func() {
+				defer func() { <-wg }()
+				for dir := range work {
+					done <- uploadDone{dir: dir, err: a.uploadDir(ctx, dir)}
+				}
+			}()
+		}
+		for range a.cfg.UploadWorkers {
+			wg <- struct{}{}
+		}
+	}()
+	busy := map[string]bool{}
+	retryAt := map[string]time.Time{}
+	backoff := map[string]time.Duration{}
+	tick := time.NewTicker(a.cfg.ScanInterval)
+	defer tick.Stop()
+	for {
+		a.dispatch(work, busy, retryAt)
+		select {
+		case <-ctx.Done():
+			close(work)
+			for {
+				select {
+				case <-done:
+				case <-workersDone:
+					return nil
+				}
+			}
+		case <-tick.C:
+		case <-a.kick:
+		case d := <-done:
+			delete(busy, d.dir)
+			if d.err != nil {
+				b := min(max(backoff[d.dir]*2, a.cfg.BackoffMin), a.cfg.BackoffMax)
+				backoff[d.dir], retryAt[d.dir] = b, time.Now().Add(b)
+				a.m.errors.WithLabelValues("upload").Inc()
+				if ctx.Err() == nil {
+					a.log.Warn("archive: upload failed, retrying", "recording", filepath.Base(d.dir), "retry_in", b, "err", d.err)
+				}
+			} else {
+				delete(backoff, d.dir)
+				delete(retryAt, d.dir)
+			}
+		}
+	}
+}
+
+// dispatch measures the spool, raises or clears the alarm and hands ready
+// recording directories to idle workers.
+func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time) {
+	n := a.measureSpool()
+	a.spoolBytes.Store(n)
+	a.m.spoolBytes.Set(float64(n))
+	over := n > a.cfg.SpoolAlarmBytes
+	if over != a.alarm.Swap(over) {
+		if over {
+			a.m.alarm.Set(1)
+			a.log.Error("archive: spool above alarm size: uploads are failing or behind", "spool", a.cfg.SpoolDir, "bytes", n, "alarm_bytes", a.cfg.SpoolAlarmBytes)
+		} else {
+			a.m.alarm.Set(0)
+			a.log.Info("archive: spool back under alarm size", "bytes", n)
+		}
+	}
+	ents, err := os.ReadDir(a.cfg.SpoolDir)
+	if err != nil {
+		a.log.Error("archive: read spool", "err", err)
+		return
+	}
+	now := time.Now()
+	for _, e := range ents {
+		dir := filepath.Join(a.cfg.SpoolDir, e.Name())
+		if _, err := uuid.Parse(e.Name()); err != nil || !e.IsDir() || busy[dir] || now.Before(retryAt[dir]) || !ready(dir) {
+			continue
+		}
+		select {
+		case work <- dir:
+			busy[dir] = true
+		default:
+			return // every worker busy
+		}
+	}
+}
+
+// ready reports whether a recording directory has something to upload or
+// can be removed.
+func ready(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	ended, other := false, false
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case n == "ended":
+			ended = true
+		case n == "rec.json" || n == "state.json":
+		case strings.HasSuffix(n, ".json") && !strings.HasSuffix(n, ".open.json"):
+			return true
+		default:
+			other = true
+		}
+	}
+	return ended && !other
+}
+
+// uploadDir uploads everything sealed in one recording's directory, in
+// order, and removes the directory when the recording has ended and nothing
+// is left.
+func (a *Archive) uploadDir(ctx context.Context, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var inits []int
+	var segs []uint64
+	ended := false
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case n == "ended":
+			ended = true
+		case strings.HasPrefix(n, "init-") && strings.HasSuffix(n, ".json"):
+			if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "init-"), ".json")); err == nil {
+				inits = append(inits, i)
+			}
+		case strings.HasSuffix(n, ".json") && !strings.HasSuffix(n, ".open.json") && n != "rec.json" && n != "state.json":
+			if s, err := strconv.ParseUint(strings.TrimSuffix(n, ".json"), 10, 64); err == nil {
+				segs = append(segs, s)
+			}
+		}
+	}
+	sort.Ints(inits)
+	sort.Slice(segs, func(i, j int) bool { return segs[i] < segs[j] })
+	for _, n := range inits {
+		if err := a.uploadInit(ctx, dir, n); err != nil {
+			return err
+		}
+	}
+	for _, s := range segs {
+		if err := a.uploadSegment(ctx, dir, s); err != nil {
+			return err
+		}
+	}
+	if ended && ready(dir) {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		return spool.SyncDir(a.cfg.SpoolDir)
+	}
+	return nil
+}
+
+func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
+	base := filepath.Join(dir, fmt.Sprintf("init-%d", n))
+	mb, err := os.ReadFile(base + ".json")
+	if err != nil {
+		return err
+	}
+	m, err := spool.ParseInitMeta(mb)
+	if err != nil {
+		return fmt.Errorf("%s.json: %w", base, err)
+	}
+	data, err := readChecked(base+".mp4", m.SHA256)
+	if err != nil {
+		return err
+	}
+	held, err := a.db.Held(ctx, m.Recording)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{"Bwc-Recording": m.Recording.String(), "Bwc-Init": strconv.Itoa(m.N)}
+	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
+		return fmt.Errorf("archive init segment %d of %s: %w", n, m.Recording, err)
+	}
+	if err := a.db.PutInitSegment(ctx, index.InitSegment{RecordingID: m.Recording, N: m.N, Key: m.Key, SHA256: m.SHA256, Size: m.Size}); err != nil {
+		return err
+	}
+	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
+		return err
+	}
+	a.m.uploaded.WithLabelValues("init").Inc()
+	return a.unspool(dir, base+".json", base+".mp4")
+}
+
+func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) error {
+	base := filepath.Join(dir, fmt.Sprintf("%06d", seq))
+	mb, err := os.ReadFile(base + ".json")
+	if err != nil {
+		return err
+	}
+	m, err := spool.ParseSegMeta(mb)
+	if err != nil {
+		return fmt.Errorf("%s.json: %w", base, err)
+	}
+	data, err := readChecked(base+".m4s", m.SHA256)
+	if err != nil {
+		return err
+	}
+	held, err := a.db.Held(ctx, m.Recording)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{
+		"Bwc-Recording":  m.Recording.String(),
+		"Bwc-Seq":        strconv.FormatUint(m.Seq, 10),
+		"Bwc-Chain":      hex.EncodeToString(m.Chain),
+		"Bwc-Prev-Chain": hex.EncodeToString(m.PrevChain),
+	}
+	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
+		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.Recording, err)
+	}
+	err = a.db.PutSegment(ctx, index.Segment{RecordingID: m.Recording, Seq: int64(m.Seq), InitN: m.Init, Key: m.Key,
+		SHA256: m.SHA256, PrevChain: m.PrevChain, Chain: m.Chain, Size: m.Size, StartedAt: m.Start, EndedAt: m.End,
+		StartDTS: m.StartDTS, EndDTS: m.EndDTS, Gap: m.Gap, Recovered: m.Recovered, SealedAt: m.SealedAt})
+	if err != nil {
+		return err
+	}
+	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
+		return err
+	}
+	a.m.uploaded.WithLabelValues("segment").Inc()
+	a.m.lag.Observe(time.Since(m.SealedAt).Seconds())
+	return a.unspool(dir, base+".json", base+".m4s")
+}
+
+// holdAfterIndex closes the race with Hold: a hold placed after the object
+// went up without one but before its row existed is applied here.
+func (a *Archive) holdAfterIndex(ctx context.Context, rec uuid.UUID, key string, heldBefore bool) error {
+	if heldBefore {
+		return nil
+	}
+	held, err := a.db.Held(ctx, rec)
+	if err != nil || !held {
+		return err
+	}
+	return a.setLegalHold(ctx, key, true)
+}
+
+// unspool removes uploaded files: the metadata first, so that a crash in
+// between leaves data without metadata, which nothing uploads twice.
+func (a *Archive) unspool(dir string, meta, data string) error {
+	var n int64
+	if fi, err := os.Stat(data); err == nil {
+		n = fi.Size()
+	}
+	if err := os.Remove(meta); err != nil {
+		return err
+	}
+	if err := os.Remove(data); err != nil {
+		return err
+	}
+	a.spoolBytes.Add(-n)
+	return spool.SyncDir(dir)
+}
+
+func readChecked(path string, sum []byte) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if got := sha256.Sum256(data); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("spool file %s does not match its recorded SHA-256 (local disk corruption?)", path)
+	}
+	return data, nil
+}
+
+// putObject stores an object once: with its SHA-256 as the S3 checksum
+// (the server verifies the body against it), GOVERNANCE retention and, when
+// the recording is held, a legal hold. An object already there with the
+// same SHA-256 (a retry after a crash) is success; with another one it is
+// ErrObjectConflict and nothing is written.
+func (a *Archive) putObject(ctx context.Context, key string, data, sum []byte, meta map[string]string, held bool, ctype string) error {
+	c, bucket := a.blobs.Client(), a.blobs.Bucket()
+	st, err := c.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err == nil {
+		same, err := a.sameContents(ctx, key, st, sum)
+		if err != nil {
+			return err
+		}
+		if !same {
+			return fmt.Errorf("%w: %s", ErrObjectConflict, key)
+		}
+		if held {
+			return a.setLegalHold(ctx, key, true)
+		}
+		return nil
+	}
+	if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "NoSuchVersion" {
+		return fmt.Errorf("stat %s: %w", key, err)
+	}
+	um := map[string]string{"x-amz-checksum-sha256": base64.StdEncoding.EncodeToString(sum)}
+	for k, v := range meta {
+		um[k] = v
+	}
+	opts := minio.PutObjectOptions{
+		ContentType:      ctype,
+		UserMetadata:     um,
+		Mode:             minio.Governance,
+		RetainUntilDate:  time.Now().Add(a.cfg.Retention).UTC(),
+		DisableMultipart: true,
+	}
+	if held {
+		opts.LegalHold = minio.LegalHoldEnabled
+	}
+	if _, err := c.PutObject(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (a *Archive) sameContents(ctx context.Context, key string, st minio.ObjectInfo, sum []byte) (bool, error) {
+	if st.ChecksumSHA256 != "" {
+		return st.ChecksumSHA256 == base64.StdEncoding.EncodeToString(sum), nil
+	}
+	got, err := a.objectSHA(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(got, sum), nil
+}
+
+// objectSHA downloads an object and hashes it.
+func (a *Archive) objectSHA(ctx context.Context, key string) ([]byte, error) {
+	return objectSHA(ctx, a.blobs.Client(), a.blobs.Bucket(), key)
+}
+
+func objectSHA(ctx context.Context, c *minio.Client, bucket, key string) ([]byte, error) {
+	o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, o); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+func (a *Archive) setLegalHold(ctx context.Context, key string, on bool) error {
+	s := minio.LegalHoldDisabled
+	if on {
+		s = minio.LegalHoldEnabled
+	}
+	if err := a.blobs.Client().PutObjectLegalHold(ctx, a.blobs.Bucket(), key, minio.PutObjectLegalHoldOptions{Status: &s}); err != nil {
+		return fmt.Errorf("legal hold %s on %s: %w", s, key, err)
+	}
+	return nil
+}
