@@ -1,0 +1,428 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// recording is a live recording: one device's stream, continued across
+// reconnects within the grace window.
+type recording struct {
+	id        uuid.UUID
+	dev       index.Device
+	stream    *media.Stream
+	startedAt time.Time
+
+	// guarded by Server.mu
+	pub        *publisher // nil while waiting for the camera to come back
+	status     string
+	graceUntil time.Time
+	remote     string
+	reconnects int
+	indexed    bool // the recording's row exists
+	officer    *Officer
+	incidents  []Incident
+	tracks     []*media.Track
+	kbps       float64
+	loss       float64
+	lastBytes  uint64
+	lastRTP    uint64
+	lastLost   uint64
+
+	// guarded by writeMu: the frame path
+	writeMu     sync.Mutex
+	lastPTS     time.Duration
+	lastWall    time.Time
+	frames      uint64
+	clockOffset time.Duration
+	clockKnown  bool
+	rtpRecv     uint64 // RTP packets received
+	rtpLost     uint64 // RTP packets missing (sequence-number holes)
+}
+
+// Officer identifies the officer a live recording is bound to.
+type Officer struct {
+	ID    uuid.UUID `json:"id"`
+	Name  string    `json:"name"`
+	Badge string    `json:"badge"`
+}
+
+// Incident is an incident a live recording is linked to.
+type Incident struct {
+	ID     uuid.UUID `json:"id"`
+	Number string    `json:"number"`
+	Method string    `json:"method"`
+}
+
+// Live describes a live recording for the supervisors' wall.
+type Live struct {
+	RecordingID   uuid.UUID  `json:"recording_id"`
+	Device        string     `json:"device"`
+	Officer       *Officer   `json:"officer"`
+	Unbound       bool       `json:"unbound"` // recorded without a check-out
+	Indexed       bool       `json:"indexed"` // false while the database is catching up
+	Incidents     []Incident `json:"incidents"`
+	StartedAt     time.Time  `json:"started_at"`
+	Status        string     `json:"status"` // live or reconnecting
+	Reconnects    int        `json:"reconnects"`
+	RemoteAddr    string     `json:"remote_addr"`
+	BitrateKbps   float64    `json:"bitrate_kbps"`
+	PacketLoss    float64    `json:"packet_loss"` // fraction of RTP packets lost over the last second
+	VideoCodec    string     `json:"video_codec"`
+	Width         int        `json:"width"`
+	Height        int        `json:"height"`
+	AudioCodec    string     `json:"audio_codec"`
+	ClockOffsetMS *float64   `json:"clock_offset_ms"`
+}
+
+// Live lists the live recordings, oldest first.
+func (s *Server) Live() []Live {
+	s.mu.Lock()
+	recs := make([]*recording, 0, len(s.byID))
+	for _, r := range s.byID {
+		recs = append(recs, r)
+	}
+	out := make([]Live, 0, len(recs))
+	for _, r := range recs {
+		l := Live{RecordingID: r.id, Device: r.dev.Serial, Officer: r.officer, Unbound: r.indexed && r.officer == nil,
+			Indexed: r.indexed, Incidents: slices.Clone(r.incidents), StartedAt: r.startedAt, Status: r.status,
+			Reconnects: r.reconnects, RemoteAddr: r.remote, BitrateKbps: r.kbps, PacketLoss: r.loss}
+		for _, t := range r.tracks {
+			if t.Kind == media.Video && l.VideoCodec == "" {
+				l.VideoCodec, l.Width, l.Height = string(t.Codec), t.Width, t.Height
+			} else if t.Kind == media.Audio && l.AudioCodec == "" {
+				l.AudioCodec = string(t.Codec)
+			}
+		}
+		out = append(out, l)
+	}
+	s.mu.Unlock()
+	for i, r := range recs {
+		r.writeMu.Lock()
+		if r.clockKnown {
+			ms := float64(r.clockOffset) / float64(time.Millisecond)
+			out[i].ClockOffsetMS = &ms
+		}
+		r.writeMu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Live) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out
+}
+
+// attach makes a publishing session the source of its device's recording:
+// a new recording, or the one waiting in its grace window, or the one of a
+// session that is still open but silent (a half-open TCP connection after
+// the camera changed cell), which is closed at once.
+func (s *Server) attach(p *publisher) error {
+	now := s.now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("server closing")
+	}
+	r := s.byDevice[p.dev.Serial]
+	var replaced *publisher
+	if r != nil {
+		replaced = r.pub
+		if replaced != nil {
+			r.writeMu.Lock()
+			replaced.detached = true
+			r.writeMu.Unlock()
+		}
+		r.writeMu.Lock()
+		p.gapFrom = r.lastWall
+		if p.gapFrom.IsZero() {
+			p.gapFrom = r.startedAt
+		}
+		for i, t := range p.tracks {
+			for _, prev := range r.tracks {
+				t.dp.Adopt(prev)
+			}
+			p.tracks[i].last = t.dp.Track()
+		}
+		r.writeMu.Unlock()
+		r.pub, r.status, r.remote = p, index.RecordingLive, p.remote
+		r.reconnects++
+		r.tracks = p.currentTracks()
+		r.stream.SetTracks(r.tracks)
+		p.rec = r
+		s.notifyLocked()
+		s.mu.Unlock()
+		if replaced != nil {
+			replaced.sess.Close()
+			s.log.Warn("camera published again while its old session was open: old session closed",
+				"device", p.dev.Serial, "recording", r.id, "remote", p.remote)
+		} else {
+			s.log.Info("camera reconnected: recording continues", "device", p.dev.Serial, "recording", r.id,
+				"remote", p.remote, "gap", now.Sub(p.gapFrom).Round(time.Millisecond))
+		}
+		s.met.reconnects.Inc()
+		s.met.publishes.Inc()
+		id, remote := r.id, p.remote
+		s.writes.enqueue("status of "+id.String(), func(ctx context.Context) error {
+			return s.db.SetRecordingStatus(ctx, id, index.RecordingLive, remote)
+		})
+		return nil
+	}
+	r = &recording{id: uuid.Must(uuid.NewV7()), dev: p.dev, startedAt: now.UTC().Truncate(time.Microsecond),
+		pub: p, status: index.RecordingLive, remote: p.remote, tracks: p.currentTracks()}
+	r.stream = media.NewStream(media.Info{RecordingID: r.id, DeviceID: p.dev.ID, DeviceSerial: p.dev.Serial,
+		StartedAt: r.startedAt, Tracks: r.tracks})
+	p.rec = r
+	s.byDevice[p.dev.Serial] = r
+	s.byID[r.id] = r
+	hooks := slices.Clone(s.onStream)
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	s.met.publishes.Inc()
+	s.met.live.Inc()
+	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote)
+	for _, h := range hooks {
+		h(r.stream)
+	}
+	s.writes.enqueue("create recording "+r.id.String(), func(ctx context.Context) error { return s.create(ctx, r) })
+	return nil
+}
+
+// create writes a new recording's row, bound to the officer who had the
+// device checked out when it started, and links it to their incidents.
+func (s *Server) create(ctx context.Context, r *recording) error {
+	var officer *uuid.UUID
+	co, err := s.db.WearerAt(ctx, r.dev.ID, r.startedAt)
+	switch {
+	case err == nil:
+		officer = &co.OfficerID
+	case errors.Is(err, index.ErrNotFound):
+		// not checked out: recorded all the same, flagged unbound
+	default:
+		return err
+	}
+	s.mu.Lock()
+	tracks, remote := r.tracks, r.remote
+	s.mu.Unlock()
+	vc, ac, w, h := describe(tracks)
+	_, err = s.db.CreateRecording(ctx, index.Recording{ID: r.id, DeviceID: r.dev.ID, OfficerID: officer, Source: index.SourceRTSP,
+		Status: index.RecordingLive, StartedAt: r.startedAt, VideoCodec: vc, AudioCodec: ac, Width: w, Height: h, RemoteAddr: remote},
+		"device check-out")
+	if err != nil && !errors.Is(err, index.ErrConflict) { // a conflict: written by an earlier try
+		return fmt.Errorf("create recording %s of %s: %w", r.id, r.dev.Serial, err)
+	}
+	return s.refresh(ctx, r)
+}
+
+// refresh reloads a recording's binding and links into the live state,
+// after linking it to any incident the rule now covers.
+func (s *Server) refresh(ctx context.Context, r *recording) error {
+	if _, err := s.db.AutoLink(ctx, r.id, s.cfg.LinkBuffer); err != nil {
+		return err
+	}
+	rec, err := s.db.Recording(ctx, r.id)
+	if err != nil {
+		return err
+	}
+	links, err := s.db.RecordingLinks(ctx, r.id, false)
+	if err != nil {
+		return err
+	}
+	var o *Officer
+	if rec.OfficerID != nil {
+		o = &Officer{ID: *rec.OfficerID, Name: rec.OfficerName, Badge: rec.OfficerBadge}
+		r.stream.SetOfficer(*rec.OfficerID)
+	}
+	inc := make([]Incident, 0, len(links))
+	for _, l := range links {
+		inc = append(inc, Incident{ID: l.IncidentID, Number: l.IncidentNumber, Method: l.Method})
+	}
+	s.mu.Lock()
+	changed := !r.indexed || !officerEq(r.officer, o) || !slices.Equal(r.incidents, inc)
+	r.indexed, r.officer, r.incidents = true, o, inc
+	if changed {
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if changed {
+		log := s.log.With("device", r.dev.Serial, "recording", r.id)
+		if o != nil {
+			log = log.With("officer", o.Badge)
+		}
+		for _, i := range inc {
+			log = log.With("incident", i.Number)
+		}
+		log.Info("recording bound")
+	}
+	return nil
+}
+
+func officerEq(a, b *Officer) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func describe(tracks []*media.Track) (video, audio string, w, h int) {
+	for _, t := range tracks {
+		if t.Kind == media.Video && video == "" {
+			video, w, h = string(t.Codec), t.Width, t.Height
+		}
+		if t.Kind == media.Audio && audio == "" {
+			audio = string(t.Codec)
+		}
+	}
+	return
+}
+
+// Refresh reloads a live recording's officer and incident links (after a
+// supervisor bound or re-linked it). Unknown recordings are ErrNotLive.
+func (s *Server) Refresh(id uuid.UUID) error {
+	s.mu.Lock()
+	r, ok := s.byID[id]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("refresh %s: %w", id, ErrNotLive)
+	}
+	s.writes.enqueue("refresh "+id.String(), func(ctx context.Context) error { return s.refresh(ctx, r) })
+	return nil
+}
+
+// mediaChanged records a change of codec configuration (new resolution).
+func (s *Server) mediaChanged(r *recording, tracks []*media.Track) {
+	s.mu.Lock()
+	r.tracks = tracks
+	s.notifyLocked()
+	s.mu.Unlock()
+	vc, ac, w, h := describe(tracks)
+	s.log.Info("camera changed its video configuration", "device", r.dev.Serial, "recording", r.id, "codec", vc, "width", w, "height", h)
+	s.writes.enqueue("media of "+r.id.String(), func(ctx context.Context) error {
+		return s.db.SetRecordingMedia(ctx, r.id, vc, ac, w, h)
+	})
+}
+
+// detach: a publishing session ended. Its recording waits for the camera
+// for the grace window.
+func (s *Server) detach(p *publisher, cause error) {
+	s.mu.Lock()
+	r := p.rec
+	if r == nil || r.pub != p {
+		s.mu.Unlock()
+		return
+	}
+	r.pub = nil
+	r.status = index.RecordingReconnecting
+	r.graceUntil = s.now().Add(s.cfg.Grace)
+	r.writeMu.Lock()
+	p.detached = true
+	r.writeMu.Unlock()
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.log.Warn("camera disconnected: waiting for it to come back", "device", p.dev.Serial, "recording", r.id,
+		"grace", s.cfg.Grace, "err", cause)
+	s.writes.enqueue("status of "+r.id.String(), func(ctx context.Context) error {
+		return s.db.SetRecordingStatus(ctx, r.id, index.RecordingReconnecting, "")
+	})
+}
+
+// end finishes a recording: its stream closes (the archive seals the last
+// segment) and its row is ended at its last frame.
+func (s *Server) end(r *recording, why string) {
+	s.mu.Lock()
+	if s.byID[r.id] != r {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.byID, r.id)
+	if s.byDevice[r.dev.Serial] == r {
+		delete(s.byDevice, r.dev.Serial)
+	}
+	pub := r.pub
+	r.pub = nil
+	s.notifyLocked()
+	s.mu.Unlock()
+	r.writeMu.Lock()
+	if pub != nil {
+		pub.detached = true
+	}
+	endAt := r.lastWall
+	r.writeMu.Unlock()
+	if pub != nil {
+		pub.sess.Close()
+	}
+	if endAt.IsZero() {
+		endAt = r.startedAt
+	}
+	r.stream.Close()
+	s.met.live.Dec()
+	s.log.Info("recording ended", "device", r.dev.Serial, "recording", r.id, "why", why)
+	s.writes.enqueue("end "+r.id.String(), func(ctx context.Context) error { return s.db.EndRecording(ctx, r.id, endAt) })
+}
+
+// housekeep runs every second: recordings past their grace window end,
+// silent publishers are closed, signal figures are updated.
+func (s *Server) housekeep(now time.Time) {
+	s.mu.Lock()
+	var expired []*recording
+	var silent []*publisher
+	for _, r := range s.byID {
+		if r.pub == nil {
+			if now.After(r.graceUntil) {
+				expired = append(expired, r)
+			}
+			r.kbps, r.loss = 0, 0
+			continue
+		}
+		if last := r.pub.lastPacket.Load(); last != 0 && now.Sub(time.Unix(0, last)) > s.cfg.MediaTimeout {
+			silent = append(silent, r.pub)
+		}
+		_, bytes := r.stream.Stats()
+		r.kbps = float64(bytes-r.lastBytes) * 8 / 1000
+		r.lastBytes = bytes
+		r.writeMu.Lock()
+		got, lost := r.rtpRecv-r.lastRTP, r.rtpLost-r.lastLost
+		r.lastRTP, r.lastLost = r.rtpRecv, r.rtpLost
+		r.writeMu.Unlock()
+		if got+lost > 0 {
+			r.loss = float64(lost) / float64(got+lost)
+		}
+	}
+	if len(s.byID) > 0 {
+		s.notifyLocked() // figures changed
+	}
+	s.mu.Unlock()
+	for _, p := range silent {
+		s.met.timeouts.Inc()
+		s.log.Warn("camera sends no media: closing its session", "device", p.dev.Serial, "recording", p.rec.id, "timeout", s.cfg.MediaTimeout)
+		p.sess.Close()
+	}
+	for _, r := range expired {
+		s.end(r, "camera did not come back within the grace window")
+	}
+}
+
+// relinkLive links live recordings to incidents assigned since they
+// started. Skipped while the database is behind.
+func (s *Server) relinkLive() {
+	if s.writes.pending() > 100 {
+		return
+	}
+	s.mu.Lock()
+	recs := make([]*recording, 0, len(s.byID))
+	for _, r := range s.byID {
+		if r.indexed {
+			recs = append(recs, r)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		s.writes.enqueue("relink "+r.id.String(), func(ctx context.Context) error { return s.refresh(ctx, r) })
+	}
+}

@@ -1,0 +1,298 @@
+// Package ingest takes in live video from body cameras: an RTSP server the
+// cameras publish to (ANNOUNCE/RECORD, TCP-interleaved or UDP), device
+// authentication against each camera's secret, and the hub of live
+// recordings: each publish becomes a recording bound to the officer
+// wearing the camera and to their incidents, continued across 4G drops
+// within a grace window, and fanned out (media.Stream) to the archive and
+// the live relay.
+//
+// The camera never waits for the database: recordings and their changes
+// are written through an ordered, retrying queue, so that a PostgreSQL
+// outage delays the index, never the evidence.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotLive = errors.New("recording is not live")
+)
+
+// Config of the ingest.
+type Config struct {
+	RTSPAddr      string        // TCP address cameras connect to
+	UDPRTPAddr    string        // UDP transport (RTP); empty with UDPRTCPAddr: TCP only
+	UDPRTCPAddr   string        // UDP transport (RTCP)
+	Grace         time.Duration // a camera that comes back within it continues the same recording
+	MediaTimeout  time.Duration // a publisher sending no media for this long is closed
+	LinkBuffer    time.Duration // assignment windows are widened by this on each side
+	LinkInterval  time.Duration // live recordings are re-linked this often (new assignments)
+	MaxClockSkew  time.Duration // a camera clock further off than this is not trusted
+	RingFrames    int           // per-reader ring of the fan-out; 0: media default
+	DevicesReload time.Duration // device secrets cache refresh (auth works while PostgreSQL is down)
+}
+
+// Defaults.
+const (
+	DefaultRTSPAddr      = "127.0.0.1:8554"
+	DefaultGrace         = 30 * time.Second
+	DefaultMediaTimeout  = 10 * time.Second
+	DefaultLinkBuffer    = 5 * time.Minute
+	DefaultLinkInterval  = 15 * time.Second
+	DefaultMaxClockSkew  = 10 * time.Minute
+	DefaultDevicesReload = 30 * time.Second
+)
+
+func (c *Config) defaults() {
+	if c.RTSPAddr == "" {
+		c.RTSPAddr = DefaultRTSPAddr
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.MediaTimeout <= 0 {
+		c.MediaTimeout = DefaultMediaTimeout
+	}
+	if c.LinkBuffer < 0 {
+		c.LinkBuffer = 0
+	} else if c.LinkBuffer == 0 {
+		c.LinkBuffer = DefaultLinkBuffer
+	}
+	if c.LinkInterval <= 0 {
+		c.LinkInterval = DefaultLinkInterval
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.DevicesReload <= 0 {
+		c.DevicesReload = DefaultDevicesReload
+	}
+}
+
+// store is what the ingest needs of the index.
+type store interface {
+	Devices(ctx context.Context) ([]index.Device, error)
+	DeviceBySerial(ctx context.Context, serial string) (index.Device, error)
+	WearerAt(ctx context.Context, deviceID uuid.UUID, at time.Time) (index.Checkout, error)
+	CreateRecording(ctx context.Context, r index.Recording, by string) (index.Recording, error)
+	Recording(ctx context.Context, id uuid.UUID) (index.Recording, error)
+	SetRecordingStatus(ctx context.Context, id uuid.UUID, status, remoteAddr string) error
+	SetRecordingMedia(ctx context.Context, id uuid.UUID, videoCodec, audioCodec string, width, height int) error
+	SetClockOffset(ctx context.Context, id uuid.UUID, offset time.Duration) error
+	AddGap(ctx context.Context, id uuid.UUID, g index.Gap) error
+	EndRecording(ctx context.Context, id uuid.UUID, at time.Time) error
+	EndOrphanRecordings(ctx context.Context, source string) (int64, error)
+	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
+	RecordingLinks(ctx context.Context, recordingID uuid.UUID, history bool) ([]index.IncidentLink, error)
+}
+
+var _ store = (*index.DB)(nil)
+
+// Server is the ingest: the RTSP server and the hub of live recordings.
+type Server struct {
+	cfg Config
+	db  store
+	log *slog.Logger
+	met *metrics
+	now func() time.Time
+
+	rtsp    *gortsplib.Server
+	ln      net.Listener // the RTSP listener, once started
+	handler *rtspHandler
+	writes  *writer
+	devices *deviceCache
+
+	mu       sync.Mutex
+	byDevice map[string]*recording // device serial -> its current recording
+	byID     map[uuid.UUID]*recording
+	onStream []func(*media.Stream)
+	watchers map[chan struct{}]struct{}
+	closed   bool
+}
+
+// New makes the ingest. It does not listen until Run.
+func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, db: db, log: log, met: newMetrics(reg), now: time.Now,
+		byDevice: map[string]*recording{}, byID: map[uuid.UUID]*recording{}, watchers: map[chan struct{}]struct{}{}}
+	s.writes = newWriter(log, s.met, 100000)
+	s.devices = newDeviceCache(db, log)
+	s.handler = &rtspHandler{s: s}
+	s.rtsp = &gortsplib.Server{
+		Handler:        s.handler,
+		RTSPAddress:    cfg.RTSPAddr,
+		UDPRTPAddress:  cfg.UDPRTPAddr,
+		UDPRTCPAddress: cfg.UDPRTCPAddr,
+		ReadTimeout:    2 * cfg.MediaTimeout, // the hub's own check (media, not keep-alives) comes first
+		WriteTimeout:   10 * time.Second,
+		Listen: func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err == nil {
+				s.mu.Lock()
+				s.ln = ln
+				s.mu.Unlock()
+			}
+			return ln, err
+		},
+	}
+	return s, nil
+}
+
+// OnStream registers a function called with every new live recording's
+// stream (the archive attaches there). Register before Run.
+func (s *Server) OnStream(f func(*media.Stream)) {
+	s.mu.Lock()
+	s.onStream = append(s.onStream, f)
+	s.mu.Unlock()
+}
+
+// Start loads the device secrets, ends recordings a crashed process left
+// open and starts listening; it returns once cameras can connect.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.devices.reload(ctx); err != nil {
+		return fmt.Errorf("ingest: load devices: %w", err)
+	}
+	if n, err := s.db.EndOrphanRecordings(ctx, index.SourceRTSP); err != nil {
+		return fmt.Errorf("ingest: end recordings left open: %w", err)
+	} else if n > 0 {
+		s.log.Warn("ended recordings left open by an earlier run", "count", n)
+	}
+	if err := s.rtsp.Start(); err != nil {
+		return fmt.Errorf("ingest: listen on %s: %w", s.cfg.RTSPAddr, err)
+	}
+	s.log.Info("RTSP ingest listening", "addr", s.Addr(), "udp", s.cfg.UDPRTPAddr != "")
+	return nil
+}
+
+// Addr returns the address the RTSP server listens on.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return s.ln.Addr().String()
+	}
+	return s.cfg.RTSPAddr
+}
+
+// Run serves cameras until ctx ends (Start is called first if it was not).
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.ln != nil
+	s.mu.Unlock()
+	if !started {
+		if err := s.Start(ctx); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writes.run(ctx) }()
+	go func() { defer wg.Done(); s.devices.run(ctx, s.cfg.DevicesReload) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastLink := s.now()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-tick.C:
+			now := s.now()
+			s.housekeep(now)
+			if now.Sub(lastLink) >= s.cfg.LinkInterval {
+				lastLink = now
+				s.relinkLive()
+			}
+		}
+	}
+}
+
+// Close disconnects the cameras, ends their recordings and writes what the
+// database still lacks (with a deadline).
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.rtsp.Close()
+	s.mu.Lock()
+	recs := make([]*recording, 0, len(s.byID))
+	for _, r := range s.byID {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		s.end(r, "server shutdown")
+	}
+	s.writes.drain(5 * time.Second)
+}
+
+// Stream returns the fan-out of a live recording.
+func (s *Server) Stream(id uuid.UUID) (*media.Stream, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byID[id]
+	if !ok {
+		return nil, false
+	}
+	return r.stream, true
+}
+
+// Watch returns a channel that receives (coalesced) when the set of live
+// recordings or one's state changes, and a function to stop watching.
+func (s *Server) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.watchers[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.watchers, ch)
+		s.mu.Unlock()
+	}
+}
+
+// notify wakes the watchers. Called with s.mu held or not.
+func (s *Server) notifyLocked() {
+	for ch := range s.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Server) notify() {
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+// Check reports the ingest's health for /readyz: PostgreSQL writes backing up.
+func (s *Server) Check(context.Context) error {
+	if n := s.writes.pending(); n > 1000 {
+		return fmt.Errorf("%d recording updates waiting for the database", n)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	authFailures *prometheus.CounterVec
+	publishes    prometheus.Counter
+	reconnects   prometheus.Counter
+	live         prometheus.Gauge
+	frames       prometheus.Counter
+	bytes        prometheus.Counter
+	dropped      *prometheus.CounterVec
+	timeouts     prometheus.Counter
+	dbQueue      prometheus.Gauge
+	dbRetries    prometheus.Counter
+	dbDropped    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_refused_total",
+			Help: "Publish attempts refused, by reason (bad_credentials, unknown_device, disabled, bad_path, no_video)."}, []string{"reason"}),
+		publishes: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_publishes_total",
+			Help: "Camera sessions that started publishing."}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_reconnects_total",
+			Help: "Publishes that continued a recording (within the grace window, or replacing a half-open session)."}),
+		live: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_ingest_recordings_live",
+			Help: "Recordings live or waiting for their camera to reconnect."}),
+		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_frames_total",
+			Help: "Access units received from cameras."}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_bytes_total",
+			Help: "Access-unit payload bytes received from cameras."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_frames_dropped_total",
+			Help: "Access units that could not be used, by reason (waiting_keyframe, decode)."}, []string{"reason"}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_media_timeouts_total",
+			Help: "Camera sessions closed because no media arrived in time."}),
+		dbQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_ingest_db_queue",
+			Help: "Database writes of the ingest waiting (PostgreSQL slow or down)."}),
+		dbRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_db_retries_total",
+			Help: "Database writes of the ingest retried."}),
+		dbDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_db_dropped_total",
+			Help: "Database writes of the ingest dropped because the queue was full."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.authFailures, m.publishes, m.reconnects, m.live, m.frames, m.bytes, m.dropped,
+			m.timeouts, m.dbQueue, m.dbRetries, m.dbDropped)
+	}
+	return m
+}

@@ -1,0 +1,314 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtp"
+
+	"github.com/bwcplatform/bwc/ingest/internal/depack"
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// PathPrefix is the RTSP path cameras publish to: rtsp://host/live/<serial>.
+const PathPrefix = "live/"
+
+// rtspHandler answers the cameras' RTSP requests (gortsplib calls it).
+type rtspHandler struct {
+	s *Server
+}
+
+var (
+	_ gortsplib.ServerHandlerOnConnOpen     = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnConnClose    = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnAnnounce     = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnSetup        = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnRecord       = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnDescribe     = (*rtspHandler)(nil)
+	_ gortsplib.ServerHandlerOnSessionClose = (*rtspHandler)(nil)
+)
+
+func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	h.s.log.Debug("RTSP connection opened", "remote", ctx.Conn.NetConn().RemoteAddr().String())
+}
+
+func (h *rtspHandler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.s.log.Debug("RTSP connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "err", ctx.Error)
+}
+
+// OnDescribe: the ingest takes video in; it does not serve RTSP playback
+// (supervisors watch over WebRTC, reviewers over HLS).
+func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return &base.Response{StatusCode: base.StatusMethodNotAllowed, Header: base.Header{"Allow": base.HeaderValue{"OPTIONS, ANNOUNCE, SETUP, RECORD, TEARDOWN"}}},
+		nil, nil
+}
+
+// serialOf extracts the device serial from a publish path.
+func serialOf(path string) (string, bool) {
+	path = strings.Trim(path, "/")
+	serial, ok := strings.CutPrefix(path, PathPrefix)
+	if !ok || !index.ValidSerial(serial) {
+		return "", false
+	}
+	return serial, true
+}
+
+// refuse counts and logs a refused publish and returns its response.
+func (h *rtspHandler) refuse(remote, serial, reason string, status base.StatusCode, err error) (*base.Response, error) {
+	h.s.met.authFailures.WithLabelValues(reason).Inc()
+	h.s.log.Warn("publish refused", "device", serial, "remote", remote, "reason", reason, "err", err)
+	return &base.Response{StatusCode: status}, err
+}
+
+func randomSecret() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// OnAnnounce authenticates the camera (digest, user = device serial,
+// password = device secret) and checks what it will send.
+func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	remote := ctx.Conn.NetConn().RemoteAddr().String()
+	serial, ok := serialOf(ctx.Path)
+	if !ok {
+		return h.refuse(remote, "", "bad_path", base.StatusNotFound,
+			fmt.Errorf("path %q is not %s<device serial>", ctx.Path, PathPrefix))
+	}
+	dev, found, err := h.s.devices.lookup(context.Background(), serial)
+	if err != nil {
+		h.s.log.Error("cannot check device: database unreachable and device not cached", "device", serial, "remote", remote, "err", err)
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, fmt.Errorf("device %s: %w", serial, err)
+	}
+	secret := dev.Secret
+	if !found || secret == "" {
+		secret = randomSecret() // an unknown device is challenged like a known one
+	}
+	if !ctx.Conn.VerifyCredentials(ctx.Request, serial, secret) {
+		if _, sent := ctx.Request.Header["Authorization"]; !sent {
+			// the first request of a digest exchange: send the challenge, do not count it
+			return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+		}
+		reason := "bad_credentials"
+		if !found {
+			reason = "unknown_device"
+		}
+		return h.refuse(remote, serial, reason, base.StatusUnauthorized, liberrors.ErrServerAuth{})
+	}
+	if dev.Status != index.DeviceActive {
+		return h.refuse(remote, serial, "disabled", base.StatusForbidden,
+			fmt.Errorf("device %s is %s", serial, dev.Status))
+	}
+	p, err := newPublisher(h.s, ctx.Session, dev, remote, ctx.Description)
+	if err != nil {
+		return h.refuse(remote, serial, "no_video", base.StatusUnsupportedMediaType, err)
+	}
+	ctx.Session.SetUserData(p)
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnSetup accepts the publisher's transports; reading is not served.
+func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if _, ok := ctx.Session.UserData().(*publisher); !ok {
+		return &base.Response{StatusCode: base.StatusMethodNotAllowed}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil, nil
+}
+
+// OnRecord starts (or continues) the device's recording.
+func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	p, ok := ctx.Session.UserData().(*publisher)
+	if !ok {
+		return &base.Response{StatusCode: base.StatusBadRequest}, errors.New("RECORD without ANNOUNCE")
+	}
+	for _, t := range p.tracks {
+		ctx.Session.OnPacketRTP(t.media, t.format, func(pkt *rtp.Packet) { p.onPacket(t, pkt) })
+	}
+	if err := h.s.attach(p); err != nil {
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	if p, ok := ctx.Session.UserData().(*publisher); ok {
+		h.s.detach(p, ctx.Error)
+	}
+}
+
+// publisher is one camera's RTSP session that publishes.
+type publisher struct {
+	s      *Server
+	sess   *gortsplib.ServerSession
+	dev    index.Device
+	remote string
+	tracks []*pubTrack
+
+	lastPacket atomic.Int64 // unix ns of the last RTP packet
+
+	// set by attach; the per-packet state below is guarded by rec.writeMu
+	rec        *recording
+	detached   bool
+	started    bool
+	serverBase time.Time     // wall time of the session's PTS 0
+	ptsBase    time.Duration // the session's PTS 0 on the recording's timeline
+	offset     time.Duration // camera clock minus server clock, applied to Wall
+	offsetSeen bool
+	gapFrom    time.Time // non-zero: the first frames follow a gap that began here
+}
+
+type pubTrack struct {
+	seq     uint16 // last RTP sequence number
+	seqOK   bool
+	media   *description.Media
+	format  format.Format
+	dp      *depack.Track
+	last    *media.Track
+	gapDone bool
+}
+
+// newPublisher picks, in each announced media, the first format the
+// platform takes in. A session without supported video is refused.
+func newPublisher(s *Server, sess *gortsplib.ServerSession, dev index.Device, remote string, desc *description.Session) (*publisher, error) {
+	p := &publisher{s: s, sess: sess, dev: dev, remote: remote}
+	video := false
+	var skipped []string
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			dp, err := depack.New(f, len(p.tracks))
+			if err != nil {
+				skipped = append(skipped, f.Codec())
+				continue
+			}
+			p.tracks = append(p.tracks, &pubTrack{media: m, format: f, dp: dp, last: dp.Track()})
+			video = video || dp.Track().Kind == media.Video
+			break
+		}
+	}
+	if !video {
+		return nil, fmt.Errorf("no supported video track (H.264 or H.265) among %d medias (unsupported: %v)", len(desc.Medias), skipped)
+	}
+	if len(skipped) > 0 {
+		s.log.Warn("camera sends formats that are not recorded", "device", dev.Serial, "formats", skipped)
+	}
+	return p, nil
+}
+
+func (p *publisher) currentTracks() []*media.Track {
+	out := make([]*media.Track, len(p.tracks))
+	for i, t := range p.tracks {
+		out[i] = t.dp.Track()
+	}
+	return out
+}
+
+// ptsDuration converts RTP ticks to a duration without overflow.
+func ptsDuration(v int64, clock int) time.Duration {
+	c := int64(clock)
+	return time.Duration(v/c)*time.Second + time.Duration(v%c)*time.Second/time.Duration(c)
+}
+
+// onPacket runs for every RTP packet, on gortsplib's goroutine: it must
+// never block (the stream's rings and the write queue do not).
+func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
+	now := p.s.now()
+	p.lastPacket.Store(now.UnixNano())
+	v, ok := p.sess.PacketPTS2(t.media, pkt)
+	if !ok {
+		return
+	}
+	d := ptsDuration(v, t.format.ClockRate())
+	r := p.rec
+	if r == nil {
+		return
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if p.detached {
+		return // replaced by a newer session of the same camera
+	}
+	r.rtpRecv++
+	if t.seqOK {
+		if diff := pkt.SequenceNumber - t.seq - 1; diff > 0 && diff < 0x8000 {
+			r.rtpLost += uint64(diff)
+		}
+	}
+	t.seq, t.seqOK = pkt.SequenceNumber, true
+	if !p.started {
+		p.started = true
+		p.serverBase = now.Add(-d)
+		if r.frames > 0 && !p.serverBase.Add(d).After(r.lastWall) {
+			// a camera that sent faster than real time before: stay monotonic
+			p.serverBase = r.lastWall.Add(time.Millisecond - d)
+		}
+		p.ptsBase = p.serverBase.Sub(r.startedAt)
+	}
+	if !p.offsetSeen {
+		if ntp, ok := p.sess.PacketNTP(t.media, pkt); ok {
+			p.offsetSeen = true
+			off := ntp.Sub(p.serverBase.Add(d))
+			r.clockOffset, r.clockKnown = off, true
+			if off.Abs() <= p.s.cfg.MaxClockSkew {
+				p.offset = off
+			} else {
+				p.s.log.Warn("camera clock too far off: using server time", "device", p.dev.Serial, "recording", r.id, "offset", off)
+			}
+			id := r.id
+			p.s.writes.enqueue("clock offset of "+id.String(), func(ctx context.Context) error { return p.s.db.SetClockOffset(ctx, id, off) })
+		}
+	}
+	f, err := t.dp.Decode(pkt, d)
+	switch {
+	case errors.Is(err, depack.ErrWaitingKeyframe):
+		p.s.met.dropped.WithLabelValues("waiting_keyframe").Inc()
+		return
+	case err != nil:
+		p.s.met.dropped.WithLabelValues("decode").Inc()
+		p.s.log.Debug("RTP packet not decoded", "device", p.dev.Serial, "recording", r.id, "err", err)
+		return
+	case f == nil:
+		return
+	}
+	f.Wall = p.serverBase.Add(f.PTS + p.offset)
+	f.PTS += p.ptsBase
+	f.DTS += p.ptsBase
+	if !p.gapFrom.IsZero() && !t.gapDone {
+		t.gapDone = true
+		f.Gap = true
+		if f.Track.Kind == media.Video {
+			from, to, id := p.gapFrom, f.Wall, r.id
+			if to.After(from) {
+				p.s.writes.enqueue("gap of "+id.String(), func(ctx context.Context) error {
+					return p.s.db.AddGap(ctx, id, index.Gap{StartedAt: from, EndedAt: to, Reason: "reconnect"})
+				})
+			}
+		}
+	}
+	if f.Track != t.last {
+		t.last = f.Track
+		r.stream.SetTracks(p.currentTracks())
+		p.s.mediaChanged(r, p.currentTracks())
+	}
+	if f.PTS > r.lastPTS {
+		r.lastPTS = f.PTS
+	}
+	if f.Wall.After(r.lastWall) {
+		r.lastWall = f.Wall
+	}
+	r.frames++
+	p.s.met.frames.Inc()
+	p.s.met.bytes.Add(float64(f.Size()))
+	r.stream.Write(f)
+}
