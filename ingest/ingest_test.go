@@ -447,7 +447,7 @@ type faultyStore struct {
 
 var errDown = errors.New("connection refused (injected)")
 
-func (f *faultyStore) isDown() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.down }
+func (f *faultyStore) isDown() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.down }
 func (f *faultyStore) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
 
 func (f *faultyStore) DeviceBySerial(ctx context.Context, s string) (index.Device, error) {
