@@ -282,6 +282,16 @@ func (s *Server) assign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.domain.Assign(r.Context(), id, officer, in.At)
+	if err == nil && s.recordings != nil {
+		// recordings running (or made within the rule's window) join the incident now
+		links, lerr := s.recordings.AutoLinkOfficer(r.Context(), officer, s.cfg.LinkBuffer)
+		if lerr != nil {
+			s.log.Error("recordings not linked to new assignment", "officer", officer, "incident", id, "err", lerr)
+		}
+		for _, l := range links {
+			s.refreshLive(l.RecordingID)
+		}
+	}
 	s.reply(w, r, http.StatusCreated, a, err)
 }
 

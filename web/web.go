@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	SessionTTL      time.Duration // how long a login lasts (12h when 0)
 	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
 	CameraURL       string        // base URL cameras publish to, e.g. rtsp://host:8554/live (shown to admins)
+	LinkBuffer      time.Duration // incident association rule's widening (5m when 0)
 }
 
 // Options are the parts of the platform the server exposes.
@@ -48,6 +50,14 @@ type Options struct {
 	Checks  []Check
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
+
+	// Recordings is the index of recordings; Domain's database when nil
+	// and Domain is one.
+	Recordings recordingStore
+	// Ingest is the live ingest (nil: no live list).
+	Ingest liveSource
+	// Viewers counts a live recording's viewers (nil: none counted).
+	Viewers func(uuid.UUID) int
 }
 
 // Server is the HTTP server.
@@ -58,14 +68,20 @@ type Server struct {
 	auditor auditLog
 	checks  []Check
 
+	recordings recordingStore
+	ingest     liveSource
+	viewers    func(uuid.UUID) int
+	closing    chan struct{} // closed when the server stops: long-lived responses end
+
 	auditFailures prometheus.Counter
 	log           *slog.Logger
 	ln            net.Listener
 	srv           *http.Server
 	handler       http.Handler
 
-	routeTable []Route
-	closeOnce  sync.Once
+	routeTable  []Route
+	closeOnce   sync.Once
+	streamsOnce sync.Once
 }
 
 // New binds the listening socket (so that a port in use fails at once) and
@@ -83,7 +99,16 @@ func New(o Options) (*Server, error) {
 	if o.Config.SessionTTL == 0 {
 		o.Config.SessionTTL = 12 * time.Hour
 	}
-	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger}
+	if o.Config.LinkBuffer == 0 {
+		o.Config.LinkBuffer = 5 * time.Minute
+	}
+	if o.Recordings == nil {
+		if rs, ok := o.Domain.(recordingStore); ok {
+			o.Recordings = rs
+		}
+	}
+	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
@@ -121,6 +146,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("web: serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.stopStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
@@ -134,6 +160,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Close stops the server at once.
 func (s *Server) Close() error {
 	var err error
+	s.stopStreams()
 	s.closeOnce.Do(func() {
 		err = s.srv.Close()
 		s.ln.Close()
@@ -151,6 +178,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.authRoutes(mux)
 	s.auditRoutes(mux)
 	s.apiRoutes(mux)
+	s.recordingRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)
@@ -228,3 +256,9 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach Flush for server-sent events.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// stopStreams ends long-lived responses (server-sent events), which a
+// graceful shutdown would otherwise wait for.
+func (s *Server) stopStreams() {
+	s.streamsOnce.Do(func() { close(s.closing) })
+}
