@@ -227,11 +227,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close disconnects the cameras, ends their recordings and writes what the
 // database still lacks (with a deadline).
-func (s *Server) Close() {
+func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	s.closed = true
 	s.mu.Unlock()
@@ -246,6 +246,7 @@ func (s *Server) Close() {
 		s.end(r, "server shutdown")
 	}
 	s.writes.drain(5 * time.Second)
+	return nil
 }
 
 // Stream returns the fan-out of a live recording.

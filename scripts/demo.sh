@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
 "$REPO/scripts/services.sh" up
+command -v ffmpeg >/dev/null || apt_install ffmpeg # the simulated camera
 # shellcheck disable=SC1091
 source "$BWC_STATE_DIR/env"
 export BWC_HTTP_ADDR="${BWC_HTTP_ADDR:-127.0.0.1:8080}"
@@ -23,12 +24,26 @@ BWC="$BWC_STATE_DIR/bwc"
 
 "$BWC" serve &
 SERVER=$!
-trap 'kill $SERVER $CAM 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+trap 'kill $CAM $SERVER 2>/dev/null; pkill -f "live/DEMO-CAM-01" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
 	curl -fsS -o /dev/null "http://$BWC_HTTP_ADDR/readyz" && break
 	sleep 0.2
 done
-"$BWC" cam -url "rtsp://$BWC_RTSP_ADDR/live" -device DEMO-CAM-01 -secret demo-camera-secret &
+# the simulated body camera: ffmpeg publishing a test picture with a running
+# clock and a tone (H.264 + G.711, as many body cameras send) over
+# TCP-interleaved RTSP with digest auth; restarted when it drops, like a
+# camera on 4G.
+camera() {
+	while true; do
+		ffmpeg -hide_banner -loglevel error -re \
+			-f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=8000" \
+			-c:v libx264 -preset ultrafast -tune zerolatency -profile:v baseline -pix_fmt yuv420p -g 25 -b:v 800k \
+			-c:a pcm_alaw -ar 8000 -ac 1 \
+			-f rtsp -rtsp_transport tcp "rtsp://DEMO-CAM-01:demo-camera-secret@$BWC_RTSP_ADDR/live/DEMO-CAM-01"
+		sleep 2
+	done
+}
+camera &
 CAM=$!
 
 echo

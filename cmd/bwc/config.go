@@ -32,6 +32,21 @@ type Config struct {
 	SessionTTL      time.Duration
 	CookieSecure    bool
 	SigningKey      string
+
+	// live ingest (RTSP)
+	RTSPAddr        string
+	RTSPUDPRTPAddr  string
+	RTSPUDPRTCPAddr string
+	ReconnectGrace  time.Duration
+	MediaTimeout    time.Duration
+	LinkBuffer      time.Duration
+	CameraHost      string
+
+	// archive
+	SpoolDir        string
+	SegmentDuration time.Duration
+	Retention       time.Duration
+	SpoolAlarmBytes int64
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -50,6 +65,14 @@ func defaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		SessionTTL:      12 * time.Hour,
 		SigningKey:      "/var/lib/bwc/signing-key.pem",
+		RTSPAddr:        "127.0.0.1:8554",
+		ReconnectGrace:  30 * time.Second,
+		MediaTimeout:    10 * time.Second,
+		LinkBuffer:      5 * time.Minute,
+		SpoolDir:        "/var/lib/bwc/spool",
+		SegmentDuration: 4 * time.Second,
+		Retention:       183 * 24 * time.Hour,
+		SpoolAlarmBytes: 10 << 30,
 	}
 }
 
@@ -72,6 +95,19 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
 	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
+
+	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
+	fs.StringVar(&c.RTSPUDPRTPAddr, "rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, "UDP address for RTP from cameras (even port); empty: TCP only")
+	fs.StringVar(&c.RTSPUDPRTCPAddr, "rtsp-udp-rtcp-addr", c.RTSPUDPRTCPAddr, "UDP address for RTCP from cameras (the RTP port + 1)")
+	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", c.ReconnectGrace, "a camera publishing again within this continues its recording")
+	fs.DurationVar(&c.MediaTimeout, "media-timeout", c.MediaTimeout, "a camera sending no media for this long is disconnected")
+	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents")
+	fs.StringVar(&c.CameraHost, "camera-host", c.CameraHost, "host:port cameras use to reach the RTSP server (shown to admins); empty: rtsp-addr")
+
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "local folder where segments are fsynced before upload (keep it on durable disk)")
+	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention (GOVERNANCE) of every archived object")
+	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 }
 
 // envName is the environment variable of a flag: -http-addr is BWC_HTTP_ADDR.
@@ -149,6 +185,37 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute {
 		return errors.New("config session-ttl: at least 1m")
+	}
+	if err := addr("rtsp-addr", c.RTSPAddr, false); err != nil {
+		return err
+	}
+	if err := addr("rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, true); err != nil {
+		return err
+	}
+	if err := addr("rtsp-udp-rtcp-addr", c.RTSPUDPRTCPAddr, true); err != nil {
+		return err
+	}
+	if (c.RTSPUDPRTPAddr == "") != (c.RTSPUDPRTCPAddr == "") {
+		return errors.New("config rtsp-udp-rtcp-addr: set both UDP addresses or neither")
+	}
+	if err := addr("camera-host", c.CameraHost, true); err != nil {
+		return err
+	}
+	switch {
+	case c.ReconnectGrace < time.Second:
+		return errors.New("config reconnect-grace: at least 1s")
+	case c.MediaTimeout < time.Second:
+		return errors.New("config media-timeout: at least 1s")
+	case c.LinkBuffer < 0:
+		return errors.New("config link-buffer: must not be negative")
+	case c.SpoolDir == "":
+		return errors.New("config spool-dir: required")
+	case c.SegmentDuration < time.Second || c.SegmentDuration > time.Minute:
+		return errors.New("config segment-duration: between 1s and 1m")
+	case c.Retention < 24*time.Hour:
+		return errors.New("config retention: at least 24h")
+	case c.SpoolAlarmBytes < 1<<20:
+		return errors.New("config spool-alarm-bytes: at least 1 MiB")
 	}
 	return nil
 }

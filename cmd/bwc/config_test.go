@@ -26,6 +26,16 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"log-format", func(c *Config) { c.LogFormat = "xml" }},
 		{"shutdown-timeout", func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"session-ttl", func(c *Config) { c.SessionTTL = time.Second }},
+		{"rtsp-addr", func(c *Config) { c.RTSPAddr = "rtsp://0.0.0.0:8554" }},
+		{"rtsp-udp-rtcp-addr", func(c *Config) { c.RTSPUDPRTPAddr = ":8000" }},
+		{"camera-host", func(c *Config) { c.CameraHost = "cams.example" }},
+		{"reconnect-grace", func(c *Config) { c.ReconnectGrace = 0 }},
+		{"media-timeout", func(c *Config) { c.MediaTimeout = time.Millisecond }},
+		{"link-buffer", func(c *Config) { c.LinkBuffer = -time.Minute }},
+		{"spool-dir", func(c *Config) { c.SpoolDir = "" }},
+		{"segment-duration", func(c *Config) { c.SegmentDuration = time.Hour }},
+		{"retention", func(c *Config) { c.Retention = time.Hour }},
+		{"spool-alarm-bytes", func(c *Config) { c.SpoolAlarmBytes = 1 }},
 	}
 	for _, tc := range cases {
 		c := defaultConfig()

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/web"
@@ -39,8 +41,10 @@ type service interface {
 type platform struct {
 	db       *index.DB
 	blobs    *blob.Store
+	archive  *storage.Archive
+	ingest   *ingest.Server
 	web      *web.Server
-	services []service
+	services []service // run together; closed in reverse order
 }
 
 // build wires the platform: it connects to PostgreSQL and MinIO (failing
@@ -76,13 +80,41 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	log.Info("evidence bucket ready", "bucket", cfg.S3Bucket, "object_lock", true)
 
+	// archive: every live recording to the spool, then MinIO and the index
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool-dir: %w", err)
+	}
+	if p.archive, err = storage.New(storage.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
+		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes}, p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.archive)
+
+	// live ingest: cameras publish over RTSP; each new recording is archived
+	if p.ingest, err = ingest.New(ingest.Config{RTSPAddr: cfg.RTSPAddr, UDPRTPAddr: cfg.RTSPUDPRTPAddr, UDPRTCPAddr: cfg.RTSPUDPRTCPAddr,
+		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer}, p.db, reg, log.With("component", "ingest")); err != nil {
+		return nil, err
+	}
+	p.ingest.OnStream(p.archive.Attach)
+	if err := p.ingest.Start(ctx); err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.ingest)
+
+	cameraHost := cfg.CameraHost
+	if cameraHost == "" {
+		cameraHost = p.ingest.Addr()
+	}
 	p.web, err = web.New(web.Options{
 		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
-			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure},
-		Domain:  p.db,
-		Auth:    p.db,
-		Audit:   p.db,
-		Checks:  []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping}},
+			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer,
+			CameraURL: "rtsp://" + cameraHost + "/" + ingest.PathPrefix},
+		Domain: p.db,
+		Auth:   p.db,
+		Audit:  p.db,
+		Ingest: p.ingest,
+		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
+			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
 	})
@@ -131,7 +163,7 @@ func serve(ctx context.Context, cfg Config) error {
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)
 	}
-	log.Info("platform running", "http", "http://"+p.web.Addr()+"/")
+	log.Info("platform running", "http", "http://"+p.web.Addr()+"/", "rtsp", "rtsp://"+p.ingest.Addr()+"/"+ingest.PathPrefix+"<device serial>")
 	err = p.run(ctx)
 	log.Info("platform stopped")
 	return err
