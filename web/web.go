@@ -58,6 +58,8 @@ type Options struct {
 	Ingest liveSource
 	// Viewers counts a live recording's viewers (nil: none counted).
 	Viewers func(uuid.UUID) int
+	// Holds places and releases legal holds (the archive; nil: 503).
+	Holds evidenceHolds
 }
 
 // Server is the HTTP server.
@@ -71,6 +73,7 @@ type Server struct {
 	recordings recordingStore
 	ingest     liveSource
 	viewers    func(uuid.UUID) int
+	holds      evidenceHolds
 	closing    chan struct{} // closed when the server stops: long-lived responses end
 
 	auditFailures prometheus.Counter
@@ -108,7 +111,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, closing: make(chan struct{})}
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
@@ -179,6 +182,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.auditRoutes(mux)
 	s.apiRoutes(mux)
 	s.recordingRoutes(mux)
+	s.holdRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

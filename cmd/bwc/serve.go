@@ -113,6 +113,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Auth:   p.db,
 		Audit:  p.db,
 		Ingest: p.ingest,
+		Holds:  p.archive,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
 		Metrics: reg,

@@ -8,12 +8,19 @@ import (
 	"io"
 	"os"
 
+	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/storage"
+	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // verify checks stored evidence end to end and exits non-zero on any
-// mismatch. -audit checks the audit trail's hash chain.
+// mismatch: by default every archived recording (objects present in MinIO,
+// SHA-256 as indexed, hash chain unbroken, no sequence holes); -recording
+// one of them; -audit the audit trail's hash chain; -package an evidence
+// package, offline.
 func verify(ctx context.Context, args []string, out io.Writer) error {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("bwc verify", flag.ContinueOnError)
@@ -21,6 +28,7 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	audit := fs.Bool("audit", false, "verify the audit trail's hash chain")
 	pkg := fs.String("package", "", "verify an evidence package (zip) offline")
 	pubKey := fs.String("public-key", "", "with -package: the platform's public key (PEM, from bwc export-key)")
+	recording := fs.String("recording", "", "verify one recording (its ID); default: every archived recording")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -30,14 +38,14 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if !*audit {
-		return fmt.Errorf("bwc verify: say what to verify: -audit, or -package FILE -public-key KEY")
-	}
 	db, err := index.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if !*audit {
+		return verifyRecordings(ctx, cfg, db, *recording, out)
+	}
 	n, problems, err := db.VerifyAudit(ctx)
 	if err != nil {
 		return err
@@ -105,4 +113,33 @@ func exportKey(args []string, out io.Writer) error {
 	}
 	_, err = out.Write(export.PublicKeyPEM(key.Public().(ed25519.PublicKey)))
 	return err
+}
+
+// verifyRecordings checks archived recordings against MinIO.
+func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording string, out io.Writer) error {
+	var ids []uuid.UUID
+	if recording != "" {
+		id, err := uuid.Parse(recording)
+		if err != nil {
+			return fmt.Errorf("bwc verify -recording: %q is not a recording ID", recording)
+		}
+		if _, err := db.Recording(ctx, id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	store, err := blob.Open(blob.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+		Bucket: cfg.S3Bucket, Region: cfg.S3Region, UseTLS: cfg.S3UseTLS})
+	if err != nil {
+		return err
+	}
+	rep, err := storage.Verify(ctx, db, store, ids)
+	if err != nil {
+		return err
+	}
+	rep.Write(out)
+	if !rep.OK() {
+		return fmt.Errorf("evidence: %d problem(s)", len(rep.Problems))
+	}
+	return nil
 }

@@ -1,0 +1,71 @@
+package web_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/bwcplatform/bwc/storage"
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/storagetest"
+	"github.com/bwcplatform/bwc/web"
+)
+
+// TestLegalHoldAPI: a reviewer marks a recording as evidence for a case;
+// a second hold is a conflict; only an administrator releases it, with a
+// reason; both are in the audit trail and the hold history.
+func TestLegalHoldAPI(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.NewDB(t)
+	a, err := storage.New(storage.Config{SpoolDir: t.TempDir()}, db, storagetest.NewStore(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db, Holds: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	anon := apiClient{t: t, url: ts.URL}
+	rev, admin := anon.loginAs(db, index.RoleReviewer), anon.loginAs(db, index.RoleAdmin)
+	dev, err := db.CreateDevice(ctx, index.Device{Serial: "CAM-HOLD", Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.CreateRecording(ctx, index.Recording{DeviceID: dev.ID, StartedAt: time.Now()}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/api/recordings/" + rec.ID.String()
+	for _, st := range []struct {
+		name   string
+		c      apiClient
+		method string
+		path   string
+		body   string
+		code   int
+	}{
+		{"hold without case or reason", rev, "POST", base + "/hold", `{}`, 400},
+		{"hold unknown recording", rev, "POST", "/api/recordings/" + dev.ID.String() + "/hold", `{"case_ref":"C-1"}`, 404},
+		{"hold", rev, "POST", base + "/hold", `{"case_ref":"CASE-2026-17","reason":"assault"}`, 201},
+		{"hold again", rev, "POST", base + "/hold", `{"case_ref":"CASE-2026-17"}`, 409},
+		{"release without reason", admin, "DELETE", base + "/hold", ``, 400},
+		{"release", admin, "DELETE", base + "/hold?reason=case+closed", ``, 200},
+		{"release again", admin, "DELETE", base + "/hold?reason=again", ``, 404},
+	} {
+		if code, body, _ := st.c.do(st.method, st.path, st.body); code != st.code {
+			t.Fatalf("%s: %d %v, want %d", st.name, code, body, st.code)
+		}
+	}
+	if _, _, hist := rev.do("GET", base+"/holds", ""); len(hist) != 1 || hist[0].(map[string]any)["released_by"] == nil {
+		t.Fatalf("hold history = %v", hist)
+	}
+	events, err := db.AuditEvents(ctx, index.AuditFilter{RecordingID: &rec.ID})
+	if err != nil || len(events) != 2 || events[0].Action != "evidence.hold" || events[1].Action != "evidence.release" {
+		t.Fatalf("audit = %+v %v", events, err)
+	}
+}
