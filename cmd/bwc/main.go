@@ -7,6 +7,7 @@
 //	bwc useradd    create an account (password on standard input)
 //	bwc verify     check stored evidence, the audit trail, or an evidence package offline
 //	bwc export-key print the public key that evidence packages are signed with
+//	bwc cam        simulated body cameras (load test: -n N -metrics URL)
 package main
 
 import (
@@ -28,7 +29,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key|cam [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -56,7 +57,9 @@ func run(ctx context.Context, args []string) error {
 		return verify(ctx, rest, os.Stdout)
 	case "export-key":
 		return exportKey(rest, os.Stdout)
+	case "cam":
+		return cam(ctx, rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify or export-key", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify, export-key or cam", cmd)
 	}
 }

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtp"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/ingest/media/mediafile"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// cam runs N simulated body cameras against a running server: each
+// publishes a capture (H.264 + AAC) in a loop in real time over
+// TCP-interleaved RTSP with digest auth, reconnecting when dropped. With
+// -metrics it reads the server's own process metrics before and after and
+// prints the server's CPU seconds per stream-second and RSS per stream.
+func cam(ctx context.Context, args []string, out io.Writer) error {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("bwc cam", flag.ContinueOnError)
+	cfg.register(fs)
+	n := fs.Int("n", 1, "number of cameras")
+	server := fs.String("server", "", "RTSP host:port of the server; default: -rtsp-addr")
+	prefix := fs.String("prefix", "LOAD-CAM-", "device serial prefix: cameras are <prefix>0001...")
+	secret := fs.String("secret", "load-camera-secret", "the cameras' RTSP secret")
+	file := fs.String("file", "testdata/sample.ts", "MPEG-TS capture (H.264 + AAC) the cameras send in a loop")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	create := fs.Bool("create-devices", true, "register the devices (in -database-url) when missing")
+	metrics := fs.String("metrics", "", "the server's /metrics URL, to report its CPU and memory per stream")
+	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		return err
+	}
+	if *n < 1 {
+		return errors.New("bwc cam -n: at least 1")
+	}
+	if *server == "" {
+		*server = cfg.RTSPAddr
+	}
+	sample, err := mediafile.Decode(*file)
+	if err != nil {
+		return fmt.Errorf("bwc cam -file: %w", err)
+	}
+	serials := make([]string, *n)
+	for i := range serials {
+		serials[i] = fmt.Sprintf("%s%04d", *prefix, i+1)
+	}
+	if *create {
+		if err := ensureDevices(ctx, cfg, serials, *secret); err != nil {
+			return err
+		}
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	var before procStats
+	if *metrics != "" {
+		if before, err = scrape(*metrics); err != nil {
+			return err
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var sent, reconnects atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, serial := range serials {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// spread the starts over a second so that keyframes do not align
+			select {
+			case <-time.After(time.Duration(i) * time.Second / time.Duration(len(serials))):
+			case <-ctx.Done():
+				return
+			}
+			url := fmt.Sprintf("rtsp://%s:%s@%s/live/%s", serial, *secret, *server, serial)
+			for ctx.Err() == nil {
+				err := publish(ctx, url, sample, &sent)
+				if ctx.Err() != nil {
+					return
+				}
+				reconnects.Add(1)
+				log.Warn("camera dropped, reconnecting", "device", serial, "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	fmt.Fprintf(out, "%d camera(s) publishing %s to rtsp://%s/live/%s....\n", *n, *file, *server, *prefix)
+	wg.Wait()
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "cameras: %d, elapsed: %.1f s, sent: %.1f MB (%.2f Mbit/s per camera), reconnects: %d\n",
+		*n, elapsed.Seconds(), float64(sent.Load())/1e6, float64(sent.Load())*8/1e6/elapsed.Seconds()/float64(*n), reconnects.Load())
+	if *metrics != "" {
+		after, err := scrape(*metrics)
+		if err != nil {
+			return err
+		}
+		streamSeconds := elapsed.Seconds() * float64(*n)
+		fmt.Fprintf(out, "server: CPU %.2f s over %.0f stream-seconds = %.4f CPU-s per stream-second (%.1f%% of a core per camera)\n",
+			after.cpu-before.cpu, streamSeconds, (after.cpu-before.cpu)/streamSeconds, 100*(after.cpu-before.cpu)/streamSeconds)
+		fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB with %d cameras = %.2f MB per stream\n",
+			before.rss/1e6, after.rss/1e6, *n, (after.rss-before.rss)/1e6/float64(*n))
+	}
+	return nil
+}
+
+// publish sends the sample in a loop, in real time, until ctx ends or the
+// connection fails.
+func publish(ctx context.Context, url string, s *mediafile.Sample, sent *atomic.Int64) error {
+	vf := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.Video.SPS, PPS: s.Video.PPS}
+	var conf mpeg4audio.AudioSpecificConfig
+	if err := conf.Unmarshal(s.Audio.AudioConfig); err != nil {
+		return err
+	}
+	af := &format.MPEG4Audio{PayloadTyp: 97, Config: &conf, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
+	vm := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{vf}}
+	am := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{af}}
+	venc, err := vf.CreateEncoder()
+	if err != nil {
+		return err
+	}
+	aenc, err := af.CreateEncoder()
+	if err != nil {
+		return err
+	}
+	tcp := gortsplib.TransportTCP
+	c := &gortsplib.Client{Transport: &tcp}
+	if err := c.StartRecording(url, &description.Session{Medias: []*description.Media{vm, am}}); err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	for pass := 0; ; pass++ {
+		off := time.Duration(pass) * s.Duration
+		for _, f := range s.Frames {
+			at := off + f.DTS
+			if d := time.Until(start.Add(at)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			if err := sendFrame(c, f, off, vm, am, venc, aenc, af.ClockRate(), sent); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sendFrame(c *gortsplib.Client, f *media.Frame, off time.Duration, vm, am *description.Media,
+	venc *rtph264.Encoder, aenc *rtpmpeg4audio.Encoder, audioRate int, sent *atomic.Int64) error {
+	pts := off + f.PTS
+	m, ts := vm, uint32(int64(pts)*90000/int64(time.Second))
+	var err error
+	var pkts []*rtp.Packet
+	if f.Track.Kind == media.Video {
+		pkts, err = venc.Encode(f.AU)
+	} else {
+		m, ts = am, uint32(int64(pts)*int64(audioRate)/int64(time.Second))
+		pkts, err = aenc.Encode(f.AU)
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, p := range pkts {
+		p.Timestamp = ts
+		if err := c.WritePacketRTPWithNTP(m, p, now); err != nil {
+			return err
+		}
+		sent.Add(int64(len(p.Payload)))
+	}
+	return nil
+}
+
+// ensureDevices registers the load cameras when missing.
+func ensureDevices(ctx context.Context, cfg Config, serials []string, secret string) error {
+	db, err := index.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, s := range serials {
+		if _, err := db.DeviceBySerial(ctx, s); err == nil {
+			continue
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return err
+		}
+		if _, err := db.CreateDevice(ctx, index.Device{Serial: s, Model: "bwc cam (simulated)", Secret: secret}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type procStats struct{ cpu, rss float64 }
+
+// scrape reads process_cpu_seconds_total and process_resident_memory_bytes
+// from a Prometheus text endpoint.
+func scrape(url string) (procStats, error) {
+	var st procStats
+	res, err := http.Get(url)
+	if err != nil {
+		return st, fmt.Errorf("bwc cam -metrics: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("bwc cam -metrics: %s", res.Status)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	found := 0
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "process_cpu_seconds_total":
+			st.cpu, err = strconv.ParseFloat(val, 64)
+			found++
+		case "process_resident_memory_bytes":
+			st.rss, err = strconv.ParseFloat(val, 64)
+			found++
+		}
+		if err != nil {
+			return st, fmt.Errorf("bwc cam -metrics: %s: %w", name, err)
+		}
+	}
+	if found != 2 {
+		return st, fmt.Errorf("bwc cam -metrics: %s has no process metrics", url)
+	}
+	return st, sc.Err()
+}
