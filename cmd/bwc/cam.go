@@ -109,7 +109,30 @@ func cam(ctx context.Context, args []string, out io.Writer) error {
 		}()
 	}
 	fmt.Fprintf(out, "%d camera(s) publishing %s to rtsp://%s/live/%s....\n", *n, *file, *server, *prefix)
+	// the server's memory while the cameras are connected: the peak of
+	// samples every 2 s
+	var peakRSS float64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if *metrics == "" {
+			return
+		}
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if st, err := scrape(*metrics); err == nil && st.rss > peakRSS {
+					peakRSS = st.rss
+				}
+			}
+		}
+	}()
 	wg.Wait()
+	<-sampled
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "cameras: %d, elapsed: %.1f s, sent: %.1f MB (%.2f Mbit/s per camera), reconnects: %d\n",
 		*n, elapsed.Seconds(), float64(sent.Load())/1e6, float64(sent.Load())*8/1e6/elapsed.Seconds()/float64(*n), reconnects.Load())
@@ -121,8 +144,8 @@ func cam(ctx context.Context, args []string, out io.Writer) error {
 		streamSeconds := elapsed.Seconds() * float64(*n)
 		fmt.Fprintf(out, "server: CPU %.2f s over %.0f stream-seconds = %.4f CPU-s per stream-second (%.1f%% of a core per camera)\n",
 			after.cpu-before.cpu, streamSeconds, (after.cpu-before.cpu)/streamSeconds, 100*(after.cpu-before.cpu)/streamSeconds)
-		fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB with %d cameras = %.2f MB per stream\n",
-			before.rss/1e6, after.rss/1e6, *n, (after.rss-before.rss)/1e6/float64(*n))
+		fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB (peak) with %d cameras = %.2f MB per stream\n",
+			before.rss/1e6, peakRSS/1e6, *n, (peakRSS-before.rss)/1e6/float64(*n))
 	}
 	return nil
 }
