@@ -578,3 +578,58 @@ func FuzzSerialOf(f *testing.F) {
 		}
 	})
 }
+
+// TestFFmpegCodecs: H.265 video and G.711 / Opus audio are taken in as
+// they are, with parameter sets from the SDP.
+func TestFFmpegCodecs(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		video, audio media.Codec
+	}{
+		{"H.265 + G.711 µ-law", []string{"-c:v", "libx265", "-x265-params", "log-level=error:keyint=10", "-c:a", "pcm_mulaw", "-ar", "8000"}, media.H265, media.PCMU},
+		{"H.264 + G.711 A-law", []string{"-c:v", "libx264", "-g", "10", "-c:a", "pcm_alaw", "-ar", "8000"}, media.H264, media.PCMA},
+		{"H.264 + Opus", []string{"-c:v", "libx264", "-g", "10", "-c:a", "libopus"}, media.H264, media.Opus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{cfg: Config{Grace: time.Second}})
+			args := append([]string{"-hide_banner", "-loglevel", "error", "-re",
+				"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
+				"-preset", "ultrafast", "-pix_fmt", "yuv420p"}, tc.args...)
+			args = append(args, "-f", "rtsp", "-rtsp_transport", "tcp", w.url(w.device.Serial, secret))
+			errc := make(chan error, 1)
+			go func() {
+				out, err := exec.Command("ffmpeg", args...).CombinedOutput()
+				if err != nil {
+					err = fmt.Errorf("%v: %s", err, out)
+				}
+				errc <- err
+			}()
+			st := w.nextStream(t)
+			got := <-readAll(st.Subscribe(media.ReaderOptions{Name: "test", Size: 4096}))
+			if err := <-errc; err != nil {
+				t.Fatalf("ffmpeg: %v", err)
+			}
+			var video, audio int
+			for _, f := range got {
+				switch {
+				case f.Track.Codec == tc.video:
+					if video == 0 && !f.Key {
+						t.Fatal("first video frame is not a keyframe")
+					}
+					if f.Track.Width != 320 || f.Track.Height != 240 {
+						t.Fatalf("video %dx%d", f.Track.Width, f.Track.Height)
+					}
+					video++
+				case f.Track.Codec == tc.audio:
+					audio++
+				default:
+					t.Fatalf("frame of codec %s", f.Track.Codec)
+				}
+			}
+			if video < 15 || audio < 10 {
+				t.Fatalf("received %d video and %d audio frames", video, audio)
+			}
+		})
+	}
+}
