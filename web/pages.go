@@ -22,6 +22,7 @@ type Page struct {
 var pages = []Page{
 	{"/wall", "wall.html", supervisors},
 	{"/admin", "admin.html", adminOnly},
+	{"/dashboard", "dashboard.html", supervisors},
 }
 
 // Pages lists the role-checked pages, for tests.

@@ -183,6 +183,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.apiRoutes(mux)
 	s.recordingRoutes(mux)
 	s.holdRoutes(mux)
+	s.dashboardRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

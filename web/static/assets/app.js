@@ -54,7 +54,10 @@ export async function session() {
 // header fills the page's top bar: navigation by role, language, logout.
 export function header(me) {
   const nav = document.querySelector('header.top nav');
-  const links = { supervisor: [['/wall', 'nav.wall']], admin: [['/wall', 'nav.wall'], ['/admin', 'nav.admin']] }[me.role] || [];
+  const links = {
+    supervisor: [['/wall', 'nav.wall'], ['/dashboard', 'nav.dashboard']],
+    admin: [['/wall', 'nav.wall'], ['/dashboard', 'nav.dashboard'], ['/admin', 'nav.admin']],
+  }[me.role] || [];
   nav.replaceChildren(...links.map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
   document.querySelector('header.top .who').textContent = `${me.login} · ${t('role.' + me.role)}`;
   const sel = document.querySelector('#lang');
