@@ -1,0 +1,215 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/google/uuid"
+	"github.com/pion/rtp"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+)
+
+// maxPayload keeps RTP packets under common path MTUs once SRTP and
+// UDP/IP headers are added.
+const maxPayload = 1180
+
+// frame is one access unit packetized for WebRTC, once per recording: the
+// packets' payloads are shared by every viewer; each viewer writes its own
+// header (sequence number, SSRC) around them.
+type frame struct {
+	kind media.Kind
+	key  bool
+	ts   uint32 // RTP timestamp on the recording's timeline
+	at   time.Time
+	pkts []rtp.Packet
+}
+
+// feed fans one live recording out to its viewers: one reader of the
+// recording's stream, one packetizer, one goroutine, whatever the number
+// of viewers. It keeps the current GOP so that a new viewer starts at the
+// last keyframe at once.
+type feed struct {
+	id     uuid.UUID
+	stream *media.Stream
+	reader *media.Reader
+	s      *Server
+
+	mu      sync.Mutex
+	viewers map[*viewer]struct{}
+	gop     []*frame // since the last video keyframe
+	video   *media.Track
+	audio   *media.Track // nil: no audio forwarded
+	h264    *rtph264.Encoder
+	h265    *rtph265.Encoder
+	done    chan struct{}
+	cancel  context.CancelFunc
+	ended   bool
+}
+
+// maxGOP bounds the GOP cache (a camera with very long GOPs starts new
+// viewers at the next keyframe instead).
+const maxGOP = 600
+
+func newFeed(s *Server, id uuid.UUID, st *media.Stream) *feed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel}
+	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, OnDrop: func(n int) {
+		s.met.feedDrops.Add(float64(n))
+	}})
+	go f.run(ctx)
+	return f
+}
+
+// tracks returns what the feed forwards: the video track and the audio
+// track when browsers can play it (G.711, Opus; not AAC).
+func (f *feed) tracks() (video, audio *media.Track, audioNote string) {
+	info := f.stream.Info()
+	video = info.Video()
+	for _, t := range info.Tracks {
+		if t.Kind != media.Audio {
+			continue
+		}
+		switch t.Codec {
+		case media.PCMA, media.PCMU, media.Opus:
+			return video, t, ""
+		default:
+			audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoding on the live path)"
+		}
+	}
+	return video, nil, audioNote
+}
+
+func (f *feed) run(ctx context.Context) {
+	defer close(f.done)
+	defer f.reader.Close()
+	defer f.endViewers()
+	for {
+		fr, err := f.reader.Read(ctx)
+		if err != nil {
+			return // the recording ended, or the feed was closed
+		}
+		p := f.packetize(fr)
+		if p == nil {
+			continue
+		}
+		f.mu.Lock()
+		if p.kind == media.Video {
+			if p.key {
+				f.gop = f.gop[:0]
+			}
+			if len(f.gop) < maxGOP {
+				f.gop = append(f.gop, p)
+			}
+		}
+		for v := range f.viewers {
+			v.push(p)
+		}
+		f.mu.Unlock()
+	}
+}
+
+// packetize turns a frame into RTP packets once. Frames of tracks the feed
+// does not forward give nil.
+func (f *feed) packetize(fr *media.Frame) *frame {
+	t := fr.Track
+	p := &frame{kind: t.Kind, key: fr.Key, at: time.Now()}
+	switch {
+	case t.Kind == media.Video && t.Codec == media.H264:
+		if f.h264 == nil {
+			f.h264 = &rtph264.Encoder{PayloadType: 96, PayloadMaxSize: maxPayload, PacketizationMode: 1}
+			if err := f.h264.Init(); err != nil {
+				return nil
+			}
+		}
+		pkts, err := f.h264.Encode(fr.AU)
+		if err != nil {
+			return nil
+		}
+		p.pkts = deref(pkts)
+	case t.Kind == media.Video && t.Codec == media.H265:
+		if f.h265 == nil {
+			f.h265 = &rtph265.Encoder{PayloadType: 96, PayloadMaxSize: maxPayload}
+			if err := f.h265.Init(); err != nil {
+				return nil
+			}
+		}
+		pkts, err := f.h265.Encode(fr.AU)
+		if err != nil {
+			return nil
+		}
+		p.pkts = deref(pkts)
+	case t.Kind == media.Audio && (t.Codec == media.PCMA || t.Codec == media.PCMU || t.Codec == media.Opus):
+		for _, au := range fr.AU {
+			p.pkts = append(p.pkts, rtp.Packet{Header: rtp.Header{Version: 2, Marker: t.Codec == media.Opus}, Payload: au})
+		}
+	default:
+		return nil
+	}
+	clock := int64(90000)
+	if t.Kind == media.Audio {
+		clock = int64(t.ClockRate)
+		if t.Codec == media.Opus {
+			clock = 48000
+		}
+	}
+	p.ts = uint32(int64(fr.PTS) * clock / int64(time.Second))
+	return p
+}
+
+func deref(pkts []*rtp.Packet) []rtp.Packet {
+	out := make([]rtp.Packet, len(pkts))
+	for i, p := range pkts {
+		out[i] = *p
+	}
+	return out
+}
+
+// add makes v a viewer, queueing the current GOP first: the picture starts
+// at once, at the last keyframe.
+func (f *feed) add(v *viewer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended {
+		return errEnded
+	}
+	f.viewers[v] = struct{}{}
+	for _, p := range f.gop {
+		v.push(p)
+	}
+	return nil
+}
+
+var errEnded = errors.New("feed ended")
+
+// remove drops a viewer; it reports whether the feed has none left.
+func (f *feed) remove(v *viewer) (empty bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.viewers, v)
+	return len(f.viewers) == 0
+}
+
+// endViewers closes every viewer when the recording ends.
+func (f *feed) endViewers() {
+	f.mu.Lock()
+	f.ended = true
+	vs := make([]*viewer, 0, len(f.viewers))
+	for v := range f.viewers {
+		vs = append(vs, v)
+	}
+	f.mu.Unlock()
+	for _, v := range vs {
+		v.close("recording ended")
+	}
+}
+
+// close stops the feed and waits for its goroutine.
+func (f *feed) close() {
+	f.cancel()
+	<-f.done
+}

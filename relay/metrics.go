@@ -1,0 +1,30 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	viewers     prometheus.Gauge
+	packets     prometheus.Counter
+	viewerDrops prometheus.Counter
+	feedDrops   prometheus.Counter
+	plis        prometheus.Counter
+	latency     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_relay_viewers", Help: "Live viewing sessions (WHEP)."}),
+		packets: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_packets_total", Help: "RTP packets sent to viewers."}),
+		viewerDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_viewer_dropped_frames_total",
+			Help: "Frames a viewer lost because it fell behind (it resumes at the next keyframe)."}),
+		feedDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_feed_dropped_frames_total",
+			Help: "Frames the relay's reader of a recording lost because it fell behind."}),
+		plis: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_plis_total", Help: "Picture loss indications from viewers."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bwc_relay_added_latency_seconds",
+			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency)
+	}
+	return m
+}

@@ -1,0 +1,345 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/google/uuid"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// streams is a frame source: live recordings by ID.
+type streams struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]*media.Stream
+}
+
+func (s *streams) Stream(id uuid.UUID) (*media.Stream, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.m[id]
+	return st, ok
+}
+
+// liveSample starts a recording that plays the sample in real time until
+// the test ends, with G.711 audio replaced by the sample's AAC when aac.
+func liveSample(t *testing.T, src *streams) (uuid.UUID, *media.Stream) {
+	t.Helper()
+	s := mediatest.Load(t)
+	id := uuid.New()
+	st := media.NewStream(media.Info{RecordingID: id, StartedAt: time.Now(), Tracks: []*media.Track{s.Video, s.Audio}})
+	src.mu.Lock()
+	src.m[id] = st
+	src.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer st.Close()
+		start := time.Now()
+		for pass := 0; ; pass++ {
+			for _, f := range s.Loop(1, start) {
+				g := *f
+				g.PTS += time.Duration(pass) * s.Duration
+				g.DTS += time.Duration(pass) * s.Duration
+				if d := time.Until(start.Add(g.DTS)); d > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(d):
+					}
+				}
+				st.Write(&g)
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return id, st
+}
+
+func newRelay(t *testing.T, src source) *Server {
+	t.Helper()
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", QueueFrames: 64}, src, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// browser is a pion peer connection standing in for a supervisor's
+// browser: it offers to receive video and audio and collects the H.264
+// access units it gets.
+type browser struct {
+	pc     *webrtc.PeerConnection
+	mu     sync.Mutex
+	aus    [][][]byte
+	gaps   []int
+	gotAny chan struct{}
+	once   sync.Once
+}
+
+func newBrowser(t *testing.T) (*browser, string) {
+	t.Helper()
+	se := webrtc.SettingEngine{}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	se.LoggerFactory = lf
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{pc: pc, gotAny: make(chan struct{})}
+	t.Cleanup(func() { pc.Close() })
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			return
+		}
+		dec := &rtph264.Decoder{}
+		if err := dec.Init(); err != nil {
+			return
+		}
+		var last uint16
+		first := true
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if d := int16(pkt.SequenceNumber - last - 1); !first && d != 0 {
+				b.mu.Lock()
+				b.gaps = append(b.gaps, int(d))
+				b.mu.Unlock()
+			}
+			first, last = false, pkt.SequenceNumber
+			au, err := dec.Decode(pkt)
+			if err != nil {
+				continue
+			}
+			b.mu.Lock()
+			b.aus = append(b.aus, au)
+			b.mu.Unlock()
+			b.once.Do(func() { close(b.gotAny) })
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return b, pc.LocalDescription().SDP
+}
+
+func (b *browser) accept(t *testing.T, a Answer) {
+	t.Helper()
+	if err := b.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *browser) received() [][][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][][]byte(nil), b.aus...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestViewerGetsTheCameraStreamFromAKeyframe: a viewer's first access unit
+// is a keyframe with its parameter sets (from the GOP cache: no wait for
+// the camera's next keyframe), and what it receives is the camera's H.264
+// byte for byte; AAC is not offered and the answer says why.
+func TestViewerGetsTheCameraStreamFromAKeyframe(t *testing.T) {
+	src := &streams{m: map[uuid.UUID]*media.Stream{}}
+	r := newRelay(t, src)
+	id, _ := liveSample(t, src)
+	time.Sleep(600 * time.Millisecond) // join mid-GOP
+	b, offer := newBrowser(t)
+	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.AudioNote == "" || r.Viewers(id) != 1 {
+		t.Fatalf("audio note %q, viewers %d", a.AudioNote, r.Viewers(id))
+	}
+	b.accept(t, a)
+	waitFor(t, "30 access units", func() bool { return len(b.received()) >= 30 })
+	got := b.received()
+	if !h264.IsRandomAccess(got[0]) || h264.NALUType(got[0][0][0]&0x1f) != h264.NALUTypeSPS {
+		t.Fatalf("first access unit is not SPS+PPS+IDR: types %v", naluTypes(got[0]))
+	}
+	// every received AU is one of the camera's, unchanged
+	sample := mediatest.Load(t)
+	known := map[string]bool{}
+	for _, f := range sample.Frames {
+		if f.Track.Kind == media.Video {
+			known[string(bytes.Join(f.AU, []byte{0, 0, 0, 1}))] = true
+		}
+	}
+	for i, au := range got {
+		if !known[string(bytes.Join(au, []byte{0, 0, 0, 1}))] {
+			t.Fatalf("access unit %d (types %v) is not one the camera sent (sequence gaps %v)", i, naluTypes(au), b.gaps)
+		}
+	}
+	st := r.Stats()
+	if len(st) != 1 || st[0].Packets == 0 || st[0].Viewer != "sup1" {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func naluTypes(au [][]byte) []h264.NALUType {
+	var out []h264.NALUType
+	for _, n := range au {
+		out = append(out, h264.NALUType(n[0]&0x1f))
+	}
+	return out
+}
+
+// TestSessionsEndAndErrors: unknown recordings and bad offers are refused
+// by their sentinel; Delete ends a session; the end of the recording ends
+// its viewers.
+func TestSessionsEndAndErrors(t *testing.T) {
+	src := &streams{m: map[uuid.UUID]*media.Stream{}}
+	r := newRelay(t, src)
+	ended := make(chan string, 4)
+	r.OnViewerEnd(func(_ ViewerStats, why string) { ended <- why })
+	if _, err := r.Offer(context.Background(), uuid.New(), "sup1", "v=0"); !errors.Is(err, ErrNotLive) {
+		t.Fatalf("unknown recording: %v", err)
+	}
+	id, st := liveSample(t, src)
+	waitFor(t, "video track", func() bool { return st.Info().Video() != nil })
+	if _, err := r.Offer(context.Background(), id, "sup1", "this is not SDP"); !errors.Is(err, ErrBadOffer) {
+		t.Fatalf("bad offer: %v", err)
+	}
+	if n := r.Viewers(id); n != 0 {
+		t.Fatalf("viewers after a bad offer = %d", n)
+	}
+	b, offer := newBrowser(t)
+	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.accept(t, a)
+	if err := r.Delete(a.Session); err != nil {
+		t.Fatal(err)
+	}
+	if why := <-ended; why != "viewer left" {
+		t.Fatalf("ended because %q", why)
+	}
+	if err := r.Delete(a.Session); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("second delete: %v", err)
+	}
+	b2, offer2 := newBrowser(t)
+	a2, err := r.Offer(context.Background(), id, "sup2", offer2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.accept(t, a2)
+	<-b2.gotAny
+	st.Close() // the camera's recording ends
+	if why := <-ended; why != "recording ended" {
+		t.Fatalf("ended because %q", why)
+	}
+	waitFor(t, "no viewers", func() bool { return r.Viewers(id) == 0 })
+}
+
+// TestSlowViewerSkipsToKeyframe: a viewer whose queue overflows loses it,
+// counts the loss and resumes at the next keyframe; pushing never blocks.
+func TestSlowViewerSkipsToKeyframe(t *testing.T) {
+	r := &Server{met: newMetrics(nil)}
+	v := newViewer(r, uuid.New(), "slow", 4)
+	key := &frame{kind: media.Video, key: true}
+	delta := &frame{kind: media.Video}
+	audio := &frame{kind: media.Audio}
+	v.push(key)
+	for i := 0; i < 3; i++ {
+		v.push(delta)
+	}
+	v.push(delta) // the fifth: the queue of 4 overflows
+	if v.n != 0 || !v.waitKey || v.dropped.Load() != 5 {
+		t.Fatalf("after overflow: queued %d, waitKey %v, dropped %d", v.n, v.waitKey, v.dropped.Load())
+	}
+	v.push(delta)
+	v.push(audio)
+	if v.n != 0 || v.dropped.Load() != 7 {
+		t.Fatalf("before the keyframe: queued %d, dropped %d", v.n, v.dropped.Load())
+	}
+	v.push(key)
+	v.push(audio)
+	if v.n != 2 || v.waitKey || v.pop() != key {
+		t.Fatalf("after the keyframe: queued %d, waitKey %v", v.n, v.waitKey)
+	}
+}
+
+// TestICEServerParsing: STUN and TURN URLs with credentials.
+func TestICEServerParsing(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		url, user  string
+		shouldFail bool
+	}{
+		{"stun:stun.example.org:3478", "stun:stun.example.org:3478", "", false},
+		{"turn:bwc:secret@turn.example.org:3478", "turn:turn.example.org:3478", "bwc", false},
+		{"http://x", "", "", true},
+		{"stun:", "", "", true},
+	} {
+		s, err := parseICEServer(tc.in)
+		if (err != nil) != tc.shouldFail {
+			t.Fatalf("%s: err %v", tc.in, err)
+		}
+		if err == nil && (s.URLs[0] != tc.url || s.Username != tc.user) {
+			t.Fatalf("%s: %+v", tc.in, s)
+		}
+	}
+}
+
+// FuzzCandidates: any trickle-ICE fragment gives candidate lines only.
+func FuzzCandidates(f *testing.F) {
+	f.Add("a=ice-ufrag:abc\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n")
+	f.Fuzz(func(t *testing.T, frag string) {
+		for _, c := range candidates(frag) {
+			if len(c) <= len("candidate:") || c[:10] != "candidate:" {
+				t.Fatalf("bad candidate %q", c)
+			}
+		}
+	})
+}

@@ -1,0 +1,243 @@
+package relay
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/bwcplatform/bwc/ingest/media"
+)
+
+// viewer is one WHEP session: a peer connection, a bounded queue of
+// packetized frames filled by the feed, and one goroutine writing them.
+// A viewer whose queue overflows (its network or browser is behind) loses
+// what is queued and resumes at the next keyframe; the feed and the other
+// viewers never wait for it.
+type viewer struct {
+	id        string
+	recording uuid.UUID
+	name      string // who watches
+	pc        *webrtc.PeerConnection
+	video     *webrtc.TrackLocalStaticRTP
+	audio     *webrtc.TrackLocalStaticRTP
+	s         *Server
+	started   time.Time
+
+	mu       sync.Mutex
+	queue    []*frame // ring
+	head, n  int
+	waitKey  bool // dropped: skip to the next video keyframe
+	wake     chan struct{}
+	closed   chan struct{}
+	closeOne sync.Once
+
+	// per-viewer RTP state, owned by the writer goroutine
+	vseq, aseq uint16
+
+	sentPackets atomic.Uint64
+	sentBytes   atomic.Uint64
+	dropped     atomic.Uint64 // frames dropped because the viewer fell behind
+	plis        atomic.Uint64
+	nacks       atomic.Uint64
+	lossPermil  atomic.Uint32 // fraction lost (‰) from the latest receiver report
+	jitter      atomic.Uint32 // RTP timestamp units, latest receiver report
+	latencyNS   atomic.Int64  // frame packetized → written, latest video frame
+}
+
+func newViewer(s *Server, rec uuid.UUID, name string, size int) *viewer {
+	return &viewer{id: uuid.NewString(), recording: rec, name: name, s: s, started: time.Now(),
+		queue: make([]*frame, size), wake: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+
+// push queues a frame without blocking (called by the feed, under its lock).
+func (v *viewer) push(p *frame) {
+	v.mu.Lock()
+	if v.waitKey {
+		if p.kind != media.Video || !p.key {
+			v.mu.Unlock()
+			v.dropped.Add(1)
+			return
+		}
+		v.waitKey = false
+	}
+	if v.n == len(v.queue) { // behind by a whole queue: drop it, resume at a keyframe
+		v.dropped.Add(uint64(v.n) + 1)
+		v.s.met.viewerDrops.Add(float64(v.n) + 1)
+		for i := range v.queue {
+			v.queue[i] = nil
+		}
+		v.head, v.n = 0, 0
+		v.waitKey = !(p.kind == media.Video && p.key)
+		if v.waitKey {
+			v.mu.Unlock()
+			return
+		}
+	}
+	v.queue[(v.head+v.n)%len(v.queue)] = p
+	v.n++
+	v.mu.Unlock()
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (v *viewer) pop() *frame {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == 0 {
+		return nil
+	}
+	p := v.queue[v.head]
+	v.queue[v.head] = nil
+	v.head = (v.head + 1) % len(v.queue)
+	v.n--
+	return p
+}
+
+// skipToKeyframe empties the queue and waits for the next keyframe (the
+// browser asked for one with a PLI/FIR and the camera cannot be asked).
+func (v *viewer) skipToKeyframe() {
+	v.mu.Lock()
+	for i := range v.queue {
+		v.queue[i] = nil
+	}
+	v.head, v.n = 0, 0
+	v.waitKey = true
+	v.mu.Unlock()
+}
+
+// Pacing: a new viewer gets the whole current GOP at once (instant
+// picture), which as one burst would overflow socket buffers and lose the
+// keyframe; packets leave at most at paceRate after a paceBurst.
+const (
+	paceRate  = 20e6 / 8 // bytes per second
+	paceBurst = 64 << 10 // bytes
+)
+
+// write sends queued frames until the viewer closes. One allocation-free
+// header rewrite per packet: the payload is the feed's.
+func (v *viewer) write() {
+	var pkt rtp.Packet
+	tokens, last := float64(paceBurst), time.Now()
+	for {
+		select {
+		case <-v.closed:
+			return
+		case <-v.wake:
+		}
+		for {
+			p := v.pop()
+			if p == nil {
+				break
+			}
+			track, seq := v.video, &v.vseq
+			if p.kind == media.Audio {
+				track, seq = v.audio, &v.aseq
+			}
+			if track == nil {
+				continue
+			}
+			for i := range p.pkts {
+				now := time.Now()
+				tokens = min(tokens+now.Sub(last).Seconds()*paceRate, paceBurst)
+				last = now
+				if size := float64(len(p.pkts[i].Payload)); tokens < size {
+					time.Sleep(time.Duration((size - tokens) / paceRate * float64(time.Second)))
+				}
+				tokens -= float64(len(p.pkts[i].Payload))
+				pkt.Header = p.pkts[i].Header
+				pkt.Payload = p.pkts[i].Payload
+				pkt.SequenceNumber = *seq
+				pkt.Timestamp = p.ts
+				*seq++
+				if err := track.WriteRTP(&pkt); err != nil {
+					v.close("write: " + err.Error())
+					return
+				}
+				v.sentPackets.Add(1)
+				v.sentBytes.Add(uint64(len(pkt.Payload)))
+			}
+			if p.kind == media.Video {
+				d := time.Since(p.at)
+				v.latencyNS.Store(int64(d))
+				v.s.met.latency.Observe(d.Seconds())
+			}
+			v.s.met.packets.Add(float64(len(p.pkts)))
+		}
+	}
+}
+
+// readRTCP handles what the browser says about a track: picture loss
+// (resume at the next keyframe), NACKs (answered by pion's interceptor;
+// counted here), receiver reports (loss, jitter).
+func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				v.plis.Add(1)
+				v.s.met.plis.Inc()
+				if v.sentPackets.Load() > 0 {
+					v.skipToKeyframe()
+				}
+			case *rtcp.TransportLayerNack:
+				v.nacks.Add(uint64(len(p.Nacks)))
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					v.lossPermil.Store(uint32(r.FractionLost) * 1000 / 256)
+					v.jitter.Store(r.Jitter)
+				}
+			}
+		}
+	}
+}
+
+// close ends the session once.
+func (v *viewer) close(why string) {
+	v.closeOne.Do(func() {
+		close(v.closed)
+		_ = v.pc.Close()
+		v.s.viewerClosed(v, why)
+	})
+}
+
+// ViewerStats describes one viewer.
+type ViewerStats struct {
+	Session     string        `json:"session"`
+	RecordingID uuid.UUID     `json:"recording_id"`
+	Viewer      string        `json:"viewer"`
+	Since       time.Time     `json:"since"`
+	Packets     uint64        `json:"packets"`
+	Bytes       uint64        `json:"bytes"`
+	BitrateKbps float64       `json:"bitrate_kbps"` // average since the start
+	Dropped     uint64        `json:"dropped_frames"`
+	PLIs        uint64        `json:"plis"`
+	NACKs       uint64        `json:"nacks"`
+	LossPercent float64       `json:"loss_percent"` // from the latest receiver report
+	Jitter      uint32        `json:"jitter"`
+	Latency     time.Duration `json:"latency_ns"` // server-added: packetized → written, last video frame
+}
+
+func (v *viewer) stats() ViewerStats {
+	el := time.Since(v.started).Seconds()
+	b := v.sentBytes.Load()
+	return ViewerStats{Session: v.id, RecordingID: v.recording, Viewer: v.name, Since: v.started,
+		Packets: v.sentPackets.Load(), Bytes: b, BitrateKbps: float64(b) * 8 / 1000 / max(el, 1e-3),
+		Dropped: v.dropped.Load(), PLIs: v.plis.Load(), NACKs: v.nacks.Load(),
+		LossPercent: float64(v.lossPermil.Load()) / 10, Jitter: v.jitter.Load(), Latency: time.Duration(v.latencyNS.Load())}
+}
