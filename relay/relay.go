@@ -502,3 +502,19 @@ func (s *Server) Stats() []ViewerStats {
 	}
 	return out
 }
+
+// LinkHeaders are the WHEP answer's Link headers announcing the STUN/TURN
+// servers to the browser (RFC 8288, WHEP section 4.4).
+func (s *Server) LinkHeaders() []string {
+	var out []string
+	for _, i := range s.ice {
+		for _, u := range i.URLs {
+			h := "<" + u + `>; rel="ice-server"`
+			if i.Username != "" {
+				h += fmt.Sprintf(`; username=%q; credential=%q; credential-type="password"`, i.Username, i.Credential)
+			}
+			out = append(out, h)
+		}
+	}
+	return out
+}

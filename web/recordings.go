@@ -78,11 +78,11 @@ func (s *Server) listLive(w http.ResponseWriter, r *http.Request) {
 // liveEvents streams the live list as server-sent events: at once, on
 // every change, at most twice a second.
 func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok || s.ingest == nil {
+	if s.ingest == nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "live events unavailable"})
 		return
 	}
+	rc := http.NewResponseController(w) // reaches Flush through the middleware's writers
 	ch, stop := s.ingest.Watch()
 	defer stop()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -97,8 +97,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 		if _, err := fmt.Fprintf(w, "event: live\ndata: %s\n\n", b); err != nil {
 			return false
 		}
-		fl.Flush()
-		return true
+		return rc.Flush() == nil
 	}
 	if !send() {
 		return
@@ -112,10 +111,9 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.closing:
 			return
 		case <-keepalive.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
-			fl.Flush()
 		case <-ch:
 			if !send() {
 				return

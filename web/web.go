@@ -60,6 +60,8 @@ type Options struct {
 	Viewers func(uuid.UUID) int
 	// Holds places and releases legal holds (the archive; nil: 503).
 	Holds evidenceHolds
+	// Relay serves live views over WebRTC (nil: 503).
+	Relay liveRelay
 }
 
 // Server is the HTTP server.
@@ -74,6 +76,7 @@ type Server struct {
 	ingest     liveSource
 	viewers    func(uuid.UUID) int
 	holds      evidenceHolds
+	relay      liveRelay
 	closing    chan struct{} // closed when the server stops: long-lived responses end
 
 	auditFailures prometheus.Counter
@@ -105,13 +108,16 @@ func New(o Options) (*Server, error) {
 	if o.Config.LinkBuffer == 0 {
 		o.Config.LinkBuffer = 5 * time.Minute
 	}
+	if o.Viewers == nil && o.Relay != nil {
+		o.Viewers = o.Relay.Viewers
+	}
 	if o.Recordings == nil {
 		if rs, ok := o.Domain.(recordingStore); ok {
 			o.Recordings = rs
 		}
 	}
 	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, closing: make(chan struct{})}
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
@@ -184,6 +190,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.recordingRoutes(mux)
 	s.holdRoutes(mux)
 	s.dashboardRoutes(mux)
+	s.whepRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

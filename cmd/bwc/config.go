@@ -42,6 +42,12 @@ type Config struct {
 	LinkBuffer      time.Duration
 	CameraHost      string
 
+	// live relay (WebRTC)
+	WebRTCUDPAddr    string
+	WebRTCTCPAddr    string
+	WebRTCPublicIPs  string
+	WebRTCICEServers string
+
 	// archive
 	SpoolDir        string
 	SegmentDuration time.Duration
@@ -69,6 +75,8 @@ func defaultConfig() Config {
 		ReconnectGrace:  30 * time.Second,
 		MediaTimeout:    10 * time.Second,
 		LinkBuffer:      5 * time.Minute,
+		WebRTCUDPAddr:   "127.0.0.1:8189",
+		WebRTCTCPAddr:   "127.0.0.1:8189",
 		SpoolDir:        "/var/lib/bwc/spool",
 		SegmentDuration: 4 * time.Second,
 		Retention:       183 * 24 * time.Hour,
@@ -103,6 +111,11 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", c.MediaTimeout, "a camera sending no media for this long is disconnected")
 	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents")
 	fs.StringVar(&c.CameraHost, "camera-host", c.CameraHost, "host:port cameras use to reach the RTSP server (shown to admins); empty: rtsp-addr")
+
+	fs.StringVar(&c.WebRTCUDPAddr, "webrtc-udp-addr", c.WebRTCUDPAddr, "one UDP port for every live viewer (ICE UDP mux); empty: no UDP")
+	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
+	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated IPs announced to browsers instead of the host's (NAT 1:1)")
+	fs.StringVar(&c.WebRTCICEServers, "webrtc-ice-servers", c.WebRTCICEServers, "comma-separated STUN/TURN servers for browsers: stun:host:port, turn:user:pass@host:port")
 
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "local folder where segments are fsynced before upload (keep it on durable disk)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
@@ -201,6 +214,25 @@ func (c Config) Validate() error {
 	if err := addr("camera-host", c.CameraHost, true); err != nil {
 		return err
 	}
+	if err := addr("webrtc-udp-addr", c.WebRTCUDPAddr, true); err != nil {
+		return err
+	}
+	if err := addr("webrtc-tcp-addr", c.WebRTCTCPAddr, true); err != nil {
+		return err
+	}
+	if c.WebRTCUDPAddr == "" && c.WebRTCTCPAddr == "" {
+		return errors.New("config webrtc-udp-addr: set it or webrtc-tcp-addr, or viewers cannot connect")
+	}
+	for _, ip := range splitList(c.WebRTCPublicIPs) {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("config webrtc-public-ips: %q is not an IP address", ip)
+		}
+	}
+	for _, u := range splitList(c.WebRTCICEServers) {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return fmt.Errorf("config webrtc-ice-servers: %q is not a stun:, turn: or turns: URL", u)
+		}
+	}
 	switch {
 	case c.ReconnectGrace < time.Second:
 		return errors.New("config reconnect-grace: at least 1s")
@@ -241,4 +273,15 @@ func validIdent(s string) bool {
 		}
 	}
 	return s != "" && len(s) <= 63
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -36,6 +36,10 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"segment-duration", func(c *Config) { c.SegmentDuration = time.Hour }},
 		{"retention", func(c *Config) { c.Retention = time.Hour }},
 		{"spool-alarm-bytes", func(c *Config) { c.SpoolAlarmBytes = 1 }},
+		{"webrtc-udp-addr", func(c *Config) { c.WebRTCUDPAddr = "udp://x" }},
+		{"webrtc-udp-addr", func(c *Config) { c.WebRTCUDPAddr, c.WebRTCTCPAddr = "", "" }},
+		{"webrtc-public-ips", func(c *Config) { c.WebRTCPublicIPs = "203.0.113.7,host.example" }},
+		{"webrtc-ice-servers", func(c *Config) { c.WebRTCICEServers = "http://stun.example" }},
 	}
 	for _, tc := range cases {
 		c := defaultConfig()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
@@ -43,6 +44,7 @@ type platform struct {
 	blobs    *blob.Store
 	archive  *storage.Archive
 	ingest   *ingest.Server
+	relay    *relay.Server
 	web      *web.Server
 	services []service // run together; closed in reverse order
 }
@@ -101,6 +103,14 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	p.services = append(p.services, p.ingest)
 
+	// live relay: supervisors watch over WebRTC (WHEP)
+	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
+		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
+		p.ingest, reg, log.With("component", "relay")); err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.relay)
+
 	cameraHost := cfg.CameraHost
 	if cameraHost == "" {
 		cameraHost = p.ingest.Addr()
@@ -114,6 +124,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Audit:  p.db,
 		Ingest: p.ingest,
 		Holds:  p.archive,
+		Relay:  p.relay,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
 		Metrics: reg,

@@ -3,7 +3,8 @@
 // and headless Debian Chromium driven by playwright-core (never a
 // downloaded browser).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -36,6 +37,9 @@ export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
   const db = new URL(admin.href);
   db.pathname = '/' + name;
   const httpPort = await freePort();
+  const rtspPort = await freePort();
+  const webrtcPort = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwc-e2e-'));
   const env = {
     ...process.env,
     BWC_DATABASE_URL: db.href,
@@ -44,7 +48,13 @@ export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
     BWC_S3_SECRET_KEY: need('BWC_TEST_S3_SECRET_KEY'),
     BWC_S3_BUCKET: name.replace(/_/g, '-'),
     BWC_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-    BWC_LOG_LEVEL: 'warn',
+    BWC_RTSP_ADDR: `127.0.0.1:${rtspPort}`,
+    BWC_WEBRTC_UDP_ADDR: `127.0.0.1:${webrtcPort}`,
+    BWC_WEBRTC_TCP_ADDR: `127.0.0.1:${webrtcPort}`,
+    BWC_SPOOL_DIR: path.join(dir, 'spool'),
+    BWC_SIGNING_KEY: path.join(dir, 'signing-key.pem'),
+    BWC_RECONNECT_GRACE: '2s',
+    BWC_LOG_LEVEL: process.env.BWC_E2E_LOG_LEVEL || 'warn',
     ...extraEnv,
   };
   const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
@@ -59,7 +69,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    url, env, database: db.href,
+    url, env, database: db.href, rtsp: `127.0.0.1:${rtspPort}`,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
@@ -85,4 +95,16 @@ export async function login(page, url, user, password) {
   await page.fill('input[name=login]', user);
   await page.fill('input[name=password]', password);
   await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/') || u.search !== ''), page.click('button[type=submit]')]);
+}
+
+// camera starts ffmpeg publishing a test picture (H.264 baseline + G.711)
+// over RTSP as the demo body camera, until stopped.
+export function camera(rtsp, { serial = 'DEMO-CAM-01', secret = 'demo-camera-secret', seconds = 60 } = {}) {
+  const proc = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=25:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=8000:duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-pix_fmt', 'yuv420p', '-g', '25',
+    '-c:a', 'pcm_alaw', '-ar', '8000', '-ac', '1',
+    '-f', 'rtsp', '-rtsp_transport', 'tcp', `rtsp://${serial}:${secret}@${rtsp}/live/${serial}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return { stop() { proc.kill('SIGTERM'); } };
 }

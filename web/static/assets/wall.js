@@ -83,8 +83,8 @@ function update(tile, rec) {
   }
 }
 
-async function refresh() {
-  const live = await api('GET', '/api/live');
+async function refresh(list) {
+  const live = list || await api('GET', '/api/live');
   const seen = new Set();
   for (const rec of live) {
     const id = recID(rec);
@@ -98,11 +98,9 @@ async function refresh() {
 }
 
 await refresh();
+// the server pushes the whole live list on every change (event "live")
 const events = new EventSource('/api/live/events');
-events.onmessage = () => refresh();
-for (const kind of ['started', 'stopped', 'reconnected', 'relinked', 'reconnecting', 'ended', 'updated']) {
-  events.addEventListener(kind, () => refresh());
-}
+events.addEventListener('live', (e) => refresh(JSON.parse(e.data)));
 setInterval(() => { for (const tile of tiles.values()) update(tile, tile.rec); }, 1000);
 setInterval(refresh, 15000);
 addEventListener('pagehide', () => { for (const tile of tiles.values()) tile.viewer?.stop(); });

@@ -1,0 +1,49 @@
+// The supervisor's live wall in headless Debian Chromium: ffmpeg publishes
+// over RTSP as a body camera, the wall shows its tile and plays it over
+// WebRTC (WHEP): video frames are decoded, repeatedly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { startPlatform, launchBrowser, login, screenshots, camera } from './platform.mjs';
+
+let platform, browser, cam;
+before(async () => {
+  platform = await startPlatform();
+  browser = await launchBrowser();
+  cam = camera(platform.rtsp);
+});
+after(async () => { cam?.stop(); await browser?.close(); await platform?.stop(); });
+
+test('the live wall plays a body camera over WebRTC', async () => {
+  const page = await browser.newPage();
+  await login(page, platform.url, 'supervisor', 'demo-supervisor-pass');
+  assert.match(new URL(page.url()).pathname, /\/wall$/);
+  const tile = page.locator('.tile').first();
+  await tile.waitFor({ timeout: 30000 });
+  // the officer the camera is checked out to, and the incident
+  await page.waitForFunction(() => document.querySelector('.tile .who')?.textContent.includes('DEMO-001'), null, { timeout: 30000 });
+  assert.match(await tile.locator('.info').innerText(), /DEMO-110-0001/);
+  // decoded frames: a picture size, and frame callbacks that keep coming
+  await page.waitForFunction(() => {
+    const v = document.querySelector('.tile video');
+    return v && v.videoWidth > 0 && Number(document.querySelector('.tile').dataset.frames) > 25;
+  }, null, { timeout: 30000 });
+  const { width, height } = await page.evaluate(() => {
+    const v = document.querySelector('.tile video');
+    return { width: v.videoWidth, height: v.videoHeight };
+  });
+  assert.equal(width, 640);
+  assert.equal(height, 360);
+  const before = Number(await tile.getAttribute('data-frames'));
+  await page.waitForTimeout(1000);
+  const after = Number(await tile.getAttribute('data-frames'));
+  assert.ok(after > before, `frames stopped at ${before}`);
+  // the view is counted on the wall
+  await page.waitForFunction(() => /1 watching|1 人/.test(document.querySelector('.tile .info').textContent), null, { timeout: 10000 })
+    .catch(async (e) => {
+      const live = await page.evaluate(async () => (await fetch('/api/live')).text());
+      throw new Error(`${e.message}: tile says "${await tile.locator('.info').innerText()}"; /api/live: ${live}`);
+    });
+  await page.screenshot({ path: path.join(screenshots, 'wall-live.png') });
+  await page.close();
+});
