@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Frames the relay's reader of a recording lost because it fell behind."}),
 		plis: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_plis_total", Help: "Picture loss indications from viewers."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bwc_relay_added_latency_seconds",
-			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
+			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 28)}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency)

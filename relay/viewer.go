@@ -38,6 +38,9 @@ type viewer struct {
 
 	// per-viewer RTP state, owned by the writer goroutine
 	vseq, aseq uint16
+	pkt        rtp.Packet
+	tokens     float64 // pacing bucket
+	last       time.Time
 
 	sentPackets atomic.Uint64
 	sentBytes   atomic.Uint64
@@ -51,7 +54,8 @@ type viewer struct {
 
 func newViewer(s *Server, rec uuid.UUID, name string, size int) *viewer {
 	return &viewer{id: uuid.NewString(), recording: rec, name: name, s: s, started: time.Now(),
-		queue: make([]*frame, size), wake: make(chan struct{}, 1), closed: make(chan struct{})}
+		queue: make([]*frame, size), wake: make(chan struct{}, 1), closed: make(chan struct{}),
+		tokens: paceBurst, last: time.Now()}
 }
 
 // push queues a frame without blocking (called by the feed, under its lock).
@@ -120,56 +124,61 @@ const (
 	paceBurst = 64 << 10 // bytes
 )
 
-// write sends queued frames until the viewer closes. One allocation-free
-// header rewrite per packet: the payload is the feed's.
+// write sends queued frames until the viewer closes.
 func (v *viewer) write() {
-	var pkt rtp.Packet
-	tokens, last := float64(paceBurst), time.Now()
 	for {
 		select {
 		case <-v.closed:
 			return
 		case <-v.wake:
 		}
-		for {
-			p := v.pop()
-			if p == nil {
-				break
-			}
-			track, seq := v.video, &v.vseq
-			if p.kind == media.Audio {
-				track, seq = v.audio, &v.aseq
-			}
-			if track == nil {
-				continue
-			}
-			for i := range p.pkts {
-				now := time.Now()
-				tokens = min(tokens+now.Sub(last).Seconds()*paceRate, paceBurst)
-				last = now
-				if size := float64(len(p.pkts[i].Payload)); tokens < size {
-					time.Sleep(time.Duration((size - tokens) / paceRate * float64(time.Second)))
-				}
-				tokens -= float64(len(p.pkts[i].Payload))
-				pkt.Header = p.pkts[i].Header
-				pkt.Payload = p.pkts[i].Payload
-				pkt.SequenceNumber = *seq
-				pkt.Timestamp = p.ts
-				*seq++
-				if err := track.WriteRTP(&pkt); err != nil {
-					v.close("write: " + err.Error())
-					return
-				}
-				v.sentPackets.Add(1)
-				v.sentBytes.Add(uint64(len(pkt.Payload)))
-			}
-			if p.kind == media.Video {
-				d := time.Since(p.at)
-				v.latencyNS.Store(int64(d))
-				v.s.met.latency.Observe(d.Seconds())
-			}
-			v.s.met.packets.Add(float64(len(p.pkts)))
+		if err := v.flush(); err != nil {
+			v.close("write: " + err.Error())
+			return
 		}
+	}
+}
+
+// flush writes what is queued: one header rewrite per packet into the
+// viewer's own packet value (no allocation); the payload is the feed's.
+func (v *viewer) flush() error {
+	for {
+		p := v.pop()
+		if p == nil {
+			return nil
+		}
+		track, seq := v.video, &v.vseq
+		if p.kind == media.Audio {
+			track, seq = v.audio, &v.aseq
+		}
+		if track == nil {
+			continue
+		}
+		for i := range p.pkts {
+			now := time.Now()
+			v.tokens = min(v.tokens+now.Sub(v.last).Seconds()*paceRate, paceBurst)
+			v.last = now
+			if size := float64(len(p.pkts[i].Payload)); v.tokens < size {
+				time.Sleep(time.Duration((size - v.tokens) / paceRate * float64(time.Second)))
+			}
+			v.tokens -= float64(len(p.pkts[i].Payload))
+			v.pkt.Header = p.pkts[i].Header
+			v.pkt.Payload = p.pkts[i].Payload
+			v.pkt.SequenceNumber = *seq
+			v.pkt.Timestamp = p.ts
+			*seq++
+			if err := track.WriteRTP(&v.pkt); err != nil {
+				return err
+			}
+			v.sentPackets.Add(1)
+			v.sentBytes.Add(uint64(len(v.pkt.Payload)))
+		}
+		if p.kind == media.Video {
+			d := time.Since(p.at)
+			v.latencyNS.Store(int64(d))
+			v.s.met.latency.Observe(d.Seconds())
+		}
+		v.s.met.packets.Add(float64(len(p.pkts)))
 	}
 }
 

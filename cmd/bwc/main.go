@@ -8,6 +8,7 @@
 //	bwc verify     check stored evidence, the audit trail, or an evidence package offline
 //	bwc export-key print the public key that evidence packages are signed with
 //	bwc cam        simulated body cameras (load test: -n N -metrics URL)
+//	bwc relayload  the live relay's figures: N recordings x M WebRTC viewers in one process
 package main
 
 import (
@@ -29,7 +30,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key|cam [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key|cam|relayload [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -59,7 +60,9 @@ func run(ctx context.Context, args []string) error {
 		return exportKey(rest, os.Stdout)
 	case "cam":
 		return cam(ctx, rest, os.Stdout)
+	case "relayload":
+		return relayload(ctx, rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify, export-key or cam", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify, export-key, cam or relayload", cmd)
 	}
 }
