@@ -62,6 +62,9 @@ type Options struct {
 	Holds evidenceHolds
 	// Relay serves live views over WebRTC (nil: 503).
 	Relay liveRelay
+	// Objects opens archived objects for replay (nil: 503); the index for
+	// replay is Domain's database.
+	Objects objectStore
 }
 
 // Server is the HTTP server.
@@ -77,6 +80,9 @@ type Server struct {
 	viewers    func(uuid.UUID) int
 	holds      evidenceHolds
 	relay      liveRelay
+	replay     replayStore
+	objects    objectStore
+	views      viewAudit
 	closing    chan struct{} // closed when the server stops: long-lived responses end
 
 	auditFailures prometheus.Counter
@@ -117,11 +123,14 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, closing: make(chan struct{})}
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
 	o.Metrics.MustRegister(s.auditFailures)
+	if rs, ok := o.Domain.(replayStore); ok {
+		s.replay = rs
+	}
 	s.handler = s.routes(o.Metrics)
 	ln, err := net.Listen("tcp", o.Config.Addr)
 	if err != nil {
@@ -191,6 +200,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.holdRoutes(mux)
 	s.dashboardRoutes(mux)
 	s.whepRoutes(mux)
+	s.replayRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

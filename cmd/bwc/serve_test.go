@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -38,6 +39,59 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
+// startPlatform runs the wired platform until the test ends.
+func startPlatform(t *testing.T, cfg Config) *platform {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := build(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("platform: %v", err)
+		}
+	})
+	return p
+}
+
+// camPublish runs ffmpeg as a camera: passes of the sample in real time.
+func camPublish(t *testing.T, p *platform, serial string, passes int) error {
+	t.Helper()
+	url := "rtsp://" + serial + ":camera-secret-1@" + p.ingest.Addr() + "/live/" + serial
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", strconv.Itoa(passes-1), "-i", mediatest.Path(),
+		"-c:v", "copy", "-c:a", "aac", "-f", "rtsp", "-rtsp_transport", "tcp", url).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ffmpeg: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// archivedRecording waits until the device's recording has ended and is
+// entirely in the archive.
+func archivedRecording(t *testing.T, p *platform, dev index.Device) index.Recording {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		recs, err := p.db.Recordings(ctx, index.RecordingFilter{DeviceID: &dev.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 1 && recs[0].Status == index.RecordingEnded && p.archive.SpoolBytes() == 0 {
+			return recs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording not archived: %+v, spool %d bytes", recs, p.archive.SpoolBytes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestCameraToArchive: the wired platform, with ffmpeg as the camera. The
 // recording lands in MinIO and the index, bound to the officer and linked
 // to the incident; its init segment and media segments, concatenated,
@@ -45,20 +99,7 @@ func testConfig(t *testing.T) Config {
 func TestCameraToArchive(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := build(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.run(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("platform: %v", err)
-		}
-	}()
+	p := startPlatform(t, cfg)
 
 	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-E2E-1", Secret: "camera-secret-1"})
 	if err != nil {
@@ -80,29 +121,10 @@ func TestCameraToArchive(t *testing.T) {
 	}
 
 	// 3 passes of the 2 s sample, in real time, as a camera sends
-	url := "rtsp://CAM-E2E-1:camera-secret-1@" + p.ingest.Addr() + "/live/CAM-E2E-1"
-	ff := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "2", "-i", mediatest.Path(),
-		"-c:v", "copy", "-c:a", "aac", "-f", "rtsp", "-rtsp_transport", "tcp", url)
-	if out, err := ff.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	if err := camPublish(t, p, "CAM-E2E-1", 3); err != nil {
+		t.Fatal(err)
 	}
-
-	var rec index.Recording
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		recs, err := p.db.Recordings(ctx, index.RecordingFilter{DeviceID: &dev.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) == 1 && recs[0].Status == index.RecordingEnded && p.archive.SpoolBytes() == 0 {
-			rec = recs[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recording not archived: %+v, spool %d bytes", recs, p.archive.SpoolBytes())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rec := archivedRecording(t, p, dev)
 	if rec.OfficerID == nil || *rec.OfficerID != off.ID {
 		t.Fatalf("recording not bound to the officer: %+v", rec)
 	}

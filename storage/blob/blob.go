@@ -128,3 +128,31 @@ func (s *Store) explain(what string, err error) error {
 	}
 	return fmt.Errorf("object store %s: %s %q: %w", s.cfg.Endpoint, what, s.cfg.Bucket, err)
 }
+
+// ErrNoObject: the key is not in the bucket.
+var ErrNoObject = errors.New("object not found")
+
+// Object is a stored object opened for reading: seekable, so that HTTP
+// range requests are served without reading what is skipped.
+type Object struct {
+	*minio.Object
+	Size    int64
+	ModTime time.Time
+}
+
+// Open opens an object for reading. A missing object is ErrNoObject.
+func (s *Store) Open(ctx context.Context, key string) (*Object, error) {
+	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	st, err := o.Stat()
+	if err != nil {
+		o.Close()
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("open %s: %w", key, ErrNoObject)
+		}
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	return &Object{Object: o, Size: st.Size, ModTime: st.LastModified}, nil
+}

@@ -246,3 +246,52 @@ func (db *DB) Holds(ctx context.Context, recordingID uuid.UUID) ([]LegalHold, er
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[LegalHold])
 	return out, mapErr("legal holds of "+recordingID.String(), err)
 }
+
+// Segment returns one segment of a recording.
+func (db *DB) Segment(ctx context.Context, recordingID uuid.UUID, seq int64) (Segment, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+segmentCols+` FROM segments WHERE recording_id = $1 AND seq = $2`, recordingID, seq)
+	if err != nil {
+		return Segment{}, mapErr("segment", err)
+	}
+	out, err := scanSegments(rows)
+	if err == nil && len(out) == 0 {
+		err = pgx.ErrNoRows
+	}
+	if err != nil {
+		return Segment{}, mapErr(fmt.Sprintf("segment %d of %s", seq, recordingID), err)
+	}
+	return out[0], nil
+}
+
+// SegmentAt returns the segment of a recording that holds the wall-clock
+// instant at, or the first one after it (at fell in a gap): one index
+// lookup, no scan.
+func (db *DB) SegmentAt(ctx context.Context, recordingID uuid.UUID, at time.Time) (Segment, error) {
+	// two index probes (segments_time): the last segment starting at or
+	// before the instant, if it still runs then; else the next one
+	rows, err := db.pool.Query(ctx, `SELECT `+segmentCols+` FROM (
+		(SELECT `+segmentCols+`, 0 AS pref FROM segments WHERE recording_id = $1 AND started_at <= $2 ORDER BY started_at DESC LIMIT 1)
+		UNION ALL
+		(SELECT `+segmentCols+`, 1 FROM segments WHERE recording_id = $1 AND started_at > $2 ORDER BY started_at LIMIT 1)) c
+		WHERE c.pref = 1 OR c.ended_at > $2 ORDER BY c.pref LIMIT 1`, recordingID, at)
+	if err != nil {
+		return Segment{}, mapErr("segment at", err)
+	}
+	out, err := scanSegments(rows)
+	if err == nil && len(out) == 0 {
+		err = pgx.ErrNoRows
+	}
+	if err != nil {
+		return Segment{}, mapErr(fmt.Sprintf("segment of %s at %s", recordingID, at.Format(time.RFC3339)), err)
+	}
+	return out[0], nil
+}
+
+// InitSegment returns one init segment of a recording.
+func (db *DB) InitSegment(ctx context.Context, recordingID uuid.UUID, n int) (InitSegment, error) {
+	var s InitSegment
+	err := db.pool.QueryRow(ctx, `SELECT recording_id, n, object_key, sha256, size, indexed_at
+		FROM init_segments WHERE recording_id = $1 AND n = $2`, recordingID, n).
+		Scan(&s.RecordingID, &s.N, &s.Key, &s.SHA256, &s.Size, &s.IndexedAt)
+	return s, mapErr(fmt.Sprintf("init segment %d of %s", n, recordingID), err)
+}
