@@ -24,27 +24,29 @@ BWC="$BWC_STATE_DIR/bwc"
 
 "$BWC" serve &
 SERVER=$!
-trap 'kill $CAM $SERVER 2>/dev/null; pkill -f "live/DEMO-CAM-01" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+trap 'kill $CAM $CAM2 $SERVER 2>/dev/null; pkill -f "live/DEMO-CAM-0" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
 	curl -fsS -o /dev/null "http://$BWC_HTTP_ADDR/readyz" && break
 	sleep 0.2
 done
-# the simulated body camera: ffmpeg publishing a test picture with a running
-# clock and a tone (H.264 + G.711, as many body cameras send) over
-# TCP-interleaved RTSP with digest auth; restarted when it drops, like a
-# camera on 4G.
+# the simulated body cameras: ffmpeg publishing a test picture with a frame
+# counter and a tone over TCP-interleaved RTSP with digest auth, restarted
+# when they drop, like cameras on 4G. DEMO-CAM-01 sends H.264 + G.711 (its
+# sound plays on the live wall), DEMO-CAM-02 H.264 + AAC (video only on the
+# wall, as browsers cannot play AAC over WebRTC; its sound plays in replay).
 camera() {
 	while true; do
 		ffmpeg -hide_banner -loglevel error -re \
-			-f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=8000" \
+			-f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=$2" \
 			-c:v libx264 -preset ultrafast -tune zerolatency -profile:v baseline -pix_fmt yuv420p -g 25 -b:v 800k \
-			-c:a pcm_alaw -ar 8000 -ac 1 \
-			-f rtsp -rtsp_transport tcp "rtsp://DEMO-CAM-01:demo-camera-secret@$BWC_RTSP_ADDR/live/DEMO-CAM-01"
+			$3 -f rtsp -rtsp_transport tcp "rtsp://$1:demo-camera-secret@$BWC_RTSP_ADDR/live/$1"
 		sleep 2
 	done
 }
-camera &
+camera DEMO-CAM-01 8000 "-c:a pcm_alaw -ar 8000 -ac 1" &
 CAM=$!
+camera DEMO-CAM-02 48000 "-c:a aac" &
+CAM2=$!
 
 echo
 echo "  Supervisor page: http://$BWC_HTTP_ADDR/"

@@ -23,6 +23,8 @@ var pages = []Page{
 	{"/wall", "wall.html", supervisors},
 	{"/admin", "admin.html", adminOnly},
 	{"/dashboard", "dashboard.html", supervisors},
+	{"/incident", "incident.html", staff},
+	{"/incidents", "incidents.html", staff},
 }
 
 // Pages lists the role-checked pages, for tests.
@@ -35,6 +37,8 @@ func homeOf(role string) string {
 		return "/wall"
 	case "admin":
 		return "/admin"
+	case "reviewer":
+		return "/incidents"
 	default:
 		return "/account"
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -225,39 +226,47 @@ func seedDemo(ctx context.Context, cfg Config) error {
 	if _, err := db.Migrate(ctx); err != nil {
 		return err
 	}
-	dev, err := db.DeviceBySerial(ctx, "DEMO-CAM-01")
-	if errors.Is(err, index.ErrNotFound) {
-		dev, err = db.CreateDevice(ctx, index.Device{Serial: "DEMO-CAM-01", Model: "demo body camera", Secret: "demo-camera-secret"})
-	}
-	if err != nil {
-		return fmt.Errorf("seed demo device: %w", err)
+	// two officers, each wearing a demo camera, both sent to the demo incident
+	crew := []struct{ serial, badge, name string }{
+		{"DEMO-CAM-01", "DEMO-001", "Li Wei"},
+		{"DEMO-CAM-02", "DEMO-002", "Zhao Min"},
 	}
 	officers, err := db.Officers(ctx)
 	if err != nil {
 		return err
 	}
-	var off index.Officer
+	byBadge := map[string]index.Officer{}
 	for _, o := range officers {
-		if o.Badge == "DEMO-001" {
-			off = o
-		}
+		byBadge[o.Badge] = o
 	}
-	if off.ID == [16]byte{} {
-		if off, err = db.CreateOfficer(ctx, index.Officer{Badge: "DEMO-001", Name: "Li Wei", Unit: "Patrol 1"}); err != nil {
-			return fmt.Errorf("seed demo officer: %w", err)
+	var ids []uuid.UUID
+	for _, c := range crew {
+		dev, err := db.DeviceBySerial(ctx, c.serial)
+		if errors.Is(err, index.ErrNotFound) {
+			dev, err = db.CreateDevice(ctx, index.Device{Serial: c.serial, Model: "demo body camera", Secret: "demo-camera-secret"})
 		}
+		if err != nil {
+			return fmt.Errorf("seed demo device: %w", err)
+		}
+		off, ok := byBadge[c.badge]
+		if !ok {
+			if off, err = db.CreateOfficer(ctx, index.Officer{Badge: c.badge, Name: c.name, Unit: "Patrol 1"}); err != nil {
+				return fmt.Errorf("seed demo officer: %w", err)
+			}
+		}
+		if _, err := db.CheckOut(ctx, dev.ID, off.ID, time.Time{}); err != nil && !errors.Is(err, index.ErrConflict) {
+			return fmt.Errorf("seed demo check-out: %w", err)
+		}
+		ids = append(ids, off.ID)
 	}
 	for _, u := range demoUsers {
 		user := index.User{Login: u.login, Role: u.role, Unit: "Patrol 1"}
 		if u.role == index.RoleOfficer {
-			user.OfficerID = &off.ID
+			user.OfficerID = &ids[0]
 		}
 		if _, err := db.CreateUser(ctx, user, u.password); err != nil && !errors.Is(err, index.ErrConflict) {
 			return fmt.Errorf("seed demo user %s: %w", u.login, err)
 		}
-	}
-	if _, err := db.CheckOut(ctx, dev.ID, off.ID, time.Time{}); err != nil && !errors.Is(err, index.ErrConflict) {
-		return fmt.Errorf("seed demo check-out: %w", err)
 	}
 	incidents, err := db.Incidents(ctx)
 	if err != nil {
@@ -273,10 +282,12 @@ func seedDemo(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("seed demo incident: %w", err)
 	}
-	if _, err := db.Assign(ctx, inc.ID, off.ID, time.Time{}); err != nil {
-		return fmt.Errorf("seed demo assignment: %w", err)
+	for _, id := range ids {
+		if _, err := db.Assign(ctx, inc.ID, id, time.Time{}); err != nil {
+			return fmt.Errorf("seed demo assignment: %w", err)
+		}
 	}
-	fmt.Println("demo data created: officer DEMO-001 wears DEMO-CAM-01, assigned to incident DEMO-110-0001")
+	fmt.Println("demo data created: officers DEMO-001 and DEMO-002 wear DEMO-CAM-01 and DEMO-CAM-02, assigned to incident DEMO-110-0001")
 	return nil
 }
 

@@ -99,12 +99,14 @@ export async function login(page, url, user, password) {
 
 // camera starts ffmpeg publishing a test picture (H.264 baseline + G.711)
 // over RTSP as the demo body camera, until stopped.
-export function camera(rtsp, { serial = 'DEMO-CAM-01', secret = 'demo-camera-secret', seconds = 60 } = {}) {
+export function camera(rtsp, { serial = 'DEMO-CAM-01', secret = 'demo-camera-secret', seconds = 60, audio = 'g711' } = {}) {
+  const audioArgs = audio === 'aac' ? ['-c:a', 'aac', '-ar', '48000'] : ['-c:a', 'pcm_alaw', '-ar', '8000', '-ac', '1'];
   const proc = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
     '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=25:duration=${seconds}`,
-    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=8000:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${audio === 'aac' ? 48000 : 8000}:duration=${seconds}`,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-pix_fmt', 'yuv420p', '-g', '25',
-    '-c:a', 'pcm_alaw', '-ar', '8000', '-ac', '1',
+    ...audioArgs,
     '-f', 'rtsp', '-rtsp_transport', 'tcp', `rtsp://${serial}:${secret}@${rtsp}/live/${serial}`], { stdio: ['ignore', 'inherit', 'inherit'] });
-  return { stop() { proc.kill('SIGTERM'); } };
+  const done = new Promise((r) => proc.once('exit', r));
+  return { stop() { proc.kill('SIGTERM'); }, done };
 }

@@ -55,8 +55,9 @@ export async function session() {
 export function header(me) {
   const nav = document.querySelector('header.top nav');
   const links = {
-    supervisor: [['/wall', 'nav.wall'], ['/dashboard', 'nav.dashboard']],
-    admin: [['/wall', 'nav.wall'], ['/dashboard', 'nav.dashboard'], ['/admin', 'nav.admin']],
+    supervisor: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard']],
+    reviewer: [['/incidents', 'nav.incidents']],
+    admin: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/admin', 'nav.admin']],
   }[me.role] || [];
   nav.replaceChildren(...links.map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
   document.querySelector('header.top .who').textContent = `${me.login} · ${t('role.' + me.role)}`;
