@@ -39,6 +39,7 @@ type Config struct {
 	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
 	CameraURL       string        // base URL cameras publish to, e.g. rtsp://host:8554/live (shown to admins)
 	LinkBuffer      time.Duration // incident association rule's widening (5m when 0)
+	ExportApproval  bool          // exports need a supervisor's approval
 }
 
 // Options are the parts of the platform the server exposes.
@@ -65,6 +66,8 @@ type Options struct {
 	// Objects opens archived objects for replay (nil: 503); the index for
 	// replay is Domain's database.
 	Objects objectStore
+	// Exports builds approved evidence exports (nil: 503).
+	Exports exportBuilder
 }
 
 // Server is the HTTP server.
@@ -83,6 +86,8 @@ type Server struct {
 	replay     replayStore
 	objects    objectStore
 	views      viewAudit
+	exports    exportStore
+	builder    exportBuilder
 	closing    chan struct{} // closed when the server stops: long-lived responses end
 
 	auditFailures prometheus.Counter
@@ -123,13 +128,16 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, closing: make(chan struct{})}
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, builder: o.Exports, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
 	o.Metrics.MustRegister(s.auditFailures)
 	if rs, ok := o.Domain.(replayStore); ok {
 		s.replay = rs
+	}
+	if es, ok := o.Domain.(exportStore); ok {
+		s.exports = es
 	}
 	s.handler = s.routes(o.Metrics)
 	ln, err := net.Listen("tcp", o.Config.Addr)
@@ -201,6 +209,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.dashboardRoutes(mux)
 	s.whepRoutes(mux)
 	s.replayRoutes(mux)
+	s.exportRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

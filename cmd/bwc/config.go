@@ -53,6 +53,8 @@ type Config struct {
 	SegmentDuration time.Duration
 	Retention       time.Duration
 	SpoolAlarmBytes int64
+	ExportApproval  bool
+	ExportDir       string
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -81,6 +83,8 @@ func defaultConfig() Config {
 		SegmentDuration: 4 * time.Second,
 		Retention:       183 * 24 * time.Hour,
 		SpoolAlarmBytes: 10 << 30,
+		ExportApproval:  true,
+		ExportDir:       os.TempDir(),
 	}
 }
 
@@ -121,6 +125,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention (GOVERNANCE) of every archived object")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
+	fs.BoolVar(&c.ExportApproval, "export-approval", c.ExportApproval, "evidence exports need a supervisor's approval (false: built at once)")
+	fs.StringVar(&c.ExportDir, "export-dir", c.ExportDir, "local folder where export packages are assembled before they go to the bucket")
 }
 
 // envName is the environment variable of a flag: -http-addr is BWC_HTTP_ADDR.
@@ -248,6 +254,8 @@ func (c Config) Validate() error {
 		return errors.New("config retention: at least 24h")
 	case c.SpoolAlarmBytes < 1<<20:
 		return errors.New("config spool-alarm-bytes: at least 1 MiB")
+	case c.ExportDir == "":
+		return errors.New("config export-dir: required")
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/web"
 )
@@ -104,6 +105,14 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	p.services = append(p.services, p.ingest)
 
+	// evidence exports: signed packages built in the background
+	key, err := export.LoadOrCreateKey(cfg.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing-key: %w", err)
+	}
+	exporter := storage.NewExporter(p.db, p.blobs, key, cfg.Retention, cfg.ExportDir, log.With("component", "exports"))
+	p.services = append(p.services, exporter)
+
 	// live relay: supervisors watch over WebRTC (WHEP)
 	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
 		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
@@ -118,7 +127,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	p.web, err = web.New(web.Options{
 		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
-			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer,
+			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer, ExportApproval: cfg.ExportApproval,
 			CameraURL: "rtsp://" + cameraHost + "/" + ingest.PathPrefix},
 		Domain:  p.db,
 		Auth:    p.db,
@@ -127,6 +136,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Holds:   p.archive,
 		Relay:   p.relay,
 		Objects: p.blobs,
+		Exports: exporter,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
 		Metrics: reg,

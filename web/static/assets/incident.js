@@ -124,6 +124,25 @@ async function audit() {
     el('td', {}, new Date(e.at).toLocaleString()), el('td', {}, e.actor), el('td', {}, e.action))));
 }
 
+// exports of the incident: supervisors approve or reject others' requests;
+// a ready package downloads (audited)
+async function exportsList() {
+  const list = await api('GET', `/api/exports?incident=${id}`).catch(() => []);
+  const canDecide = me.role === 'supervisor' || me.role === 'admin';
+  document.querySelector('#exports tbody').replaceChildren(...list.map((x) => {
+    const actions = el('td', {});
+    if (x.status === 'requested' && canDecide && x.requested_by !== me.login) {
+      actions.append(el('button', { onclick: async () => { await api('POST', `/api/exports/${x.id}/approve`, { reason: '' }); exportsList(); audit(); } }, t('inc.approve')),
+        el('button', { onclick: async () => { const r = prompt(t('inc.reason')); if (r) { await api('POST', `/api/exports/${x.id}/reject`, { reason: r }); exportsList(); audit(); } } }, t('inc.reject')));
+    }
+    if (x.status === 'ready') actions.append(el('a', { href: `/api/exports/${x.id}/download` }, t('inc.download')));
+    return el('tr', { 'data-export': x.id }, el('td', {}, new Date(x.requested_at).toLocaleString()), el('td', {}, x.requested_by),
+      el('td', {}, x.reason), el('td', {}, t('inc.status.' + x.status)), actions);
+  }));
+}
+exportsList();
+setInterval(exportsList, 5000);
+
 try {
   tl = await api('GET', `/api/incidents/${id}/timeline`);
   details(tl.incident);
@@ -154,5 +173,6 @@ document.querySelector('#export').onclick = async () => {
     err.textContent = t('inc.requested');
   } catch (e) { err.textContent = e.message; }
   audit();
+  exportsList();
 };
 setInterval(() => { sync(); tick(); }, 250);

@@ -1,0 +1,289 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+
+	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/export"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// ErrTampered: an archived object no longer hashes to its index entry; the
+// export is refused rather than package altered evidence.
+var ErrTampered = errors.New("archived object does not match its SHA-256")
+
+// Exporter builds approved evidence exports, one at a time, in the
+// background: the original init and media segments of every recording
+// linked to the incident (in the asked range), a playable MP4 per recording,
+// the export's audit events, and a manifest signed with the platform's key;
+// the package goes to the evidence bucket under exports/.
+type Exporter struct {
+	db        *index.DB
+	blobs     *blob.Store
+	key       ed25519.PrivateKey
+	retention time.Duration
+	tmp       string
+	log       *slog.Logger
+
+	queue chan uuid.UUID
+	wg    sync.WaitGroup
+}
+
+// NewExporter makes the exporter; tmp is where packages are assembled.
+func NewExporter(db *index.DB, blobs *blob.Store, key ed25519.PrivateKey, retention time.Duration, tmp string, log *slog.Logger) *Exporter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return &Exporter{db: db, blobs: blobs, key: key, retention: retention, tmp: tmp, log: log, queue: make(chan uuid.UUID, 64)}
+}
+
+// PublicKey is the key packages are verified with.
+func (x *Exporter) PublicKey() ed25519.PublicKey { return x.key.Public().(ed25519.PublicKey) }
+
+// Enqueue schedules an approved export's build (never blocks; a full queue
+// is picked up by the next start's recovery).
+func (x *Exporter) Enqueue(id uuid.UUID) {
+	select {
+	case x.queue <- id:
+	default:
+		x.log.Warn("export queue full: the export is built at the next start", "export", id)
+	}
+}
+
+// Run builds queued exports until ctx ends; at start it takes up approved
+// exports a previous run did not build.
+func (x *Exporter) Run(ctx context.Context) error {
+	if pending, err := x.db.Exports(ctx, nil); err == nil {
+		for _, e := range pending {
+			if e.Status == index.ExportApproved {
+				x.Enqueue(e.ID)
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-x.queue:
+			x.wg.Add(1)
+			err := x.Build(ctx, id)
+			x.wg.Done()
+			if err != nil && ctx.Err() == nil {
+				x.log.Error("export failed", "export", id, "err", err)
+			}
+		}
+	}
+}
+
+// Close waits for a build in progress.
+func (x *Exporter) Close() error {
+	x.wg.Wait()
+	return nil
+}
+
+// Build assembles, signs and stores one approved export.
+func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
+	e, err := x.db.Export(ctx, id)
+	if err != nil {
+		return err
+	}
+	if e.Status != index.ExportApproved {
+		return fmt.Errorf("export %s is %s, not approved", id, e.Status)
+	}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			_ = x.db.ExportBuilt(context.WithoutCancel(ctx), id, "", nil, 0, err)
+		}
+	}()
+	f, err := os.CreateTemp(x.tmp, "export-*.zip")
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	sum := sha256.New()
+	w := export.NewWriter(io.MultiWriter(f, sum), id.String(), e.RequestedBy, time.Now())
+	meta, err := x.fill(ctx, w, e)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	if _, err := w.Close(meta, x.key); err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	key := "exports/" + id.String() + ".zip"
+	digest := sum.Sum(nil)
+	_, err = x.blobs.Client().PutObject(ctx, x.blobs.Bucket(), key, f, size, minio.PutObjectOptions{
+		ContentType: "application/zip", Mode: minio.Governance, RetainUntilDate: time.Now().Add(x.retention).UTC(),
+		UserMetadata: map[string]string{"sha256": hex.EncodeToString(digest)},
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: store package: %w", id, err)
+	}
+	x.log.Info("export ready", "export", id, "incident", e.IncidentID, "bytes", size)
+	return x.db.ExportBuilt(ctx, id, key, digest, size, nil)
+}
+
+// fill adds every file of the package and returns its metadata.
+func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (map[string]any, error) {
+	inc, err := x.db.Incident(ctx, e.IncidentID)
+	if err != nil {
+		return nil, err
+	}
+	recs, links, err := x.db.IncidentRecordings(ctx, e.IncidentID)
+	if err != nil {
+		return nil, err
+	}
+	type recMeta struct {
+		index.Recording
+		Gaps     []index.Gap `json:"gaps"`
+		Segments int         `json:"segments"`
+		Playable []string    `json:"playable"`
+	}
+	var out []recMeta
+	for _, r := range recs {
+		var segs []index.Segment
+		if e.From != nil || e.To != nil {
+			from, to := time.Time{}, time.Now().Add(24*time.Hour)
+			if e.From != nil {
+				from = *e.From
+			}
+			if e.To != nil {
+				to = *e.To
+			}
+			segs, err = x.db.SegmentsInRange(ctx, r.ID, from, to)
+		} else {
+			segs, err = x.db.Segments(ctx, r.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(segs) == 0 {
+			continue
+		}
+		m := recMeta{Recording: r, Segments: len(segs)}
+		if m.Gaps, err = x.db.Gaps(ctx, r.ID); err != nil {
+			return nil, err
+		}
+		// the originals, and per init segment a playable MP4 assembled from
+		// the same bytes as they go by (no second read)
+		var playable *os.File
+		defer func() {
+			if playable != nil {
+				playable.Close()
+				os.Remove(playable.Name())
+			}
+		}()
+		initN := -1
+		flush := func() error {
+			if playable == nil {
+				return nil
+			}
+			name := fmt.Sprintf("recordings/%s/playable-%d.mp4", r.ID, initN)
+			if _, err := playable.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			if err := w.Add(export.File{Name: name, Kind: "mp4", Recording: r.ID.String()}, playable); err != nil {
+				return err
+			}
+			m.Playable = append(m.Playable, name)
+			playable.Close()
+			os.Remove(playable.Name())
+			playable = nil
+			return nil
+		}
+		for _, s := range segs {
+			if s.InitN != initN {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+				initN = s.InitN
+				in, err := x.db.InitSegment(ctx, r.ID, initN)
+				if err != nil {
+					return nil, err
+				}
+				if playable, err = os.CreateTemp(x.tmp, "playable-*.mp4"); err != nil {
+					return nil, err
+				}
+				if err := x.addObject(ctx, w, export.File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: r.ID.String()},
+					in.Key, in.SHA256, playable); err != nil {
+					return nil, err
+				}
+			}
+			seq := s.Seq
+			if err := x.addObject(ctx, w, export.File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: r.ID.String(),
+				Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.SHA256, playable); err != nil {
+				return nil, err
+			}
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	// the export's own audit trail so far (request, approval)
+	events, err := x.db.AuditEvents(ctx, index.AuditFilter{IncidentID: &e.IncidentID, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var mine []index.AuditEvent
+	for _, ev := range events {
+		if ev.ObjectType == "export" && ev.ObjectID == e.ID.String() {
+			mine = append(mine, ev)
+		}
+	}
+	auditJSON, err := jsonBytes(mine)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Add(export.File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON)); err != nil {
+		return nil, err
+	}
+	return map[string]any{"incident": inc, "export": e, "recordings": out, "links": links}, nil
+}
+
+// addObject copies an archived object into the package (and into the
+// playable copy) and refuses it if it no longer hashes to its index entry.
+func (x *Exporter) addObject(ctx context.Context, w *export.Writer, f export.File, key string, want []byte, also io.Writer) error {
+	o, err := x.blobs.Open(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	h := sha256.New()
+	if err := w.Add(f, io.TeeReader(io.TeeReader(o, h), also)); err != nil {
+		return err
+	}
+	if !bytes.Equal(h.Sum(nil), want) {
+		return fmt.Errorf("%s: %w", key, ErrTampered)
+	}
+	return nil
+}
+
+func jsonBytes(v any) ([]byte, error) {
+	return json.MarshalIndent(v, "", "  ")
+}

@@ -1,0 +1,153 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Export statuses.
+const (
+	ExportRequested = "requested"
+	ExportApproved  = "approved"
+	ExportRejected  = "rejected"
+	ExportReady     = "ready"
+	ExportFailed    = "failed"
+)
+
+// Export is a request for an evidence package of an incident (optionally
+// a wall-clock range of it).
+type Export struct {
+	ID             uuid.UUID  `json:"id"`
+	IncidentID     uuid.UUID  `json:"incident_id"`
+	From           *time.Time `json:"from"`
+	To             *time.Time `json:"to"`
+	RequestedBy    string     `json:"requested_by"`
+	Reason         string     `json:"reason"`
+	RequestedAt    time.Time  `json:"requested_at"`
+	Status         string     `json:"status"`
+	DecidedBy      *string    `json:"decided_by"`
+	DecidedAt      *time.Time `json:"decided_at"`
+	DecisionReason string     `json:"decision_reason"`
+	Key            *string    `json:"-"`
+	SHA256         []byte     `json:"sha256"`
+	Size           *int64     `json:"size"`
+	Error          string     `json:"error,omitempty"`
+	ReadyAt        *time.Time `json:"ready_at"`
+}
+
+const exportCols = `id, incident_id, range_from, range_to, requested_by, reason, requested_at, status, decided_by, decided_at,
+	decision_reason, object_key, sha256, size, error, ready_at`
+
+// RequestExport records a request; without approval it is approved at once
+// by the rule.
+func (db *DB) RequestExport(ctx context.Context, e Export, approvalRequired bool) (Export, error) {
+	switch {
+	case strings.TrimSpace(e.RequestedBy) == "":
+		return Export{}, &FieldError{Field: "requested_by", Reason: "required"}
+	case strings.TrimSpace(e.Reason) == "":
+		return Export{}, &FieldError{Field: "reason", Reason: "required: why the evidence leaves the platform"}
+	case e.From != nil && e.To != nil && !e.To.After(*e.From):
+		return Export{}, &FieldError{Field: "to", Reason: "must be after from"}
+	}
+	e.ID = uuid.Must(uuid.NewV7())
+	e.Status = ExportRequested
+	var by *string
+	if !approvalRequired {
+		e.Status = ExportApproved
+		rule := "no approval required"
+		by = &rule
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO exports (id, incident_id, range_from, range_to, requested_by, reason, status, decided_by, decided_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END)`,
+		e.ID, e.IncidentID, e.From, e.To, e.RequestedBy, e.Reason, e.Status, by)
+	if err != nil {
+		return Export{}, mapErr("request export", err)
+	}
+	return db.Export(ctx, e.ID)
+}
+
+// Export returns one export.
+func (db *DB) Export(ctx context.Context, id uuid.UUID) (Export, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+exportCols+` FROM exports WHERE id = $1`, id)
+	if err != nil {
+		return Export{}, mapErr("export", err)
+	}
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Export])
+	return e, mapErr("export "+id.String(), err)
+}
+
+// Exports lists the exports of an incident (all when nil), newest first.
+func (db *DB) Exports(ctx context.Context, incident *uuid.UUID) ([]Export, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+exportCols+` FROM exports WHERE $1::uuid IS NULL OR incident_id = $1
+		ORDER BY requested_at DESC LIMIT 500`, incident)
+	if err != nil {
+		return nil, mapErr("exports", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Export])
+	return out, mapErr("exports", err)
+}
+
+// DecideExport approves or rejects a requested export. The requester
+// cannot decide their own (ErrConflict); a decided one is ErrConflict.
+func (db *DB) DecideExport(ctx context.Context, id uuid.UUID, by string, approve bool, reason string) (Export, error) {
+	if strings.TrimSpace(by) == "" {
+		return Export{}, &FieldError{Field: "by", Reason: "required"}
+	}
+	if !approve && strings.TrimSpace(reason) == "" {
+		return Export{}, &FieldError{Field: "reason", Reason: "required to reject an export"}
+	}
+	e, err := db.Export(ctx, id)
+	if err != nil {
+		return Export{}, err
+	}
+	if e.RequestedBy == by {
+		return Export{}, fmt.Errorf("export %s: the requester cannot decide their own export: %w", id, ErrConflict)
+	}
+	status := ExportRejected
+	if approve {
+		status = ExportApproved
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE exports SET status = $2, decided_by = $3, decided_at = now(), decision_reason = $4
+		WHERE id = $1 AND status = 'requested'`, id, status, by, reason)
+	if err != nil {
+		return Export{}, mapErr("decide export", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return Export{}, fmt.Errorf("export %s is %s, not requested: %w", id, e.Status, ErrConflict)
+	}
+	return db.Export(ctx, id)
+}
+
+// ExportBuilt records the package of an approved export, or its failure.
+func (db *DB) ExportBuilt(ctx context.Context, id uuid.UUID, key string, sum []byte, size int64, buildErr error) error {
+	var err error
+	if buildErr != nil {
+		_, err = db.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2 WHERE id = $1 AND status = 'approved'`, id, buildErr.Error())
+	} else {
+		_, err = db.pool.Exec(ctx, `UPDATE exports SET status = 'ready', object_key = $2, sha256 = $3, size = $4, ready_at = now()
+			WHERE id = $1 AND status = 'approved'`, id, key, sum, size)
+	}
+	return mapErr("export built", err)
+}
+
+// GrantIncident lets a user (reviewer) work on an incident.
+func (db *DB) GrantIncident(ctx context.Context, incident uuid.UUID, login, by string) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO incident_grants (incident_id, login, granted_by) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, incident, login, by)
+	return mapErr("grant incident", err)
+}
+
+// MayReview reports whether a user may export an incident's evidence: it
+// was granted to them, or an officer of their unit was assigned to it.
+func (db *DB) MayReview(ctx context.Context, incident uuid.UUID, login, unit string) (bool, error) {
+	var ok bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM incident_grants WHERE incident_id = $1 AND login = $2)
+		OR ($3 <> '' AND EXISTS (SELECT 1 FROM assignments a JOIN officers o ON o.id = a.officer_id WHERE a.incident_id = $1 AND o.unit = $3))`,
+		incident, login, unit).Scan(&ok)
+	return ok, mapErr("may review", err)
+}
