@@ -14,6 +14,8 @@ source "$BWC_STATE_DIR/env"
 export BWC_HTTP_ADDR="${BWC_HTTP_ADDR:-127.0.0.1:8080}"
 export BWC_RTSP_ADDR="${BWC_RTSP_ADDR:-127.0.0.1:8554}"
 export BWC_SPOOL_DIR="${BWC_SPOOL_DIR:-$BWC_STATE_DIR/spool}"
+export BWC_UPLOAD_DIR="${BWC_UPLOAD_DIR:-$BWC_STATE_DIR/uploads}"
+export BWC_SIGNING_KEY="${BWC_SIGNING_KEY:-$BWC_STATE_DIR/signing-key.pem}"
 
 log "building bwc"
 go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc

@@ -97,11 +97,16 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, roles []string, h ht
 		}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h(sw, r)
-		if sw.code < 400 {
+		if sw.code < 400 && !ownAudit[pattern] {
 			s.auditChange(r, pattern, sw.code)
 		}
 	})
 }
+
+// ownAudit are the changing routes that write their own, more telling
+// audit events (an upload's chunks: upload.start/complete, not one event
+// per chunk).
+var ownAudit = map[string]bool{"PATCH /api/uploads/{id}": true}
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions

@@ -25,6 +25,7 @@ var pages = []Page{
 	{"/dashboard", "dashboard.html", supervisors},
 	{"/incident", "incident.html", staff},
 	{"/incidents", "incidents.html", staff},
+	{"/upload", "upload.html", uploaders},
 }
 
 // Pages lists the role-checked pages, for tests.
@@ -39,6 +40,8 @@ func homeOf(role string) string {
 		return "/admin"
 	case "reviewer":
 		return "/incidents"
+	case "officer":
+		return "/upload"
 	default:
 		return "/account"
 	}

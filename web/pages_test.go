@@ -44,7 +44,7 @@ func TestPagesAreRoleChecked(t *testing.T) {
 		{"admin as admin", admin, "/admin", 200, ""},
 		{"login page", anon, "/", 200, ""},
 		{"logged-in supervisor lands on the wall", sup, "/", 303, "/wall"},
-		{"officer lands on the account page", officer, "/", 303, "/account"},
+		{"officer lands on the upload page", officer, "/", 303, "/upload"},
 		{"account as officer", officer, "/account", 200, ""},
 	}
 	for _, tc := range cases {
@@ -55,7 +55,7 @@ func TestPagesAreRoleChecked(t *testing.T) {
 	}
 	// every script and stylesheet a page refers to is served
 	ref := regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`)
-	for _, page := range []string{"/", "/wall", "/admin", "/account"} {
+	for _, page := range []string{"/", "/wall", "/admin", "/account", "/dashboard", "/incidents", "/incident", "/upload"} {
 		_, _, body := get(admin, page+"?next=x")
 		for _, m := range ref.FindAllStringSubmatch(body, -1) {
 			if code, _, _ := get(anon, m[1]); code != 200 {

@@ -68,6 +68,8 @@ type Options struct {
 	Objects objectStore
 	// Exports builds approved evidence exports (nil: 503).
 	Exports exportBuilder
+	// Uploads takes resumable uploads (nil: 503).
+	Uploads uploads
 }
 
 // Server is the HTTP server.
@@ -88,6 +90,7 @@ type Server struct {
 	views      viewAudit
 	exports    exportStore
 	builder    exportBuilder
+	uploads    uploads
 	closing    chan struct{} // closed when the server stops: long-lived responses end
 
 	auditFailures prometheus.Counter
@@ -128,7 +131,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, builder: o.Exports, closing: make(chan struct{})}
+		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, builder: o.Exports, uploads: o.Uploads, closing: make(chan struct{})}
 	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
@@ -210,6 +213,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	s.whepRoutes(mux)
 	s.replayRoutes(mux)
 	s.exportRoutes(mux)
+	s.uploadRoutes(mux)
 
 	static, _ := fs.Sub(staticFiles, "static")
 	s.pageRoutes(mux, static)

@@ -55,6 +55,8 @@ type Config struct {
 	SpoolAlarmBytes int64
 	ExportApproval  bool
 	ExportDir       string
+	UploadDir       string
+	UploadMaxSize   int64
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -85,6 +87,8 @@ func defaultConfig() Config {
 		SpoolAlarmBytes: 10 << 30,
 		ExportApproval:  true,
 		ExportDir:       os.TempDir(),
+		UploadDir:       "/var/lib/bwc/uploads",
+		UploadMaxSize:   4 << 30,
 	}
 }
 
@@ -126,6 +130,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention (GOVERNANCE) of every archived object")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 	fs.BoolVar(&c.ExportApproval, "export-approval", c.ExportApproval, "evidence exports need a supervisor's approval (false: built at once)")
+	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "local folder where resumable uploads wait until complete (durable disk)")
+	fs.Int64Var(&c.UploadMaxSize, "upload-max-size", c.UploadMaxSize, "largest file an officer may upload, in bytes")
 	fs.StringVar(&c.ExportDir, "export-dir", c.ExportDir, "local folder where export packages are assembled before they go to the bucket")
 }
 
@@ -256,6 +262,10 @@ func (c Config) Validate() error {
 		return errors.New("config spool-alarm-bytes: at least 1 MiB")
 	case c.ExportDir == "":
 		return errors.New("config export-dir: required")
+	case c.UploadDir == "":
+		return errors.New("config upload-dir: required")
+	case c.UploadMaxSize < 1<<20:
+		return errors.New("config upload-max-size: at least 1 MiB")
 	}
 	return nil
 }

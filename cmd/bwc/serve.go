@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/blob"
@@ -113,6 +114,14 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	exporter := storage.NewExporter(p.db, p.blobs, key, cfg.Retention, cfg.ExportDir, log.With("component", "exports"))
 	p.services = append(p.services, exporter)
 
+	// uploads of footage recorded offline (tus, resumable)
+	up, err := upload.New(upload.Config{Dir: cfg.UploadDir, MaxSize: cfg.UploadMaxSize, Retention: cfg.Retention,
+		LinkBuffer: cfg.LinkBuffer}, p.db, p.blobs, log.With("component", "uploads"))
+	if err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, up)
+
 	// live relay: supervisors watch over WebRTC (WHEP)
 	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
 		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
@@ -137,6 +146,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Relay:   p.relay,
 		Objects: p.blobs,
 		Exports: exporter,
+		Uploads: up,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
 		Metrics: reg,

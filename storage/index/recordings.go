@@ -28,7 +28,7 @@ const (
 // device.
 type Recording struct {
 	ID            uuid.UUID  `json:"id"`
-	DeviceID      uuid.UUID  `json:"device_id"`
+	DeviceID      uuid.UUID  `json:"device_id"` // uuid.Nil: none (an upload from a phone)
 	DeviceSerial  string     `json:"device_serial"`
 	OfficerID     *uuid.UUID `json:"officer_id"` // nil: unbound
 	OfficerName   string     `json:"officer_name,omitempty"`
@@ -81,11 +81,11 @@ type Binding struct {
 	Reason    string     `json:"reason"`
 }
 
-const recCols = `r.id, r.device_id, d.serial, r.officer_id, coalesce(o.name, ''), coalesce(o.badge, ''),
+const recCols = `r.id, coalesce(r.device_id, '00000000-0000-0000-0000-000000000000'::uuid), coalesce(d.serial, ''), r.officer_id, coalesce(o.name, ''), coalesce(o.badge, ''),
 	r.source, r.status, r.started_at, r.ended_at, r.video_codec, r.audio_codec, r.width, r.height,
 	r.clock_offset_ms, r.remote_addr`
 
-const recFrom = ` FROM recordings r JOIN devices d ON d.id = r.device_id LEFT JOIN officers o ON o.id = r.officer_id `
+const recFrom = ` FROM recordings r LEFT JOIN devices d ON d.id = r.device_id LEFT JOIN officers o ON o.id = r.officer_id `
 
 func scanRecording(row pgx.Row) (Recording, error) {
 	var r Recording
@@ -113,25 +113,28 @@ func (db *DB) CreateRecording(ctx context.Context, r Recording, by string) (Reco
 	if by == "" {
 		by = "system"
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO recordings (id, device_id, officer_id, source, status, started_at, ended_at,
-			video_codec, audio_codec, width, height, clock_offset_ms, remote_addr)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			r.ID, r.DeviceID, r.OfficerID, r.Source, r.Status, r.StartedAt, r.EndedAt,
-			r.VideoCodec, r.AudioCodec, r.Width, r.Height, r.ClockOffsetMS, r.RemoteAddr); err != nil {
-			return err
-		}
-		if r.OfficerID != nil {
-			_, err := tx.Exec(ctx, `INSERT INTO recording_bindings (id, recording_id, officer_id, changed_by, reason)
-				VALUES ($1, $2, $3, $4, 'bound at start')`, uuid.Must(uuid.NewV7()), r.ID, r.OfficerID, by)
-			return err
-		}
-		return nil
-	})
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return insertRecording(ctx, tx, r, by) })
 	if err != nil {
 		return Recording{}, mapErr("create recording", err)
 	}
 	return db.Recording(ctx, r.ID)
+}
+
+// insertRecording writes a recording (and its first binding) in tx.
+func insertRecording(ctx context.Context, tx pgx.Tx, r Recording, by string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO recordings (id, device_id, officer_id, source, status, started_at, ended_at,
+		video_codec, audio_codec, width, height, clock_offset_ms, remote_addr)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		r.ID, nullUUID(r.DeviceID), r.OfficerID, r.Source, r.Status, r.StartedAt, r.EndedAt,
+		r.VideoCodec, r.AudioCodec, r.Width, r.Height, r.ClockOffsetMS, r.RemoteAddr); err != nil {
+		return err
+	}
+	if r.OfficerID != nil {
+		_, err := tx.Exec(ctx, `INSERT INTO recording_bindings (id, recording_id, officer_id, changed_by, reason)
+			VALUES ($1, $2, $3, $4, 'bound at start')`, uuid.Must(uuid.NewV7()), r.ID, r.OfficerID, by)
+		return err
+	}
+	return nil
 }
 
 // Recording returns one recording.
@@ -445,4 +448,12 @@ func affected(what string, n int64, err error) error {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return nil
+}
+
+// nullUUID is NULL for uuid.Nil.
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
 }

@@ -12,7 +12,7 @@ after(async () => { await browser?.close(); await platform?.stop(); });
 test('an officer cannot open the live wall', async () => {
   const page = await browser.newPage();
   await login(page, platform.url, 'officer', 'demo-officer-pass');
-  assert.match(new URL(page.url()).pathname, /\/account$/);
+  assert.match(new URL(page.url()).pathname, /\/upload$/);
   const res = await page.goto(platform.url + '/wall');
   assert.equal(res.status(), 403);
   await page.screenshot({ path: path.join(screenshots, 'wall-403-officer.png') });

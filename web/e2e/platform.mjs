@@ -52,6 +52,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
     BWC_WEBRTC_UDP_ADDR: `127.0.0.1:${webrtcPort}`,
     BWC_WEBRTC_TCP_ADDR: `127.0.0.1:${webrtcPort}`,
     BWC_SPOOL_DIR: path.join(dir, 'spool'),
+    BWC_UPLOAD_DIR: path.join(dir, 'uploads'),
     BWC_SIGNING_KEY: path.join(dir, 'signing-key.pem'),
     BWC_RECONNECT_GRACE: '2s',
     BWC_LOG_LEVEL: process.env.BWC_E2E_LOG_LEVEL || 'warn',

@@ -55,9 +55,10 @@ export async function session() {
 export function header(me) {
   const nav = document.querySelector('header.top nav');
   const links = {
-    supervisor: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard']],
+    officer: [['/upload', 'nav.upload']],
+    supervisor: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload']],
     reviewer: [['/incidents', 'nav.incidents']],
-    admin: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/admin', 'nav.admin']],
+    admin: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload'], ['/admin', 'nav.admin']],
   }[me.role] || [];
   nav.replaceChildren(...links.map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
   document.querySelector('header.top .who').textContent = `${me.login} · ${t('role.' + me.role)}`;

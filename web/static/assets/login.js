@@ -5,7 +5,7 @@ const sel = document.querySelector('#lang');
 sel.value = lang();
 sel.onchange = () => { localStorage.setItem('bwc.lang', sel.value); location.reload(); };
 
-const homes = { supervisor: '/wall', admin: '/admin' };
+const homes = { supervisor: '/wall', admin: '/admin', reviewer: '/incidents', officer: '/upload' };
 document.querySelector('#login').onsubmit = async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);

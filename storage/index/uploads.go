@@ -1,0 +1,108 @@
+package index
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Upload is a file of footage recorded offline, kept byte for byte.
+type Upload struct {
+	ID               uuid.UUID `json:"id"`
+	RecordingID      uuid.UUID `json:"recording_id"`
+	TusID            string    `json:"-"`
+	UploadedBy       string    `json:"uploaded_by"`
+	Filename         string    `json:"filename"`
+	Size             int64     `json:"size"`
+	SHA256           []byte    `json:"sha256"`
+	Key              string    `json:"-"`
+	Container        string    `json:"container"`
+	VideoCodec       string    `json:"video_codec"`
+	AudioCodec       string    `json:"audio_codec"`
+	Width            int       `json:"width"`
+	Height           int       `json:"height"`
+	DurationMS       int64     `json:"duration_ms"`
+	RecordedAt       time.Time `json:"recorded_at"`
+	RecordedAtSource string    `json:"recorded_at_source"` // file, declared or upload
+	Fragmented       bool      `json:"fragmented"`
+	Notes            string    `json:"notes"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+const uploadCols = `id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container, video_codec, audio_codec,
+	width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, created_at`
+
+// CreateUpload stores an upload with its recording (source upload, ended,
+// spanning the file's duration) in one transaction. A file already stored
+// (same SHA-256) is ErrConflict.
+func (db *DB) CreateUpload(ctx context.Context, rec Recording, u Upload, by string) (Upload, error) {
+	if rec.ID == uuid.Nil {
+		rec.ID = uuid.Must(uuid.NewV7())
+	}
+	u.ID, u.RecordingID = uuid.Must(uuid.NewV7()), rec.ID
+	rec.Source, rec.Status = SourceUpload, RecordingEnded
+	rec.StartedAt = db.stamp(u.RecordedAt)
+	end := rec.StartedAt.Add(time.Duration(u.DurationMS) * time.Millisecond)
+	rec.EndedAt = &end
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := insertRecording(ctx, tx, rec, by); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO uploads (id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container,
+			video_codec, audio_codec, width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			u.ID, u.RecordingID, u.TusID, u.UploadedBy, u.Filename, u.Size, u.SHA256, u.Key, u.Container,
+			u.VideoCodec, u.AudioCodec, u.Width, u.Height, u.DurationMS, rec.StartedAt, u.RecordedAtSource, u.Fragmented, u.Notes)
+		return err
+	})
+	if err != nil {
+		return Upload{}, mapErr("create upload "+u.Filename, err)
+	}
+	return db.UploadByID(ctx, u.ID)
+}
+
+func (db *DB) uploadWhere(ctx context.Context, what, cond string, args ...any) ([]Upload, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+uploadCols+` FROM uploads WHERE `+cond+` ORDER BY created_at DESC LIMIT 500`, args...)
+	if err != nil {
+		return nil, mapErr(what, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Upload])
+	return out, mapErr(what, err)
+}
+
+// UploadByID returns one upload.
+func (db *DB) UploadByID(ctx context.Context, id uuid.UUID) (Upload, error) {
+	out, err := db.uploadWhere(ctx, "upload "+id.String(), "id = $1", id)
+	if err == nil && len(out) == 0 {
+		err = mapErr("upload "+id.String(), pgx.ErrNoRows)
+	}
+	if err != nil {
+		return Upload{}, err
+	}
+	return out[0], nil
+}
+
+// UploadBySHA256 returns the upload of a file with this hash.
+func (db *DB) UploadBySHA256(ctx context.Context, sum []byte) (Upload, error) {
+	out, err := db.uploadWhere(ctx, "upload by hash", "sha256 = $1", sum)
+	if err == nil && len(out) == 0 {
+		err = mapErr("upload by hash", pgx.ErrNoRows)
+	}
+	if err != nil {
+		return Upload{}, err
+	}
+	return out[0], nil
+}
+
+// Uploads lists uploads, newest first: all, or one uploader's.
+func (db *DB) Uploads(ctx context.Context, uploadedBy string) ([]Upload, error) {
+	return db.uploadWhere(ctx, "uploads", "$1 = '' OR uploaded_by = $1", uploadedBy)
+}
+
+// IncidentByNumber returns the incident with a dispatch number.
+func (db *DB) IncidentByNumber(ctx context.Context, number string) (Incident, error) {
+	in, err := scanIncident(db.pool.QueryRow(ctx, `SELECT `+incidentCols+` FROM incidents WHERE number = $1`, number))
+	return in, mapErr("incident "+number, err)
+}
