@@ -55,7 +55,7 @@ type env struct {
 
 // newEnv runs the service behind a test server whose requests come from an
 // officer (as web does after authentication).
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{db: storagetest.NewDB(t), store: storagetest.NewStore(t)}
@@ -87,7 +87,7 @@ func newEnv(t *testing.T) *env {
 
 // video writes a real MP4 (the sample, remuxed, with a creation time) and
 // pads it with a free box to the size asked.
-func video(t *testing.T, created time.Time, pad int64) string {
+func video(t testing.TB, created time.Time, pad int64) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "clip.mp4")
 	out, err := exec.Command("ffmpeg", "-v", "error", "-i", mediatest.Path(), "-c", "copy", "-movflags", "+faststart",
@@ -130,7 +130,7 @@ func meta(kv ...string) string {
 	return strings.Join(parts, ",")
 }
 
-func tusReq(t *testing.T, method, url string, body io.Reader, h map[string]string) *http.Response {
+func tusReq(t testing.TB, method, url string, body io.Reader, h map[string]string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -147,7 +147,7 @@ func tusReq(t *testing.T, method, url string, body io.Reader, h map[string]strin
 	return res
 }
 
-func create(t *testing.T, e *env, size int64, md string) (string, int) {
+func create(t testing.TB, e *env, size int64, md string) (string, int) {
 	t.Helper()
 	res := tusReq(t, "POST", e.url, nil, map[string]string{"Upload-Length": strconv.FormatInt(size, 10), "Upload-Metadata": md})
 	defer res.Body.Close()
@@ -178,7 +178,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 
 // send uploads the file from the server's offset in chunks; cuts lists
 // absolute offsets at which the link drops once each.
-func send(t *testing.T, loc, path string, cuts []int64) *http.Response {
+func send(t testing.TB, loc, path string, cuts []int64) *http.Response {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -213,7 +213,7 @@ func send(t *testing.T, loc, path string, cuts []int64) *http.Response {
 	}
 }
 
-func fileSum(t *testing.T, path string) string {
+func fileSum(t testing.TB, path string) string {
 	t.Helper()
 	f, _ := os.Open(path)
 	defer f.Close()
