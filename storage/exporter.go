@@ -182,6 +182,19 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 		if err != nil {
 			return nil, err
 		}
+		if r.Source == index.SourceUpload {
+			// an uploaded file: the original, byte for byte
+			u, err := x.db.UploadOfRecording(ctx, r.ID)
+			if err != nil {
+				return nil, err
+			}
+			name := fmt.Sprintf("uploads/%s/%s", u.ID, u.Filename)
+			if err := x.addObject(ctx, w, export.File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
+				return nil, err
+			}
+			out = append(out, recMeta{Recording: r, Playable: []string{name}})
+			continue
+		}
 		if len(segs) == 0 {
 			continue
 		}

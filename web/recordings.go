@@ -45,8 +45,8 @@ func (s *Server) recordingRoutes(mux *http.ServeMux) {
 	s.handle(mux, "GET /api/live/events", supervisors, s.liveEvents)
 	s.handle(mux, "GET /api/recordings", anyone, s.listRecordings)
 	s.handle(mux, "GET /api/recordings/{id}", anyone, s.getRecording)
-	s.handle(mux, "POST /api/recordings/{id}/links", supervisors, s.linkRecording)
-	s.handle(mux, "DELETE /api/recordings/{id}/links/{incident}", supervisors, s.unlinkRecording)
+	s.handle(mux, "POST /api/recordings/{id}/links", staff, s.linkRecording)
+	s.handle(mux, "DELETE /api/recordings/{id}/links/{incident}", staff, s.unlinkRecording)
 	s.handle(mux, "POST /api/recordings/{id}/officer", supervisors, s.bindRecording)
 }
 

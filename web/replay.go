@@ -29,6 +29,7 @@ type replayStore interface {
 	Gaps(ctx context.Context, id uuid.UUID) ([]index.Gap, error)
 	RecordingLinks(ctx context.Context, id uuid.UUID, history bool) ([]index.IncidentLink, error)
 	IncidentRecordings(ctx context.Context, incidentID uuid.UUID) ([]index.Recording, []index.IncidentLink, error)
+	UploadOfRecording(ctx context.Context, recordingID uuid.UUID) (index.Upload, error)
 }
 
 var _ replayStore = (*index.DB)(nil)
@@ -48,6 +49,7 @@ func (s *Server) replayRoutes(mux *http.ServeMux) {
 	s.handle(mux, "GET /api/recordings/{id}/segments/{file}", anyone, s.segmentObject)
 	s.handle(mux, "GET /api/recordings/{id}/seek", anyone, s.seek)
 	s.handle(mux, "GET /api/recordings/{id}/playback", anyone, s.playback)
+	s.handle(mux, "GET /api/recordings/{id}/file", anyone, s.originalFile)
 	s.handle(mux, "GET /api/incidents/{id}/timeline", staff, s.timeline)
 }
 
@@ -287,7 +289,10 @@ type playbackSegment struct {
 
 type playbackInfo struct {
 	RecordingID uuid.UUID         `json:"recording_id"`
+	StartedAt   time.Time         `json:"started_at"`
 	Live        bool              `json:"live"`
+	File        string            `json:"file,omitempty"` // an uploaded file: played by byte ranges
+	Duration    float64           `json:"duration,omitempty"`
 	Codecs      map[int]string    `json:"codecs"` // init segment -> RFC 6381 codecs
 	Inits       map[int]string    `json:"inits"`  // init segment -> URL
 	Segments    []playbackSegment `json:"segments"`
@@ -310,8 +315,17 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit trail unavailable: playback refused"})
 		return
 	}
-	info := playbackInfo{RecordingID: rec.ID, Live: rec.Status != index.RecordingEnded, Codecs: map[int]string{}, Inits: map[int]string{},
-		Segments: make([]playbackSegment, 0, len(segs))}
+	info := playbackInfo{RecordingID: rec.ID, StartedAt: rec.StartedAt, Live: rec.Status != index.RecordingEnded, Codecs: map[int]string{},
+		Inits: map[int]string{}, Segments: make([]playbackSegment, 0, len(segs))}
+	if rec.Source == index.SourceUpload {
+		u, err := s.replay.UploadOfRecording(ctx, rec.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		info.File = "/api/recordings/" + rec.ID.String() + "/file"
+		info.Duration = float64(u.DurationMS) / 1000
+	}
 	base := "/api/recordings/" + rec.ID.String()
 	for _, sg := range segs {
 		if _, ok := info.Inits[sg.InitN]; !ok {
@@ -411,4 +425,32 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = s.audit(r, index.AuditEvent{Action: "incident.view", ObjectType: "incident", ObjectID: id.String(), IncidentID: &id})
 	writeJSON(w, http.StatusOK, tl)
+}
+
+// originalFile streams an uploaded file as it was received, with range
+// requests: browsers and players play an MP4 this way without a derived
+// copy.
+func (s *Server) originalFile(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.viewable(w, r)
+	if !ok {
+		return
+	}
+	if rec.Source != index.SourceUpload {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "only uploads have an original file; recordings replay by segments"})
+		return
+	}
+	u, err := s.replay.UploadOfRecording(r.Context(), rec.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.auditView(r, rec, "file"); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit trail unavailable: playback refused"})
+		return
+	}
+	ctype := "video/mp4"
+	if u.Container == "mov" {
+		ctype = "video/quicktime"
+	}
+	s.serveObject(w, r, u.Key, u.Filename, ctype)
 }

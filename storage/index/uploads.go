@@ -106,3 +106,15 @@ func (db *DB) IncidentByNumber(ctx context.Context, number string) (Incident, er
 	in, err := scanIncident(db.pool.QueryRow(ctx, `SELECT `+incidentCols+` FROM incidents WHERE number = $1`, number))
 	return in, mapErr("incident "+number, err)
 }
+
+// UploadOfRecording returns the upload a recording was made from.
+func (db *DB) UploadOfRecording(ctx context.Context, recordingID uuid.UUID) (Upload, error) {
+	out, err := db.uploadWhere(ctx, "upload of "+recordingID.String(), "recording_id = $1", recordingID)
+	if err == nil && len(out) == 0 {
+		err = mapErr("upload of "+recordingID.String(), pgx.ErrNoRows)
+	}
+	if err != nil {
+		return Upload{}, err
+	}
+	return out[0], nil
+}

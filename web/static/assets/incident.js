@@ -147,6 +147,7 @@ try {
   tl = await api('GET', `/api/incidents/${id}/timeline`);
   details(tl.incident);
   const playable = tl.recordings.filter((r) => r.video_codec);
+  // an incident with only uploads still plays
   for (const r of playable.slice(0, 2)) await addPlayer(r);
   drawTimeline();
 } catch (e) {

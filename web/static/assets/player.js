@@ -18,6 +18,15 @@ export class Player {
     const res = await fetch(`/api/recordings/${this.id}/playback`, { credentials: 'same-origin' });
     if (!res.ok) throw new Error(`playback ${res.status}`);
     this.info = await res.json();
+    if (this.info.file) {
+      // an uploaded file, played as it is by byte ranges: one span, no gaps
+      const t0 = Date.parse(this.info.started_at);
+      this.segs = [{ seq: 0, start: 0, end: this.info.duration, t0, t1: t0 + this.info.duration * 1000 }];
+      this.appended.add(0);
+      this.video.src = this.info.file;
+      await new Promise((r, j) => { this.video.onloadedmetadata = r; this.video.onerror = () => j(new Error('the file does not play here')); });
+      return this;
+    }
     this.segs = this.info.segments.map((s) => ({ ...s, t0: Date.parse(s.started_at), t1: Date.parse(s.ended_at) }));
     if (!this.segs.length) throw new Error('nothing archived yet');
     const ms = new MediaSource();
@@ -53,6 +62,7 @@ export class Player {
 
   // ensure appends the segments from a little before m to 20 s after it.
   ensure(m) {
+    if (this.info?.file) return Promise.resolve();
     this.queue = this.queue.then(async () => {
       for (const s of this.segs) {
         if (s.end < m - 1 || s.start > m + 20 || this.appended.has(s.seq)) continue;
