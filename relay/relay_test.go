@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +91,7 @@ type browser struct {
 	mu     sync.Mutex
 	aus    [][][]byte
 	gaps   []int
+	stuck  bool // never reads: a browser that froze
 	gotAny chan struct{}
 	once   sync.Once
 }
@@ -118,7 +120,7 @@ func newBrowser(t *testing.T) (*browser, string) {
 		}
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || b.stalled() {
 			return
 		}
 		dec := &rtph264.Decoder{}
@@ -158,6 +160,13 @@ func newBrowser(t *testing.T) (*browser, string) {
 	}
 	<-gathered
 	return b, pc.LocalDescription().SDP
+}
+
+func (b *browser) stall() { b.mu.Lock(); b.stuck = true; b.mu.Unlock() }
+func (b *browser) stalled() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stuck
 }
 
 func (b *browser) accept(t *testing.T, a Answer) {
@@ -342,4 +351,45 @@ func FuzzCandidates(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTwentyViewersOneStalled: 20 viewers on one recording; one stops
+// reading; the 19 others all receive the stream, and keep up with the
+// camera: the frames they get in a window match what the camera sent in it.
+func TestTwentyViewersOneStalled(t *testing.T) {
+	src := &streams{m: map[uuid.UUID]*media.Stream{}}
+	r := newRelay(t, src)
+	id, _ := liveSample(t, src)
+	time.Sleep(300 * time.Millisecond)
+	var bs []*browser
+	for i := 0; i < 20; i++ {
+		b, offer := newBrowser(t)
+		if i == 0 {
+			b.stall()
+		}
+		a, err := r.Offer(context.Background(), id, fmt.Sprintf("sup%d", i), offer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.accept(t, a)
+		bs = append(bs, b)
+	}
+	for _, b := range bs[1:] {
+		<-b.gotAny
+	}
+	// a 2 s window: 50 video frames at 25 fps
+	before := make([]int, len(bs))
+	for i, b := range bs {
+		before[i] = len(b.received())
+	}
+	time.Sleep(2 * time.Second)
+	for i, b := range bs[1:] {
+		got := len(b.received()) - before[i+1]
+		if got < 40 {
+			t.Errorf("viewer %d received %d access units in 2 s, want about 50", i+1, got)
+		}
+	}
+	if n := r.Viewers(id); n != 20 {
+		t.Fatalf("viewers = %d", n)
+	}
 }

@@ -45,5 +45,15 @@ test('the live wall plays a body camera over WebRTC', async () => {
       throw new Error(`${e.message}: tile says "${await tile.locator('.info').innerText()}"; /api/live: ${live}`);
     });
   await page.screenshot({ path: path.join(screenshots, 'wall-live.png') });
+  // a second camera starts publishing: its tile appears without a reload
+  const second = camera(platform.rtsp, { serial: 'DEMO-CAM-02', seconds: 30 });
+  try {
+    await page.waitForFunction(() => document.querySelectorAll('.tile').length === 2
+      && [...document.querySelectorAll('.tile .who')].some((w) => w.textContent.includes('DEMO-002')), null, { timeout: 30000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('.tile video')].every((v) => v.videoWidth > 0), null, { timeout: 30000 });
+    await page.screenshot({ path: path.join(screenshots, 'wall-two.png') });
+  } finally {
+    second.stop();
+  }
   await page.close();
 });

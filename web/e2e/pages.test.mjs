@@ -52,3 +52,15 @@ test('the pages speak Chinese', async () => {
   await page.screenshot({ path: path.join(screenshots, 'wall-zh.png') });
   await ctx.close();
 });
+
+test('the supervision dashboard lists the incident without footage in red', async () => {
+  const page = await browser.newPage();
+  await login(page, platform.url, 'supervisor', 'demo-supervisor-pass');
+  await page.goto(platform.url + '/dashboard');
+  const row = page.locator('#incidents tr.cov-row', { hasText: 'DEMO-110-0001' });
+  await row.waitFor();
+  assert.match(await row.getAttribute('class'), /\bnone\b/);
+  assert.match(await page.locator('#summary').innerText(), /0%/);
+  await page.screenshot({ path: path.join(screenshots, 'dashboard.png'), fullPage: true });
+  await page.close();
+});
