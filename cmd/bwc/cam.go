@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,6 +148,12 @@ func cam(ctx context.Context, args []string, out io.Writer) error {
 			after.cpu-before.cpu, streamSeconds, (after.cpu-before.cpu)/streamSeconds, 100*(after.cpu-before.cpu)/streamSeconds)
 		fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB (peak) with %d cameras = %.2f MB per stream\n",
 			before.rss/1e6, peakRSS/1e6, *n, (peakRSS-before.rss)/1e6/float64(*n))
+		segs := after.m["bwc_archive_segments_sealed_total"] - before.m["bwc_archive_segments_sealed_total"]
+		mb := (after.m["bwc_archive_spooled_bytes_total"] - before.m["bwc_archive_spooled_bytes_total"]) / 1e6
+		cores := (after.cpu - before.cpu) / elapsed.Seconds()
+		fmt.Fprintf(out, "archive: %.0f segments (%.2f/s), %.1f MB (%.2f MB/s; %.2f MB/s per core used), upload lag median %.2f s, p99 %.2f s\n",
+			segs, segs/elapsed.Seconds(), mb, mb/elapsed.Seconds(), mb/elapsed.Seconds()/max(cores, 1e-9),
+			lagQuantile(before, after, 0.5), lagQuantile(before, after, 0.99))
 	}
 	return nil
 }
@@ -170,7 +178,7 @@ func publish(ctx context.Context, url string, s *mediafile.Sample, sent *atomic.
 		return err
 	}
 	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{Transport: &tcp}
+	c := &gortsplib.Client{Transport: &tcp, WriteQueueSize: 4096} // a loaded load generator must not drop itself
 	if err := c.StartRecording(url, &description.Session{Medias: []*description.Media{vm, am}}); err != nil {
 		return err
 	}
@@ -240,12 +248,15 @@ func ensureDevices(ctx context.Context, cfg Config, serials []string, secret str
 	return nil
 }
 
-type procStats struct{ cpu, rss float64 }
+type procStats struct {
+	cpu, rss float64
+	m        map[string]float64 // every sample, by name{labels}
+}
 
-// scrape reads process_cpu_seconds_total and process_resident_memory_bytes
-// from a Prometheus text endpoint.
+// scrape reads a Prometheus text endpoint: the process's CPU and memory,
+// and every other sample for the archive's figures.
 func scrape(url string) (procStats, error) {
-	var st procStats
+	st := procStats{m: map[string]float64{}}
 	res, err := http.Get(url)
 	if err != nil {
 		return st, fmt.Errorf("bwc cam -metrics: %w", err)
@@ -256,26 +267,53 @@ func scrape(url string) (procStats, error) {
 	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	found := 0
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		switch name {
-		case "process_cpu_seconds_total":
-			st.cpu, err = strconv.ParseFloat(val, 64)
-			found++
-		case "process_resident_memory_bytes":
-			st.rss, err = strconv.ParseFloat(val, 64)
-			found++
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
 		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
-			return st, fmt.Errorf("bwc cam -metrics: %s: %w", name, err)
+			continue
 		}
+		st.m[line[:i]] = v
 	}
-	if found != 2 {
+	st.cpu, st.rss = st.m["process_cpu_seconds_total"], st.m["process_resident_memory_bytes"]
+	if st.rss == 0 {
 		return st, fmt.Errorf("bwc cam -metrics: %s has no process metrics", url)
 	}
 	return st, sc.Err()
+}
+
+// lagQuantile estimates a quantile of the archive's upload lag from the
+// histogram's growth between two scrapes (bucket upper bounds).
+func lagQuantile(before, after procStats, q float64) float64 {
+	const name = "bwc_archive_upload_lag_seconds_bucket{le=\""
+	type b struct{ le, n float64 }
+	var bs []b
+	for k, v := range after.m {
+		if !strings.HasPrefix(k, name) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(k, name), "\"}"), 64)
+		if err != nil {
+			le = math.Inf(1)
+		}
+		bs = append(bs, b{le, v - before.m[k]})
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return math.NaN()
+	}
+	total := bs[len(bs)-1].n
+	for _, x := range bs {
+		if x.n >= q*total {
+			return x.le
+		}
+	}
+	return math.Inf(1)
 }

@@ -103,14 +103,14 @@ function tick() {
   for (const p of players) {
     if (!p.player.info) continue;
     const w = p.player.wallNow();
-    p.node.dataset.wall = String(Math.round(w));
+    p.node.dataset.wall = String(Math.floor(w));
     p.node.querySelector('.wall').textContent = time(w);
   }
   const clock = document.querySelector('#clock');
   const master = players[0];
   if (master?.player.info) {
     const w = master.player.wallNow();
-    clock.dataset.wall = String(Math.round(w));
+    clock.dataset.wall = String(Math.floor(w));
     clock.textContent = time(w);
     const from = Date.parse(tl.from), to = Date.parse(tl.to);
     const scrub = document.querySelector('#scrub');
