@@ -29,19 +29,13 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	to, from := time.Now().UTC(), time.Time{}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &from}, {"to", &to}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				s.fail(w, r, &index.FieldError{Field: p.name, Reason: "must be an RFC 3339 time"})
-				return
-			}
-			*p.dst = t
-		}
+	from, to, err := timeRange(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if to.IsZero() {
+		to = time.Now().UTC()
 	}
 	if from.IsZero() {
 		from = to.Add(-7 * 24 * time.Hour)

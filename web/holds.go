@@ -63,22 +63,19 @@ func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.needHolds(w) {
 		return
 	}
-	var in struct {
-		Reason string `json:"reason"`
-	}
-	in.Reason = r.URL.Query().Get("reason")
-	if r.ContentLength > 0 && !s.decode(w, r, &in) {
+	reason, ok := s.reasonOf(w, r)
+	if !ok {
 		return
 	}
-	if in.Reason == "" {
+	if reason == "" {
 		s.fail(w, r, &index.FieldError{Field: "reason", Reason: "required to release a legal hold"})
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
-	h, err := s.holds.Release(r.Context(), id, p.Login, in.Reason)
+	h, err := s.holds.Release(r.Context(), id, p.Login, reason)
 	if err == nil {
 		_ = s.audit(r, index.AuditEvent{Action: "evidence.release", ObjectType: "recording", ObjectID: id.String(), RecordingID: &id,
-			Details: map[string]any{"reason": in.Reason}})
+			Details: map[string]any{"reason": reason}})
 	}
 	s.reply(w, r, http.StatusOK, h, err)
 }

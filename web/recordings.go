@@ -145,18 +145,10 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 			*p.dst = &id
 		}
 	}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				s.fail(w, r, &index.FieldError{Field: p.name, Reason: "must be an RFC 3339 time"})
-				return
-			}
-			*p.dst = t
-		}
+	var err error
+	if f.From, f.To, err = timeRange(r); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if v := q.Get("limit"); v != "" {
 		if _, err := fmt.Sscan(v, &f.Limit); err != nil || f.Limit < 1 || f.Limit > 1000 {
@@ -273,19 +265,16 @@ func (s *Server) unlinkRecording(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var in struct {
-		Reason string `json:"reason"`
-	}
-	in.Reason = r.URL.Query().Get("reason")
-	if r.ContentLength > 0 && !s.decode(w, r, &in) {
+	reason, ok := s.reasonOf(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
 	p, _ := PrincipalFrom(ctx)
-	l, err := s.recordings.UnlinkIncident(ctx, id, incID, p.Login, in.Reason)
+	l, err := s.recordings.UnlinkIncident(ctx, id, incID, p.Login, reason)
 	if err == nil {
 		_ = s.audit(r, index.AuditEvent{Action: "recording.unlink", ObjectType: "recording", ObjectID: id.String(),
-			IncidentID: &incID, RecordingID: &id, Details: map[string]any{"reason": in.Reason}})
+			IncidentID: &incID, RecordingID: &id, Details: map[string]any{"reason": reason}})
 		s.refreshLive(id)
 	}
 	s.reply(w, r, http.StatusOK, l, err)
@@ -339,4 +328,17 @@ func (s *Server) refreshLive(id uuid.UUID) {
 	if err := s.ingest.Refresh(id); err != nil && !errors.Is(err, ingest.ErrNotLive) {
 		s.log.Warn("live recording not refreshed", "recording", id, "err", err)
 	}
+}
+
+// reasonOf reads the reason of a DELETE: the reason query parameter, or a
+// JSON body {"reason": ...}.
+func (s *Server) reasonOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	in.Reason = r.URL.Query().Get("reason")
+	if r.ContentLength > 0 && !s.decode(w, r, &in) {
+		return "", false
+	}
+	return in.Reason, true
 }
