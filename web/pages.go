@@ -26,6 +26,7 @@ var pages = []Page{
 	{"/incident", "incident.html", staff},
 	{"/incidents", "incidents.html", staff},
 	{"/upload", "upload.html", uploaders},
+	{"/live", "live.html", supervisors},
 }
 
 // Pages lists the role-checked pages, for tests.

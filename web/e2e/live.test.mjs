@@ -45,6 +45,14 @@ test('the live wall plays a body camera over WebRTC', async () => {
       throw new Error(`${e.message}: tile says "${await tile.locator('.info').innerText()}"; /api/live: ${live}`);
     });
   await page.screenshot({ path: path.join(screenshots, 'wall-live.png') });
+  // the one-recording page plays it too
+  const id = await tile.getAttribute('data-recording');
+  const one = await browser.newPage();
+  await login(one, platform.url, 'supervisor', 'demo-supervisor-pass');
+  await one.goto(`${platform.url}/live?id=${id}`);
+  await one.waitForFunction(() => document.querySelector('#video').videoWidth > 0 && Number(document.querySelector('#tile').dataset.frames) > 10, null, { timeout: 30000 });
+  await one.screenshot({ path: path.join(screenshots, 'live-one.png') });
+  await one.close();
   // a second camera starts publishing: its tile appears without a reload
   const second = camera(platform.rtsp, { serial: 'DEMO-CAM-02', seconds: 30 });
   try {

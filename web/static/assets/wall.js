@@ -36,6 +36,7 @@ function addTile(rec) {
   const badge = el('span', { class: 'badge' });
   const node = el('div', { class: 'tile', 'data-recording': id, 'data-frames': '0', tabindex: '0' }, video, badge, el('div', { class: 'label' }, who, info));
   node.onclick = () => { node.classList.toggle('big'); video.muted = !node.classList.contains('big'); };
+  node.ondblclick = () => window.open(`/live?id=${id}`, '_blank');
   node.onkeydown = (e) => { if (e.key === 'Enter') node.onclick(); };
   wall.append(node);
   const tile = { node, video, who, info, badge, rec, viewer: null };
