@@ -288,26 +288,20 @@ func seedDemo(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("seed demo user %s: %w", u.login, err)
 		}
 	}
-	incidents, err := db.Incidents(ctx)
-	if err != nil {
-		return err
+	inc, err := db.IncidentByNumber(ctx, "DEMO-110-0001")
+	if errors.Is(err, index.ErrNotFound) {
+		inc, err = db.CreateIncident(ctx, index.Incident{Number: "DEMO-110-0001", Type: "disturbance", Address: "1 Demo Road"})
 	}
-	for _, in := range incidents {
-		if in.Number == "DEMO-110-0001" {
-			fmt.Println("demo data present")
-			return nil
-		}
-	}
-	inc, err := db.CreateIncident(ctx, index.Incident{Number: "DEMO-110-0001", Type: "disturbance", Address: "1 Demo Road"})
 	if err != nil {
 		return fmt.Errorf("seed demo incident: %w", err)
 	}
 	for _, id := range ids {
-		if _, err := db.Assign(ctx, inc.ID, id, time.Time{}); err != nil {
+		// already assigned (an earlier seed) is fine
+		if _, err := db.Assign(ctx, inc.ID, id, time.Time{}); err != nil && !errors.Is(err, index.ErrConflict) {
 			return fmt.Errorf("seed demo assignment: %w", err)
 		}
 	}
-	fmt.Println("demo data created: officers DEMO-001 and DEMO-002 wear DEMO-CAM-01 and DEMO-CAM-02, assigned to incident DEMO-110-0001")
+	fmt.Println("demo data ready: officers DEMO-001 and DEMO-002 wear DEMO-CAM-01 and DEMO-CAM-02, assigned to incident DEMO-110-0001")
 	return nil
 }
 
