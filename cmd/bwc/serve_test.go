@@ -30,6 +30,7 @@ func testConfig(t *testing.T) Config {
 	b := storagetest.BlobConfig(t)
 	cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Bucket = b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
 	cfg.HTTPAddr, cfg.RTSPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.WebRTCUDPAddr, cfg.WebRTCTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SpoolDir = t.TempDir()
 	cfg.UploadDir = t.TempDir()
 	cfg.SigningKey = filepath.Join(t.TempDir(), "key.pem")
