@@ -10,10 +10,12 @@ type metrics struct {
 	frames       prometheus.Counter
 	bytes        prometheus.Counter
 	dropped      *prometheus.CounterVec
-	timeouts     prometheus.Counter
-	dbQueue      prometheus.Gauge
-	dbRetries    prometheus.Counter
-	dbDropped    prometheus.Counter
+	// the per-packet counters, resolved once (no label lookup per packet)
+	droppedWaiting, droppedDecode prometheus.Counter
+	timeouts                      prometheus.Counter
+	dbQueue                       prometheus.Gauge
+	dbRetries                     prometheus.Counter
+	dbDropped                     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dbDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_db_dropped_total",
 			Help: "Database writes of the ingest dropped because the queue was full."}),
 	}
+	m.droppedWaiting = m.dropped.WithLabelValues("waiting_keyframe")
+	m.droppedDecode = m.dropped.WithLabelValues("decode")
 	if reg != nil {
 		reg.MustRegister(m.authFailures, m.publishes, m.reconnects, m.live, m.frames, m.bytes, m.dropped,
 			m.timeouts, m.dbQueue, m.dbRetries, m.dbDropped)

@@ -272,10 +272,10 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 	f, err := t.dp.Decode(pkt, d)
 	switch {
 	case errors.Is(err, depack.ErrWaitingKeyframe):
-		p.s.met.dropped.WithLabelValues("waiting_keyframe").Inc()
+		p.s.met.droppedWaiting.Inc()
 		return
 	case err != nil:
-		p.s.met.dropped.WithLabelValues("decode").Inc()
+		p.s.met.droppedDecode.Inc()
 		p.s.log.Debug("RTP packet not decoded", "device", p.dev.Serial, "recording", r.id, "err", err)
 		return
 	case f == nil:

@@ -147,3 +147,48 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeH264: the ingest's per-packet path for video: RTP packets
+// of the 2 Mbit/s sample to access units with DTS.
+func BenchmarkDecodeH264(b *testing.B) {
+	s := mediatest.Load(b)
+	f := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.Video.SPS, PPS: s.Video.PPS}
+	enc, err := f.CreateEncoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	type pp struct {
+		p   *rtp.Packet
+		pts time.Duration
+	}
+	var pkts []pp
+	var bytes int
+	for _, fr := range s.Frames {
+		if fr.Track.Kind != media.Video {
+			continue
+		}
+		ps, err := enc.Encode(fr.AU)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range ps {
+			pkts = append(pkts, pp{p, fr.PTS})
+			bytes += len(p.Payload)
+		}
+	}
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr, err := New(f, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, x := range pkts {
+			if _, err := tr.Decode(x.p, x.pts+time.Duration(i)*s.Duration); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pkts)), "ns/packet")
+}
