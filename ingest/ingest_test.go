@@ -215,8 +215,8 @@ func TestFFmpegPublishIsBoundAndLinked(t *testing.T) {
 			} else if len(video) < len(want)*8/10 {
 				t.Fatalf("received %d of %d video frames over UDP", len(video), len(want))
 			}
-			if audio < 90 {
-				t.Fatalf("received %d AAC frames, want about 94", audio)
+			if min := map[string]int{"tcp": 90, "udp": 75}[transport]; audio < min { // UDP on a busy machine may lose a few
+				t.Fatalf("received %d AAC frames over %s, want about 94", audio, transport)
 			}
 			info := st.Info()
 			if v := info.Video(); v == nil || v.Codec != media.H264 || v.Width != 1280 || v.Height != 720 {
