@@ -104,13 +104,13 @@ func checkPassword(encoded, pw string) bool {
 func (db *DB) CreateUser(ctx context.Context, u User, password string) (User, error) {
 	u.Login = strings.TrimSpace(u.Login)
 	switch {
-	case u.Login == "" || len(u.Login) > 64 || strings.ContainsAny(u.Login, " \t\r\n"):
+	case u.Login == "" || len(u.Login) > MaxLoginLen || strings.ContainsAny(u.Login, " \t\r\n"):
 		return User{}, invalid("login", "1 to 64 characters without spaces")
 	case !ValidRole(u.Role):
 		return User{}, invalid("role", "one of officer, supervisor, reviewer, admin")
 	case len(password) < 10:
 		return User{}, invalid("password", "at least 10 characters")
-	case len(password) > 256:
+	case len(password) > MaxPasswordLen:
 		return User{}, invalid("password", "at most 256 characters")
 	case u.Role == RoleOfficer && u.OfficerID == nil:
 		return User{}, invalid("officer_id", "an officer's account must name the officer")
@@ -164,51 +164,79 @@ func (db *DB) SetUserDisabled(ctx context.Context, id uuid.UUID, disabled bool) 
 	return u, nil
 }
 
+// Authentication input caps: a login or password longer than these is
+// refused before anything is looked up, hashed, logged or audited.
+const (
+	MaxLoginLen    = 64
+	MaxPasswordLen = 256
+)
+
 // Authenticate checks a login and password. Repeated failures lock the
 // account with a growing back-off (ErrLocked, even for the right password,
-// until it expires). Unknown logins cost the same hashing work as known ones.
+// until it expires). Unknown logins cost the same work as known ones: the
+// same lookup, one argon2id verification (against a fixed hash) and the
+// same failure-counting UPDATE (which finds no row).
+//
+// Every verified failure counts: the counter is incremented in one UPDATE
+// and the lock decided from the value it returns, so parallel guesses cannot
+// overwrite each other's count.
 func (db *DB) Authenticate(ctx context.Context, login, password string) (User, error) {
+	if len(login) > MaxLoginLen || len(password) > MaxPasswordLen {
+		return User{}, ErrBadCredentials
+	}
 	var (
 		u      User
 		hash   string
-		failed int
 		locked *time.Time
+		known  = true
 	)
-	err := db.pool.QueryRow(ctx, `SELECT `+userCols+`, password_hash, failed_logins, locked_until FROM users WHERE login = $1`, login).
-		Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &hash, &failed, &locked)
+	err := db.pool.QueryRow(ctx, `SELECT `+userCols+`, password_hash, locked_until FROM users WHERE login = $1`, login).
+		Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &hash, &locked)
 	if errors.Is(err, pgx.ErrNoRows) {
-		checkPassword(dummyHash, password)
-		return User{}, ErrBadCredentials
-	}
-	if err != nil {
+		known, hash = false, dummyHash
+	} else if err != nil {
 		return User{}, mapErr("authenticate "+login, err)
 	}
 	now := db.now()
-	if locked != nil && now.Before(*locked) {
+	if known && locked != nil && now.Before(*locked) {
 		return User{}, fmt.Errorf("%w until %s", ErrLocked, locked.UTC().Format(time.RFC3339))
 	}
-	if !checkPassword(hash, password) || u.Disabled {
-		failed++
-		var until *time.Time
-		if failed >= lockoutAfter {
-			d := lockoutBase << min(failed-lockoutAfter, 20)
-			if d > lockoutMax {
-				d = lockoutMax
-			}
-			t := now.Add(d)
-			until = &t
+	ok := checkPassword(hash, password)
+	if known && ok && !u.Disabled {
+		// reset the counter unless a parallel failure locked the account
+		// meanwhile
+		err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL
+			WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2) RETURNING id`, u.ID, now).Scan(&u.ID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return User{}, ErrLocked
 		}
-		if _, err := db.pool.Exec(ctx, `UPDATE users SET failed_logins = $2, locked_until = $3 WHERE id = $1`, u.ID, failed, until); err != nil {
-			return User{}, mapErr("record failed login", err)
-		}
-		return User{}, ErrBadCredentials
-	}
-	if failed > 0 || locked != nil {
-		if _, err := db.pool.Exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1`, u.ID); err != nil {
+		if err != nil {
 			return User{}, mapErr("reset failed logins", err)
 		}
+		return u, nil
 	}
-	return u, nil
+	var failed int
+	err = db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
+		locked_until = CASE WHEN failed_logins + 1 >= $2
+			THEN $3::timestamptz + make_interval(secs => LEAST($4::float8 * power(2, LEAST(failed_logins + 1 - $2, 20)), $5::float8))
+			ELSE locked_until END
+		WHERE login = $1 RETURNING failed_logins`,
+		login, lockoutAfter, now, lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
+		return User{}, mapErr("record failed login", err)
+	}
+	return User{}, ErrBadCredentials
+}
+
+// FailedLogins returns a user's count of consecutive failed logins and the
+// end of its lock (nil: not locked).
+func (db *DB) FailedLogins(ctx context.Context, login string) (int, *time.Time, error) {
+	var (
+		n      int
+		locked *time.Time
+	)
+	err := db.pool.QueryRow(ctx, `SELECT failed_logins, locked_until FROM users WHERE login = $1`, login).Scan(&n, &locked)
+	return n, locked, mapErr("failed logins of "+login, err)
 }
 
 var dummyHash = hashPassword("timing equaliser for unknown logins")
