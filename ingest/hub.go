@@ -167,10 +167,7 @@ func (s *Server) attach(p *publisher) error {
 		}
 		s.met.reconnects.Inc()
 		s.met.publishes.Inc()
-		id, remote := r.id, p.remote
-		s.writes.enqueue("status of "+id.String(), func(ctx context.Context) error {
-			return s.db.SetRecordingStatus(ctx, id, index.RecordingLive, remote)
-		})
+		s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingLive, Remote: p.remote})
 		return nil
 	}
 	r = &recording{id: uuid.Must(uuid.NewV7()), dev: p.dev, startedAt: now.UTC().Truncate(time.Microsecond),
@@ -181,24 +178,63 @@ func (s *Server) attach(p *publisher) error {
 	s.byDevice[p.dev.Serial] = r
 	s.byID[r.id] = r
 	hooks := slices.Clone(s.onStream)
+	vc, ac, w, h := describe(r.tracks)
 	s.notifyLocked()
 	s.mu.Unlock()
 
 	s.met.publishes.Inc()
 	s.met.live.Inc()
 	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote)
-	for _, h := range hooks {
-		h(r.stream)
+	// journaled before any media is archived: the row survives a crash
+	s.writes.put(&op{Kind: opCreate, Recording: r.id, DeviceID: r.dev.ID, Device: r.dev.Serial, At: r.startedAt,
+		Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h})
+	for _, hook := range hooks {
+		hook(r.stream)
 	}
-	s.writes.enqueue("create recording "+r.id.String(), func(ctx context.Context) error { return s.create(ctx, r) })
 	return nil
 }
 
+// apply makes one write in PostgreSQL. Every kind is idempotent: a write
+// replayed from the journal after a crash, or retried, changes nothing
+// more.
+func (s *Server) apply(ctx context.Context, o *op) error {
+	switch o.Kind {
+	case opCreate:
+		if err := s.create(ctx, o); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		r := s.byID[o.Recording]
+		s.mu.Unlock()
+		if r == nil { // replayed after a restart: link by the rule all the same
+			_, err := s.db.AutoLink(ctx, o.Recording, s.cfg.LinkBuffer)
+			return err
+		}
+		return s.refresh(ctx, r)
+	case opStatus:
+		return s.db.SetRecordingStatus(ctx, o.Recording, o.Status, o.Remote)
+	case opMedia:
+		return s.db.SetRecordingMedia(ctx, o.Recording, o.Video, o.Audio, o.Width, o.Height)
+	case opClock:
+		return s.db.SetClockOffset(ctx, o.Recording, o.Offset)
+	case opGap:
+		return s.db.AddGap(ctx, o.Recording, index.Gap{StartedAt: o.At, EndedAt: o.Until, Reason: o.Reason})
+	case opEnd:
+		return s.db.EndRecording(ctx, o.Recording, o.At)
+	case opRefresh:
+		if o.rec == nil {
+			return nil
+		}
+		return s.refresh(ctx, o.rec)
+	}
+	return fmt.Errorf("%w: unknown database write %q", index.ErrInvalid, o.Kind)
+}
+
 // create writes a new recording's row, bound to the officer who had the
-// device checked out when it started, and links it to their incidents.
-func (s *Server) create(ctx context.Context, r *recording) error {
+// device checked out when it started.
+func (s *Server) create(ctx context.Context, o *op) error {
 	var officer *uuid.UUID
-	co, err := s.db.WearerAt(ctx, r.dev.ID, r.startedAt)
+	co, err := s.db.WearerAt(ctx, o.DeviceID, o.At)
 	switch {
 	case err == nil:
 		officer = &co.OfficerID
@@ -207,17 +243,13 @@ func (s *Server) create(ctx context.Context, r *recording) error {
 	default:
 		return err
 	}
-	s.mu.Lock()
-	tracks, remote := r.tracks, r.remote
-	s.mu.Unlock()
-	vc, ac, w, h := describe(tracks)
-	_, err = s.db.CreateRecording(ctx, index.Recording{ID: r.id, DeviceID: r.dev.ID, OfficerID: officer, Source: index.SourceRTSP,
-		Status: index.RecordingLive, StartedAt: r.startedAt, VideoCodec: vc, AudioCodec: ac, Width: w, Height: h, RemoteAddr: remote},
-		"device check-out")
+	_, err = s.db.CreateRecording(ctx, index.Recording{ID: o.Recording, DeviceID: o.DeviceID, OfficerID: officer, Source: index.SourceRTSP,
+		Status: index.RecordingLive, StartedAt: o.At, VideoCodec: o.Video, AudioCodec: o.Audio, Width: o.Width, Height: o.Height,
+		RemoteAddr: o.Remote}, "device check-out")
 	if err != nil && !errors.Is(err, index.ErrConflict) { // a conflict: written by an earlier try
-		return fmt.Errorf("create recording %s of %s: %w", r.id, r.dev.Serial, err)
+		return fmt.Errorf("create recording %s of %s: %w", o.Recording, o.Device, err)
 	}
-	return s.refresh(ctx, r)
+	return nil
 }
 
 // refresh reloads a recording's binding and links into the live state,
@@ -291,7 +323,7 @@ func (s *Server) Refresh(id uuid.UUID) error {
 	if !ok {
 		return fmt.Errorf("refresh %s: %w", id, ErrNotLive)
 	}
-	s.writes.enqueue("refresh "+id.String(), func(ctx context.Context) error { return s.refresh(ctx, r) })
+	s.writes.put(&op{Kind: opRefresh, Recording: id, rec: r})
 	return nil
 }
 
@@ -303,9 +335,7 @@ func (s *Server) mediaChanged(r *recording, tracks []*media.Track) {
 	s.mu.Unlock()
 	vc, ac, w, h := describe(tracks)
 	s.log.Info("camera changed its video configuration", "device", r.dev.Serial, "recording", r.id, "codec", vc, "width", w, "height", h)
-	s.writes.enqueue("media of "+r.id.String(), func(ctx context.Context) error {
-		return s.db.SetRecordingMedia(ctx, r.id, vc, ac, w, h)
-	})
+	s.writes.put(&op{Kind: opMedia, Recording: r.id, Device: r.dev.Serial, Video: vc, Audio: ac, Width: w, Height: h})
 }
 
 // detach: a publishing session ended. Its recording waits for the camera
@@ -327,9 +357,7 @@ func (s *Server) detach(p *publisher, cause error) {
 	s.mu.Unlock()
 	s.log.Warn("camera disconnected: waiting for it to come back", "device", p.dev.Serial, "recording", r.id,
 		"grace", s.cfg.Grace, "err", cause)
-	s.writes.enqueue("status of "+r.id.String(), func(ctx context.Context) error {
-		return s.db.SetRecordingStatus(ctx, r.id, index.RecordingReconnecting, "")
-	})
+	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingReconnecting})
 }
 
 // end finishes a recording: its stream closes (the archive seals the last
@@ -363,7 +391,7 @@ func (s *Server) end(r *recording, why string) {
 	r.stream.Close()
 	s.met.live.Dec()
 	s.log.Info("recording ended", "device", r.dev.Serial, "recording", r.id, "why", why)
-	s.writes.enqueue("end "+r.id.String(), func(ctx context.Context) error { return s.db.EndRecording(ctx, r.id, endAt) })
+	s.writes.put(&op{Kind: opEnd, Recording: r.id, Device: r.dev.Serial, At: endAt})
 }
 
 // housekeep runs every second: recordings past their grace window end,
@@ -423,6 +451,17 @@ func (s *Server) relinkLive() {
 	}
 	s.mu.Unlock()
 	for _, r := range recs {
-		s.writes.enqueue("relink "+r.id.String(), func(ctx context.Context) error { return s.refresh(ctx, r) })
+		s.writes.put(&op{Kind: opRefresh, Recording: r.id, rec: r})
 	}
+}
+
+// setClockOffset records a recording's measured camera clock offset
+// (journaled, then queued).
+func (s *Server) setClockOffset(id uuid.UUID, off time.Duration) {
+	s.writes.put(&op{Kind: opClock, Recording: id, Offset: off})
+}
+
+// addGap records media missing inside a recording (journaled, then queued).
+func (s *Server) addGap(id uuid.UUID, from, to time.Time, reason string) {
+	s.writes.put(&op{Kind: opGap, Recording: id, At: from, Until: to, Reason: reason})
 }

@@ -45,6 +45,7 @@ type Config struct {
 	MaxClockSkew  time.Duration // a camera clock further off than this is not trusted
 	RingFrames    int           // per-reader ring of the fan-out; 0: media default
 	DevicesReload time.Duration // device secrets cache refresh (auth works while PostgreSQL is down)
+	JournalDir    string        // durable journal of the database writes (replayed at start); empty: memory only
 }
 
 // Defaults.
@@ -133,7 +134,11 @@ func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Se
 	}
 	s := &Server{cfg: cfg, db: db, log: log, met: newMetrics(reg), now: time.Now,
 		byDevice: map[string]*recording{}, byID: map[uuid.UUID]*recording{}, watchers: map[chan struct{}]struct{}{}}
-	s.writes = newWriter(log, s.met, 100000)
+	jr, err := openJournal(cfg.JournalDir, log)
+	if err != nil {
+		return nil, err
+	}
+	s.writes = newWriter(log, s.met, newJournalMetrics(reg), 100000, jr, s.apply)
 	s.devices = newDeviceCache(db, log)
 	s.handler = &rtspHandler{s: s}
 	s.rtsp = &gortsplib.Server{
@@ -169,6 +174,9 @@ func (s *Server) OnStream(f func(*media.Stream)) {
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.devices.reload(ctx); err != nil {
 		return fmt.Errorf("ingest: load devices: %w", err)
+	}
+	if err := s.replayJournal(ctx); err != nil {
+		return err
 	}
 	if n, err := s.db.EndOrphanRecordings(ctx, index.SourceRTSP); err != nil {
 		return fmt.Errorf("ingest: end recordings left open: %w", err)
@@ -246,6 +254,7 @@ func (s *Server) Close() error {
 		s.end(r, "server shutdown")
 	}
 	s.writes.drain(5 * time.Second)
+	s.writes.closeJournal()
 	return nil
 }
 

@@ -11,52 +11,74 @@ import (
 )
 
 // writer applies the ingest's database writes (new recording, status,
-// gaps, end) one at a time, in order, retrying with backoff while
-// PostgreSQL is down. The camera's media never waits for it: a recording
-// starts and is archived to the spool before its row exists, and the row
-// is written (bound to the officer wearing the device at the recording's
-// start) when the database is back.
+// gaps, clock offset, media, end) one at a time, in order, retrying with
+// backoff while PostgreSQL is down. The camera's media never waits for it:
+// a recording starts and is archived to the spool before its row exists,
+// and the row is written (bound to the officer wearing the device at the
+// recording's start) when the database is back.
+//
+// Writes are data (op), not closures: each is first recorded durably in
+// the journal (when there is one) and only then queued, so that a crash
+// before PostgreSQL has it loses nothing (the journal is replayed at the
+// next start, see Server.Start).
 type writer struct {
-	log *slog.Logger
-	met *metrics
-	max int
+	log   *slog.Logger
+	met   *metrics
+	max   int
+	apply func(ctx context.Context, o *op) error
+	jr    *journal // nil: memory only
+	jm    *journalMetrics
 
 	exec   sync.Mutex // held while a write runs: run and drain never run one twice
+	jmu    sync.Mutex // journal order = queue order
 	mu     sync.Mutex
-	queue  []op
+	queue  []*op
 	wake   chan struct{}
 	closed bool
 
 	backoffMin, backoffMax time.Duration
 }
 
-type op struct {
-	what string
-	do   func(ctx context.Context) error
-}
-
-func newWriter(log *slog.Logger, met *metrics, max int) *writer {
-	return &writer{log: log, met: met, max: max, wake: make(chan struct{}, 1),
+func newWriter(log *slog.Logger, met *metrics, jm *journalMetrics, max int, jr *journal, apply func(ctx context.Context, o *op) error) *writer {
+	return &writer{log: log, met: met, jm: jm, max: max, jr: jr, apply: apply, wake: make(chan struct{}, 1),
 		backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second}
 }
 
-// enqueue adds a write. It never blocks; beyond the queue's bound the
-// write is dropped and counted (the media keeps flowing either way).
-func (w *writer) enqueue(what string, do func(ctx context.Context) error) {
+// put journals a write (fsynced) and queues it. It never blocks on the
+// database. A write the journal cannot take is still queued (and the
+// failure logged and counted): the camera keeps recording. Beyond the
+// queue's bound the write is dropped from memory (counted); a journaled
+// one is applied at the next start.
+func (w *writer) put(o *op) {
+	w.jmu.Lock()
+	defer w.jmu.Unlock()
+	if w.jr != nil && o.journaled() {
+		if err := w.jr.append(o); err != nil {
+			w.jm.errors.Inc()
+			w.log.Error("database write not journaled: lost if the process dies before PostgreSQL has it",
+				"recording", o.Recording, "op", o.Kind, "err", err)
+		}
+	}
 	w.mu.Lock()
 	if w.closed || len(w.queue) >= w.max {
 		w.mu.Unlock()
 		w.met.dbDropped.Inc()
-		w.log.Error("database write dropped: queue full", "op", what)
+		w.log.Error("database write dropped: queue full", "op", o.String())
 		return
 	}
-	w.queue = append(w.queue, op{what, do})
+	w.queue = append(w.queue, o)
 	w.met.dbQueue.Set(float64(len(w.queue)))
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// enqueue adds a write given as a function. It is not journaled: use put
+// with an op for anything that must survive a crash.
+func (w *writer) enqueue(what string, do func(ctx context.Context) error) {
+	w.put(&op{Kind: opFunc, what: what, fn: do})
 }
 
 // pending returns the number of queued writes.
@@ -71,6 +93,20 @@ func permanent(err error) bool {
 	return errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrConflict) || errors.Is(err, index.ErrNotFound)
 }
 
+func (w *writer) do(ctx context.Context, o *op) error {
+	if o.Kind == opFunc {
+		return o.fn(ctx)
+	}
+	return w.apply(ctx, o)
+}
+
+// done marks an op applied in the journal.
+func (w *writer) done(o *op) {
+	if w.jr != nil && o.journaled() {
+		w.jr.applied(o)
+	}
+}
+
 // run applies writes until ctx ends, then tries once more to drain what is
 // queued within a short time.
 func (w *writer) run(ctx context.Context) {
@@ -80,7 +116,7 @@ func (w *writer) run(ctx context.Context) {
 		w.mu.Lock()
 		var next *op
 		if len(w.queue) > 0 {
-			next = &w.queue[0]
+			next = w.queue[0]
 		}
 		w.mu.Unlock()
 		if next == nil {
@@ -93,7 +129,7 @@ func (w *writer) run(ctx context.Context) {
 			}
 		}
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := next.do(octx)
+		err := w.do(octx, next)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			w.exec.Unlock()
@@ -102,7 +138,7 @@ func (w *writer) run(ctx context.Context) {
 		if err != nil && !permanent(err) {
 			w.exec.Unlock()
 			w.met.dbRetries.Inc()
-			w.log.Warn("database write failed, retrying", "op", next.what, "in", backoff, "err", err)
+			w.log.Warn("database write failed, retrying", "op", next.String(), "in", backoff, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -112,8 +148,9 @@ func (w *writer) run(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			w.log.Error("database write failed", "op", next.what, "err", err)
+			w.log.Error("database write failed", "op", next.String(), "err", err)
 		}
+		w.done(next)
 		backoff = w.backoffMin
 		w.mu.Lock()
 		w.queue = w.queue[1:]
@@ -123,7 +160,8 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// drain applies what is queued with a deadline (at shutdown).
+// drain applies what is queued with a deadline (at shutdown). What it
+// cannot apply stays in the journal for the next start.
 func (w *writer) drain(timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -137,13 +175,26 @@ func (w *writer) drain(timeout time.Duration) {
 			return
 		}
 		next := w.queue[0]
-		w.queue = w.queue[1:]
 		w.mu.Unlock()
-		if err := next.do(ctx); err != nil {
-			w.log.Error("database write lost at shutdown", "op", next.what, "err", err)
-		}
-		if ctx.Err() != nil {
+		err := w.do(ctx, next)
+		if err != nil && !permanent(err) {
+			// stop at the first failure: what follows must not overtake it
+			w.mu.Lock()
+			rest := w.queue
+			w.queue, w.closed = nil, true
+			w.mu.Unlock()
+			for _, o := range rest {
+				if w.jr != nil && o.journaled() {
+					w.log.Warn("database write left in the journal for the next start", "op", o.String(), "err", err)
+				} else if o.Kind != opRefresh {
+					w.log.Error("database write lost at shutdown", "op", o.String(), "err", err)
+				}
+			}
 			return
 		}
+		w.done(next)
+		w.mu.Lock()
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
 	}
 }

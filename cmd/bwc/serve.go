@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -97,7 +98,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 
 	// live ingest: cameras publish over RTSP; each new recording is archived
 	if p.ingest, err = ingest.New(ingest.Config{RTSPAddr: cfg.RTSPAddr, UDPRTPAddr: cfg.RTSPUDPRTPAddr, UDPRTCPAddr: cfg.RTSPUDPRTCPAddr,
-		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer}, p.db, reg, log.With("component", "ingest")); err != nil {
+		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer,
+		JournalDir: filepath.Join(cfg.SpoolDir, "journal")}, p.db, reg, log.With("component", "ingest")); err != nil {
 		return nil, err
 	}
 	p.ingest.OnStream(p.archive.Attach)
