@@ -52,6 +52,12 @@ type Config struct {
 	BackoffMin       time.Duration // first retry delay after a failed upload
 	BackoffMax       time.Duration // cap of the exponential backoff
 	ScanInterval     time.Duration // spool rescan period (uploads are also kicked on each seal)
+	StuckAfter       time.Duration // a spooled object not uploaded after this long (while PostgreSQL and MinIO answer) is an alarm
+	ReconcileEvery   time.Duration // how often spool, index and bucket are reconciled (also at start)
+	RetryWrite       time.Duration // after a spool write error, how soon writing is tried again (at the next keyframe after it)
+	LinkBuffer       time.Duration // the assignment rule's buffer, for rows rebuilt by reconciliation (default 5m)
+
+	sinkWrap func(segmenter.Sink) segmenter.Sink // tests: inject disk faults
 }
 
 // Defaults.
@@ -63,6 +69,8 @@ const (
 	DefaultSpoolAlarmBytes  = 10 << 30
 	DefaultUploadWorkers    = 4
 	DefaultRingFrames       = 4096 // about 50 s of 30 fps video with audio
+	DefaultStuckAfter       = 5 * time.Minute
+	DefaultReconcileEvery   = 10 * time.Minute
 )
 
 func (c *Config) defaults() {
@@ -96,6 +104,15 @@ func (c *Config) defaults() {
 	if c.ScanInterval <= 0 {
 		c.ScanInterval = time.Second
 	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = DefaultStuckAfter
+	}
+	if c.ReconcileEvery <= 0 {
+		c.ReconcileEvery = DefaultReconcileEvery
+	}
+	if c.RetryWrite <= 0 {
+		c.RetryWrite = time.Second
+	}
 }
 
 // Archive records live streams into the evidence store.
@@ -116,6 +133,9 @@ type Archive struct {
 
 	recovered []spool.Recovered
 	closeOnce sync.Once
+
+	alarms alarms     // spool write errors and stuck evidence: Check fails by name
+	stuck  stuckWatch // ages of spooled objects
 }
 
 // New recovers the spool left by a previous run (sealing segments that
@@ -170,7 +190,8 @@ func (a *Archive) Attach(s *media.Stream) {
 		start = time.Now()
 	}
 	info.StartedAt = start
-	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start.UTC()}, a.kickUploader)
+	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start.UTC(),
+		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
 	if err != nil {
 		a.m.errors.WithLabelValues("spool").Inc()
 		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
@@ -192,8 +213,23 @@ func (a *Archive) Attach(s *media.Stream) {
 }
 
 func (a *Archive) record(info media.Info, w *spool.Writer, r *media.Reader, lost *atomic.Int64, log *slog.Logger) {
-	seg := segmenter.New(segmenter.Config{Target: a.cfg.SegmentDuration, Fragment: a.cfg.FragmentDuration, Start: info.StartedAt},
-		&measured{Sink: w, a: a}, info.Tracks)
+	var sink segmenter.Sink = &measured{Sink: w, a: a}
+	if a.cfg.sinkWrap != nil {
+		sink = a.cfg.sinkWrap(sink)
+	}
+	newSeg := func() *segmenter.Segmenter {
+		return segmenter.New(segmenter.Config{Target: a.cfg.SegmentDuration, Fragment: a.cfg.FragmentDuration, Start: info.StartedAt},
+			sink, info.Tracks)
+	}
+	seg := newSeg()
+	hasVideo := false
+	for _, t := range info.Tracks {
+		hasVideo = hasVideo || t.Kind == media.Video
+	}
+	alarmKey := "recording " + info.RecordingID.String() + " spool"
+	defer a.alarms.clear(alarmKey)
+	var failing time.Time // zero: writing works
+	var retryAt time.Time
 	var reported int64
 	for {
 		f, err := r.Read(a.ctx)
@@ -207,16 +243,50 @@ func (a *Archive) record(info media.Info, w *spool.Writer, r *media.Reader, lost
 			}
 			break
 		}
+		if !failing.IsZero() {
+			// a spool write failed: try again after RetryWrite, at a
+			// keyframe, with a new segment that follows a gap
+			if time.Now().Before(retryAt) || (hasVideo && (f.Track == nil || f.Track.Kind != media.Video || !f.Key)) {
+				continue
+			}
+			if err := w.Salvage(); err != nil {
+				retryAt = time.Now().Add(a.cfg.RetryWrite)
+				a.alarms.set(alarmKey, fmt.Sprintf("spool write failing since %s: %v", failing.Format(time.RFC3339), err))
+				continue
+			}
+			seg = newSeg()
+			seg.Resume(w.Next())
+			seg.MarkGap()
+		}
 		if err := seg.Write(f); err != nil {
 			a.m.errors.WithLabelValues("spool").Inc()
-			log.Error("archive: cannot write segment: recording stops being archived", "err", err)
-			w.Abort()
-			return
+			if failing.IsZero() {
+				failing = time.Now()
+				a.m.writeFailing.Inc()
+				log.Error("archive: cannot write to the spool: media lost until it works again (retrying)", "err", err)
+			}
+			retryAt = time.Now().Add(a.cfg.RetryWrite)
+			a.alarms.set(alarmKey, fmt.Sprintf("spool write failing since %s: %v", failing.Format(time.RFC3339), err))
+			continue
+		}
+		if !failing.IsZero() {
+			log.Warn("archive: spool writable again: recording continues after a gap", "failed_for", time.Since(failing).Round(time.Millisecond))
+			a.m.writeFailing.Dec()
+			a.alarms.clear(alarmKey)
+			failing = time.Time{}
 		}
 	}
-	if err := seg.Close(); err != nil {
+	if !failing.IsZero() {
+		a.m.writeFailing.Dec()
+		if err := w.Salvage(); err != nil {
+			log.Error("archive: spool still failing at the recording's end: the open segment is left for recovery at the next start", "err", err)
+		}
+	} else if err := seg.Close(); err != nil {
 		a.m.errors.WithLabelValues("spool").Inc()
 		log.Error("archive: seal last segment", "err", err)
+		if err := w.Salvage(); err != nil {
+			log.Error("archive: the open segment is left for recovery at the next start", "err", err)
+		}
 	}
 	if st := seg.Stats(); st.LeadingDropped > 0 || st.Unsupported > 0 {
 		log.Warn("archive: frames not archived", "before_first_keyframe", st.LeadingDropped, "unsupported_codec", st.Unsupported)
@@ -256,13 +326,19 @@ func (a *Archive) kickUploader() {
 	}
 }
 
-// Check fails while the spool holds more than the alarm size, naming it.
+// Check fails while the spool holds more than the alarm size, while a
+// recording cannot be written to the spool, and while evidence is stuck in
+// it, naming each.
 func (a *Archive) Check(ctx context.Context) error {
+	var errs []error
 	if n := a.spoolBytes.Load(); n > a.cfg.SpoolAlarmBytes {
-		return fmt.Errorf("%w: %s holds %d bytes (alarm at %d): uploads to MinIO/PostgreSQL are failing or behind",
-			ErrSpoolAlarm, a.cfg.SpoolDir, n, a.cfg.SpoolAlarmBytes)
+		errs = append(errs, fmt.Errorf("%w: %s holds %d bytes (alarm at %d): uploads to MinIO/PostgreSQL are failing or behind",
+			ErrSpoolAlarm, a.cfg.SpoolDir, n, a.cfg.SpoolAlarmBytes))
 	}
-	return nil
+	if err := a.alarms.err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // SpoolBytes is the current size of the spool.

@@ -17,6 +17,12 @@ type metrics struct {
 	lag        prometheus.Histogram
 	spoolBytes prometheus.Gauge
 	alarm      prometheus.Gauge
+
+	writeFailing prometheus.Gauge   // recordings whose spool writes fail now
+	stuck        prometheus.Gauge   // spooled objects stuck past StuckAfter now
+	stuckTotal   prometheus.Counter // objects that became stuck
+	orphans      *prometheus.GaugeVec
+	rebuilt      prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -34,8 +40,19 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_archive_spool_bytes", Help: "Bytes waiting in the spool."}),
 		alarm:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_archive_spool_alarm", Help: "1 while the spool is above its alarm size."}),
+		writeFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_archive_spool_write_failing",
+			Help: "Recordings whose spool writes fail now (disk full, I/O error): their media is being lost (alarm)."}),
+		stuck: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_archive_stuck",
+			Help: "Spooled segments and init segments not archived after the stuck-after setting while PostgreSQL and MinIO answer (alarm)."}),
+		stuckTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_archive_stuck_total",
+			Help: "Spooled segments and init segments that became stuck."}),
+		orphans: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bwc_archive_orphans",
+			Help: "Found by the last reconciliation and not repaired: spool directories without a recording row (spool), bucket objects without an index row (object)."}, []string{"kind"}),
+		rebuilt: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_archive_rows_rebuilt_total",
+			Help: "Recording rows rebuilt from the spool's metadata by reconciliation."}),
 	}
-	for _, c := range []prometheus.Collector{m.recordings, m.dropped, m.bytesIn, m.sealed, m.uploaded, m.errors, m.recovered, m.lag, m.spoolBytes, m.alarm} {
+	for _, c := range []prometheus.Collector{m.recordings, m.dropped, m.bytesIn, m.sealed, m.uploaded, m.errors, m.recovered, m.lag, m.spoolBytes, m.alarm,
+		m.writeFailing, m.stuck, m.stuckTotal, m.orphans, m.rebuilt} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("archive metrics: %w", err)
 		}

@@ -51,6 +51,12 @@ func (a *Archive) Run(ctx context.Context) error {
 			wg <- struct{}{}
 		}
 	}()
+	stuckDone := make(chan struct{})
+	go func() { defer close(stuckDone); a.watchStuck(ctx) }()
+	defer func() { <-stuckDone }()
+	reconcileDone := make(chan struct{})
+	go func() { defer close(reconcileDone); a.reconcileLoop(ctx) }()
+	defer func() { <-reconcileDone }()
 	busy := map[string]bool{}
 	retryAt := map[string]time.Time{}
 	backoff := map[string]time.Duration{}
@@ -72,6 +78,7 @@ func (a *Archive) Run(ctx context.Context) error {
 		case <-a.kick:
 		case d := <-done:
 			delete(busy, d.dir)
+			a.stuck.failed(d.dir, d.err)
 			if d.err != nil {
 				b := min(max(backoff[d.dir]*2, a.cfg.BackoffMin), a.cfg.BackoffMax)
 				backoff[d.dir], retryAt[d.dir] = b, time.Now().Add(b)

@@ -53,6 +53,7 @@ type Config struct {
 	SegmentDuration time.Duration
 	Retention       time.Duration
 	SpoolAlarmBytes int64
+	StuckAfter      time.Duration
 	ExportApproval  bool
 	ExportDir       string
 	UploadDir       string
@@ -85,6 +86,7 @@ func defaultConfig() Config {
 		SegmentDuration: 4 * time.Second,
 		Retention:       183 * 24 * time.Hour,
 		SpoolAlarmBytes: 10 << 30,
+		StuckAfter:      5 * time.Minute,
 		ExportApproval:  true,
 		ExportDir:       os.TempDir(),
 		UploadDir:       "/var/lib/bwc/uploads",
@@ -129,6 +131,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention (GOVERNANCE) of every archived object")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
+	fs.DurationVar(&c.StuckAfter, "stuck-after", c.StuckAfter, "a segment still in the spool after this long while PostgreSQL and MinIO answer fails /readyz by name")
 	fs.BoolVar(&c.ExportApproval, "export-approval", c.ExportApproval, "evidence exports need a supervisor's approval (false: built at once)")
 	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "local folder where resumable uploads wait until complete (durable disk)")
 	fs.Int64Var(&c.UploadMaxSize, "upload-max-size", c.UploadMaxSize, "largest file an officer may upload, in bytes")
@@ -260,6 +263,8 @@ func (c Config) Validate() error {
 		return errors.New("config retention: at least 24h")
 	case c.SpoolAlarmBytes < 1<<20:
 		return errors.New("config spool-alarm-bytes: at least 1 MiB")
+	case c.StuckAfter < time.Second:
+		return errors.New("config stuck-after: at least 1s")
 	case c.ExportDir == "":
 		return errors.New("config export-dir: required")
 	case c.UploadDir == "":

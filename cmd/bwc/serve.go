@@ -91,7 +91,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		return nil, fmt.Errorf("spool-dir: %w", err)
 	}
 	if p.archive, err = storage.New(storage.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
-		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes}, p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
+		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes, StuckAfter: cfg.StuckAfter, LinkBuffer: cfg.LinkBuffer},
+		p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
 		return nil, err
 	}
 	p.services = append(p.services, p.archive)

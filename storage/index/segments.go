@@ -109,7 +109,11 @@ func (db *DB) PutSegment(ctx context.Context, s Segment) error {
 	if !bytes.Equal(sha, s.SHA256) || !bytes.Equal(chain, s.Chain) {
 		return fmt.Errorf("%s: %w: indexed with another SHA-256 or chain", what, ErrConflict)
 	}
-	return nil
+	// a recording ended after a crash (at its last segment indexed then)
+	// covers the segments the spool still held
+	_, err = db.pool.Exec(ctx, `UPDATE recordings SET ended_at = $2 WHERE id = $1 AND status = 'ended' AND ended_at < $2`,
+		s.RecordingID, s.EndedAt)
+	return mapErr(what, err)
 }
 
 const segmentCols = `recording_id, seq, init_n, object_key, sha256, prev_chain, chain, size, started_at, ended_at,

@@ -131,6 +131,10 @@ func (s *Segmenter) Resume(nextSeq uint64, nextInit int) {
 	s.initN = nextInit - 1
 }
 
+// MarkGap makes the next segment follow missing media (the archive lost
+// some after a spool write error).
+func (s *Segmenter) MarkGap() { s.gapPending = true }
+
 // Stats returns what was not written.
 func (s *Segmenter) Stats() Stats { return s.stats }
 

@@ -42,8 +42,23 @@ import (
 
 // RecMeta describes a recording in the spool.
 type RecMeta struct {
-	Recording uuid.UUID `json:"recording"`
-	StartedAt time.Time `json:"started_at"`
+	Recording    uuid.UUID `json:"recording"`
+	StartedAt    time.Time `json:"started_at"`
+	DeviceID     uuid.UUID `json:"device_id,omitzero"`      // the camera: enough to rebuild a lost row
+	DeviceSerial string    `json:"device_serial,omitempty"` //
+}
+
+// ReadRecMeta reads a recording directory's rec.json.
+func ReadRecMeta(dir string) (RecMeta, error) {
+	var m RecMeta
+	b, err := os.ReadFile(filepath.Join(dir, "rec.json"))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.Recording == uuid.Nil || m.StartedAt.IsZero() {
+		return m, fmt.Errorf("%w: rec.json in %s", ErrBadMeta, dir)
+	}
+	return m, nil
 }
 
 // Prefix is the object-key prefix of the recording: YYYY/MM/DD/<id> of its
@@ -244,6 +259,9 @@ type Writer struct {
 	nfrag int
 	hdr   openHeader
 	last  segmenter.End
+
+	begun    bool     // Begin ran (maybe partly): a segment may be open on disk
+	unsealed *SegMeta // a segment whose sealing failed (disk): Salvage retries it
 }
 
 var _ segmenter.Sink = (*Writer)(nil)
@@ -320,6 +338,7 @@ func (w *Writer) Begin(h segmenter.Header) error {
 		return fmt.Errorf("spool %s: segment before any init segment", w.rec.Recording)
 	}
 	seq := w.st.NextSeq
+	w.begun, w.h, w.size, w.nfrag = true, sha256.New(), 0, 0
 	w.hdr = openHeader{Seq: seq, Init: w.st.CurInit, InitSHA256: w.st.CurInitSHA, PrevChain: w.st.Chain,
 		Start: h.StartWall.Truncate(time.Microsecond), StartDTS: h.StartDTS, Gap: h.Gap}
 	base := filepath.Join(w.dir, fmt.Sprintf("%06d", seq))
@@ -333,7 +352,6 @@ func (w *Writer) Begin(h segmenter.Header) error {
 	if err := writeJSON(w.dir, fmt.Sprintf("%06d.open.json", seq), w.hdr); err != nil {
 		return fmt.Errorf("spool segment %d of %s: %w", seq, w.rec.Recording, err)
 	}
-	w.h, w.size, w.nfrag = sha256.New(), 0, 0
 	return nil
 }
 
@@ -362,28 +380,79 @@ func (w *Writer) Fragment(data []byte, end segmenter.End) error {
 
 // Seal implements segmenter.Sink.
 func (w *Writer) Seal(end segmenter.End) error {
-	w.f.Close()
-	w.frags.Close()
-	w.f, w.frags = nil, nil
+	w.closeFiles()
 	if w.nfrag == 0 { // nothing was written: no segment, no number used
-		return removeOpen(w.dir, w.hdr.Seq)
+		if err := removeOpen(w.dir, w.hdr.Seq); err != nil {
+			return err
+		}
+		w.begun = false
+		return nil
 	}
 	m := w.meta(w.h.Sum(nil), w.size, w.nfrag, end)
-	if err := seal(w.dir, &w.st, m); err != nil {
-		return fmt.Errorf("spool segment %d of %s: %w", m.Seq, w.rec.Recording, err)
+	w.unsealed, w.begun = &m, false
+	return w.sealPending()
+}
+
+func (w *Writer) closeFiles() {
+	if w.f != nil {
+		w.f.Close()
 	}
+	if w.frags != nil {
+		w.frags.Close()
+	}
+	w.f, w.frags = nil, nil
+}
+
+func (w *Writer) sealPending() error {
+	if w.unsealed == nil {
+		return nil
+	}
+	if err := seal(w.dir, &w.st, *w.unsealed); err != nil {
+		return fmt.Errorf("spool segment %d of %s: %w", w.unsealed.Seq, w.rec.Recording, err)
+	}
+	w.unsealed = nil
 	w.notify()
 	return nil
 }
 
+// Salvage makes the spool consistent again after a write error (disk full,
+// EIO) so that recording can go on with a new segment: a segment whose
+// sealing failed is sealed; an open one is cut back to its durable
+// fragments and sealed (marked recovered), or removed when it has none.
+// It fails while the disk still does; call it again later.
+func (w *Writer) Salvage() error {
+	if w.unsealed != nil {
+		return w.sealPending()
+	}
+	if !w.begun {
+		return nil
+	}
+	w.closeFiles()
+	if w.nfrag == 0 {
+		if err := removeOpen(w.dir, w.hdr.Seq); err != nil {
+			return fmt.Errorf("spool segment %d of %s: %w", w.hdr.Seq, w.rec.Recording, err)
+		}
+		w.begun = false
+		return nil
+	}
+	base := filepath.Join(w.dir, fmt.Sprintf("%06d", w.hdr.Seq))
+	if err := truncateSync(base+".m4s", w.size); err != nil {
+		return fmt.Errorf("spool segment %d of %s: %w", w.hdr.Seq, w.rec.Recording, err)
+	}
+	m := w.meta(w.h.Sum(nil), w.size, w.nfrag, w.last)
+	m.Recovered = true
+	w.unsealed, w.begun = &m, false
+	return w.sealPending()
+}
+
+// Next returns the next segment and init numbers (for a segmenter that
+// continues this recording).
+func (w *Writer) Next() (seq uint64, init int) { return w.st.NextSeq, w.st.NextInit }
+
 // Abort closes an open segment without sealing it (the process is going
 // down uncleanly): Recover seals it from its fragments.
 func (w *Writer) Abort() {
-	if w.f != nil {
-		w.f.Close()
-		w.frags.Close()
-		w.f, w.frags = nil, nil
-	}
+	w.closeFiles()
 }
 
 // End marks the recording ended: the uploader removes the directory once
