@@ -365,7 +365,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 		case errors.As(err, &timeErr):
 			e.Error = "invalid JSON body: times are RFC 3339, e.g. 2026-11-22T08:30:00Z: " + err.Error()
 		case errors.As(err, &maxErr):
-			e.Error = fmt.Sprintf("request body larger than %d bytes", maxJSONBody)
+			e.Error = fmt.Sprintf("request body larger than %d bytes", maxErr.Limit)
 			writeJSON(w, http.StatusRequestEntityTooLarge, e)
 			return false
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -31,7 +31,7 @@ func (s *Server) audit(r *http.Request, e index.AuditEvent) error {
 	if e.Actor == "" {
 		e.Actor = "anonymous"
 	}
-	e.RemoteAddr = r.RemoteAddr
+	e.RemoteAddr = clientAddr(r)
 	if _, err := s.auditor.Audit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.Error("audit trail write failed", "action", e.Action, "actor", e.Actor, "err", err)
 		s.auditFailures.Inc()

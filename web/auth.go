@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,6 +82,16 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, roles []string, h ht
 		p, csrf, err := s.authenticate(r)
 		switch {
 		case err != nil:
+			// guessing sessions or tokens counts against the address's
+			// limit of unauthenticated requests (those without any were
+			// counted by edge)
+			if hasCredentials(r) {
+				if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
+					s.rateLimited.WithLabelValues("unauthenticated").Inc()
+					tooMany(w, wait, "requests without a valid session")
+					return
+				}
+			}
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "authentication required: log in (POST /api/login) or send an API token"})
 			return
 		case !slices.Contains(roles, p.Role):
@@ -119,6 +130,9 @@ func (s *Server) authenticate(r *http.Request) (p Principal, csrf string, err er
 		return Principal{}, "", index.ErrUnauthenticated
 	}
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		if len(h) > len("Bearer ")+maxTokenLen {
+			return Principal{}, "", index.ErrUnauthenticated
+		}
 		t, err := s.auth.APITokenByToken(r.Context(), strings.TrimPrefix(h, "Bearer "))
 		if err != nil {
 			return Principal{}, "", err
@@ -126,7 +140,7 @@ func (s *Server) authenticate(r *http.Request) (p Principal, csrf string, err er
 		return Principal{Login: "token:" + t.Name, Role: t.Role}, "", nil
 	}
 	c, err := r.Cookie(sessionCookie)
-	if err != nil {
+	if err != nil || len(c.Value) > maxTokenLen {
 		return Principal{}, "", index.ErrUnauthenticated
 	}
 	sess, err := s.auth.SessionByToken(r.Context(), c.Value)
@@ -159,23 +173,52 @@ func (s *Server) authRoutes(mux *http.ServeMux) {
 	s.handle(mux, "DELETE /api/tokens/{id}", adminOnly, s.revokeToken)
 }
 
+// login: POST /api/login. In order, cheapest first: the address's login
+// rate, the body's size (4 KiB), the fields' lengths (nothing oversized is
+// logged or audited), a password-hashing slot (bounded wait), then the
+// check itself, which costs the same for unknown and known logins.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	remote := clientAddr(r)
+	if ok, wait := s.loginLimit.allow(remote, time.Now()); !ok {
+		s.rateLimited.WithLabelValues("login").Inc()
+		tooMany(w, wait, "login attempts")
+		return
+	}
 	var in struct {
 		Login    string `json:"login"`
 		Password string `json:"password"`
 	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if !s.decode(w, r, &in) {
 		return
 	}
+	switch {
+	case len(in.Login) > index.MaxLoginLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("login: at most %d bytes", index.MaxLoginLen), Field: "login"})
+		return
+	case len(in.Password) > index.MaxPasswordLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("password: at most %d bytes", index.MaxPasswordLen), Field: "password"})
+		return
+	}
+	release, err := s.acquireHash(r.Context())
+	if err != nil {
+		if errors.Is(err, errBusy) {
+			s.hashBusy.Inc()
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "too many logins at once; retry in a moment"})
+		}
+		return // else the client went away
+	}
 	u, err := s.auth.Authenticate(r.Context(), in.Login, in.Password)
+	release()
 	switch {
 	case errors.Is(err, index.ErrLocked):
-		s.log.Warn("login refused: account locked", "login", in.Login, "remote", r.RemoteAddr)
+		s.log.Warn("login refused: account locked", "login", in.Login, "remote", remote)
 		_ = s.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.locked", ObjectType: "user", ObjectID: in.Login})
 		writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
 		return
 	case errors.Is(err, index.ErrBadCredentials):
-		s.log.Warn("login failed", "login", in.Login, "remote", r.RemoteAddr)
+		s.log.Warn("login failed", "login", in.Login, "remote", remote)
 		_ = s.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.failed", ObjectType: "user", ObjectID: in.Login})
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
 		return
@@ -183,17 +226,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sess, err := s.auth.CreateSession(r.Context(), u, s.cfg.SessionTTL, r.RemoteAddr)
+	sess, err := s.auth.CreateSession(r.Context(), u, s.cfg.SessionTTL, remote)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: s.cfg.CookieSecure || r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureRequest(r),
 	})
-	s.log.Info("login", "login", u.Login, "role", u.Role, "remote", r.RemoteAddr)
+	s.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
 	_ = s.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
 	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
 }
@@ -205,7 +247,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureRequest(r)})
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
 }
 
@@ -226,6 +268,19 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
+	if len(in.Password) > index.MaxPasswordLen {
+		s.fail(w, r, &index.FieldError{Field: "password", Reason: fmt.Sprintf("at most %d characters", index.MaxPasswordLen)})
+		return
+	}
+	release, err := s.acquireHash(r.Context())
+	if err != nil {
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "password hashing is busy; retry in a moment"})
+		}
+		return
+	}
+	defer release()
 	u, err := s.auth.CreateUser(r.Context(), index.User{Login: in.Login, Role: in.Role, Unit: in.Unit, OfficerID: in.OfficerID}, in.Password)
 	s.reply(w, r, http.StatusCreated, u, err)
 }

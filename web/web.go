@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,7 +14,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +44,29 @@ type Config struct {
 	CameraURL       string        // base URL cameras publish to, e.g. rtsp://host:8554/live (shown to admins)
 	LinkBuffer      time.Duration // incident association rule's widening (5m when 0)
 	ExportApproval  bool          // exports need a supervisor's approval
+
+	// HTTPS: both files, or neither (plain HTTP).
+	TLSCert, TLSKey string
+	// TrustedProxies: the client address is read from X-Forwarded-For only
+	// when the direct peer is in one of these.
+	TrustedProxies []netip.Prefix
+
+	// Server limits (zero: no limit, except ReadHeaderTimeout: 10s).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration // reading a request's body
+	WriteTimeout      time.Duration // each write of a response
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+
+	// Per-address rate limits (requests per second and burst; 0: none):
+	// login attempts, and requests without a session or token.
+	LoginRate, UnauthRate   float64
+	LoginBurst, UnauthBurst int
+	// HashSlots bounds concurrent password checks (argon2id, 19 MiB each;
+	// 0: 2 x GOMAXPROCS, negative: unbounded, for benchmarks); a login
+	// waits at most HashWait (0: 2s) for a slot, then gets 503.
+	HashSlots int
+	HashWait  time.Duration
 }
 
 // Options are the parts of the platform the server exposes.
@@ -102,6 +129,14 @@ type Server struct {
 	routeTable  []Route
 	closeOnce   sync.Once
 	streamsOnce sync.Once
+
+	loginLimit, anonLimit *addrLimiter
+	hashSlots             chan struct{}
+	hashWaiting           prometheus.Gauge
+	hashBusy              prometheus.Counter
+	rateLimited           *prometheus.CounterVec
+	listenerErr           atomic.Pointer[error] // set when the listener stopped by itself
+	tls                   bool                  // serving HTTPS
 }
 
 // New binds the listening socket (so that a port in use fails at once) and
@@ -136,6 +171,42 @@ func New(o Options) (*Server, error) {
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})
 	o.Metrics.MustRegister(s.auditFailures)
+	if s.cfg.ReadHeaderTimeout == 0 {
+		s.cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if s.cfg.HashWait == 0 {
+		s.cfg.HashWait = 2 * time.Second
+	}
+	switch {
+	case s.cfg.HashSlots == 0:
+		s.hashSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+	case s.cfg.HashSlots > 0:
+		s.hashSlots = make(chan struct{}, s.cfg.HashSlots)
+	}
+	s.loginLimit = newAddrLimiter(s.cfg.LoginRate, s.cfg.LoginBurst, maxLimitedAddrs)
+	s.anonLimit = newAddrLimiter(s.cfg.UnauthRate, s.cfg.UnauthBurst, maxLimitedAddrs)
+	s.hashWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bwc_login_hash_waiting", Help: "Logins waiting for a password-hashing slot.",
+	})
+	s.hashBusy = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bwc_login_hash_busy_total", Help: "Logins answered 503: no password-hashing slot in time.",
+	})
+	s.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bwc_http_rate_limited_total", Help: "Requests answered 429 by a per-address limit.",
+	}, []string{"limit"})
+	o.Metrics.MustRegister(s.hashWaiting, s.hashBusy, s.rateLimited)
+	var tlsConfig *tls.Config
+	if (s.cfg.TLSCert == "") != (s.cfg.TLSKey == "") {
+		return nil, errors.New("web: TLS needs both a certificate and a key file")
+	}
+	if s.cfg.TLSCert != "" {
+		certs, err := newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		s.tls = true
+	}
 	if rs, ok := o.Domain.(replayStore); ok {
 		s.replay = rs
 	}
@@ -150,7 +221,12 @@ func New(o Options) (*Server, error) {
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -159,20 +235,41 @@ func New(o Options) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// URL is the server's base URL (https:// when TLS is on).
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
 // Handler is the server's router, for tests.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	s.log.Info("http server listening", "addr", s.Addr())
+	go func() {
+		if s.tls {
+			errc <- s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			errc <- s.srv.Serve(s.ln)
+		}
+	}()
+	s.log.Info("http server listening", "addr", s.Addr(), "tls", s.tls)
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
-		return fmt.Errorf("web: serve: %w", err)
+		// never a silent half-alive server: the error ends Run, which ends
+		// the platform (bwc serve exits non-zero for its supervisor to
+		// restart it); /readyz names it meanwhile
+		err = fmt.Errorf("web: http listener on %s stopped: %w", s.Addr(), err)
+		s.listenerErr.Store(&err)
+		s.log.Error("http listener stopped", "addr", s.Addr(), "err", err)
+		s.stopStreams()
+		return err
 	case <-ctx.Done():
 	}
 	s.stopStreams()
@@ -220,7 +317,7 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 	assets, _ := fs.Sub(static, "assets")
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 
-	return instrument(reg, mux)
+	return s.edge(instrument(reg, mux))
 }
 
 // readyz answers 200 when every dependency answers, 503 naming each that
@@ -240,6 +337,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	status := map[string]string{}
 	ready := true
+	if err := s.listenerErr.Load(); err != nil {
+		ready = false
+		status["http listener"] = (*err).Error()
+	}
 	for range s.checks {
 		res := <-results
 		if res.err != nil {

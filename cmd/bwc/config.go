@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bwcplatform/bwc/web"
 )
 
 // Config is every setting of `bwc serve` (and of the commands that share
@@ -32,6 +35,22 @@ type Config struct {
 	SessionTTL      time.Duration
 	CookieSecure    bool
 	SigningKey      string
+
+	// HTTP edge: TLS, proxies, limits
+	TLSCert           string
+	TLSKey            string
+	TrustedProxies    string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	LoginRate         float64
+	LoginBurst        int
+	UnauthRate        float64
+	UnauthBurst       int
+	LoginHashSlots    int
+	LoginHashWait     time.Duration
 
 	// live ingest (RTSP)
 	RTSPAddr        string
@@ -63,34 +82,45 @@ type Config struct {
 // defaultConfig is safe on a single machine: everything on loopback.
 func defaultConfig() Config {
 	return Config{
-		HTTPAddr:        "127.0.0.1:8080",
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
-		DatabaseRole:    "bwc_app",
-		S3Endpoint:      "127.0.0.1:9100",
-		S3AccessKey:     "bwcadmin",
-		S3SecretKey:     "bwc-dev-secret-key",
-		S3Bucket:        "bwc-evidence",
-		S3Region:        "us-east-1",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		ShutdownTimeout: 15 * time.Second,
-		SessionTTL:      12 * time.Hour,
-		SigningKey:      "/var/lib/bwc/signing-key.pem",
-		RTSPAddr:        "127.0.0.1:8554",
-		ReconnectGrace:  30 * time.Second,
-		MediaTimeout:    10 * time.Second,
-		LinkBuffer:      5 * time.Minute,
-		WebRTCUDPAddr:   "127.0.0.1:8189",
-		WebRTCTCPAddr:   "127.0.0.1:8189",
-		SpoolDir:        "/var/lib/bwc/spool",
-		SegmentDuration: 4 * time.Second,
-		Retention:       183 * 24 * time.Hour,
-		SpoolAlarmBytes: 10 << 30,
-		StuckAfter:      5 * time.Minute,
-		ExportApproval:  true,
-		ExportDir:       os.TempDir(),
-		UploadDir:       "/var/lib/bwc/uploads",
-		UploadMaxSize:   4 << 30,
+		HTTPAddr:          "127.0.0.1:8080",
+		DatabaseURL:       "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
+		DatabaseRole:      "bwc_app",
+		S3Endpoint:        "127.0.0.1:9100",
+		S3AccessKey:       "bwcadmin",
+		S3SecretKey:       "bwc-dev-secret-key",
+		S3Bucket:          "bwc-evidence",
+		S3Region:          "us-east-1",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		ShutdownTimeout:   15 * time.Second,
+		SessionTTL:        12 * time.Hour,
+		SigningKey:        "/var/lib/bwc/signing-key.pem",
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		LoginRate:         0.2,
+		LoginBurst:        10,
+		UnauthRate:        20,
+		UnauthBurst:       200,
+		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
+		LoginHashWait:     2 * time.Second,
+		RTSPAddr:          "127.0.0.1:8554",
+		ReconnectGrace:    30 * time.Second,
+		MediaTimeout:      10 * time.Second,
+		LinkBuffer:        5 * time.Minute,
+		WebRTCUDPAddr:     "127.0.0.1:8189",
+		WebRTCTCPAddr:     "127.0.0.1:8189",
+		SpoolDir:          "/var/lib/bwc/spool",
+		SegmentDuration:   4 * time.Second,
+		Retention:         183 * 24 * time.Hour,
+		SpoolAlarmBytes:   10 << 30,
+		StuckAfter:        5 * time.Minute,
+		ExportApproval:    true,
+		ExportDir:         os.TempDir(),
+		UploadDir:         "/var/lib/bwc/uploads",
+		UploadMaxSize:     4 << 30,
 	}
 }
 
@@ -113,6 +143,21 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
 	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
+
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) file: serve the API and pages over HTTPS; with -tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of -tls-cert")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: none")
+	fs.DurationVar(&c.ReadHeaderTimeout, "http-read-header-timeout", c.ReadHeaderTimeout, "a request's headers (and the TLS handshake) must arrive within this")
+	fs.DurationVar(&c.ReadTimeout, "http-read-timeout", c.ReadTimeout, "a request's body must arrive within this (tus upload chunks: 60s without progress instead)")
+	fs.DurationVar(&c.WriteTimeout, "http-write-timeout", c.WriteTimeout, "each write of a response must complete within this (long responses go on while the client reads)")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", c.IdleTimeout, "an idle keep-alive connection is closed after this")
+	fs.IntVar(&c.MaxHeaderBytes, "http-max-header-bytes", c.MaxHeaderBytes, "largest request header block, in bytes")
+	fs.Float64Var(&c.LoginRate, "login-rate", c.LoginRate, "login attempts per second allowed from one address (IPv6: per /64), after the burst; 0: no limit")
+	fs.IntVar(&c.LoginBurst, "login-burst", c.LoginBurst, "login attempts one address may make at once")
+	fs.Float64Var(&c.UnauthRate, "unauth-rate", c.UnauthRate, "requests per second without a valid session or token allowed from one address; 0: no limit")
+	fs.IntVar(&c.UnauthBurst, "unauth-burst", c.UnauthBurst, "requests without a valid session or token one address may make at once")
+	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
+	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
 
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
 	fs.StringVar(&c.RTSPUDPRTPAddr, "rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, "UDP address for RTP from cameras (even port); empty: TCP only")
@@ -214,6 +259,9 @@ func (c Config) Validate() error {
 	if c.SessionTTL < time.Minute {
 		return errors.New("config session-ttl: at least 1m")
 	}
+	if err := c.validateHTTP(); err != nil {
+		return err
+	}
 	if err := addr("rtsp-addr", c.RTSPAddr, false); err != nil {
 		return err
 	}
@@ -271,6 +319,31 @@ func (c Config) Validate() error {
 		return errors.New("config upload-dir: required")
 	case c.UploadMaxSize < 1<<20:
 		return errors.New("config upload-max-size: at least 1 MiB")
+	}
+	return nil
+}
+
+// validateHTTP checks the HTTP edge's settings.
+func (c Config) validateHTTP() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config tls-cert, tls-key: set both or neither")
+	}
+	if _, err := web.ParseTrustedProxies(splitList(c.TrustedProxies)); err != nil {
+		return fmt.Errorf("config trusted-proxies: %w", err)
+	}
+	switch {
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("config http-read-header-timeout, http-read-timeout, http-write-timeout, http-idle-timeout: must be positive")
+	case c.MaxHeaderBytes < 4<<10:
+		return errors.New("config http-max-header-bytes: at least 4096")
+	case c.LoginRate < 0 || c.UnauthRate < 0:
+		return errors.New("config login-rate, unauth-rate: must not be negative")
+	case c.LoginBurst < 1 || c.UnauthBurst < 1:
+		return errors.New("config login-burst, unauth-burst: at least 1")
+	case c.LoginHashSlots < 1:
+		return errors.New("config login-hash-concurrency: at least 1")
+	case c.LoginHashWait <= 0:
+		return errors.New("config login-hash-wait: must be positive")
 	}
 	return nil
 }

@@ -40,6 +40,15 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"webrtc-udp-addr", func(c *Config) { c.WebRTCUDPAddr, c.WebRTCTCPAddr = "", "" }},
 		{"webrtc-public-ips", func(c *Config) { c.WebRTCPublicIPs = "203.0.113.7,host.example" }},
 		{"webrtc-ice-servers", func(c *Config) { c.WebRTCICEServers = "http://stun.example" }},
+		{"tls-key", func(c *Config) { c.TLSCert = "/etc/bwc/cert.pem" }},
+		{"trusted-proxies", func(c *Config) { c.TrustedProxies = "10.0.0.0/8,proxy.example" }},
+		{"http-read-timeout", func(c *Config) { c.ReadTimeout = 0 }},
+		{"http-write-timeout", func(c *Config) { c.WriteTimeout = -time.Second }},
+		{"http-max-header-bytes", func(c *Config) { c.MaxHeaderBytes = 100 }},
+		{"login-rate", func(c *Config) { c.LoginRate = -1 }},
+		{"unauth-burst", func(c *Config) { c.UnauthBurst = 0 }},
+		{"login-hash-concurrency", func(c *Config) { c.LoginHashSlots = 0 }},
+		{"login-hash-wait", func(c *Config) { c.LoginHashWait = 0 }},
 	}
 	for _, tc := range cases {
 		c := defaultConfig()

@@ -133,6 +133,10 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	p.services = append(p.services, p.relay)
 
+	proxies, err := web.ParseTrustedProxies(splitList(cfg.TrustedProxies))
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
 	cameraHost := cfg.CameraHost
 	if cameraHost == "" {
 		cameraHost = p.ingest.Addr()
@@ -140,7 +144,12 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	p.web, err = web.New(web.Options{
 		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
 			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer, ExportApproval: cfg.ExportApproval,
-			CameraURL: "rtsp://" + cameraHost + "/" + ingest.PathPrefix},
+			CameraURL: "rtsp://" + cameraHost + "/" + ingest.PathPrefix,
+			TLSCert:   cfg.TLSCert, TLSKey: cfg.TLSKey, TrustedProxies: proxies,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
+			IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
+			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, UnauthRate: cfg.UnauthRate, UnauthBurst: cfg.UnauthBurst,
+			HashSlots: cfg.LoginHashSlots, HashWait: cfg.LoginHashWait},
 		Domain:  p.db,
 		Auth:    p.db,
 		Audit:   p.db,
@@ -200,7 +209,7 @@ func serve(ctx context.Context, cfg Config) error {
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)
 	}
-	log.Info("platform running", "http", "http://"+p.web.Addr()+"/", "rtsp", "rtsp://"+p.ingest.Addr()+"/"+ingest.PathPrefix+"<device serial>")
+	log.Info("platform running", "http", p.web.URL()+"/", "rtsp", "rtsp://"+p.ingest.Addr()+"/"+ingest.PathPrefix+"<device serial>")
 	err = p.run(ctx)
 	log.Info("platform stopped")
 	return err

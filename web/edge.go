@@ -1,0 +1,394 @@
+package web
+
+import (
+	clist "container/list"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// The edge of the HTTP server: who the client is (behind trusted proxies),
+// per-address rate limits, the bound on concurrent password hashing,
+// per-request deadlines and HSTS.
+
+// maxTokenLen caps a session cookie or bearer token: longer ones are
+// refused without a database lookup.
+const maxTokenLen = 256
+
+// maxLoginBody caps the body of POST /api/login.
+const maxLoginBody = 4 << 10
+
+// ParseTrustedProxies parses a list of CIDRs or single addresses (the
+// -trusted-proxies setting).
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: not a CIDR or an IP address", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func trusted(a netip.Addr, proxies []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseHop reads one address of X-Forwarded-For: an IP, or an IP with a
+// port ("1.2.3.4:5", "[::1]:5").
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// maxHops is how many X-Forwarded-For entries are looked at, from the right.
+const maxHops = 32
+
+// clientIP is the client's address: the direct peer's, unless the peer is
+// a trusted proxy; then the rightmost X-Forwarded-For address that is not a
+// trusted proxy (what the client wrote itself, further left, is never
+// believed). An unreadable entry stops the walk at the last good address.
+func clientIP(remoteAddr string, xff []string, proxies []netip.Prefix) netip.Addr {
+	peer, ok := parseHop(remoteAddr)
+	if !ok {
+		host, _, err := net.SplitHostPort(remoteAddr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		if peer, ok = parseHop(host); !ok {
+			return netip.Addr{}
+		}
+	}
+	if len(proxies) == 0 || !trusted(peer, proxies) {
+		return peer
+	}
+	client, hops := peer, 0
+	for i := len(xff) - 1; i >= 0 && hops < maxHops; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0 && hops < maxHops; j-- {
+			if strings.TrimSpace(parts[j]) == "" && len(parts) == 1 {
+				continue // an empty header line
+			}
+			hops++
+			a, ok := parseHop(parts[j])
+			if !ok {
+				return client
+			}
+			client = a
+			if !trusted(a, proxies) {
+				return a
+			}
+		}
+	}
+	return client
+}
+
+type clientKey struct{}
+
+// clientAddr is the request's client address (see clientIP), the one
+// address used for the audit trail, rate limits and logs.
+func clientAddr(r *http.Request) string {
+	if a, ok := r.Context().Value(clientKey{}).(netip.Addr); ok && a.IsValid() {
+		return a.String()
+	}
+	if a, ok := parseHop(r.RemoteAddr); ok {
+		return a.String()
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// fromTrustedProxy tells whether the direct peer is a trusted proxy (whose
+// X-Forwarded-Proto may be believed).
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	peer, ok := parseHop(r.RemoteAddr)
+	if !ok {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		peer, ok = parseHop(host)
+	}
+	return ok && len(s.cfg.TrustedProxies) > 0 && trusted(peer, s.cfg.TrustedProxies)
+}
+
+// secureRequest: the browser reached us over HTTPS (directly or through a
+// trusted TLS-terminating proxy), or the setting says so.
+func (s *Server) secureRequest(r *http.Request) bool {
+	return s.cfg.CookieSecure || r.TLS != nil || s.fromTrustedProxy(r) && r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+// --- per-address rate limits ---
+
+// addrLimiter is a token bucket per client address (IPv6 per /64), in a
+// map bounded by an LRU: the least recently seen address is forgotten
+// first.
+type addrLimiter struct {
+	limit rate.Limit
+	burst int
+	max   int
+
+	mu  sync.Mutex
+	m   map[string]*clist.Element
+	lru clist.List // of *limEntry, most recent first
+}
+
+type limEntry struct {
+	key string
+	lim *rate.Limiter
+}
+
+// maxLimitedAddrs bounds each limiter's map.
+const maxLimitedAddrs = 1 << 16
+
+// newAddrLimiter: perSecond <= 0 means no limit (nil).
+func newAddrLimiter(perSecond float64, burst, max int) *addrLimiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return &addrLimiter{limit: rate.Limit(perSecond), burst: max1(burst), max: max1(max), m: map[string]*clist.Element{}}
+}
+
+func max1(n int) int { return max(n, 1) }
+
+func limiterKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() {
+		return addr
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// allow takes one token for addr; when none is left it says how long until
+// one is.
+func (l *addrLimiter) allow(addr string, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	key := limiterKey(addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var e *limEntry
+	if el, ok := l.m[key]; ok {
+		l.lru.MoveToFront(el)
+		e = el.Value.(*limEntry)
+	} else {
+		for len(l.m) >= l.max {
+			old := l.lru.Back()
+			l.lru.Remove(old)
+			delete(l.m, old.Value.(*limEntry).key)
+		}
+		e = &limEntry{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
+		l.m[key] = l.lru.PushFront(e)
+	}
+	res := e.lim.ReserveN(now, 1)
+	if !res.OK() {
+		return false, time.Minute
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (l *addrLimiter) size() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}
+
+// tooMany answers 429 with Retry-After (whole seconds, at least 1).
+func tooMany(w http.ResponseWriter, wait time.Duration, what string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many " + what + " from this address; retry later"})
+}
+
+// --- password hashing slots ---
+
+// errBusy: no hashing slot became free within the wait.
+var errBusy = errors.New("password checks are busy")
+
+// acquireHash takes one of the password-hashing slots (each check holds an
+// argon2id block of 19 MiB), waiting at most the configured time and never
+// beyond the request's context. release must be called after.
+func (s *Server) acquireHash(ctx context.Context) (release func(), err error) {
+	if s.hashSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.hashSlots <- struct{}{}:
+		return func() { <-s.hashSlots }, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.HashWait)
+	defer t.Stop()
+	s.hashWaiting.Inc()
+	defer s.hashWaiting.Dec()
+	select {
+	case s.hashSlots <- struct{}{}:
+		return func() { <-s.hashSlots }, nil
+	case <-t.C:
+		return nil, errBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// --- the edge middleware ---
+
+// edge runs first for every request: it finds the client address, applies
+// the per-address limit to requests without credentials, sets HSTS over
+// TLS and replaces the server's whole-request deadlines with per-request
+// ones (see deadlines).
+func (s *Server) edge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
+		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, ip))
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !hasCredentials(r) {
+			if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
+				s.rateLimited.WithLabelValues("unauthenticated").Inc()
+				tooMany(w, wait, "requests without a session")
+				return
+			}
+		}
+		w, r = s.deadlines(w, r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func hasCredentials(r *http.Request) bool {
+	if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
+}
+
+// deadlines: the server's WriteTimeout would bound a whole response, from
+// the end of the request's headers, which would cut server-sent events and
+// long downloads. Instead every write gets WriteTimeout to complete: long
+// responses go on while the client keeps reading, and a client that stops
+// reading is cut off. (ReadTimeout needs nothing here: net/http lifts the
+// read deadline once a body has been read, and tus PATCH requests set
+// their own deadline per read of the body.)
+func (s *Server) deadlines(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+	if s.cfg.WriteTimeout > 0 {
+		w = &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.WriteTimeout}
+	}
+	return w, r
+}
+
+type progressWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *progressWriter) FlushError() error {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// --- TLS ---
+
+// certReloader serves the certificate files, read again when they change
+// (checked at most once a minute), so a renewed certificate needs no
+// restart.
+type certReloader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	mod     time.Time
+	checked time.Time
+}
+
+func newCertReloader(certFile, keyFile string) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *certReloader) modTime() time.Time {
+	var t time.Time
+	for _, f := range []string{c.certFile, c.keyFile} {
+		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(t) {
+			t = fi.ModTime()
+		}
+	}
+	return t
+}
+
+func (c *certReloader) load() error {
+	mod := c.modTime()
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("web: TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
+	}
+	c.cert, c.mod, c.checked = &cert, mod, time.Now()
+	return nil
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.checked) > time.Minute {
+		c.checked = time.Now()
+		if c.modTime().After(c.mod) {
+			_ = c.load() // a half-written renewal: keep serving the old one
+		}
+	}
+	return c.cert, nil
+}
