@@ -159,6 +159,7 @@ func (s *Server) attach(p *publisher) error {
 		s.mu.Unlock()
 		if replaced != nil {
 			replaced.sess.Close()
+			s.auditTakeover(r.id, p.dev, replaced.remote, p.remote)
 			s.log.Warn("camera published again while its old session was open: old session closed",
 				"device", p.dev.Serial, "recording", r.id, "remote", p.remote)
 		} else {

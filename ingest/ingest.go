@@ -13,6 +13,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/auth"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,7 +47,20 @@ type Config struct {
 	MaxClockSkew  time.Duration // a camera clock further off than this is not trusted
 	RingFrames    int           // per-reader ring of the fan-out; 0: media default
 	DevicesReload time.Duration // device secrets cache refresh (auth works while PostgreSQL is down)
-	JournalDir    string        // durable journal of the database writes (replayed at start); empty: memory only
+
+	// limits (see limits.go); zero: the default
+	MaxConns              int           // RTSP(S) connections at once, over all addresses
+	MaxConnsPerAddr       int           // connections not yet publishing, per remote address
+	HandshakeTimeout      time.Duration // a connection that has not reached RECORD within it is closed
+	AuthFailuresPerAddr   int           // failed authentications per window before an address is throttled
+	AuthFailuresPerDevice int           // failed authentications per window before a device serial is throttled
+	AuthFailureWindow     time.Duration // the throttling window
+
+	// RTSPS (RTSP over TLS); empty RTSPSAddr: off
+	RTSPSAddr  string
+	TLSCert    string // PEM certificate chain file
+	TLSKey     string // PEM private key file
+	JournalDir string // durable journal of the database writes (replayed at start); empty: memory only
 }
 
 // Defaults.
@@ -57,6 +72,13 @@ const (
 	DefaultLinkInterval  = 15 * time.Second
 	DefaultMaxClockSkew  = 10 * time.Minute
 	DefaultDevicesReload = 30 * time.Second
+
+	DefaultMaxConns              = 4096
+	DefaultMaxConnsPerAddr       = 32
+	DefaultHandshakeTimeout      = 10 * time.Second
+	DefaultAuthFailuresPerAddr   = 10
+	DefaultAuthFailuresPerDevice = 30
+	DefaultAuthFailureWindow     = time.Minute
 )
 
 func (c *Config) defaults() {
@@ -83,6 +105,24 @@ func (c *Config) defaults() {
 	if c.DevicesReload <= 0 {
 		c.DevicesReload = DefaultDevicesReload
 	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerAddr <= 0 {
+		c.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.AuthFailuresPerAddr <= 0 {
+		c.AuthFailuresPerAddr = DefaultAuthFailuresPerAddr
+	}
+	if c.AuthFailuresPerDevice <= 0 {
+		c.AuthFailuresPerDevice = DefaultAuthFailuresPerDevice
+	}
+	if c.AuthFailureWindow <= 0 {
+		c.AuthFailureWindow = DefaultAuthFailureWindow
+	}
 }
 
 // store is what the ingest needs of the index.
@@ -100,6 +140,7 @@ type store interface {
 	EndOrphanRecordings(ctx context.Context, source string) (int64, error)
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 	RecordingLinks(ctx context.Context, recordingID uuid.UUID, history bool) ([]index.IncidentLink, error)
+	Audit(ctx context.Context, e index.AuditEvent) (index.AuditEvent, error)
 }
 
 var _ store = (*index.DB)(nil)
@@ -113,8 +154,19 @@ type Server struct {
 	now func() time.Time
 
 	rtsp    *gortsplib.Server
-	ln      net.Listener // the RTSP listener, once started
+	rtsps   *gortsplib.Server // nil without RTSPSAddr
 	handler *rtspHandler
+	limits  *connLimiter
+	auth    *authThrottle
+	logs    *rareLog
+	misses  *missReloader
+
+	// listeners, once started: "RTSP listener", "RTSPS listener"
+	lns     map[string]*guardedListener
+	started bool
+	stopped chan struct{}  // closed when an RTSP server stopped by itself
+	stopErr error          // why; guarded by mu
+	bg      sync.WaitGroup // the RTSP servers' watchdogs
 	writes  *writer
 	devices *deviceCache
 
@@ -141,24 +193,74 @@ func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Se
 	s.writes = newWriter(log, s.met, newJournalMetrics(reg), 100000, jr, s.apply)
 	s.devices = newDeviceCache(db, log)
 	s.handler = &rtspHandler{s: s}
-	s.rtsp = &gortsplib.Server{
-		Handler:        s.handler,
-		RTSPAddress:    cfg.RTSPAddr,
-		UDPRTPAddress:  cfg.UDPRTPAddr,
-		UDPRTCPAddress: cfg.UDPRTCPAddr,
-		ReadTimeout:    2 * cfg.MediaTimeout, // the hub's own check (media, not keep-alives) comes first
-		WriteTimeout:   10 * time.Second,
+	s.logs = newRareLog(log, 10*time.Second)
+	s.auth = newAuthThrottle(cfg.AuthFailuresPerAddr, cfg.AuthFailuresPerDevice, cfg.AuthFailureWindow)
+	s.limits = newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerAddr, cfg.HandshakeTimeout, s.auth, s.met, s.logs)
+	s.misses = &missReloader{every: time.Second}
+	s.lns = map[string]*guardedListener{}
+	s.stopped = make(chan struct{})
+	s.rtsp = s.newRTSPServer(listenerRTSP, cfg.RTSPAddr, nil)
+	s.rtsp.UDPRTPAddress, s.rtsp.UDPRTCPAddress = cfg.UDPRTPAddr, cfg.UDPRTCPAddr
+	if cfg.RTSPSAddr != "" || cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := newTLSConfig(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: RTSPS: %w", err)
+		}
+		if cfg.RTSPSAddr == "" {
+			return nil, errors.New("ingest: RTSPS: a certificate without an RTSPS address")
+		}
+		s.rtsps = s.newRTSPServer(listenerRTSPS, cfg.RTSPSAddr, tc)
+	}
+	return s, nil
+}
+
+// Listener names, as Check and the metrics name them.
+const (
+	listenerRTSP  = "RTSP listener"
+	listenerRTSPS = "RTSPS listener"
+)
+
+// newRTSPServer makes one gortsplib server (one per TLS setting) on the
+// shared handler and hub; its listener goes through the limits.
+func (s *Server) newRTSPServer(name, addr string, tc *tls.Config) *gortsplib.Server {
+	return &gortsplib.Server{
+		Handler:      s.handler,
+		RTSPAddress:  addr,
+		TLSConfig:    tc,
+		ReadTimeout:  2 * s.cfg.MediaTimeout, // the hub's own check (media, not keep-alives) comes first
+		WriteTimeout: 10 * time.Second,
+		// digest only: gortsplib would also offer Basic (the secret in clear)
+		AuthMethods: []auth.VerifyMethod{auth.VerifyMethodDigestMD5},
 		Listen: func(network, address string) (net.Listener, error) {
-			ln, err := net.Listen(network, address)
+			ln, err := newGuardedListener(name, network, address, net.Listen, s.limits, s.log, s.logs, s.met)
 			if err == nil {
 				s.mu.Lock()
-				s.ln = ln
+				s.lns[name] = ln
 				s.mu.Unlock()
 			}
 			return ln, err
 		},
 	}
-	return s, nil
+}
+
+// watch reports an RTSP server that stops by itself (it must not: its
+// listener never fails Accept) so that Check fails and Run returns.
+func (s *Server) watch(name string, srv *gortsplib.Server) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		err := srv.Wait()
+		s.mu.Lock()
+		closing := s.closed
+		if !closing && s.stopErr == nil {
+			s.stopErr = fmt.Errorf("%s: RTSP server stopped: %w", name, err)
+			close(s.stopped)
+		}
+		s.mu.Unlock()
+		if !closing {
+			s.log.Error("RTSP server stopped by itself: cameras cannot connect", "listener", name, "err", err)
+		}
+	}()
 }
 
 // OnStream registers a function called with every new live recording's
@@ -186,30 +288,52 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.rtsp.Start(); err != nil {
 		return fmt.Errorf("ingest: listen on %s: %w", s.cfg.RTSPAddr, err)
 	}
-	s.log.Info("RTSP ingest listening", "addr", s.Addr(), "udp", s.cfg.UDPRTPAddr != "")
+	if s.rtsps != nil {
+		if err := s.rtsps.Start(); err != nil {
+			s.rtsp.Close()
+			return fmt.Errorf("ingest: RTSPS: listen on %s: %w", s.cfg.RTSPSAddr, err)
+		}
+	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	s.watch(listenerRTSP, s.rtsp)
+	if s.rtsps != nil {
+		s.watch(listenerRTSPS, s.rtsps)
+		s.log.Info("RTSPS ingest listening", "addr", s.RTSPSAddr())
+	}
+	s.log.Info("RTSP ingest listening", "addr", s.Addr(), "udp", s.cfg.UDPRTPAddr != "",
+		"max_conns", s.cfg.MaxConns, "max_conns_per_addr", s.cfg.MaxConnsPerAddr, "handshake_timeout", s.cfg.HandshakeTimeout)
 	return nil
 }
 
-// Addr returns the address the RTSP server listens on.
-func (s *Server) Addr() string {
+func (s *Server) listenerAddr(name, configured string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln != nil {
-		return s.ln.Addr().String()
+	if l := s.lns[name]; l != nil {
+		return l.addr
 	}
-	return s.cfg.RTSPAddr
+	return configured
 }
+
+// Addr returns the address the RTSP server listens on.
+func (s *Server) Addr() string { return s.listenerAddr(listenerRTSP, s.cfg.RTSPAddr) }
+
+// RTSPSAddr returns the address the RTSPS server listens on ("" when off).
+func (s *Server) RTSPSAddr() string { return s.listenerAddr(listenerRTSPS, s.cfg.RTSPSAddr) }
 
 // Run serves cameras until ctx ends (Start is called first if it was not).
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
-	started := s.ln != nil
+	started := s.started
 	s.mu.Unlock()
 	if !started {
 		if err := s.Start(ctx); err != nil {
 			return err
 		}
 	}
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.writes.run(ctx) }()
@@ -222,6 +346,13 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			wg.Wait()
 			return nil
+		case <-s.stopped:
+			s.mu.Lock()
+			err := s.stopErr
+			s.mu.Unlock()
+			cancelRun()
+			wg.Wait()
+			return fmt.Errorf("ingest: %w", err)
 		case <-tick.C:
 			now := s.now()
 			s.housekeep(now)
@@ -244,6 +375,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.rtsp.Close()
+	if s.rtsps != nil {
+		s.rtsps.Close()
+	}
+	s.bg.Wait()
 	s.mu.Lock()
 	recs := make([]*recording, 0, len(s.byID))
 	for _, r := range s.byID {
@@ -299,10 +434,28 @@ func (s *Server) notify() {
 	s.mu.Unlock()
 }
 
-// Check reports the ingest's health for /readyz: PostgreSQL writes backing up.
+// Check reports the ingest's health for /readyz: an RTSP (RTSPS) listener
+// down (named), an RTSP server stopped, PostgreSQL writes backing up.
 func (s *Server) Check(context.Context) error {
-	if n := s.writes.pending(); n > 1000 {
-		return fmt.Errorf("%d recording updates waiting for the database", n)
+	var errs []error
+	s.mu.Lock()
+	lns := make([]*guardedListener, 0, len(s.lns))
+	for _, name := range []string{listenerRTSP, listenerRTSPS} {
+		if l := s.lns[name]; l != nil {
+			lns = append(lns, l)
+		}
 	}
-	return nil
+	if s.stopErr != nil {
+		errs = append(errs, s.stopErr)
+	}
+	s.mu.Unlock()
+	for _, l := range lns {
+		if err := l.check(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n := s.writes.pending(); n > 1000 {
+		errs = append(errs, fmt.Errorf("%d recording updates waiting for the database", n))
+	}
+	return errors.Join(errs...)
 }

@@ -16,12 +16,20 @@ type metrics struct {
 	dbQueue                       prometheus.Gauge
 	dbRetries                     prometheus.Counter
 	dbDropped                     prometheus.Counter
+	// connection limits and listeners
+	conns            *prometheus.GaugeVec
+	connsRefused     *prometheus.CounterVec
+	connsClosed      *prometheus.CounterVec
+	listenerUp       *prometheus.GaugeVec
+	listenerErrors   *prometheus.CounterVec
+	listenerRestarts *prometheus.CounterVec
+	takeovers        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_refused_total",
-			Help: "Publish attempts refused, by reason (bad_credentials, unknown_device, disabled, bad_path, no_video)."}, []string{"reason"}),
+			Help: "Publish attempts refused, by reason (bad_credentials, unknown_device, basic_auth, throttled_addr, throttled_device, disabled, bad_path, no_video)."}, []string{"reason"}),
 		publishes: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_publishes_total",
 			Help: "Camera sessions that started publishing."}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_reconnects_total",
@@ -42,12 +50,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Database writes of the ingest retried."}),
 		dbDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_db_dropped_total",
 			Help: "Database writes of the ingest dropped because the queue was full."}),
+		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bwc_ingest_conns",
+			Help: "RTSP connections open, by state (handshake: not publishing yet; publishing)."}, []string{"state"}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_conns_refused_total",
+			Help: "RTSP connections closed at accept, by reason (max_conns, max_conns_per_addr, throttled)."}, []string{"reason"}),
+		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_conns_closed_total",
+			Help: "RTSP connections closed by the limits, by reason (handshake_timeout, evicted: oldest non-publishing connection closed at the global cap)."}, []string{"reason"}),
+		listenerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bwc_ingest_listener_up",
+			Help: "1 while the RTSP (RTSPS) listener accepts connections."}, []string{"listener"}),
+		listenerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_listener_errors_total",
+			Help: "Accept errors of the RTSP (RTSPS) listener, by kind (temporary: retried; fatal: listener restarted)."}, []string{"listener", "kind"}),
+		listenerRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_ingest_listener_restarts_total",
+			Help: "Times the RTSP (RTSPS) listener listened again after it stopped."}, []string{"listener"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_takeovers_total",
+			Help: "Publishes that replaced a device's session that was still open (audited)."}),
 	}
 	m.droppedWaiting = m.dropped.WithLabelValues("waiting_keyframe")
 	m.droppedDecode = m.dropped.WithLabelValues("decode")
 	if reg != nil {
 		reg.MustRegister(m.authFailures, m.publishes, m.reconnects, m.live, m.frames, m.bytes, m.dropped,
-			m.timeouts, m.dbQueue, m.dbRetries, m.dbDropped)
+			m.timeouts, m.dbQueue, m.dbRetries, m.dbDropped,
+			m.conns, m.connsRefused, m.connsClosed, m.listenerUp, m.listenerErrors, m.listenerRestarts, m.takeovers)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/google/uuid"
 	"github.com/pion/rtp"
 
 	"github.com/bwcplatform/bwc/ingest/internal/depack"
@@ -79,7 +81,13 @@ func randomSecret() string {
 }
 
 // OnAnnounce authenticates the camera (digest, user = device serial,
-// password = device secret) and checks what it will send.
+// password = device secret) and checks what it will send. The cheap
+// refusals come first: a request without credentials gets its challenge
+// without any lookup, Basic credentials are refused unread, and a
+// throttled address or device is refused before the device is looked up
+// or the credentials checked. Credentials are checked against the
+// in-memory device cache; only a camera that passed is looked up in the
+// database (a device disabled a moment ago is refused at once).
 func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
 	remote := ctx.Conn.NetConn().RemoteAddr().String()
 	serial, ok := serialOf(ctx.Path)
@@ -87,7 +95,27 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		return h.refuse(remote, "", "bad_path", base.StatusNotFound,
 			fmt.Errorf("path %q is not %s<device serial>", ctx.Path, PathPrefix))
 	}
-	dev, found, err := h.s.devices.lookup(context.Background(), serial)
+	authz, sent := ctx.Request.Header["Authorization"]
+	if !sent {
+		// the first request of a digest exchange: send the challenge (the
+		// nonce is made by VerifyCredentials), look nothing up, count nothing
+		ctx.Conn.VerifyCredentials(ctx.Request, serial, randomSecret())
+		return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+	}
+	now := time.Now()
+	key := addrKey(ctx.Conn.NetConn().RemoteAddr())
+	if len(authz) > 0 && len(authz[0]) >= 6 && strings.EqualFold(authz[0][:6], "basic ") {
+		h.s.auth.failed(key, serial, now)
+		return h.refuse(remote, serial, "basic_auth", base.StatusUnauthorized,
+			errors.New("Basic authentication refused (the secret in clear): use digest"))
+	}
+	if h.s.auth.addrBlocked(key, now) {
+		return h.throttled(remote, serial, "throttled_addr")
+	}
+	if h.s.auth.deviceBlocked(serial, now) {
+		return h.throttled(remote, serial, "throttled_device")
+	}
+	dev, found, err := h.s.deviceForAuth(context.Background(), serial)
 	if err != nil {
 		h.s.log.Error("cannot check device: database unreachable and device not cached", "device", serial, "remote", remote, "err", err)
 		return &base.Response{StatusCode: base.StatusServiceUnavailable}, fmt.Errorf("device %s: %w", serial, err)
@@ -97,15 +125,24 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		secret = randomSecret() // an unknown device is challenged like a known one
 	}
 	if !ctx.Conn.VerifyCredentials(ctx.Request, serial, secret) {
-		if _, sent := ctx.Request.Header["Authorization"]; !sent {
-			// the first request of a digest exchange: send the challenge, do not count it
+		if !found {
+			// no secret to guess: counted against the address only (a
+			// camera retrying before its registration is loaded does not
+			// lock itself out), logged once per window
+			h.s.auth.failed(key, "", now)
+			h.s.met.authFailures.WithLabelValues("unknown_device").Inc()
+			h.s.logs.warn("unknown_device", "publish refused: unknown device", "device", serial, "remote", remote)
 			return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
 		}
-		reason := "bad_credentials"
-		if !found {
-			reason = "unknown_device"
-		}
-		return h.refuse(remote, serial, reason, base.StatusUnauthorized, liberrors.ErrServerAuth{})
+		h.s.auth.failed(key, serial, now)
+		return h.refuse(remote, serial, "bad_credentials", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+	}
+	// authenticated: the device's current state, from the database (the
+	// cache when PostgreSQL is down)
+	if fresh, ok, err := h.s.devices.lookup(context.Background(), serial); err == nil && !ok {
+		return h.refuse(remote, serial, "unknown_device", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+	} else if err == nil {
+		dev = fresh
 	}
 	if dev.Status != index.DeviceActive {
 		return h.refuse(remote, serial, "disabled", base.StatusForbidden,
@@ -117,6 +154,18 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 	}
 	ctx.Session.SetUserData(p)
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// throttled refuses an attempt from an address or for a device that failed
+// too often in the current window, without checking anything; logged once
+// per window.
+func (h *rtspHandler) throttled(remote, serial, reason string) (*base.Response, error) {
+	h.s.met.authFailures.WithLabelValues(reason).Inc()
+	h.s.logs.warn(reason, "publish refused: too many failed authentications", "reason", reason,
+		"device", serial, "remote", remote, "window", h.s.cfg.AuthFailureWindow)
+	return &base.Response{StatusCode: base.StatusServiceUnavailable,
+			Header: base.Header{"Retry-After": base.HeaderValue{strconv.Itoa(int(h.s.cfg.AuthFailureWindow / time.Second))}}},
+		errors.New("too many failed authentications")
 }
 
 // OnSetup accepts the publisher's transports; reading is not served.
@@ -138,6 +187,10 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	}
 	if err := h.s.attach(p); err != nil {
 		return &base.Response{StatusCode: base.StatusServiceUnavailable}, err
+	}
+	// the handshake deadline and the per-address cap no longer apply
+	if tc := trackedOf(ctx.Conn.NetConn()); tc != nil {
+		tc.markPublishing()
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
@@ -311,4 +364,22 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 	p.s.met.frames.Inc()
 	p.s.met.bytes.Add(float64(f.Size()))
 	r.stream.Write(f)
+}
+
+// auditTakeover records, in the audit trail, that a client holding a
+// device's secret replaced the device's session while it was still open:
+// both addresses, the device and the recording. Written through the
+// ingest's database queue: the camera never waits for it.
+func (s *Server) auditTakeover(rec uuid.UUID, dev index.Device, oldRemote, newRemote string) {
+	s.met.takeovers.Inc()
+	at := s.now().UTC()
+	s.log.Warn("live session taken over: a client with the device's secret replaced its open session",
+		"device", dev.Serial, "recording", rec, "remote", newRemote, "previous_remote", oldRemote)
+	s.writes.enqueue("takeover audit of "+rec.String(), func(ctx context.Context) error {
+		_, err := s.db.Audit(ctx, index.AuditEvent{Actor: "device:" + dev.Serial, Role: "device", Action: "live.takeover",
+			ObjectType: "recording", ObjectID: rec.String(), RecordingID: &rec, RemoteAddr: newRemote,
+			Details: map[string]any{"device": dev.Serial, "device_id": dev.ID.String(), "remote_addr": newRemote,
+				"previous_remote_addr": oldRemote, "at": at.Format(time.RFC3339Nano)}})
+		return err
+	})
 }

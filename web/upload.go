@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -13,6 +15,7 @@ import (
 // uploads is what web needs of the upload service.
 type uploads interface {
 	Handler() http.Handler
+	Admit(ctx context.Context, method, id string, length int64) error
 }
 
 var _ uploads = (*upload.Service)(nil)
@@ -37,6 +40,25 @@ func (s *Server) uploadRoutes(mux *http.ServeMux) {
 		}
 		p, _ := PrincipalFrom(r.Context())
 		ctx := upload.WithUploader(r.Context(), upload.Uploader{Login: p.Login, Role: p.Role, OfficerID: p.OfficerID})
+		// the upload's ID form, owner and the free space, before the tus
+		// handler (and the file system) sees the request
+		if r.Method != http.MethodOptions {
+			length, _ := strconv.ParseInt(r.Header.Get("Upload-Length"), 10, 64)
+			if err := s.uploads.Admit(ctx, r.Method, r.PathValue("id"), length); err != nil {
+				status := http.StatusNotFound
+				switch {
+				case errors.Is(err, upload.ErrNotYours):
+					status = http.StatusForbidden
+				case errors.Is(err, upload.ErrInsufficientStorage):
+					status = http.StatusInsufficientStorage
+				case errors.Is(err, upload.ErrStoring):
+					status = http.StatusConflict
+				}
+				w.Header().Set("Tus-Resumable", "1.0.0")
+				writeJSON(w, status, apiError{Error: err.Error()})
+				return
+			}
+		}
 		s.uploads.Handler().ServeHTTP(w, r.WithContext(ctx))
 	}
 	s.handle(mux, "POST /api/uploads/", uploaders, tus)

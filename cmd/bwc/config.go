@@ -61,6 +61,17 @@ type Config struct {
 	LinkBuffer      time.Duration
 	CameraHost      string
 
+	// RTSP limits and RTSPS
+	RTSPMaxConns              int
+	RTSPMaxConnsPerAddr       int
+	RTSPHandshakeTimeout      time.Duration
+	RTSPAuthFailuresPerAddr   int
+	RTSPAuthFailuresPerDevice int
+	RTSPAuthFailureWindow     time.Duration
+	RTSPSAddr                 string
+	RTSPTLSCert               string
+	RTSPTLSKey                string
+
 	// live relay (WebRTC)
 	WebRTCUDPAddr    string
 	WebRTCTCPAddr    string
@@ -77,6 +88,11 @@ type Config struct {
 	ExportDir       string
 	UploadDir       string
 	UploadMaxSize   int64
+
+	// uploads as a disk resource, and their completion
+	UploadMinFree    int64         // free bytes kept for live recording (upload folder and spool)
+	UploadStaleAfter time.Duration // partial uploads idle this long are removed
+	UploadStuckAfter time.Duration // a received upload not stored after this long fails /readyz
 }
 
 // defaultConfig is safe on a single machine: everything on loopback.
@@ -121,6 +137,17 @@ func defaultConfig() Config {
 		ExportDir:         os.TempDir(),
 		UploadDir:         "/var/lib/bwc/uploads",
 		UploadMaxSize:     4 << 30,
+
+		UploadMinFree:    2 << 30,
+		UploadStaleAfter: 7 * 24 * time.Hour,
+		UploadStuckAfter: 5 * time.Minute,
+
+		RTSPMaxConns:              4096,
+		RTSPMaxConnsPerAddr:       32,
+		RTSPHandshakeTimeout:      10 * time.Second,
+		RTSPAuthFailuresPerAddr:   10,
+		RTSPAuthFailuresPerDevice: 30,
+		RTSPAuthFailureWindow:     time.Minute,
 	}
 }
 
@@ -166,6 +193,15 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", c.MediaTimeout, "a camera sending no media for this long is disconnected")
 	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents")
 	fs.StringVar(&c.CameraHost, "camera-host", c.CameraHost, "host:port cameras use to reach the RTSP server (shown to admins); empty: rtsp-addr")
+	fs.IntVar(&c.RTSPMaxConns, "rtsp-max-conns", c.RTSPMaxConns, "RTSP(S) connections at once; at the cap the oldest connection not yet publishing is closed")
+	fs.IntVar(&c.RTSPMaxConnsPerAddr, "rtsp-max-conns-per-addr", c.RTSPMaxConnsPerAddr, "RTSP(S) connections not yet publishing from one address (IPv6: one /64)")
+	fs.DurationVar(&c.RTSPHandshakeTimeout, "rtsp-handshake-timeout", c.RTSPHandshakeTimeout, "an RTSP(S) connection that has not started recording within this is closed")
+	fs.IntVar(&c.RTSPAuthFailuresPerAddr, "rtsp-auth-failures-per-addr", c.RTSPAuthFailuresPerAddr, "failed camera authentications from one address per window before it is throttled")
+	fs.IntVar(&c.RTSPAuthFailuresPerDevice, "rtsp-auth-failures-per-device", c.RTSPAuthFailuresPerDevice, "failed authentications for one device per window before it is throttled")
+	fs.DurationVar(&c.RTSPAuthFailureWindow, "rtsp-auth-failure-window", c.RTSPAuthFailureWindow, "window of the failed-authentication throttling")
+	fs.StringVar(&c.RTSPSAddr, "rtsps-addr", c.RTSPSAddr, "address cameras publish to over RTSPS (RTSP over TLS); needs -rtsp-tls-cert and -rtsp-tls-key; empty: off")
+	fs.StringVar(&c.RTSPTLSCert, "rtsp-tls-cert", c.RTSPTLSCert, "PEM certificate (chain) file of the RTSPS server (re-read when it changes)")
+	fs.StringVar(&c.RTSPTLSKey, "rtsp-tls-key", c.RTSPTLSKey, "PEM private key file of -rtsp-tls-cert")
 
 	fs.StringVar(&c.WebRTCUDPAddr, "webrtc-udp-addr", c.WebRTCUDPAddr, "one UDP port for every live viewer (ICE UDP mux); empty: no UDP")
 	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
@@ -180,6 +216,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ExportApproval, "export-approval", c.ExportApproval, "evidence exports need a supervisor's approval (false: built at once)")
 	fs.StringVar(&c.UploadDir, "upload-dir", c.UploadDir, "local folder where resumable uploads wait until complete (durable disk)")
 	fs.Int64Var(&c.UploadMaxSize, "upload-max-size", c.UploadMaxSize, "largest file an officer may upload, in bytes")
+	fs.Int64Var(&c.UploadMinFree, "upload-min-free", c.UploadMinFree, "free bytes kept for live recording on the upload folder's and the spool's file systems: uploads that would go below are refused (507)")
+	fs.DurationVar(&c.UploadStaleAfter, "upload-stale-after", c.UploadStaleAfter, "partial uploads with no byte for this long are removed (audited)")
+	fs.DurationVar(&c.UploadStuckAfter, "upload-stuck-after", c.UploadStuckAfter, "a received upload not stored after this long while PostgreSQL and MinIO answer fails /readyz by name")
 	fs.StringVar(&c.ExportDir, "export-dir", c.ExportDir, "local folder where export packages are assembled before they go to the bucket")
 }
 
@@ -277,6 +316,27 @@ func (c Config) Validate() error {
 	if err := addr("camera-host", c.CameraHost, true); err != nil {
 		return err
 	}
+	if err := addr("rtsps-addr", c.RTSPSAddr, true); err != nil {
+		return err
+	}
+	switch {
+	case c.RTSPSAddr != "" && (c.RTSPTLSCert == "" || c.RTSPTLSKey == ""):
+		return errors.New("config rtsps-addr: needs rtsp-tls-cert and rtsp-tls-key")
+	case c.RTSPSAddr == "" && (c.RTSPTLSCert != "" || c.RTSPTLSKey != ""):
+		return errors.New("config rtsp-tls-cert: set rtsps-addr too, or RTSPS stays off")
+	case c.RTSPMaxConns < 1:
+		return errors.New("config rtsp-max-conns: at least 1")
+	case c.RTSPMaxConnsPerAddr < 1:
+		return errors.New("config rtsp-max-conns-per-addr: at least 1")
+	case c.RTSPHandshakeTimeout < time.Second:
+		return errors.New("config rtsp-handshake-timeout: at least 1s")
+	case c.RTSPAuthFailuresPerAddr < 1:
+		return errors.New("config rtsp-auth-failures-per-addr: at least 1")
+	case c.RTSPAuthFailuresPerDevice < 1:
+		return errors.New("config rtsp-auth-failures-per-device: at least 1")
+	case c.RTSPAuthFailureWindow < time.Second:
+		return errors.New("config rtsp-auth-failure-window: at least 1s")
+	}
 	if err := addr("webrtc-udp-addr", c.WebRTCUDPAddr, true); err != nil {
 		return err
 	}
@@ -319,6 +379,14 @@ func (c Config) Validate() error {
 		return errors.New("config upload-dir: required")
 	case c.UploadMaxSize < 1<<20:
 		return errors.New("config upload-max-size: at least 1 MiB")
+	case c.UploadMinFree < 0:
+		return errors.New("config upload-min-free: not negative")
+	case c.UploadStaleAfter < time.Hour:
+		return errors.New("config upload-stale-after: at least 1h")
+	case c.UploadStuckAfter < time.Second:
+		return errors.New("config upload-stuck-after: at least 1s")
+	case strings.TrimRight(c.UploadDir, "/") == strings.TrimRight(c.SpoolDir, "/"):
+		return errors.New("config upload-dir: must not be the spool-dir")
 	}
 	return nil
 }

@@ -100,6 +100,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	// live ingest: cameras publish over RTSP; each new recording is archived
 	if p.ingest, err = ingest.New(ingest.Config{RTSPAddr: cfg.RTSPAddr, UDPRTPAddr: cfg.RTSPUDPRTPAddr, UDPRTCPAddr: cfg.RTSPUDPRTCPAddr,
 		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer,
+		MaxConns: cfg.RTSPMaxConns, MaxConnsPerAddr: cfg.RTSPMaxConnsPerAddr, HandshakeTimeout: cfg.RTSPHandshakeTimeout,
+		AuthFailuresPerAddr: cfg.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: cfg.RTSPAuthFailuresPerDevice,
+		AuthFailureWindow: cfg.RTSPAuthFailureWindow, RTSPSAddr: cfg.RTSPSAddr, TLSCert: cfg.RTSPTLSCert, TLSKey: cfg.RTSPTLSKey,
 		JournalDir: filepath.Join(cfg.SpoolDir, "journal")}, p.db, reg, log.With("component", "ingest")); err != nil {
 		return nil, err
 	}
@@ -119,7 +122,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 
 	// uploads of footage recorded offline (tus, resumable)
 	up, err := upload.New(upload.Config{Dir: cfg.UploadDir, MaxSize: cfg.UploadMaxSize, Retention: cfg.Retention,
-		LinkBuffer: cfg.LinkBuffer}, p.db, p.blobs, log.With("component", "uploads"))
+		LinkBuffer: cfg.LinkBuffer, SpoolDir: cfg.SpoolDir, MinFree: cfg.UploadMinFree, StaleAfter: cfg.UploadStaleAfter,
+		StuckAfter: cfg.UploadStuckAfter, Metrics: reg}, p.db, p.blobs, log.With("component", "uploads"))
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +164,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Exports: exporter,
 		Uploads: up,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
-			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest database queue", Func: p.ingest.Check}},
+			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest (RTSP listeners, database queue)", Func: p.ingest.Check},
+			{Name: "uploads", Func: up.Check}},
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
 	})

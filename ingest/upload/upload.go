@@ -10,9 +10,7 @@ package upload
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,10 +18,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tus/tusd/v2/pkg/filestore"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
@@ -34,11 +33,31 @@ import (
 
 // Config of the upload service.
 type Config struct {
-	Dir        string        // where partial uploads wait (durable disk)
+	Dir        string        // where partial uploads wait (durable disk), apart from the spool
 	BasePath   string        // URL path the tus handler is mounted at
 	MaxSize    int64         // bytes
 	Retention  time.Duration // object-lock retention of originals
 	LinkBuffer time.Duration // incident association rule
+
+	// Disk: below MinFree bytes free on the upload folder's file system or
+	// the spool's (SpoolDir, live recording has priority), new uploads and
+	// PATCHes are refused (ErrInsufficientStorage). 0: no reserve.
+	SpoolDir  string
+	MinFree   int64
+	FreeSpace func(dir string) (uint64, error) // nil: statfs (FreeSpace); tests simulate a full disk
+	// StaleAfter: partial uploads with no byte for this long are removed
+	// (audited upload.expired) by a sweep every SweepEvery. 0: never.
+	StaleAfter time.Duration
+	SweepEvery time.Duration // 0: StaleAfter/24, at most an hour
+
+	// Completion: a finished upload is stored in the background until its
+	// object and row exist; StuckAfter (while PostgreSQL and MinIO answer)
+	// fails Check. RetryMin/RetryMax bound the backoff.
+	StuckAfter         time.Duration
+	RetryMin, RetryMax time.Duration
+	ReconcileEvery     time.Duration // objects without a row; 0: hourly
+
+	Metrics prometheus.Registerer // nil: not registered
 }
 
 // Defaults.
@@ -69,12 +88,24 @@ func uploaderFrom(ctx context.Context) (Uploader, bool) {
 
 // Service is the upload endpoint.
 type Service struct {
-	cfg     Config
-	db      *index.DB
-	blobs   *blob.Store
-	store   hashingStore
-	handler *tusd.Handler
-	log     *slog.Logger
+	cfg         Config
+	db          *index.DB
+	blobs       *blob.Store
+	store       hashingStore
+	locker      *memorylocker.MemoryLocker
+	handler     *tusd.Handler
+	log         *slog.Logger
+	metrics     *metrics
+	spoolShared bool // spool and uploads on one file system
+
+	mu        sync.Mutex
+	lowLogged time.Time           // last low-space error logged
+	pending   map[string]*pending // finished uploads not stored yet, by tus ID
+	outage    time.Time           // last time PostgreSQL or MinIO did not answer
+	wake      chan struct{}       // a completion to retry now
+	wg        sync.WaitGroup
+
+	fault func(step string) error // tests: a fault injected before a step of the completion
 }
 
 // New prepares the tus handler over a hashing file store in cfg.Dir.
@@ -94,14 +125,46 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FreeSpace == nil {
+		cfg.FreeSpace = FreeSpace
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = min(max(cfg.StaleAfter/24, time.Second), time.Hour)
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 5 * time.Minute
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = time.Second
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(time.Minute, cfg.RetryMin)
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = time.Hour
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("upload dir %s: %w", cfg.Dir, err)
 	}
-	s := &Service{cfg: cfg, db: db, blobs: blobs, log: log, store: hashingStore{FileStore: filestore.New(cfg.Dir), dir: cfg.Dir}}
+	if cfg.SpoolDir != "" && filepath.Clean(cfg.SpoolDir) == filepath.Clean(cfg.Dir) {
+		return nil, fmt.Errorf("upload dir %s: must not be the spool", cfg.Dir)
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, db: db, blobs: blobs, log: log, store: hashingStore{FileStore: filestore.New(cfg.Dir), dir: cfg.Dir},
+		locker: memorylocker.New(), metrics: m, pending: map[string]*pending{}, wake: make(chan struct{}, 1)}
+	if cfg.SpoolDir != "" {
+		s.spoolShared = sameFS(cfg.Dir, cfg.SpoolDir)
+	}
+	if err := s.resume(); err != nil {
+		return nil, err
+	}
 	composer := tusd.NewStoreComposer()
 	composer.UseCore(s.store)
 	composer.UseTerminater(s.store)
-	composer.UseLocker(memorylocker.New())
+	composer.UseLocker(s.locker)
 	h, err := tusd.NewHandler(tusd.Config{
 		BasePath:                  cfg.BasePath,
 		StoreComposer:             composer,
@@ -119,16 +182,57 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 }
 
 // Handler is the tus endpoint (mount it at Config.BasePath; it strips it).
-func (s *Service) Handler() http.Handler { return http.StripPrefix(s.cfg.BasePath, s.handler) }
+// Every request passes Admit first (ID form, owner, free space).
+func (s *Service) Handler() http.Handler {
+	return http.StripPrefix(s.cfg.BasePath, http.HandlerFunc(s.serve))
+}
 
-// Run serves until ctx ends.
+// Run stores finished uploads (retrying with backoff), sweeps stale
+// partial uploads and reconciles the bucket with the index until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.completer(ctx)
+	}()
+	sweep := time.NewTicker(s.cfg.SweepEvery)
+	defer sweep.Stop()
+	reconcile := time.NewTimer(10 * time.Second) // first pass soon after start-up
+	defer reconcile.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.wg.Wait()
+			return nil
+		case <-sweep.C:
+			if _, err := s.Sweep(ctx); err != nil {
+				s.log.Error("sweep of stale uploads failed", "err", err)
+			}
+		case <-reconcile.C:
+			if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("upload reconciliation incomplete", "err", err)
+			}
+			reconcile.Reset(s.cfg.ReconcileEvery)
+		}
+	}
+}
+
+// Close waits for the goroutines Run started; partial and finished
+// uploads stay on disk to resume.
+func (s *Service) Close() error {
+	s.wg.Wait()
 	return nil
 }
 
-// Close releases nothing yet: partial uploads stay on disk to resume.
-func (s *Service) Close() error { return nil }
+// Check fails, by name, while a watched file system is below the reserve
+// or an upload has been waiting to be stored longer than StuckAfter while
+// PostgreSQL and MinIO answer.
+func (s *Service) Check(ctx context.Context) error {
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
+	return s.checkStuck()
+}
 
 func refuse(code, msg string, status int) error { return tusd.NewError(code, msg, status) }
 
@@ -207,101 +311,6 @@ func (s *Service) incident(ctx context.Context, ref string) (index.Incident, err
 		return s.db.Incident(ctx, id)
 	}
 	return s.db.IncidentByNumber(ctx, ref)
-}
-
-// finish runs when the last byte is in, before the client is answered:
-// check, deduplicate, probe, store under object lock, index, link. The
-// partial file is removed whatever the outcome; nothing half-made stays.
-func (s *Service) finish(ev tusd.HookEvent) (tusd.HTTPResponse, error) {
-	ctx := ev.Context
-	info := ev.Upload
-	md := info.MetaData
-	up, err := s.store.GetUpload(ctx, info.ID)
-	if err != nil {
-		return tusd.HTTPResponse{}, err
-	}
-	defer func() { _ = s.store.AsTerminatableUpload(up).Terminate(context.WithoutCancel(ctx)) }()
-	hu, ok := up.(*hashingUpload)
-	if !ok {
-		return tusd.HTTPResponse{}, errNotHashing
-	}
-	sum, err := hu.Sum(info.Size)
-	if err != nil {
-		return tusd.HTTPResponse{}, err
-	}
-	by := md["uploaded_by"]
-	got := hex.EncodeToString(sum)
-	if want := md["sha256"]; want != "" && want != got {
-		s.audit(ctx, by, "upload.rejected", "", map[string]any{"filename": md["filename"], "why": "sha256 mismatch", "declared": want, "received": got})
-		return tusd.HTTPResponse{}, refuse("ERR_CHECKSUM_MISMATCH",
-			fmt.Sprintf("the file received has SHA-256 %s, not the declared %s: nothing was kept; upload it again", got, want), 460)
-	}
-	if dup, err := s.db.UploadBySHA256(ctx, sum); err == nil {
-		s.audit(ctx, by, "upload.duplicate", dup.RecordingID.String(), map[string]any{"filename": md["filename"], "same_as": dup.ID})
-		return jsonResponse(http.StatusOK, map[string]any{"duplicate": true, "upload": dup},
-			map[string]string{"X-BWC-Duplicate-Of": dup.ID.String()}), nil
-	} else if !errors.Is(err, index.ErrNotFound) {
-		return tusd.HTTPResponse{}, err
-	}
-	f, err := os.Open(filepath.Join(s.cfg.Dir, info.ID))
-	if err != nil {
-		return tusd.HTTPResponse{}, err
-	}
-	defer f.Close()
-	fi, err := probe(f, info.Size)
-	if err != nil {
-		s.audit(ctx, by, "upload.rejected", "", map[string]any{"filename": md["filename"], "why": err.Error()})
-		return tusd.HTTPResponse{}, refuse("ERR_NOT_VIDEO", err.Error()+": nothing was kept", http.StatusUnprocessableEntity)
-	}
-	// when: the file's own creation time when plausible, else what the
-	// uploader declared, else now
-	recordedAt, source := time.Now().UTC(), "upload"
-	if v := md["recorded_at"]; v != "" {
-		recordedAt, _ = time.Parse(time.RFC3339, v)
-		source = "declared"
-	}
-	if !fi.Created.IsZero() && fi.Created.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) && fi.Created.Before(time.Now().Add(time.Hour)) {
-		recordedAt, source = fi.Created, "file"
-	}
-	id := uuid.Must(uuid.NewV7())
-	key := fmt.Sprintf("uploads/%s/%s/%s", recordedAt.UTC().Format("2006/01/02"), id, safeName(md["filename"]))
-	if _, err := f.Seek(0, 0); err != nil {
-		return tusd.HTTPResponse{}, err
-	}
-	if _, err := s.blobs.Client().PutObject(ctx, s.blobs.Bucket(), key, f, info.Size, minio.PutObjectOptions{
-		ContentType: "video/mp4", Mode: minio.Governance, RetainUntilDate: time.Now().Add(s.cfg.Retention).UTC(),
-		UserMetadata: map[string]string{"sha256": got}, Checksum: minio.ChecksumSHA256,
-	}); err != nil {
-		return tusd.HTTPResponse{}, fmt.Errorf("store upload %s: %w", key, err)
-	}
-	rec := index.Recording{VideoCodec: fi.Video, AudioCodec: fi.Audio, Width: fi.Width, Height: fi.Height}
-	if v := md["officer"]; v != "" {
-		oid := uuid.MustParse(v)
-		rec.OfficerID = &oid
-	}
-	if v := md["device"]; v != "" {
-		if d, err := s.db.DeviceBySerial(ctx, v); err == nil {
-			rec.DeviceID = d.ID
-		}
-	}
-	saved, err := s.db.CreateUpload(ctx, rec, index.Upload{TusID: info.ID, UploadedBy: by, Filename: md["filename"], Size: info.Size,
-		SHA256: sum, Key: key, Container: fi.Container, VideoCodec: fi.Video, AudioCodec: fi.Audio, Width: fi.Width, Height: fi.Height,
-		DurationMS: fi.Duration.Milliseconds(), RecordedAt: recordedAt, RecordedAtSource: source, Fragmented: fi.Fragmented, Notes: md["notes"]}, by)
-	if err != nil {
-		return tusd.HTTPResponse{}, fmt.Errorf("index upload %s: %w", key, err)
-	}
-	if _, err := s.db.AutoLink(ctx, saved.RecordingID, s.cfg.LinkBuffer); err != nil {
-		s.log.Error("upload not linked by the rule", "recording", saved.RecordingID, "err", err)
-	}
-	if v := md["incident"]; v != "" {
-		if _, err := s.db.LinkIncident(ctx, saved.RecordingID, uuid.MustParse(v), by, "chosen at upload"); err != nil && !errors.Is(err, index.ErrConflict) {
-			s.log.Error("upload not linked to its incident", "recording", saved.RecordingID, "err", err)
-		}
-	}
-	s.audit(ctx, by, "upload.complete", saved.RecordingID.String(), map[string]any{"upload": saved.ID, "filename": saved.Filename,
-		"sha256": got, "size": saved.Size})
-	s.log.Info("upload stored", "recording", saved.RecordingID, "file", saved.Filename, "bytes", saved.Size, "sha256", got)
-	return jsonResponse(http.StatusOK, map[string]any{"duplicate": false, "upload": saved}, map[string]string{"X-BWC-Upload": saved.ID.String()}), nil
 }
 
 func jsonResponse(status int, v any, headers map[string]string) tusd.HTTPResponse {

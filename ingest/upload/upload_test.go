@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,12 +52,26 @@ type env struct {
 	inc     index.Incident
 	as      Uploader
 	dir     string
+	cfg     Config
+	mu      sync.Mutex // svc and as change between requests
 	svc     *Service
+}
+
+// set changes who uploads (or the service, after a restart).
+func (e *env) set(as *Uploader, svc *Service) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if as != nil {
+		e.as = *as
+	}
+	if svc != nil {
+		e.svc = svc
+	}
 }
 
 // newEnv runs the service behind a test server whose requests come from an
 // officer (as web does after authentication).
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{db: storagetest.NewDB(t), store: storagetest.NewStore(t)}
@@ -73,15 +88,22 @@ func newEnv(t testing.TB) *env {
 	if _, err := e.db.Assign(ctx, e.inc.ID, e.officer.ID, time.Now().Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	e.dir = t.TempDir()
-	s, err := New(Config{Dir: e.dir}, e.db, e.store, nil)
+	e.dir = filepath.Join(t.TempDir(), "uploads")
+	e.cfg = Config{Dir: e.dir}
+	for _, o := range opts {
+		o(&e.cfg)
+	}
+	s, err := New(e.cfg, e.db, e.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.svc = s
 	e.as = Uploader{Login: "wu", Role: index.RoleOfficer, OfficerID: &e.officer.ID}
 	ts := httptest.NewServer(http.StripPrefix("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.Handler().ServeHTTP(w, r.WithContext(WithUploader(r.Context(), e.as)))
+		e.mu.Lock()
+		svc, as := e.svc, e.as
+		e.mu.Unlock()
+		svc.Handler().ServeHTTP(w, r.WithContext(WithUploader(r.Context(), as)))
 	})))
 	t.Cleanup(ts.Close)
 	e.url = ts.URL + DefaultBasePath

@@ -118,3 +118,29 @@ func (db *DB) UploadOfRecording(ctx context.Context, recordingID uuid.UUID) (Upl
 	}
 	return out[0], nil
 }
+
+// UploadByTusID returns the upload stored from a tus upload (its ID in
+// the upload folder): how a retried completion knows it is already done.
+func (db *DB) UploadByTusID(ctx context.Context, tusID string) (Upload, error) {
+	out, err := db.uploadWhere(ctx, "upload of tus "+tusID, "tus_id = $1", tusID)
+	if err == nil && len(out) == 0 {
+		err = mapErr("upload of tus "+tusID, pgx.ErrNoRows)
+	}
+	if err != nil {
+		return Upload{}, err
+	}
+	return out[0], nil
+}
+
+// UploadByKey returns the upload whose original is the object key: how
+// the reconciliation finds objects without a row.
+func (db *DB) UploadByKey(ctx context.Context, key string) (Upload, error) {
+	out, err := db.uploadWhere(ctx, "upload of object "+key, "object_key = $1", key)
+	if err == nil && len(out) == 0 {
+		err = mapErr("upload of object "+key, pgx.ErrNoRows)
+	}
+	if err != nil {
+		return Upload{}, err
+	}
+	return out[0], nil
+}

@@ -3,7 +3,8 @@
 // and headless Debian Chromium driven by playwright-core (never a
 // downloaded browser).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,9 +27,31 @@ export function freePort() {
   });
 }
 
+// selfSignedCert makes a certificate for 127.0.0.1 and localhost with
+// openssl, valid for a day: { cert, key } file paths.
+export function selfSignedCert() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwc-cert-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-days', '1', '-subj', '/CN=bwc e2e', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`);
+  return { cert, key };
+}
+
+// ready asks /readyz; over HTTPS it trusts only the test's certificate.
+function ready(url, ca) {
+  if (!ca) return fetch(url + '/readyz').then((r) => r.ok);
+  return new Promise((resolve, reject) => {
+    https.get(url + '/readyz', { ca }, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', reject);
+  });
+}
+
 // startPlatform creates a database, seeds the demo data and accounts, starts
-// bwc serve and waits until it is ready. extraArgs go to bwc serve.
-export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
+// bwc serve and waits until it is ready. extraArgs go to bwc serve; tls
+// ({ cert, key } files) serves it over HTTPS.
+export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null } = {}) {
   const bin = need('BWC_BIN');
   const admin = new URL(need('BWC_TEST_DATABASE_URL'));
   const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
@@ -56,16 +79,18 @@ export async function startPlatform({ extraArgs = [], extraEnv = {} } = {}) {
     BWC_SIGNING_KEY: path.join(dir, 'signing-key.pem'),
     BWC_RECONNECT_GRACE: '2s',
     BWC_LOG_LEVEL: process.env.BWC_E2E_LOG_LEVEL || 'warn',
+    ...(tls ? { BWC_TLS_CERT: tls.cert, BWC_TLS_KEY: tls.key } : {}),
     ...extraEnv,
   };
   const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
   if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
   const proc = spawn(bin, ['serve', ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${httpPort}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
+  const ca = tls ? readFileSync(tls.cert) : null;
   const deadline = Date.now() + 30000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`bwc serve exited with ${proc.exitCode}`);
-    try { if ((await fetch(url + '/readyz')).ok) break; } catch { /* not up yet */ }
+    try { if (await ready(url, ca)) break; } catch { /* not up yet */ }
     if (Date.now() > deadline) throw new Error('bwc serve did not become ready in 30 s');
     await new Promise((r) => setTimeout(r, 200));
   }

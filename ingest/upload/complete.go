@@ -1,0 +1,660 @@
+package upload
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// Completion of an upload is durable: when the last byte is in, the file
+// is fsynced, checked (hash, probe) and a marker (<id>.done: the hash, the
+// probe's findings, the object key) is fsynced beside it; only then is the
+// client answered. The file stays until its object is in the bucket AND its
+// row in the index. Storing is tried at once and, when PostgreSQL or MinIO
+// fail, again in the background with backoff, also after a restart (New
+// finds finished uploads on disk). Every step is idempotent by upload ID
+// and SHA-256: the object key is fixed by the upload ID and an existing
+// object with the same hash is not written again (no second version); a
+// row already written for the upload ID or the hash ends the completion.
+
+// marker is what a finished upload's completion needs, fsynced before the
+// client is told its upload was received.
+type marker struct {
+	SHA256     string            `json:"sha256"`
+	Key        string            `json:"key"`
+	Size       int64             `json:"size"`
+	Info       fileInfo          `json:"info"`
+	RecordedAt time.Time         `json:"recorded_at"`
+	Source     string            `json:"recorded_at_source"`
+	Meta       map[string]string `json:"meta"`
+	ReceivedAt time.Time         `json:"received_at"`
+}
+
+// pending is a finished upload not stored yet.
+type pending struct {
+	since    time.Time
+	attempts int
+	next     time.Time
+	busy     bool
+	err      error
+	alarmed  bool
+}
+
+// result of a completion.
+type result struct {
+	dup    bool
+	upload index.Upload
+}
+
+var errBusy = errors.New("completion in progress")
+
+// Status is "storing" while a finished upload waits for its object and
+// row; "" otherwise (not finished, stored, or unknown). HEAD answers it in
+// X-BWC-Upload-Status.
+func (s *Service) Status(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[id]; ok {
+		return "storing"
+	}
+	return ""
+}
+
+func (s *Service) markerPath(id string) string { return filepath.Join(s.cfg.Dir, id+".done") }
+func (s *Service) binPath(id string) string    { return filepath.Join(s.cfg.Dir, id) }
+
+// resume finds finished uploads not stored (a crash, an outage): complete
+// tus uploads and markers.
+func (s *Service) resume() error {
+	infos, err := filepath.Glob(filepath.Join(s.cfg.Dir, "*.info"))
+	if err != nil {
+		return err
+	}
+	markers, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*.done"))
+	ctx := context.Background()
+	now := time.Now()
+	for _, name := range append(infos, markers...) {
+		id := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(name), ".info"), ".done")
+		if !ValidID(id) || s.pending[id] != nil {
+			continue
+		}
+		if strings.HasSuffix(name, ".info") {
+			up, err := s.store.FileStore.GetUpload(ctx, id)
+			if err != nil {
+				continue
+			}
+			info, err := up.GetInfo(ctx)
+			if err != nil || info.Size <= 0 || info.Offset < info.Size {
+				continue // partial: the client resumes it, or the sweep expires it
+			}
+		}
+		since := now
+		if m, err := s.readMarker(id); err == nil {
+			since = m.ReceivedAt
+		}
+		s.pending[id] = &pending{since: since, next: now}
+		s.log.Info("finished upload found on disk: storing it", "upload", id)
+	}
+	s.metrics.storing.Set(float64(len(s.pending)))
+	return nil
+}
+
+// finish runs when the last byte is in, before the client is answered
+// (under tusd's lock of the upload). A refusal (hash, probe) removes the
+// upload and is the answer; otherwise the upload was received: stored now,
+// or being stored (202, X-BWC-Upload-Status: storing).
+func (s *Service) finish(ev tusd.HookEvent) (tusd.HTTPResponse, error) {
+	id := ev.Upload.ID
+	s.mu.Lock()
+	p := s.pending[id]
+	if p == nil {
+		p = &pending{since: time.Now()}
+		s.pending[id] = p
+	}
+	p.busy = true
+	s.metrics.storing.Set(float64(len(s.pending)))
+	s.mu.Unlock()
+	res, err := s.complete(ev.Context, id)
+	s.release(id, err)
+	var refusal tusd.Error
+	switch {
+	case errors.As(err, &refusal):
+		return tusd.HTTPResponse{}, err
+	case err != nil:
+		s.log.Warn("upload received, not stored yet: retrying in the background", "upload", id, "err", err)
+		return jsonResponse(http.StatusAccepted, map[string]any{"status": "storing", "upload": id},
+			map[string]string{"X-BWC-Upload-Status": "storing"}), nil
+	case res.dup:
+		return jsonResponse(http.StatusOK, map[string]any{"duplicate": true, "status": "stored", "upload": res.upload},
+			map[string]string{"X-BWC-Duplicate-Of": res.upload.ID.String(), "X-BWC-Upload-Status": "stored"}), nil
+	}
+	return jsonResponse(http.StatusOK, map[string]any{"duplicate": false, "status": "stored", "upload": res.upload},
+		map[string]string{"X-BWC-Upload": res.upload.ID.String(), "X-BWC-Upload-Status": "stored"}), nil
+}
+
+// release ends an attempt: done (or refused) leaves the pending set, a
+// failure is retried after a backoff.
+func (s *Service) release(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[id]
+	if p == nil {
+		return
+	}
+	var refusal tusd.Error
+	if err == nil || errors.As(err, &refusal) {
+		delete(s.pending, id)
+		s.metrics.storing.Set(float64(len(s.pending)))
+		return
+	}
+	p.busy, p.err = false, err
+	p.attempts++
+	p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.attempts-1, 16), s.cfg.RetryMax))
+	s.metrics.retries.Inc()
+}
+
+// attempt completes a pending upload now, under tusd's lock of it.
+func (s *Service) attempt(ctx context.Context, id string) error {
+	s.mu.Lock()
+	p := s.pending[id]
+	if p == nil || p.busy {
+		s.mu.Unlock()
+		return errBusy
+	}
+	p.busy = true
+	s.mu.Unlock()
+	lock, err := s.locker.NewLock(id)
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = lock.Lock(lctx, func() {})
+		cancel()
+	}
+	if err != nil {
+		s.release(id, fmt.Errorf("lock upload %s: %w", id, err))
+		return err
+	}
+	_, err = s.complete(ctx, id)
+	lock.Unlock()
+	s.release(id, err)
+	if err != nil {
+		s.log.Warn("upload not stored yet", "upload", id, "err", err)
+	}
+	return err
+}
+
+// completer retries pending completions when due, watches whether
+// PostgreSQL and MinIO answer (the stuck alarm counts only time they
+// do), and raises the alarm.
+func (s *Service) completer(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		now := time.Now()
+		var due []string
+		s.mu.Lock()
+		n := len(s.pending)
+		for id, p := range s.pending {
+			if !p.busy && !p.next.After(now) {
+				due = append(due, id)
+			}
+		}
+		s.mu.Unlock()
+		if n > 0 {
+			s.watchStores(ctx)
+		}
+		sort.Strings(due)
+		for _, id := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			_ = s.attempt(ctx, id)
+		}
+		_ = s.checkStuck()
+		t.Reset(s.untilNext())
+	}
+}
+
+// untilNext is the wait until the next retry is due (at most a second, so
+// that the alarm is evaluated).
+func (s *Service) untilNext() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wait := time.Second
+	for _, p := range s.pending {
+		if !p.busy {
+			wait = min(wait, max(time.Until(p.next), 10*time.Millisecond))
+		}
+	}
+	return wait
+}
+
+func (s *Service) watchStores(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := s.db.Ping(pctx)
+	if err == nil {
+		err = s.blobs.Ping(pctx)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.mu.Lock()
+		s.outage = time.Now()
+		s.mu.Unlock()
+	}
+}
+
+// checkStuck fails, naming each upload and why, when an upload has waited
+// to be stored longer than StuckAfter counted from when PostgreSQL and
+// MinIO last both answered; each is logged at error level once.
+func (s *Service) checkStuck() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	var stuck []string
+	for id, p := range s.pending {
+		start := p.since
+		if s.outage.After(start) {
+			start = s.outage
+		}
+		if now.Sub(start) <= s.cfg.StuckAfter {
+			continue
+		}
+		reason := "not tried yet"
+		if p.err != nil {
+			reason = p.err.Error()
+		}
+		stuck = append(stuck, fmt.Sprintf("upload %s (%s)", id, reason))
+		if !p.alarmed {
+			p.alarmed = true
+			s.log.Error("upload stuck: received but not stored", "upload", id, "since", p.since, "attempts", p.attempts, "reason", reason)
+		}
+	}
+	s.metrics.stuck.Set(float64(len(stuck)))
+	if len(stuck) == 0 {
+		return nil
+	}
+	sort.Strings(stuck)
+	return fmt.Errorf("received uploads not stored for over %v: %s", s.cfg.StuckAfter, strings.Join(stuck, "; "))
+}
+
+func (s *Service) inject(step string) error {
+	if s.fault != nil {
+		return s.fault(step)
+	}
+	return nil
+}
+
+// complete takes a finished upload as far as it goes: checked and marked
+// (prepare), then stored (store).
+func (s *Service) complete(ctx context.Context, id string) (result, error) {
+	m, err := s.readMarker(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		m, err = s.prepare(ctx, id)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	return s.storeUpload(ctx, id, m)
+}
+
+func (s *Service) readMarker(id string) (marker, error) {
+	var m marker
+	b, err := os.ReadFile(s.markerPath(id))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("completion marker of %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// writeMarker writes the marker durably: temporary file fsynced, renamed,
+// folder fsynced.
+func (s *Service) writeMarker(id string, m marker) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	tmp := s.markerPath(id) + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.markerPath(id)); err != nil {
+		return err
+	}
+	return syncDir(s.cfg.Dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// prepare checks a finished upload (declared hash, probe) and marks it:
+// a refusal removes it (nothing kept) and is a tusd.Error for the client.
+func (s *Service) prepare(ctx context.Context, id string) (marker, error) {
+	up, err := s.store.GetUpload(ctx, id)
+	if err != nil {
+		return marker{}, err
+	}
+	info, err := up.GetInfo(ctx)
+	if err != nil {
+		return marker{}, err
+	}
+	if info.Size <= 0 || info.Offset < info.Size {
+		return marker{}, fmt.Errorf("upload %s is not complete (%d of %d bytes)", id, info.Offset, info.Size)
+	}
+	md := info.MetaData
+	hu, ok := up.(*hashingUpload)
+	if !ok {
+		return marker{}, errNotHashing
+	}
+	sum, err := hu.Sum(info.Size)
+	if err != nil {
+		return marker{}, err
+	}
+	by := md["uploaded_by"]
+	got := hex.EncodeToString(sum)
+	if want := md["sha256"]; want != "" && want != got {
+		s.audit(ctx, by, "upload.rejected", "", map[string]any{"filename": md["filename"], "why": "sha256 mismatch", "declared": want, "received": got})
+		s.terminate(ctx, id)
+		return marker{}, refuse("ERR_CHECKSUM_MISMATCH",
+			fmt.Sprintf("the file received has SHA-256 %s, not the declared %s: nothing was kept; upload it again", got, want), 460)
+	}
+	f, err := os.Open(s.binPath(id))
+	if err != nil {
+		return marker{}, err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil { // what the client is told was received is on disk
+		return marker{}, fmt.Errorf("fsync upload %s: %w", id, err)
+	}
+	fi, err := probe(f, info.Size)
+	if err != nil {
+		s.audit(ctx, by, "upload.rejected", "", map[string]any{"filename": md["filename"], "why": err.Error()})
+		s.terminate(ctx, id)
+		return marker{}, refuse("ERR_NOT_VIDEO", err.Error()+": nothing was kept", http.StatusUnprocessableEntity)
+	}
+	// when: the file's own creation time when plausible, else what the
+	// uploader declared, else now
+	recordedAt, source := time.Now().UTC(), "upload"
+	if v := md["recorded_at"]; v != "" {
+		recordedAt, _ = time.Parse(time.RFC3339, v)
+		source = "declared"
+	}
+	if !fi.Created.IsZero() && fi.Created.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) && fi.Created.Before(time.Now().Add(time.Hour)) {
+		recordedAt, source = fi.Created, "file"
+	}
+	m := marker{SHA256: got, Size: info.Size, Info: fi, RecordedAt: recordedAt.UTC(), Source: source, Meta: md, ReceivedAt: time.Now().UTC(),
+		Key: fmt.Sprintf("uploads/%s/%s/%s", recordedAt.UTC().Format("2006/01/02"), id, safeName(md["filename"]))}
+	if err := s.writeMarker(id, m); err != nil {
+		return marker{}, fmt.Errorf("completion marker of %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// storeUpload puts the original in the bucket once and writes its row once.
+func (s *Service) storeUpload(ctx context.Context, id string, m marker) (result, error) {
+	by := m.Meta["uploaded_by"]
+	sum, err := hex.DecodeString(m.SHA256)
+	if err != nil || len(sum) != 32 {
+		return result{}, fmt.Errorf("completion marker of %s: bad sha256", id)
+	}
+	if err := s.inject("db"); err != nil {
+		return result{}, err
+	}
+	if r, done, err := s.alreadyStored(ctx, id, sum, by, m); done || err != nil {
+		return r, err
+	}
+	// the object, once: a retry after a PutObject that succeeded finds it
+	if err := s.inject("put"); err != nil {
+		return result{}, err
+	}
+	if err := s.putOnce(ctx, id, m); err != nil {
+		return result{}, err
+	}
+	if err := s.inject("row"); err != nil {
+		return result{}, err
+	}
+	rec := index.Recording{VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width, Height: m.Info.Height}
+	if v := m.Meta["officer"]; v != "" {
+		if oid, err := uuid.Parse(v); err == nil {
+			rec.OfficerID = &oid
+		}
+	}
+	if v := m.Meta["device"]; v != "" {
+		if d, err := s.db.DeviceBySerial(ctx, v); err == nil {
+			rec.DeviceID = d.ID
+		}
+	}
+	saved, err := s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: m.Meta["filename"], Size: m.Size,
+		SHA256: sum, Key: m.Key, Container: m.Info.Container, VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width,
+		Height: m.Info.Height, DurationMS: m.Info.Duration.Milliseconds(), RecordedAt: m.RecordedAt, RecordedAtSource: m.Source,
+		Fragmented: m.Info.Fragmented, Notes: m.Meta["notes"]}, by)
+	if errors.Is(err, index.ErrConflict) { // written meanwhile (same upload, or the same file)
+		if r, done, err := s.alreadyStored(ctx, id, sum, by, m); done || err != nil {
+			return r, err
+		}
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("index upload %s: %w", m.Key, err)
+	}
+	if _, err := s.db.AutoLink(ctx, saved.RecordingID, s.cfg.LinkBuffer); err != nil {
+		s.log.Error("upload not linked by the rule", "recording", saved.RecordingID, "err", err)
+	}
+	if v := m.Meta["incident"]; v != "" {
+		if inc, err := uuid.Parse(v); err == nil {
+			if _, err := s.db.LinkIncident(ctx, saved.RecordingID, inc, by, "chosen at upload"); err != nil && !errors.Is(err, index.ErrConflict) {
+				s.log.Error("upload not linked to its incident", "recording", saved.RecordingID, "err", err)
+			}
+		}
+	}
+	s.audit(ctx, by, "upload.complete", saved.RecordingID.String(), map[string]any{"upload": saved.ID, "filename": saved.Filename,
+		"sha256": m.SHA256, "size": saved.Size})
+	s.log.Info("upload stored", "recording", saved.RecordingID, "file", saved.Filename, "bytes", saved.Size, "sha256", m.SHA256)
+	s.done(ctx, id)
+	return result{upload: saved}, nil
+}
+
+// alreadyStored ends a completion whose row exists: for this upload (a
+// retry after the row was written), or for the same file (a duplicate).
+func (s *Service) alreadyStored(ctx context.Context, id string, sum []byte, by string, m marker) (result, bool, error) {
+	if u, err := s.db.UploadByTusID(ctx, id); err == nil {
+		s.done(ctx, id)
+		return result{upload: u}, true, nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return result{}, false, err
+	}
+	if dup, err := s.db.UploadBySHA256(ctx, sum); err == nil {
+		s.audit(ctx, by, "upload.duplicate", dup.RecordingID.String(), map[string]any{"filename": m.Meta["filename"], "same_as": dup.ID})
+		s.done(ctx, id)
+		return result{dup: true, upload: dup}, true, nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return result{}, false, err
+	}
+	return result{}, false, nil
+}
+
+// objectSHA256 is the sha256 user metadata of an object ("" when absent).
+func objectSHA256(meta map[string]string) string {
+	for k, v := range meta {
+		if strings.EqualFold(k, "sha256") || strings.EqualFold(k, "x-amz-meta-sha256") {
+			return v
+		}
+	}
+	return ""
+}
+
+// putOnce writes the original under object lock unless the object is
+// already there with the same hash.
+func (s *Service) putOnce(ctx context.Context, id string, m marker) error {
+	c, bucket := s.blobs.Client(), s.blobs.Bucket()
+	st, err := c.StatObject(ctx, bucket, m.Key, minio.StatObjectOptions{})
+	switch {
+	case err == nil:
+		if got := objectSHA256(st.UserMetadata); got != m.SHA256 {
+			return fmt.Errorf("object %s exists with SHA-256 %q, not %s", m.Key, got, m.SHA256)
+		}
+		return nil
+	case minio.ToErrorResponse(err).Code != "NoSuchKey":
+		return fmt.Errorf("stat %s: %w", m.Key, err)
+	}
+	f, err := os.Open(s.binPath(id))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := c.PutObject(ctx, bucket, m.Key, f, m.Size, minio.PutObjectOptions{
+		ContentType: "video/mp4", Mode: minio.Governance, RetainUntilDate: time.Now().Add(s.cfg.Retention).UTC(),
+		UserMetadata: map[string]string{"sha256": m.SHA256}, Checksum: minio.ChecksumSHA256,
+	}); err != nil {
+		return fmt.Errorf("store upload %s: %w", m.Key, err)
+	}
+	return nil
+}
+
+// done removes a stored upload from the folder: the marker first (an
+// upload found without it is checked again and found stored).
+func (s *Service) done(ctx context.Context, id string) {
+	if err := os.Remove(s.markerPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("completion marker not removed", "upload", id, "err", err)
+	}
+	s.terminate(ctx, id)
+}
+
+func (s *Service) terminate(ctx context.Context, id string) {
+	up, err := s.store.GetUpload(ctx, id)
+	if err != nil {
+		return
+	}
+	if err := s.store.AsTerminatableUpload(up).Terminate(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("upload file not removed", "upload", id, "err", err)
+	}
+}
+
+// Reconciliation is what Reconcile found: objects under uploads/ without
+// a row, adopted (the file on disk matches: row written) or orphaned
+// (reported).
+type Reconciliation struct {
+	Objects int      // objects under uploads/
+	Adopted []string // keys given their row
+	Orphans []string // keys with no row and nothing on disk to make it from
+}
+
+// Reconcile compares the bucket's uploads/ prefix with the index. An
+// object without a row whose upload is still on disk with the same hash
+// (a crash between PutObject and the row) is adopted: its row is written
+// now. Any other object without a row is reported (logged at error level,
+// returned). Run calls it soon after start-up and every ReconcileEvery.
+func (s *Service) Reconcile(ctx context.Context) (Reconciliation, error) {
+	var r Reconciliation
+	c, bucket := s.blobs.Client(), s.blobs.Bucket()
+	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "uploads/", Recursive: true}) {
+		if o.Err != nil {
+			return r, fmt.Errorf("list uploads/: %w", o.Err)
+		}
+		r.Objects++
+		if _, err := s.db.UploadByKey(ctx, o.Key); err == nil {
+			continue
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return r, err
+		}
+		parts := strings.Split(o.Key, "/") // uploads/YYYY/MM/DD/<id>/<file>
+		if len(parts) == 6 && ValidID(parts[4]) {
+			id := parts[4]
+			if m, err := s.readMarker(id); err == nil && m.Key == o.Key {
+				s.mu.Lock()
+				if s.pending[id] == nil {
+					s.pending[id] = &pending{since: m.ReceivedAt}
+				}
+				s.mu.Unlock()
+				err := s.attempt(ctx, id)
+				if errors.Is(err, errBusy) {
+					continue // being completed right now
+				}
+				if err == nil {
+					r.Adopted = append(r.Adopted, o.Key)
+					s.log.Info("upload object without a row adopted", "upload", id, "key", o.Key)
+					continue
+				}
+				return r, err
+			}
+		}
+		r.Orphans = append(r.Orphans, o.Key)
+		s.log.Error("object under uploads/ with no upload row and no file to rebuild it from", "key", o.Key, "size", o.Size)
+	}
+	s.metrics.orphans.Set(float64(len(r.Orphans)))
+	return r, nil
+}
+
+type metrics struct {
+	refused *prometheus.CounterVec
+	expired prometheus.Counter
+	storing prometheus.Gauge
+	stuck   prometheus.Gauge
+	retries prometheus.Counter
+	orphans prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bwc_upload_refused_total",
+			Help: "Upload requests refused by the gate, by reason (insufficient_storage)."}, []string{"reason"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_upload_expired_total",
+			Help: "Stale partial uploads removed by the sweep."}),
+		storing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_upload_storing",
+			Help: "Finished uploads received and waiting for their object and row."}),
+		stuck: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_upload_stuck",
+			Help: "Finished uploads waiting longer than the stuck alarm while PostgreSQL and MinIO answer."}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_upload_store_retries_total",
+			Help: "Failed attempts to store a finished upload (retried with backoff)."}),
+		orphans: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_upload_orphan_objects",
+			Help: "Objects under uploads/ with no row, found by the last reconciliation."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.refused, m.expired, m.storing, m.stuck, m.retries, m.orphans} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("upload metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
