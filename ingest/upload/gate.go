@@ -245,7 +245,10 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if time.Since(last) < s.cfg.StaleAfter {
 			continue
 		}
-		if err := s.lockedTerminate(ctx, id); err != nil {
+		if err := s.lockedTerminate(ctx, id, s.cfg.StaleAfter); err != nil {
+			if errors.Is(err, errNotStale) {
+				continue
+			}
 			s.log.Error("stale upload not removed", "upload", id, "err", err)
 			continue
 		}
@@ -259,9 +262,12 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// lockedTerminate removes an upload under tusd's lock, so that a PATCH
-// arriving at the same moment is not cut mid-write.
-func (s *Service) lockedTerminate(ctx context.Context, id string) error {
+var errNotStale = errors.New("written to meanwhile")
+
+// lockedTerminate removes an upload under tusd's lock, checking again
+// under it that nothing was written for staleAfter (a PATCH may have
+// arrived since the sweep looked).
+func (s *Service) lockedTerminate(ctx context.Context, id string, staleAfter time.Duration) error {
 	lock, err := s.locker.NewLock(id)
 	if err != nil {
 		return err
@@ -272,6 +278,11 @@ func (s *Service) lockedTerminate(ctx context.Context, id string) error {
 		return fmt.Errorf("lock %s: %w", id, err)
 	}
 	defer lock.Unlock()
+	for _, f := range []string{filepath.Join(s.cfg.Dir, id), filepath.Join(s.cfg.Dir, id+".info")} {
+		if st, err := os.Stat(f); err == nil && time.Since(st.ModTime()) < staleAfter {
+			return errNotStale
+		}
+	}
 	up, err := s.store.GetUpload(ctx, id)
 	if err != nil {
 		return err
