@@ -292,3 +292,33 @@ func TestUploadStuckAlarm(t *testing.T) {
 	waitFor(t, "the upload stored", func() bool { return e.svc.Status(id) == "" })
 	assertStoredOnce(t, e, e.svc, id, sum)
 }
+
+// TestUploadRowFailsThenRestart: the object is written, the index write
+// fails, the server stops; New on the same folder (the database taking
+// writes again) resumes the upload and stores it exactly once: the
+// existing object is recognised by its hash, not written again.
+func TestUploadRowFailsThenRestart(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RetryMin, c.RetryMax = 100*time.Millisecond, 300*time.Millisecond })
+	e.svc.fault = func(step string) error {
+		if step == "row" {
+			return errors.New("injected: the index write failed")
+		}
+		return nil
+	}
+	res, id, sum := finishUpload(t, e)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("last PATCH with the index failing: %d", res.StatusCode)
+	}
+	if vs := versions(t, e, "uploads/"); len(vs) != 1 {
+		t.Fatalf("objects after the put: %d", len(vs))
+	}
+	up, err := New(e.cfg, e.db, e.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.set(nil, up)
+	run(t, up)
+	waitFor(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
+	assertStoredOnce(t, e, up, id, sum)
+}
