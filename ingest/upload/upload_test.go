@@ -373,29 +373,48 @@ func TestUploadRefusals(t *testing.T) {
 	_ = uuid.Nil
 }
 
-// TestCraftedUploadRefused: the hostile files of issue 12 sent through tus
-// are answered 422 with the reason, and nothing is stored (no row, no
-// object, no file left in the upload folder).
+// TestCraftedUploadRefused: the hostile files of issue 12 (every crafted
+// file, and 100 relatives of the 100M-sample file declaring other huge
+// counts) sent through tus are answered 422 with the reason, the server
+// allocating a bounded amount for all of them together (go-mp4's probe took
+// 4.7 GB for one), and nothing is stored (no row, no object, no file left
+// in the upload folder).
 func TestCraftedUploadRefused(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	files := crafted()
-	for _, name := range []string{"stts-100M-samples", "stts-4x2^32-const-size", "stsz-huge-count", "moov-size-4G"} {
-		p := filepath.Join(t.TempDir(), "crafted.mp4")
-		if err := os.WriteFile(p, files[name], 0o600); err != nil {
-			t.Fatal(err)
-		}
-		loc, code := create(t, e, int64(len(files[name])), meta("filename", name+".mp4"))
-		if code != http.StatusCreated {
-			t.Fatalf("%s: create: %d %s", name, code, loc)
-		}
-		res := send(t, loc, p, nil)
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "not a playable") {
-			t.Fatalf("%s: %d %s", name, res.StatusCode, b)
-		}
+	r := rand.New(rand.NewPCG(12, 20))
+	for i := 0; i < 100; i++ {
+		n := uint32(1_000_000 + r.Uint64N(1<<32-1_000_000))
+		files[fmt.Sprintf("relative-%03d-stts-%d", i, n)] = movie{samples: n, stsz: u32s(uint32(1+r.IntN(1<<20)), n),
+			stsc: u32s(1, 1, uint32(1+r.Uint64N(1<<32-1)), 1), mdatSize: r.IntN(4096)}.build()
 	}
+	dir := t.TempDir()
+	const limit = 256 << 20
+	var refused int
+	n := allocated(func() {
+		for name, b := range files {
+			p := filepath.Join(dir, "crafted.mp4")
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			loc, code := create(t, e, int64(len(b)), meta("filename", "crafted.mp4"))
+			if code != http.StatusCreated {
+				t.Fatalf("%s: create: %d %s", name, code, loc)
+			}
+			res := send(t, loc, p, nil)
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "not a playable") {
+				t.Fatalf("%s: %d %s", name, res.StatusCode, body)
+			}
+			refused++
+		}
+	})
+	if n > limit {
+		t.Fatalf("%d crafted uploads: %d bytes allocated (client and server together)", refused, n)
+	}
+	t.Logf("%d crafted uploads refused 422; %d bytes allocated by client and server together", refused, n)
 	if ups, _ := e.db.Uploads(ctx, ""); len(ups) != 0 {
 		t.Fatalf("crafted uploads were kept: %+v", ups)
 	}
