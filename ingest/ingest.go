@@ -457,5 +457,8 @@ func (s *Server) Check(context.Context) error {
 	if n := s.writes.pending(); n > 1000 {
 		errs = append(errs, fmt.Errorf("%d recording updates waiting for the database", n))
 	}
+	if err := s.writes.journalErr(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,5 +186,39 @@ func copyDir(t *testing.T, from, to string) {
 	}
 	if len(ents) == 0 {
 		t.Fatal("nothing journaled")
+	}
+}
+
+// TestJournalFailureFailsCheck: while the journal cannot be written (its
+// folder is gone: a disk fault) the ingest's Check says so, and the write
+// is still queued; it clears once a write is journaled again.
+func TestJournalFailureFailsCheck(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "journal")
+	s, err := New(Config{JournalDir: dir}, nil, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil { // a file where the folder was
+		t.Fatal(err)
+	}
+	s.writes.put(&op{Kind: opStatus, Recording: uuid.Must(uuid.NewV7()), Status: index.RecordingLive})
+	if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "not journaled") {
+		t.Fatalf("check with the journal failing = %v", err)
+	}
+	if n := s.writes.pending(); n != 1 {
+		t.Fatalf("%d writes queued, want the unjournaled one", n)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	s.writes.put(&op{Kind: opStatus, Recording: uuid.Must(uuid.NewV7()), Status: index.RecordingLive})
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatalf("check after the journal works again = %v", err)
 	}
 }

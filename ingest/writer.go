@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwcplatform/bwc/storage/index"
@@ -28,6 +30,7 @@ type writer struct {
 	apply func(ctx context.Context, o *op) error
 	jr    *journal // nil: memory only
 	jm    *journalMetrics
+	jfail atomic.Pointer[error] // the last journal write failed (disk)
 
 	exec   sync.Mutex // held while a write runs: run and drain never run one twice
 	jmu    sync.Mutex // journal order = queue order
@@ -55,8 +58,11 @@ func (w *writer) put(o *op) {
 	if w.jr != nil && o.journaled() {
 		if err := w.jr.append(o); err != nil {
 			w.jm.errors.Inc()
+			w.jfail.Store(&err)
 			w.log.Error("database write not journaled: lost if the process dies before PostgreSQL has it",
 				"recording", o.Recording, "op", o.Kind, "err", err)
+		} else {
+			w.jfail.Store(nil)
 		}
 	}
 	w.mu.Lock()
@@ -197,4 +203,12 @@ func (w *writer) drain(timeout time.Duration) {
 		w.queue = w.queue[1:]
 		w.mu.Unlock()
 	}
+}
+
+// journalErr reports the journal failing (its last write did), for Check.
+func (w *writer) journalErr() error {
+	if e := w.jfail.Load(); e != nil {
+		return fmt.Errorf("database writes not journaled (lost if the process dies while PostgreSQL lacks them): %w", *e)
+	}
+	return nil
 }

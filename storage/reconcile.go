@@ -40,8 +40,12 @@ type Reconciled struct {
 
 var objectKeyRE = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}/([0-9a-f-]{36})/(init-\d+\.mp4|\d{6,}\.m4s)$`)
 
-// Reconcile runs one reconciliation of spool, index and bucket.
-func (a *Archive) Reconcile(ctx context.Context) (Reconciled, error) {
+// Reconcile runs one reconciliation of spool, index and the whole bucket.
+func (a *Archive) Reconcile(ctx context.Context) (Reconciled, error) { return a.reconcile(ctx, nil) }
+
+// reconcile checks the objects under the given date prefixes (YYYY/MM/DD/),
+// or the whole bucket when there are none.
+func (a *Archive) reconcile(ctx context.Context, prefixes []string) (Reconciled, error) {
 	var out Reconciled
 	var errs []error
 	ents, err := os.ReadDir(a.cfg.SpoolDir)
@@ -79,7 +83,7 @@ func (a *Archive) Reconcile(ctx context.Context) (Reconciled, error) {
 		}
 		out.Rebuilt = append(out.Rebuilt, id)
 	}
-	objs, err := a.orphanObjects(ctx)
+	objs, err := a.orphanObjects(ctx, prefixes)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -177,22 +181,27 @@ func (a *Archive) linkBuffer() time.Duration {
 // orphanObjects lists the objects under the recording prefixes that have
 // no index row and whose spooled metadata (which the uploader will index)
 // is gone.
-func (a *Archive) orphanObjects(ctx context.Context) ([]string, error) {
+func (a *Archive) orphanObjects(ctx context.Context, prefixes []string) ([]string, error) {
 	c, bucket := a.blobs.Client(), a.blobs.Bucket()
 	byRec := map[uuid.UUID][]string{}
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("reconcile: list bucket: %w", o.Err)
+	if len(prefixes) == 0 {
+		prefixes = []string{""}
+	}
+	for _, prefix := range prefixes {
+		for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if o.Err != nil {
+				return nil, fmt.Errorf("reconcile: list bucket: %w", o.Err)
+			}
+			m := objectKeyRE.FindStringSubmatch(o.Key)
+			if m == nil {
+				continue
+			}
+			id, err := uuid.Parse(m[1])
+			if err != nil {
+				continue
+			}
+			byRec[id] = append(byRec[id], o.Key)
 		}
-		m := objectKeyRE.FindStringSubmatch(o.Key)
-		if m == nil {
-			continue
-		}
-		id, err := uuid.Parse(m[1])
-		if err != nil {
-			continue
-		}
-		byRec[id] = append(byRec[id], o.Key)
 	}
 	var out []string
 	for id, keys := range byRec {
@@ -226,10 +235,13 @@ func (a *Archive) orphanObjects(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// reconcileLoop reconciles at start and every ReconcileEvery.
+// reconcileLoop reconciles at start (the whole bucket) and every
+// ReconcileEvery (the objects of recordings started today and yesterday,
+// UTC: a full listing of a large bucket is too costly to repeat).
 func (a *Archive) reconcileLoop(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	full := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -237,7 +249,16 @@ func (a *Archive) reconcileLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		if a.reachable(ctx) {
-			if _, err := a.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			var prefixes []string
+			if !full {
+				now := time.Now().UTC()
+				prefixes = []string{now.AddDate(0, 0, -1).Format("2006/01/02/"), now.Format("2006/01/02/")}
+			}
+			_, err := a.reconcile(ctx, prefixes)
+			if err == nil {
+				full = false
+			}
+			if err != nil && ctx.Err() == nil {
 				a.log.Warn("archive: reconciliation incomplete", "err", err)
 			}
 			t.Reset(a.cfg.ReconcileEvery)

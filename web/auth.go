@@ -85,12 +85,8 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, roles []string, h ht
 			// guessing sessions or tokens counts against the address's
 			// limit of unauthenticated requests (those without any were
 			// counted by edge)
-			if hasCredentials(r) {
-				if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
-					s.rateLimited.WithLabelValues("unauthenticated").Inc()
-					tooMany(w, wait, "requests without a valid session")
-					return
-				}
+			if !s.limitFailedAuth(w, r) {
+				return
 			}
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "authentication required: log in (POST /api/login) or send an API token"})
 			return
@@ -112,6 +108,23 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, roles []string, h ht
 			s.auditChange(r, pattern, sw.code)
 		}
 	})
+}
+
+// limitFailedAuth charges a request whose session cookie or token was
+// refused to its address's limit of unauthenticated requests (requests
+// without any were charged by edge), so that guessing sessions or tokens is
+// limited too. It answers 429 and returns false when the address is over
+// the limit.
+func (s *Server) limitFailedAuth(w http.ResponseWriter, r *http.Request) bool {
+	if !hasCredentials(r) {
+		return true
+	}
+	if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
+		s.rateLimited.WithLabelValues("unauthenticated").Inc()
+		tooMany(w, wait, "requests without a valid session")
+		return false
+	}
+	return true
 }
 
 // ownAudit are the changing routes that write their own, more telling

@@ -374,6 +374,15 @@ func TestRateLimits(t *testing.T) {
 	if c := get("198.51.100.1", &http.Cookie{Name: "bwc_session", Value: "forged"}); c != 429 {
 		t.Fatalf("forged session from a limited address: %d, want 429", c)
 	}
+	// pages too
+	req, _ := http.NewRequest("GET", e.url+"/wall", nil)
+	req.Header.Set("X-Forwarded-For", "198.51.100.1")
+	req.AddCookie(&http.Cookie{Name: "bwc_session", Value: "forged"})
+	if res, err := e.client.Do(req); err != nil || res.StatusCode != 429 {
+		t.Fatalf("page with a forged session from a limited address: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	// the logged-in client is not limited
 	for range 20 {
 		if c := get("198.51.100.2", cookie); c != 200 {

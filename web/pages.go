@@ -57,6 +57,9 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 		mux.HandleFunc("GET "+p.Path, func(w http.ResponseWriter, r *http.Request) {
 			pr, _, err := s.authenticate(r)
 			if err != nil {
+				if !s.limitFailedAuth(w, r) {
+					return
+				}
 				http.Redirect(w, r, "/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -72,8 +75,12 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 		panic("web: login.html is not embedded")
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		if pr, _, err := s.authenticate(r); err == nil && r.URL.Query().Get("next") == "" {
+		pr, _, err := s.authenticate(r)
+		if err == nil && r.URL.Query().Get("next") == "" {
 			http.Redirect(w, r, homeOf(pr.Role), http.StatusSeeOther)
+			return
+		}
+		if err != nil && !s.limitFailedAuth(w, r) {
 			return
 		}
 		servePage(w, login)
@@ -84,6 +91,9 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 	}
 	mux.HandleFunc("GET /account", func(w http.ResponseWriter, r *http.Request) {
 		if _, _, err := s.authenticate(r); err != nil {
+			if !s.limitFailedAuth(w, r) {
+				return
+			}
 			http.Redirect(w, r, "/?next=/account", http.StatusSeeOther)
 			return
 		}
