@@ -63,7 +63,7 @@ var malformed = [][]byte{
 	[]byte("ANNOUNCE rtsp://x/live/CAM RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 999999999\r\n\r\n"),
 	[]byte("ANNOUNCE rtsp://x/live/CAM RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\n"),
 	append([]byte("DESCRIBE rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\nX: "), bytes.Repeat([]byte("a"), 4096)...),
-	[]byte("$\x00\x00\x10aaaaaaaaaaaaaaaa"), // an interleaved frame before any session
+	[]byte("$\x00\x00\x10aaaaaaaaaaaaaaaa"),      // an interleaved frame before any session
 	[]byte("RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"), // a response, not a request
 	bytes.Repeat([]byte{0xff, 0x00, 0x13, 0x37}, 256),
 	[]byte(strings.Repeat("OPTIONS", 20) + " rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
