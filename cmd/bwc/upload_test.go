@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// tus sends a tus request as a logged-in client of the wired platform.
+func (s *session) tus(method, path string, h map[string]string) *http.Response {
+	s.t.Helper()
+	var body *strings.Reader
+	if method == http.MethodPatch {
+		body = strings.NewReader("0123456789")
+	} else {
+		body = strings.NewReader("")
+	}
+	req, _ := http.NewRequest(method, s.base+path, body)
+	req.AddCookie(s.cookie)
+	req.Header.Set("X-CSRF-Token", s.csrf)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
+}
+
+// TestUploadGateThroughTheServer: through the real router and auth, an
+// upload declaring more than the disk can hold above the reserve is 507; an
+// officer cannot see or resume another officer's upload (403) while a
+// supervisor can; upload IDs with an encoded "/" or ".." never reach the
+// upload folder (a planted upload beside it is neither read nor removed).
+func TestUploadGateThroughTheServer(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.UploadDir = filepath.Join(t.TempDir(), "uploads")
+	cfg.UploadMinFree = 1 // refuse only what the disk cannot hold at all
+	p := startPlatform(t, cfg)
+	base := "http://" + p.web.Addr()
+	var officers []index.Officer
+	for i, name := range []string{"Wu Gang", "He Li"} {
+		o, err := p.db.CreateOfficer(ctx, index.Officer{Badge: "77" + strconv.Itoa(i), Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		officers = append(officers, o)
+	}
+	for i, u := range []index.User{{Login: "off-wu", Role: index.RoleOfficer, OfficerID: &officers[0].ID},
+		{Login: "off-he", Role: index.RoleOfficer, OfficerID: &officers[1].ID}, {Login: "sup-up", Role: index.RoleSupervisor}} {
+		if _, err := p.db.CreateUser(ctx, u, "long-enough-password"); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	wu, he, sup := loginAs(t, base, "off-wu", "long-enough-password"), loginAs(t, base, "off-he", "long-enough-password"),
+		loginAs(t, base, "sup-up", "long-enough-password")
+	md := "filename " + base64.StdEncoding.EncodeToString([]byte("a.mp4"))
+
+	if res := wu.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": strconv.FormatInt(1<<60, 10), "Upload-Metadata": md}); res.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("an upload larger than the disk: %d", res.StatusCode)
+	}
+	res := wu.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": "1000", "Upload-Metadata": md})
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", res.StatusCode)
+	}
+	loc := res.Header.Get("Location")
+	path := loc[strings.Index(loc, "/api/uploads/"):]
+	patch := map[string]string{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+	for _, c := range []struct {
+		who    *session
+		method string
+		h      map[string]string
+		want   int
+	}{
+		{he, "HEAD", nil, http.StatusForbidden},
+		{he, "PATCH", patch, http.StatusForbidden},
+		{he, "DELETE", nil, http.StatusForbidden},
+		{sup, "HEAD", nil, http.StatusOK},
+		{wu, "PATCH", patch, http.StatusNoContent},
+	} {
+		if res := c.who.tus(c.method, path, c.h); res.StatusCode != c.want {
+			t.Fatalf("%s by %v: %d, want %d", c.method, c.who.cookie.Value[:4], res.StatusCode, c.want)
+		}
+	}
+	// IDs that would climb out of the upload folder
+	victim := filepath.Join(filepath.Dir(cfg.UploadDir), "victim")
+	os.WriteFile(victim+".info", []byte(`{"ID":"victim","Size":10,"Offset":0,"MetaData":{"uploaded_by":"off-wu"},"Storage":{"Type":"filestore","Path":"`+victim+`","InfoPath":"`+victim+`.info"}}`), 0o600)
+	os.WriteFile(victim, nil, 0o600)
+	for _, id := range []string{"..%2Fvictim", "%2E%2E%2Fvictim", "x%2F..%2F..%2Fvictim"} {
+		for _, m := range []string{"HEAD", "PATCH", "DELETE"} {
+			res := wu.tus(m, "/api/uploads/"+id, patch)
+			if res.StatusCode < 300 || res.StatusCode >= 500 {
+				t.Fatalf("%s %s: %d", m, id, res.StatusCode)
+			}
+		}
+	}
+	for _, f := range []string{victim, victim + ".info"} {
+		if st, err := os.Stat(f); err != nil || f == victim && st.Size() != 0 {
+			t.Fatalf("%s touched: %v", f, err)
+		}
+	}
+}
