@@ -557,6 +557,7 @@ func (s *Service) done(ctx context.Context, id string) {
 	if err := os.Remove(s.markerPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("completion marker not removed", "upload", id, "err", err)
 	}
+	_ = os.Remove(s.markerPath(id) + ".tmp") // left by a crash while it was written
 	s.terminate(ctx, id)
 }
 

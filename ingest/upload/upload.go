@@ -129,7 +129,10 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 		cfg.FreeSpace = FreeSpace
 	}
 	if cfg.SweepEvery <= 0 {
-		cfg.SweepEvery = min(max(cfg.StaleAfter/24, time.Second), time.Hour)
+		cfg.SweepEvery = time.Hour
+		if cfg.StaleAfter > 0 {
+			cfg.SweepEvery = min(max(cfg.StaleAfter/24, time.Second), time.Hour)
+		}
 	}
 	if cfg.StuckAfter <= 0 {
 		cfg.StuckAfter = 5 * time.Minute
