@@ -23,9 +23,9 @@ func TestAddrLimiterIsBounded(t *testing.T) {
 		want bool
 	}{
 		{"2001:db8:1:2::1", true},
-		{"2001:db8:1:2::ffff", true}, // same /64: the burst of 2 is used up
-		{"2001:db8:1:2:abcd::9", false},
-		{"2001:db8:1:3::1", true}, // another /64
+		{"2001:db8:1:2::ffff", true},
+		{"2001:db8:1:2:abcd::9", false}, // same /64: its burst of 2 is used up
+		{"2001:db8:1:3::1", true},       // another /64
 		{"203.0.113.1", true},
 		{"203.0.113.1", true},
 		{"203.0.113.1", false},
