@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,4 +327,35 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestEndedSpoolLeftoversRemoved: a segment's data left without its
+// metadata (the process died between the two removals after its upload,
+// or before its segment had an open header) is removed by recovery and
+// does not keep the recording's spool directory for ever.
+func TestEndedSpoolLeftoversRemoved(t *testing.T) {
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	cfg := testConfig(t)
+	id := uuid.Must(uuid.NewV7())
+	dir := filepath.Join(cfg.SpoolDir, id.String())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"rec.json":     `{"recording":"` + id.String() + `","started_at":"2026-11-30T10:00:00Z"}`,
+		"000003.m4s":   "uploaded, metadata already removed",
+		"000004.m4s":   "begun, no fragment durable",
+		"000004.frags": "",
+	}
+	for n, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := New(cfg, db, store, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runArchive(t, a)
+	waitSpoolEmpty(t, a, id, 30*time.Second)
 }

@@ -138,7 +138,14 @@ func (w *crashWorld) checkArchived(t *testing.T, sent time.Duration) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("recording not archived: %+v, spool %v\n%s", recs, left, w.srv.output())
+			var files []string
+			for _, d := range left {
+				ents, _ := os.ReadDir(d)
+				for _, e := range ents {
+					files = append(files, filepath.Base(d)+"/"+e.Name())
+				}
+			}
+			t.Fatalf("recording not archived: %+v, spool %v\n%s", recs, files, w.srv.output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

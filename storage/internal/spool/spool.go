@@ -651,7 +651,43 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 	if err := writeJSON(dir, "state.json", st); err != nil {
 		return r, err
 	}
+	if err := removeLeftovers(dir); err != nil {
+		return r, err
+	}
 	return r, WriteAtomic(dir, "ended", nil)
+}
+
+// removeLeftovers removes data files that no metadata describes: a
+// segment whose metadata was removed after its upload when the process died
+// before its data was, or one begun when it died before it had an open
+// header. Without this the directory would never be empty, never removed.
+func removeLeftovers(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		have[e.Name()] = true
+	}
+	for n := range have {
+		var base string
+		switch {
+		case strings.HasSuffix(n, ".m4s"):
+			base = strings.TrimSuffix(n, ".m4s")
+		case strings.HasSuffix(n, ".frags"):
+			base = strings.TrimSuffix(n, ".frags")
+		default:
+			continue // init-<n>.mp4 without metadata got it above
+		}
+		if have[base+".json"] || have[base+".open.json"] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			return err
+		}
+	}
+	return SyncDir(dir)
 }
 
 func removeOpen2(base string) error {
