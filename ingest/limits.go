@@ -44,6 +44,13 @@ func newConnLimiter(maxConns, maxPerAddr int, handshake time.Duration, th *authT
 		met: met, logs: logs, perAddr: map[string]int{}, pending: list.New()}
 }
 
+// open is the number of connections held.
+func (l *connLimiter) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
 // addrKey is what per-address limits count by: the IP, or its /64 for IPv6
 // (one subscriber's prefix).
 func addrKey(a net.Addr) string {

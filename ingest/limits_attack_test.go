@@ -18,7 +18,7 @@ import (
 
 // raiseFileLimit lifts RLIMIT_NOFILE to the hard limit and returns the
 // soft limit now in force.
-func raiseFileLimit(t *testing.T) uint64 {
+func raiseFileLimit(t testing.TB) uint64 {
 	t.Helper()
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
