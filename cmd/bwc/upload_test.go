@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -110,4 +112,74 @@ func TestUploadGateThroughTheServer(t *testing.T) {
 			t.Fatalf("%s touched: %v", f, err)
 		}
 	}
+}
+
+// TestUploadsRefusedAtTheReserveWhileACameraRecords: with the reserve set
+// just under the disk's free space, uploads declaring more than the space
+// above it are refused 507 again and again while ffmpeg publishes as a
+// camera; the camera's recording is archived whole (live recording has
+// priority: the spool is never refused).
+func TestUploadsRefusedAtTheReserveWhileACameraRecords(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	free, err := upload.FreeSpace(cfg.UploadDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free < 1<<30 {
+		t.Fatalf("the test needs 1 GiB free on %s, has %d bytes", cfg.UploadDir, free)
+	}
+	cfg.UploadMinFree = int64(free) - 64<<20 // 64 MiB above the reserve
+	p := startPlatform(t, cfg)
+	base := "http://" + p.web.Addr()
+	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-RESERVE-1", Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := p.db.CreateOfficer(ctx, index.Officer{Badge: "4101", Name: "Zhao Min"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.db.CheckOut(ctx, dev.ID, off.ID, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.db.CreateUser(ctx, index.User{Login: "off-zhao", Role: index.RoleOfficer, OfficerID: &off.ID}, "long-enough-password"); err != nil {
+		t.Fatal(err)
+	}
+	s := loginAs(t, base, "off-zhao", "long-enough-password")
+	md := "filename " + base64.StdEncoding.EncodeToString([]byte("big.mp4"))
+	camDone := make(chan error, 1)
+	go func() { camDone <- camPublish(t, p, "CAM-RESERVE-1", 3) }()
+	refused := 0
+	for published := false; !published; {
+		select {
+		case err := <-camDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+			published = true
+		case <-time.After(200 * time.Millisecond):
+			res := s.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": strconv.Itoa(512 << 20), "Upload-Metadata": md})
+			if res.StatusCode != http.StatusInsufficientStorage {
+				t.Fatalf("an upload past the reserve: %d", res.StatusCode)
+			}
+			refused++
+		}
+	}
+	if refused < 5 {
+		t.Fatalf("only %d uploads tried while the camera published", refused)
+	}
+	rec := archivedRecording(t, p, dev)
+	segs, err := p.db.Segments(ctx, rec.ID)
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("segments: %d %v", len(segs), err)
+	}
+	var ms int64
+	for _, sg := range segs {
+		ms += (sg.EndDTS - sg.StartDTS).Milliseconds()
+	}
+	if ms < 5500 {
+		t.Fatalf("archived %d ms of the camera's 6 s (%d segments)", ms, len(segs))
+	}
+	t.Logf("%d uploads refused 507 while the camera's %d ms were archived in %d segments", refused, ms, len(segs))
 }
