@@ -222,7 +222,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		return // else the client went away
 	}
-	u, err := s.auth.Authenticate(r.Context(), in.Login, in.Password)
+	var u index.User
+	if until, locked := s.unknownLocks.locked(in.Login, time.Now()); locked {
+		err = fmt.Errorf("%w until %s", index.ErrLocked, until.UTC().Format(time.RFC3339))
+	} else {
+		u, err = s.auth.Authenticate(r.Context(), in.Login, in.Password)
+		if errors.Is(err, index.ErrUnknownLogin) {
+			s.unknownLocks.fail(in.Login, time.Now())
+		}
+	}
 	release()
 	switch {
 	case errors.Is(err, index.ErrLocked):
@@ -295,6 +303,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	u, err := s.auth.CreateUser(r.Context(), index.User{Login: in.Login, Role: in.Role, Unit: in.Unit, OfficerID: in.OfficerID}, in.Password)
+	if err == nil {
+		s.unknownLocks.forget(u.Login)
+	}
 	s.reply(w, r, http.StatusCreated, u, err)
 }
 

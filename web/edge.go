@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // The edge of the HTTP server: who the client is (behind trusted proxies),
@@ -240,6 +242,73 @@ func (l *addrLimiter) size() int {
 func tooMany(w http.ResponseWriter, wait time.Duration, what string) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many " + what + " from this address; retry later"})
+}
+
+// --- locks of unknown logins ---
+
+// unknownLocks locks unknown logins after repeated failures exactly as the
+// database locks known accounts (index.LockoutFor), so that a 429 does not
+// tell which logins exist. Bounded like the rate limiters (least recently
+// failed forgotten first); kept in memory only.
+type unknownLocks struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*clist.Element
+	lru clist.List // of *unknownEntry, most recent first
+}
+
+type unknownEntry struct {
+	login    string
+	failures int
+	until    time.Time
+}
+
+func newUnknownLocks(max int) *unknownLocks {
+	return &unknownLocks{max: max1(max), m: map[string]*clist.Element{}}
+}
+
+// locked tells whether login is locked at now, and until when.
+func (u *unknownLocks) locked(login string, now time.Time) (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if el, ok := u.m[login]; ok {
+		e := el.Value.(*unknownEntry)
+		return e.until, now.Before(e.until)
+	}
+	return time.Time{}, false
+}
+
+// fail counts a failed login for an unknown login.
+func (u *unknownLocks) fail(login string, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var e *unknownEntry
+	if el, ok := u.m[login]; ok {
+		u.lru.MoveToFront(el)
+		e = el.Value.(*unknownEntry)
+	} else {
+		for len(u.m) >= u.max {
+			old := u.lru.Back()
+			u.lru.Remove(old)
+			delete(u.m, old.Value.(*unknownEntry).login)
+		}
+		e = &unknownEntry{login: login}
+		u.m[login] = u.lru.PushFront(e)
+	}
+	e.failures++
+	if d := index.LockoutFor(e.failures); d > 0 {
+		e.until = now.Add(d)
+	}
+}
+
+// forget drops a login that now exists.
+func (u *unknownLocks) forget(login string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if el, ok := u.m[login]; ok {
+		u.lru.Remove(el)
+		delete(u.m, login)
+	}
 }
 
 // --- password hashing slots ---

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -312,6 +313,25 @@ func TestUnknownAndKnownLoginsLookAlike(t *testing.T) {
 		if a.code != first.code || a.body != first.body || a.header.Get("Content-Type") != first.header.Get("Content-Type") {
 			t.Fatalf("%s: %d %q, but an unknown login gets %d %q", body, a.code, a.body, first.code, first.body)
 		}
+	}
+	// repeated failures: an unknown login is locked like a known one, so
+	// the 429 does not tell that the account exists
+	if _, err := e.db.CreateUser(ctx, index.User{Login: "sv2", Role: index.RoleSupervisor}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+	var seqs [2][]string
+	for i, login := range []string{"sv2", "nobody2"} {
+		for range 7 {
+			a := e.post(t, "/api/login", loginBody(login, "wrong horse battery"), nil)
+			seqs[i] = append(seqs[i], fmt.Sprintf("%d %s", a.code, stamp.ReplaceAllString(a.body, "<time>")))
+		}
+	}
+	if fmt.Sprint(seqs[0]) != fmt.Sprint(seqs[1]) {
+		t.Fatalf("seven wrong passwords:\nknown   %q\nunknown %q", seqs[0], seqs[1])
+	}
+	if !strings.HasPrefix(seqs[1][5], "429 ") || !strings.HasPrefix(seqs[1][4], "401 ") {
+		t.Fatalf("no lock after five failures: %q", seqs[1])
 	}
 }
 

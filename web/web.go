@@ -131,6 +131,7 @@ type Server struct {
 	streamsOnce sync.Once
 
 	loginLimit, anonLimit *addrLimiter
+	unknownLocks          *unknownLocks
 	hashSlots             chan struct{}
 	hashWaiting           prometheus.Gauge
 	hashBusy              prometheus.Counter
@@ -185,6 +186,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.loginLimit = newAddrLimiter(s.cfg.LoginRate, s.cfg.LoginBurst, maxLimitedAddrs)
 	s.anonLimit = newAddrLimiter(s.cfg.UnauthRate, s.cfg.UnauthBurst, maxLimitedAddrs)
+	s.unknownLocks = newUnknownLocks(maxLimitedAddrs)
 	s.hashWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "bwc_login_hash_waiting", Help: "Logins waiting for a password-hashing slot.",
 	})

@@ -42,7 +42,26 @@ var (
 	ErrLocked = errors.New("account temporarily locked after repeated failed logins")
 	// ErrUnauthenticated: no valid session or token.
 	ErrUnauthenticated = errors.New("not authenticated")
+	// ErrUnknownLogin: no such login. It is also ErrBadCredentials and
+	// reads the same; the web layer uses it to lock unknown logins after
+	// repeated failures like known ones, so that a lock does not tell
+	// which logins exist.
+	ErrUnknownLogin error = unknownLogin{}
 )
+
+type unknownLogin struct{}
+
+func (unknownLogin) Error() string { return ErrBadCredentials.Error() }
+func (unknownLogin) Unwrap() error { return ErrBadCredentials }
+
+// LockoutFor is how long an account is locked after its n-th consecutive
+// failed login (0: not locked); the database applies the same rule.
+func LockoutFor(n int) time.Duration {
+	if n < lockoutAfter {
+		return 0
+	}
+	return min(lockoutBase<<min(n-lockoutAfter, 20), lockoutMax)
+}
 
 // User is a person who logs in.
 type User struct {
@@ -224,6 +243,9 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 		login, lockoutAfter, now, lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
 		return User{}, mapErr("record failed login", err)
+	}
+	if !known {
+		return User{}, ErrUnknownLogin
 	}
 	return User{}, ErrBadCredentials
 }

@@ -80,7 +80,7 @@ func TestAuthenticate(t *testing.T) {
 	}{
 		{"right", "sv1", "correct horse battery", nil},
 		{"wrong password", "sv1", "correct horse battery!", index.ErrBadCredentials},
-		{"unknown login", "nobody", "correct horse battery", index.ErrBadCredentials},
+		{"unknown login", "nobody", "correct horse battery", index.ErrUnknownLogin},
 		{"disabled account", "gone", "correct horse battery", index.ErrBadCredentials},
 		{"login too long", strings.Repeat("a", index.MaxLoginLen+1), "correct horse battery", index.ErrBadCredentials},
 		{"password too long", "sv1", strings.Repeat("p", index.MaxPasswordLen+1), index.ErrBadCredentials},
@@ -94,6 +94,28 @@ func TestAuthenticate(t *testing.T) {
 				t.Fatalf("user %v, want %v", got.ID, u.ID)
 			}
 		})
+	}
+	if err := index.ErrUnknownLogin; !errors.Is(err, index.ErrBadCredentials) || err.Error() != index.ErrBadCredentials.Error() {
+		t.Fatalf("ErrUnknownLogin %q must be and read as ErrBadCredentials", err)
+	}
+	// the lock the database applies is LockoutFor's
+	for i := 1; i <= 6; i++ {
+		before := time.Now()
+		_, _ = db.Authenticate(ctx, "sv1", "wrong horse battery")
+		n, locked, err := db.FailedLogins(ctx, "sv1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := index.LockoutFor(n)
+		if (locked == nil) != (want == 0) || locked != nil && (locked.Before(before.Add(want-time.Second)) || locked.After(time.Now().Add(want+time.Second))) {
+			t.Fatalf("after %d failures: locked until %v, want now + %v", n, locked, want)
+		}
+		if locked != nil {
+			break // the next attempt is refused as locked, not counted
+		}
+	}
+	if _, err := db.Pool().Exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL WHERE login = 'sv1'`); err != nil {
+		t.Fatal(err)
 	}
 	// a success resets the count
 	if _, err := db.Authenticate(ctx, "sv1", "correct horse battery"); err != nil {
