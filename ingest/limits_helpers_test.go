@@ -196,8 +196,12 @@ func counter(w *world, vec string, label string) float64 {
 type liveCamera struct {
 	cam    *testCamera
 	frames atomic.Int64
+	want   int64 // video frames sent in all
 	sent   chan error
 	read   chan struct{}
+	// finish waits for the camera to have sent everything and checks that
+	// every video frame reached the hub
+	finish func(t *testing.T)
 }
 
 func startLiveCamera(t *testing.T, w *world, passes int) *liveCamera {
@@ -223,11 +227,30 @@ func startLiveCamera(t *testing.T, w *world, passes int) *liveCamera {
 	}()
 	s := mediatest.Load(t)
 	frames := s.Loop(passes, time.Now())
+	for _, f := range frames {
+		if f.Track.Kind == media.Video {
+			lc.want++
+		}
+	}
 	go func() { lc.sent <- cam.send(frames, 1) }()
+	done := false
 	t.Cleanup(func() {
 		cam.close()
-		<-lc.sent
+		if !done {
+			<-lc.sent
+		}
 	})
+	lc.finish = func(t *testing.T) {
+		t.Helper()
+		done = true
+		if err := <-lc.sent; err != nil {
+			t.Fatalf("honest camera: %v", err)
+		}
+		waitFor(t, "every frame of the honest camera", func() bool { return lc.frames.Load() >= lc.want })
+		if n := lc.frames.Load(); n != lc.want {
+			t.Fatalf("the hub received %d video frames, the camera sent %d", n, lc.want)
+		}
+	}
 	return lc
 }
 
