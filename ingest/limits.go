@@ -19,7 +19,9 @@ import (
 //     one refused;
 //   - a cap per remote address on connections that have not started
 //     publishing (cameras behind one carrier NAT share an address; once a
-//     camera publishes it is authenticated and no longer counts);
+//     camera publishes it is authenticated and no longer counts); at it,
+//     that address's oldest such connection is closed to make room, so a
+//     camera behind the same address as a flood still gets in;
 //   - a handshake deadline: a connection that has not reached RECORD within
 //     it is closed (gortsplib clears read deadlines before RECORD, so the
 //     deadline is a timer here);
@@ -35,13 +37,13 @@ type connLimiter struct {
 
 	mu      sync.Mutex
 	total   int
-	perAddr map[string]int // connections not yet publishing, by address key
-	pending *list.List     // *trackedConn not yet publishing, oldest first
+	perAddr map[string]*list.List // *trackedConn not yet publishing, by address key, oldest first
+	pending *list.List            // *trackedConn not yet publishing, oldest first
 }
 
 func newConnLimiter(maxConns, maxPerAddr int, handshake time.Duration, th *authThrottle, met *metrics, logs *rareLog) *connLimiter {
 	return &connLimiter{maxConns: maxConns, maxPerAddr: maxPerAddr, handshake: handshake, throttle: th,
-		met: met, logs: logs, perAddr: map[string]int{}, pending: list.New()}
+		met: met, logs: logs, perAddr: map[string]*list.List{}, pending: list.New()}
 }
 
 // open is the number of connections held.
@@ -80,9 +82,10 @@ func addrKey(a net.Addr) string {
 // idempotent and releases its place.
 type trackedConn struct {
 	net.Conn
-	l    *connLimiter
-	key  string
-	elem *list.Element // in l.pending while not publishing; guarded by l.mu
+	l     *connLimiter
+	key   string
+	elem  *list.Element // in l.pending while not publishing; guarded by l.mu
+	aelem *list.Element // in l.perAddr[key] likewise
 	// guarded by l.mu
 	publishing bool
 	closed     bool
@@ -99,23 +102,30 @@ func (l *connLimiter) admit(c net.Conn) (*trackedConn, string) {
 		return nil, "throttled"
 	}
 	l.mu.Lock()
-	if l.maxPerAddr > 0 && l.perAddr[key] >= l.maxPerAddr {
-		l.mu.Unlock()
-		return nil, "max_conns_per_addr"
-	}
 	var evict *trackedConn
-	if l.maxConns > 0 && l.total >= l.maxConns {
+	evictReason := ""
+	al := l.perAddr[key]
+	if l.maxPerAddr > 0 && al != nil && al.Len() >= l.maxPerAddr {
+		// the address's oldest connection not yet publishing makes room: a
+		// camera behind the same address as a flood still gets in
+		evict, evictReason = al.Front().Value.(*trackedConn), "evicted_addr"
+		l.releaseLocked(evict)
+	} else if l.maxConns > 0 && l.total >= l.maxConns {
 		front := l.pending.Front()
 		if front == nil {
 			l.mu.Unlock()
 			return nil, "max_conns"
 		}
-		evict = front.Value.(*trackedConn)
+		evict, evictReason = front.Value.(*trackedConn), "evicted"
 		l.releaseLocked(evict)
 	}
 	tc := &trackedConn{Conn: c, l: l, key: key}
 	l.total++
-	l.perAddr[key]++
+	if al = l.perAddr[key]; al == nil {
+		al = list.New()
+		l.perAddr[key] = al
+	}
+	tc.aelem = al.PushBack(tc)
 	tc.elem = l.pending.PushBack(tc)
 	l.met.conns.WithLabelValues("handshake").Inc()
 	if l.handshake > 0 {
@@ -123,9 +133,9 @@ func (l *connLimiter) admit(c net.Conn) (*trackedConn, string) {
 	}
 	l.mu.Unlock()
 	if evict != nil {
-		l.met.connsClosed.WithLabelValues("evicted").Inc()
-		l.logs.warn("evicted", "RTSP connection limit reached: oldest connections that were not publishing closed to make room",
-			"max_conns", l.maxConns)
+		l.met.connsClosed.WithLabelValues(evictReason).Inc()
+		l.logs.warn(evictReason, "RTSP connection limit reached: oldest connections that were not publishing closed to make room",
+			"reason", evictReason, "max_conns", l.maxConns, "max_conns_per_addr", l.maxPerAddr, "remote", evict.RemoteAddr().String())
 		evict.Conn.Close()
 	}
 	return tc, ""
@@ -139,9 +149,7 @@ func (l *connLimiter) releaseLocked(tc *trackedConn) {
 	tc.closed = true
 	l.total--
 	if tc.elem != nil {
-		l.pending.Remove(tc.elem)
-		tc.elem = nil
-		l.decAddrLocked(tc.key)
+		l.unpendLocked(tc)
 		l.met.conns.WithLabelValues("handshake").Dec()
 	} else if tc.publishing {
 		l.met.conns.WithLabelValues("publishing").Dec()
@@ -151,12 +159,17 @@ func (l *connLimiter) releaseLocked(tc *trackedConn) {
 	}
 }
 
-func (l *connLimiter) decAddrLocked(key string) {
-	if n := l.perAddr[key]; n <= 1 {
-		delete(l.perAddr, key)
-	} else {
-		l.perAddr[key] = n - 1
+// unpendLocked takes a connection off the not-yet-publishing lists.
+func (l *connLimiter) unpendLocked(tc *trackedConn) {
+	l.pending.Remove(tc.elem)
+	tc.elem = nil
+	if al := l.perAddr[tc.key]; al != nil {
+		al.Remove(tc.aelem)
+		if al.Len() == 0 {
+			delete(l.perAddr, tc.key)
+		}
 	}
+	tc.aelem = nil
 }
 
 // publishing marks a connection as a camera that reached RECORD: the
@@ -170,9 +183,7 @@ func (tc *trackedConn) markPublishing() bool {
 		return false
 	}
 	if tc.elem != nil {
-		l.pending.Remove(tc.elem)
-		tc.elem = nil
-		l.decAddrLocked(tc.key)
+		l.unpendLocked(tc)
 		tc.publishing = true
 		l.met.conns.WithLabelValues("handshake").Dec()
 		l.met.conns.WithLabelValues("publishing").Inc()

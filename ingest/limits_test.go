@@ -20,54 +20,58 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
-// TestPerAddressCap: connections from one address beyond the cap are
-// closed at once and counted; another address is not affected.
+// TestPerAddressCap: at the per-address cap the address's oldest
+// connection not yet publishing is closed to make room (counted), so a
+// camera behind the same address as a flood of idle connections still
+// publishes; a publishing connection leaves the count.
 func TestPerAddressCap(t *testing.T) {
 	w := newWorld(t, worldOpts{cfg: Config{MaxConnsPerAddr: 3, HandshakeTimeout: time.Minute}})
-	var kept []*rawClient
+	var idle []*rawClient
 	defer func() {
-		for _, c := range kept {
+		for _, c := range idle {
 			c.close()
 		}
 	}()
+	dial := func() *rawClient {
+		c, err := dialFrom(srcIP(0), w.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		return c
+	}
 	for i := 0; i < 3; i++ {
-		c, err := dialFrom(srcIP(0), w.srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		kept = append(kept, c)
+		dial()
+		waitFor(t, "connection tracked", func() bool { return counter(w, "conns", "handshake") == float64(i+1) })
 	}
-	waitFor(t, "3 connections tracked", func() bool { return counter(w, "conns", "handshake") == 3 })
 	for i := 0; i < 2; i++ {
-		c, err := dialFrom(srcIP(0), w.srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		dial()
+		waitFor(t, "eviction", func() bool { return counter(w, "conns_closed", "evicted_addr") == float64(i+1) })
+	}
+	for i, c := range idle[:2] {
 		if !closedByServer(c.c, 20*time.Second) {
-			t.Fatal("a connection over the per-address cap stayed open")
+			t.Fatalf("oldest connection %d of the address not closed at the cap", i)
 		}
-		c.close()
 	}
-	if n := counter(w, "conns_refused", "max_conns_per_addr"); n != 2 {
-		t.Fatalf("refused over the per-address cap = %v, want 2", n)
+	if n := counter(w, "conns", "handshake"); n != 3 {
+		t.Fatalf("%v connections of the address open, cap 3", n)
 	}
-	// the kept connections still work, and another address is served
-	res, err := kept[0].do(&base.Request{Method: base.Options, URL: mustURL(t, "rtsp://"+w.srv.Addr()+"/")})
+	// the newest ones still work
+	res, err := idle[4].do(&base.Request{Method: base.Options, URL: mustURL(t, "rtsp://"+w.srv.Addr()+"/")})
 	if err != nil || res.StatusCode != base.StatusOK {
 		t.Fatalf("OPTIONS on a kept connection: %v %v", res, err)
 	}
-	other, err := dialFrom(srcIP(1), w.srv.Addr())
-	if err != nil {
-		t.Fatal(err)
+	// a camera behind the same address publishes
+	cam := dial()
+	if err := cam.publish(t, w.url(w.device.Serial, secret), w.device.Serial, secret); err != nil {
+		t.Fatalf("publish from the flooded address: %v", err)
 	}
-	defer other.close()
-	if err := other.publish(t, w.url(w.device.Serial, secret), w.device.Serial, secret); err != nil {
-		t.Fatalf("publish from another address: %v", err)
-	}
-	// a publishing connection leaves the per-address count
 	waitFor(t, "publisher counted as publishing", func() bool {
-		return counter(w, "conns", "publishing") == 1 && counter(w, "conns", "handshake") == 3
+		return counter(w, "conns", "publishing") == 1 && counter(w, "conns", "handshake") == 2
 	})
+	if n := counter(w, "conns_closed", "evicted_addr"); n != 3 {
+		t.Fatalf("evicted_addr = %v, want 3", n)
+	}
 }
 
 func mustURL(t testing.TB, s string) *base.URL {

@@ -194,7 +194,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents")
 	fs.StringVar(&c.CameraHost, "camera-host", c.CameraHost, "host:port cameras use to reach the RTSP server (shown to admins); empty: rtsp-addr")
 	fs.IntVar(&c.RTSPMaxConns, "rtsp-max-conns", c.RTSPMaxConns, "RTSP(S) connections at once; at the cap the oldest connection not yet publishing is closed")
-	fs.IntVar(&c.RTSPMaxConnsPerAddr, "rtsp-max-conns-per-addr", c.RTSPMaxConnsPerAddr, "RTSP(S) connections not yet publishing from one address (IPv6: one /64)")
+	fs.IntVar(&c.RTSPMaxConnsPerAddr, "rtsp-max-conns-per-addr", c.RTSPMaxConnsPerAddr, "RTSP(S) connections not yet publishing from one address (IPv6: one /64); at the cap the address's oldest is closed")
 	fs.DurationVar(&c.RTSPHandshakeTimeout, "rtsp-handshake-timeout", c.RTSPHandshakeTimeout, "an RTSP(S) connection that has not started recording within this is closed")
 	fs.IntVar(&c.RTSPAuthFailuresPerAddr, "rtsp-auth-failures-per-addr", c.RTSPAuthFailuresPerAddr, "failed camera authentications from one address per window before it is throttled")
 	fs.IntVar(&c.RTSPAuthFailuresPerDevice, "rtsp-auth-failures-per-device", c.RTSPAuthFailuresPerDevice, "failed authentications for one device per window before it is throttled")
