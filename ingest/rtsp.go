@@ -70,7 +70,13 @@ func serialOf(path string) (string, bool) {
 // refuse counts and logs a refused publish and returns its response.
 func (h *rtspHandler) refuse(remote, serial, reason string, status base.StatusCode, err error) (*base.Response, error) {
 	h.s.met.authFailures.WithLabelValues(reason).Inc()
-	h.s.log.Warn("publish refused", "device", serial, "remote", remote, "reason", reason, "err", err)
+	switch reason {
+	case "bad_path", "basic_auth":
+		// anyone can send these: once per window, with the count
+		h.s.logs.warn(reason, "publish refused", "device", serial, "remote", remote, "reason", reason, "err", err)
+	default:
+		h.s.log.Warn("publish refused", "device", serial, "remote", remote, "reason", reason, "err", err)
+	}
 	return &base.Response{StatusCode: status}, err
 }
 
