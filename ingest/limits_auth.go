@@ -21,6 +21,9 @@ type authThrottle struct {
 	window    time.Duration
 	addrs     *windowCounter
 	devices   *windowCounter
+
+	goodMu sync.Mutex
+	good   map[string][]string // device serial -> addresses it authenticated from, most recent first
 }
 
 // maxThrottleKeys bounds each counter's memory: an attacker cycling
@@ -36,8 +39,56 @@ func (t *authThrottle) addrBlocked(key string, now time.Time) bool {
 	return t.perAddr > 0 && t.addrs.get(key, now) >= t.perAddr
 }
 
-func (t *authThrottle) deviceBlocked(serial string, now time.Time) bool {
-	return t.perDevice > 0 && t.devices.get(serial, now) >= t.perDevice
+// deviceBlocked: the device failed too often in the window, and the
+// attempt does not come from an address the device authenticated from
+// before (a camera reconnecting from where it was is not locked out by
+// someone spraying guesses for its serial from elsewhere; an attacker
+// cannot send from that address unless behind the same NAT, where the
+// per-address limit still holds).
+func (t *authThrottle) deviceBlocked(serial, addr string, now time.Time) bool {
+	return t.perDevice > 0 && t.devices.get(serial, now) >= t.perDevice && !t.knownGood(serial, addr)
+}
+
+// maxGoodAddrs is how many addresses each device is remembered at.
+const maxGoodAddrs = 4
+
+func (t *authThrottle) knownGood(serial, addr string) bool {
+	t.goodMu.Lock()
+	defer t.goodMu.Unlock()
+	for _, a := range t.good[serial] {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// succeeded remembers the address a device authenticated from (the last
+// few per device, and at most maxThrottleKeys devices).
+func (t *authThrottle) succeeded(addr, serial string) {
+	t.goodMu.Lock()
+	defer t.goodMu.Unlock()
+	if t.good == nil {
+		t.good = map[string][]string{}
+	}
+	as, ok := t.good[serial]
+	for i, a := range as {
+		if a == addr {
+			copy(as[1:i+1], as[:i]) // most recent first
+			as[0] = addr
+			return
+		}
+	}
+	if !ok && len(t.good) >= maxThrottleKeys {
+		for k := range t.good { // an arbitrary device is forgotten
+			delete(t.good, k)
+			break
+		}
+	}
+	if len(as) >= maxGoodAddrs {
+		as = as[:maxGoodAddrs-1]
+	}
+	t.good[serial] = append([]string{addr}, as...)
 }
 
 // failed records a failed authentication.

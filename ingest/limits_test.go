@@ -300,7 +300,9 @@ func TestAuthThrottled(t *testing.T) {
 }
 
 // TestDeviceThrottled: wrong secrets for one device spread over many
-// addresses throttle the device (and only it).
+// addresses throttle the device (and only it), except from an address the
+// device authenticated from before (a camera reconnecting from where it
+// was).
 func TestDeviceThrottled(t *testing.T) {
 	w := newWorld(t, worldOpts{cfg: Config{AuthFailuresPerAddr: 1000, AuthFailuresPerDevice: 5}})
 	ctx := context.Background()
@@ -309,6 +311,15 @@ func TestDeviceThrottled(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := func(serial string) string { return fmt.Sprintf("rtsp://%s/live/%s", w.srv.Addr(), serial) }
+	// the camera published from srcIP(20) earlier
+	cam, err := dialFrom(srcIP(20), w.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cam.publish(t, u(w.device.Serial), w.device.Serial, secret); err != nil {
+		t.Fatal(err)
+	}
+	cam.close()
 	var got []base.StatusCode
 	for i := 0; i < 8; i++ {
 		c, err := dialFrom(srcIP(i), w.srv.Addr())
@@ -329,13 +340,32 @@ func TestDeviceThrottled(t *testing.T) {
 	if n := counter(w, "refused", "throttled_device"); n != 3 {
 		t.Fatalf("throttled_device = %v", n)
 	}
-	// another device, from an address that failed before, publishes
-	c, err := dialFrom(srcIP(0), w.srv.Addr())
+	// the right secret from a new address: refused unchecked
+	c, err := dialFrom(srcIP(21), w.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
-	if err := c.publish(t, u(other.Serial), other.Serial, secret); err != nil {
+	res, err := c.announce(u(w.device.Serial), w.device.Serial, secret, false, sampleSDP(t))
+	c.close()
+	if err != nil || res.StatusCode != base.StatusServiceUnavailable {
+		t.Fatalf("right secret from a new address while throttled: %v %v, want 503", res, err)
+	}
+	// the camera, from where it published before, gets in
+	cam, err = dialFrom(srcIP(20), w.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cam.close()
+	if err := cam.publish(t, u(w.device.Serial), w.device.Serial, secret); err != nil {
+		t.Fatalf("camera from its known address while the device is throttled: %v", err)
+	}
+	// another device, from an address that failed before, publishes
+	c2, err := dialFrom(srcIP(0), w.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.close()
+	if err := c2.publish(t, u(other.Serial), other.Serial, secret); err != nil {
 		t.Fatalf("other device: %v", err)
 	}
 }

@@ -118,7 +118,7 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 	if h.s.auth.addrBlocked(key, now) {
 		return h.throttled(remote, serial, "throttled_addr")
 	}
-	if h.s.auth.deviceBlocked(serial, now) {
+	if h.s.auth.deviceBlocked(serial, key, now) {
 		return h.throttled(remote, serial, "throttled_device")
 	}
 	dev, found, err := h.s.deviceForAuth(context.Background(), serial)
@@ -143,6 +143,7 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 		h.s.auth.failed(key, serial, now)
 		return h.refuse(remote, serial, "bad_credentials", base.StatusUnauthorized, liberrors.ErrServerAuth{})
 	}
+	h.s.auth.succeeded(key, serial)
 	// authenticated: the device's current state, from the database (the
 	// cache when PostgreSQL is down)
 	if fresh, ok, err := h.s.devices.lookup(context.Background(), serial); err == nil && !ok {
