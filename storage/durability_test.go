@@ -21,6 +21,7 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/segmenter"
+	"github.com/bwcplatform/bwc/storage/internal/spool"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
@@ -329,33 +330,55 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestEndedSpoolLeftoversRemoved: a segment's data left without its
-// metadata (the process died between the two removals after its upload,
-// or before its segment had an open header) is removed by recovery and
-// does not keep the recording's spool directory for ever.
+// TestEndedSpoolLeftoversRemoved: files nothing uses any more do not keep
+// a recording's spool directory for ever: a segment's data whose metadata
+// was removed after its upload (the process died between the two
+// removals), one begun before it had an open header, and the fragment log
+// of a sealed segment (the process died between the removal of its open
+// header and of its log) are removed by recovery; the sealed segment stays.
 func TestEndedSpoolLeftoversRemoved(t *testing.T) {
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
 	id := uuid.Must(uuid.NewV7())
-	dir := filepath.Join(cfg.SpoolDir, id.String())
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	t0 := time.Now().UTC().Truncate(time.Second)
+	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: id, StartedAt: t0}, func() {})
+	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{
-		"rec.json":     `{"recording":"` + id.String() + `","started_at":"2026-11-30T10:00:00Z"}`,
-		"000003.m4s":   "uploaded, metadata already removed",
-		"000004.m4s":   "begun, no fragment durable",
-		"000004.frags": "",
+	if err := w.Init(0, []byte("init")); err != nil {
+		t.Fatal(err)
 	}
-	for n, data := range files {
+	if err := w.Begin(segmenter.Header{StartWall: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Fragment([]byte("fragment"), segmenter.End{DTS: time.Second, Wall: t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Seal(segmenter.End{DTS: time.Second, Wall: t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	dir := w.Dir()
+	for n, data := range map[string]string{
+		"000000.frags": "F 8 1000000000 0\n", // the sealed segment's log
+		"000003.m4s":   "uploaded, metadata already removed",
+		"000004.m4s":   "begun, no open header yet",
+		"000004.frags": "",
+	} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte(data), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a, err := New(cfg, db, store, nil, testLogger(t))
-	if err != nil {
+	if _, err := New(cfg, db, store, nil, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
-	waitSpoolEmpty(t, a, id, 30*time.Second)
+	for _, n := range []string{"000000.frags", "000003.m4s", "000004.m4s", "000004.frags"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after recovery: %v", n, err)
+		}
+	}
+	for _, n := range []string{"000000.json", "000000.m4s", "init-0.json", "init-0.mp4", "ended"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed by recovery: %v", n, err)
+		}
+	}
 }

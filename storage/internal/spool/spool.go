@@ -657,10 +657,11 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 	return r, WriteAtomic(dir, "ended", nil)
 }
 
-// removeLeftovers removes data files that no metadata describes: a
-// segment whose metadata was removed after its upload when the process died
-// before its data was, or one begun when it died before it had an open
-// header. Without this the directory would never be empty, never removed.
+// removeLeftovers removes files that nothing uses: a segment's data whose
+// metadata was removed after its upload when the process died before its
+// data was, or one begun when it died before it had an open header; a
+// sealed segment's fragment log. Without this the directory would never be
+// empty, never removed.
 func removeLeftovers(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -671,17 +672,21 @@ func removeLeftovers(dir string) error {
 		have[e.Name()] = true
 	}
 	for n := range have {
-		var base string
 		switch {
 		case strings.HasSuffix(n, ".m4s"):
-			base = strings.TrimSuffix(n, ".m4s")
+			base := strings.TrimSuffix(n, ".m4s")
+			if have[base+".json"] || have[base+".open.json"] {
+				continue
+			}
 		case strings.HasSuffix(n, ".frags"):
-			base = strings.TrimSuffix(n, ".frags")
+			// a fragment log only means something for an open segment: a
+			// sealed one's is left when the process died between the
+			// removal of its open header and of its log
+			if have[strings.TrimSuffix(n, ".frags")+".open.json"] {
+				continue
+			}
 		default:
 			continue // init-<n>.mp4 without metadata got it above
-		}
-		if have[base+".json"] || have[base+".open.json"] {
-			continue
 		}
 		if err := os.Remove(filepath.Join(dir, n)); err != nil {
 			return err
