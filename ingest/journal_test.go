@@ -222,3 +222,19 @@ func TestJournalFailureFailsCheck(t *testing.T) {
 		t.Fatalf("check after the journal works again = %v", err)
 	}
 }
+
+// BenchmarkJournalAppend: one journaled write (a status change), fsynced,
+// on the spool's disk (here the test's temp folder).
+func BenchmarkJournalAppend(b *testing.B) {
+	jr, err := openJournal(b.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer jr.close()
+	id := uuid.Must(uuid.NewV7())
+	for b.Loop() {
+		if err := jr.append(&op{Kind: opStatus, Recording: id, Status: index.RecordingLive, Remote: "10.1.2.3:40000"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -53,9 +53,11 @@ func newWriter(log *slog.Logger, met *metrics, jm *journalMetrics, max int, jr *
 // queue's bound the write is dropped from memory (counted); a journaled
 // one is applied at the next start.
 func (w *writer) put(o *op) {
-	w.jmu.Lock()
-	defer w.jmu.Unlock()
 	if w.jr != nil && o.journaled() {
+		// journal order = queue order; writes that are not journaled (on
+		// the packet path) never wait for a journal fsync
+		w.jmu.Lock()
+		defer w.jmu.Unlock()
 		if err := w.jr.append(o); err != nil {
 			w.jm.errors.Inc()
 			w.jfail.Store(&err)
