@@ -238,3 +238,30 @@ func BenchmarkJournalAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestJournalRemovedWhenEnded: with PostgreSQL up, a recording's journal
+// exists while it is live (its writes are recorded before they are
+// queued) and is removed once its end is in PostgreSQL: nothing
+// accumulates.
+func TestJournalRemovedWhenEnded(t *testing.T) {
+	jdir := t.TempDir()
+	w := newWorld(t, worldOpts{cfg: Config{JournalDir: jdir, Grace: 200 * time.Millisecond}, checkout: true})
+	cam, err := dialCamera(t, w.url(w.device.Serial, secret), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.nextStream(t)
+	id := st.Info().RecordingID
+	if _, err := os.Stat(filepath.Join(jdir, id.String()+".jsonl")); err != nil {
+		t.Fatalf("no journal while the recording is live: %v", err)
+	}
+	if err := cam.send(mediatest.Load(t).Loop(1, time.Now()), 0); err != nil {
+		t.Fatal(err)
+	}
+	cam.close()
+	waitFor(t, "recording ended in PostgreSQL and its journal removed", func() bool {
+		rec, err := w.db.Recording(context.Background(), id)
+		ents, _ := os.ReadDir(jdir)
+		return err == nil && rec.Status == index.RecordingEnded && len(ents) == 0
+	})
+}
