@@ -9,6 +9,7 @@ type metrics struct {
 	feedDrops   prometheus.Counter
 	plis        prometheus.Counter
 	latency     prometheus.Histogram
+	tcpRefused  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,9 +23,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		plis: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_plis_total", Help: "Picture loss indications from viewers."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bwc_relay_added_latency_seconds",
 			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 28)}),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_tcp_refused_total",
+			Help: "ICE-TCP connections closed at once: over the global or the per-address cap."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency)
+		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency, m.tcpRefused)
 	}
 	return m
 }

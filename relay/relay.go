@@ -48,6 +48,12 @@ type Config struct {
 	ICEServers  []string // STUN/TURN URLs handed to browsers (turn:user:pass@host:port)
 	QueueFrames int      // per-viewer queue; a viewer this far behind skips to a keyframe
 	MaxViewers  int      // in total
+
+	// ICE-TCP connections: beyond these caps a connection is closed at
+	// once; one that sends no STUN binding within STUNTimeout is closed.
+	TCPMaxConns   int
+	TCPMaxPerAddr int
+	STUNTimeout   time.Duration
 }
 
 // Defaults.
@@ -69,8 +75,9 @@ type Server struct {
 	log    *slog.Logger
 	met    *metrics
 	se     webrtc.SettingEngine
-	udp    ice.UDPMux
+	udp    *ice.UDPMuxDefault
 	tcp    ice.TCPMux
+	tcpLn  *tcpGuard
 	ice    []webrtc.ICEServer
 	closed chan struct{}
 
@@ -110,7 +117,7 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 		if err != nil {
 			return nil, fmt.Errorf("relay: UDP %s: %w", cfg.UDPAddr, err)
 		}
-		s.udp = webrtc.NewICEUDPMux(lf.NewLogger("ice-udp"), udp)
+		s.udp = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: lf.NewLogger("ice-udp"), UDPConn: udp})
 		s.se.SetICEUDPMux(s.udp)
 		types = append(types, webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6)
 	}
@@ -120,7 +127,14 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 			s.Close()
 			return nil, fmt.Errorf("relay: ICE-TCP %s: %w", cfg.TCPAddr, err)
 		}
-		s.tcp = webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), tcp, 8)
+		if cfg.TCPMaxConns <= 0 || cfg.TCPMaxPerAddr <= 0 || cfg.STUNTimeout <= 0 {
+			_ = tcp.Close()
+			s.Close()
+			return nil, errors.New("relay: ICE-TCP needs a connection cap, a per-address cap and a STUN timeout")
+		}
+		s.tcpLn = newTCPGuard(tcp, cfg.TCPMaxConns, cfg.TCPMaxPerAddr, log, s.met.tcpRefused.Inc)
+		s.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: s.tcpLn, Logger: lf.NewLogger("ice-tcp"),
+			ReadBufferSize: 8, FirstStunBindTimeout: cfg.STUNTimeout})
 		s.se.SetICETCPMux(s.tcp)
 		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
@@ -154,13 +168,55 @@ func (s *Server) ICEServers() []webrtc.ICEServer { return s.ice }
 // its figures and why (audit, logs). Register before use.
 func (s *Server) OnViewerEnd(f func(ViewerStats, string)) { s.onEnd = f }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends. A port that stops serving (the UDP socket
+// closed under the relay, ICE-TCP accepting failing for good) ends Run with
+// an error naming it, which stops the process so that its supervisor
+// restarts it; until then Check fails by name.
 func (s *Server) Run(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-	case <-s.closed:
+	var tcpDown <-chan struct{}
+	if s.tcpLn != nil {
+		tcpDown = s.tcpLn.down
 	}
-	return nil
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.closed:
+			return nil
+		case <-tcpDown:
+			return s.tcpLn.err()
+		case <-tick.C:
+			if err := s.udpDown(); err != nil {
+				s.log.Error("relay: listener stopped: live viewing over UDP is down", "err", err)
+				return err
+			}
+		}
+	}
+}
+
+// udpDown reports the UDP mux closed while the relay is open.
+func (s *Server) udpDown() error {
+	if s.udp == nil || !s.udp.IsClosed() {
+		return nil
+	}
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	return fmt.Errorf("%w: UDP %s closed", ErrListenerDown, s.udp.LocalAddr())
+}
+
+// Check fails, naming the port, when a listener stopped (for /readyz).
+func (s *Server) Check(context.Context) error {
+	if s.tcpLn != nil {
+		if err := s.tcpLn.err(); err != nil {
+			return err
+		}
+	}
+	return s.udpDown()
 }
 
 // Close ends every session and closes the ports.

@@ -393,8 +393,12 @@ func TestTwentyViewersOneStalled(t *testing.T) {
 		b.accept(t, a)
 		bs = append(bs, b)
 	}
-	for _, b := range bs[1:] {
-		<-b.gotAny
+	for i, b := range bs[1:] {
+		select {
+		case <-b.gotAny:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("viewer %d never received video", i+1)
+		}
 	}
 	// a 2 s window: 50 video frames at 25 fps; a relay held up by the frozen
 	// viewer would deliver next to none (the bound is loose: the machine is

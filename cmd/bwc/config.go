@@ -77,6 +77,9 @@ type Config struct {
 	WebRTCTCPAddr    string
 	WebRTCPublicIPs  string
 	WebRTCICEServers string
+	WebRTCTCPMax     int           // ICE-TCP connections in all
+	WebRTCTCPPerAddr int           // ICE-TCP connections from one address
+	WebRTCSTUNWait   time.Duration // an ICE-TCP connection must send its STUN binding within this
 
 	// archive
 	SpoolDir        string
@@ -128,6 +131,9 @@ func defaultConfig() Config {
 		LinkBuffer:        5 * time.Minute,
 		WebRTCUDPAddr:     "127.0.0.1:8189",
 		WebRTCTCPAddr:     "127.0.0.1:8189",
+		WebRTCTCPMax:      2000,
+		WebRTCTCPPerAddr:  400,
+		WebRTCSTUNWait:    5 * time.Second,
 		SpoolDir:          "/var/lib/bwc/spool",
 		SegmentDuration:   4 * time.Second,
 		Retention:         183 * 24 * time.Hour,
@@ -207,6 +213,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
 	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated IPs announced to browsers instead of the host's (NAT 1:1)")
 	fs.StringVar(&c.WebRTCICEServers, "webrtc-ice-servers", c.WebRTCICEServers, "comma-separated STUN/TURN servers for browsers: stun:host:port, turn:user:pass@host:port")
+	fs.IntVar(&c.WebRTCTCPMax, "webrtc-tcp-max-conns", c.WebRTCTCPMax, "ICE-TCP connections in all; more are closed at once")
+	fs.IntVar(&c.WebRTCTCPPerAddr, "webrtc-tcp-max-per-addr", c.WebRTCTCPPerAddr, "ICE-TCP connections from one address (a duty room behind one NAT opens one per tile)")
+	fs.DurationVar(&c.WebRTCSTUNWait, "webrtc-stun-timeout", c.WebRTCSTUNWait, "an ICE-TCP connection that sends no STUN binding within this is closed")
 
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "local folder where segments are fsynced before upload (keep it on durable disk)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
@@ -345,6 +354,9 @@ func (c Config) Validate() error {
 	}
 	if c.WebRTCUDPAddr == "" && c.WebRTCTCPAddr == "" {
 		return errors.New("config webrtc-udp-addr: set it or webrtc-tcp-addr, or viewers cannot connect")
+	}
+	if c.WebRTCTCPAddr != "" && (c.WebRTCTCPMax <= 0 || c.WebRTCTCPPerAddr <= 0 || c.WebRTCSTUNWait <= 0) {
+		return errors.New("config webrtc-tcp-max-conns, webrtc-tcp-max-per-addr, webrtc-stun-timeout: must be positive while webrtc-tcp-addr is set")
 	}
 	for _, ip := range splitList(c.WebRTCPublicIPs) {
 		if net.ParseIP(ip) == nil {

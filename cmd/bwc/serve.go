@@ -131,6 +131,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 
 	// live relay: supervisors watch over WebRTC (WHEP)
 	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
+		TCPMaxConns: cfg.WebRTCTCPMax, TCPMaxPerAddr: cfg.WebRTCTCPPerAddr, STUNTimeout: cfg.WebRTCSTUNWait,
 		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
 		p.ingest, reg, log.With("component", "relay")); err != nil {
 		return nil, err
@@ -165,7 +166,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Uploads: up,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest (RTSP listeners, database queue)", Func: p.ingest.Check},
-			{Name: "uploads", Func: up.Check}},
+			{Name: "webrtc listeners", Func: p.relay.Check}, {Name: "uploads", Func: up.Check}},
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
 	})
