@@ -325,8 +325,7 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 			} else {
 				p.s.log.Warn("camera clock too far off: using server time", "device", p.dev.Serial, "recording", r.id, "offset", off)
 			}
-			id := r.id
-			p.s.writes.enqueue("clock offset of "+id.String(), func(ctx context.Context) error { return p.s.db.SetClockOffset(ctx, id, off) })
+			p.s.setClockOffset(r.id, off) // journaled: once per session
 		}
 	}
 	f, err := t.dp.Decode(pkt, d)
@@ -350,9 +349,7 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 		if f.Track.Kind == media.Video {
 			from, to, id := p.gapFrom, f.Wall, r.id
 			if to.After(from) {
-				p.s.writes.enqueue("gap of "+id.String(), func(ctx context.Context) error {
-					return p.s.db.AddGap(ctx, id, index.Gap{StartedAt: from, EndedAt: to, Reason: "reconnect"})
-				})
+				p.s.addGap(id, from, to, "reconnect") // journaled: once per reconnect
 			}
 		}
 	}
