@@ -47,7 +47,8 @@ async function upload(file, form, row) {
         if (off >= file.size) {
           localStorage.removeItem(key);
           bar.value = 1;
-          status.textContent = res.headers.get('X-BWC-Duplicate-Of') ? t('up.duplicate') : t('up.done');
+          status.textContent = res.headers.get('X-BWC-Duplicate-Of') ? t('up.duplicate')
+            : res.headers.get('X-BWC-Upload-Status') === 'storing' ? t('up.storing') : t('up.done');
           return;
         }
       }
