@@ -355,7 +355,7 @@ func (s *Server) edge(next http.Handler) http.Handler {
 		if r.TLS != nil {
 			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		}
-		if !hasCredentials(r) {
+		if !hasCredentials(r) && !probe(r) {
 			if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
 				s.rateLimited.WithLabelValues("unauthenticated").Inc()
 				tooMany(w, wait, "requests without a session")
@@ -365,6 +365,12 @@ func (s *Server) edge(next http.Handler) http.Handler {
 		w, r = s.deadlines(w, r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// probe reports the health probes, which are never rate limited (readyz
+// shares one answer a second, healthz costs nothing).
+func probe(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.URL.Path == "/readyz" || r.URL.Path == "/healthz")
 }
 
 func hasCredentials(r *http.Request) bool {

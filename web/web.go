@@ -137,7 +137,12 @@ type Server struct {
 	hashBusy              prometheus.Counter
 	rateLimited           *prometheus.CounterVec
 	listenerErr           atomic.Pointer[error] // set when the listener stopped by itself
-	tls                   bool                  // serving HTTPS
+
+	readyMu   sync.Mutex // one round of readiness checks at a time, shared for a second
+	readyAt   time.Time
+	readyCode int
+	readyBody map[string]any
+	tls       bool // serving HTTPS
 }
 
 // New binds the listening socket (so that a port in use fails at once) and
@@ -324,7 +329,22 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 
 // readyz answers 200 when every dependency answers, 503 naming each that
 // does not.
+//
+// Probes are exempt from the per-address limit (a load balancer shares its
+// address with everyone behind it), so the answer is computed at most once
+// a second and shared: a flood of probes costs one round of checks.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	s.readyMu.Lock()
+	if time.Since(s.readyAt) >= time.Second {
+		s.readyCode, s.readyBody = s.checkReady(r.Context())
+		s.readyAt = time.Now()
+	}
+	code, body := s.readyCode, s.readyBody
+	s.readyMu.Unlock()
+	writeJSON(w, code, body)
+}
+
+func (s *Server) checkReady(ctx context.Context) (int, map[string]any) {
 	type result struct {
 		name string
 		err  error
@@ -332,7 +352,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	results := make(chan result, len(s.checks))
 	for _, c := range s.checks {
 		go func() {
-			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			defer cancel()
 			results <- result{c.Name, c.Func(ctx)}
 		}()
@@ -356,7 +376,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		code, word = http.StatusServiceUnavailable, "not ready"
 	}
-	writeJSON(w, code, map[string]any{"status": word, "checks": status})
+	return code, map[string]any{"status": word, "checks": status}
 }
 
 // instrument counts requests and their latency per route pattern.
