@@ -19,7 +19,10 @@ log "go vet"
 go vet ./...
 
 log "go test -race"
-go test -race -count=1 -timeout 20m ./...
+# one package at a time: the real-time tests (ffmpeg cameras at -re, WebRTC
+# viewers on loopback UDP) starve when the race-instrumented packages share
+# two cores, and a viewer whose ICE checks time out never sees video
+go test -race -count=1 -p 1 -timeout 25m ./...
 
 # Every fuzz target, briefly: the corpus in testdata/fuzz runs as part of
 # go test above; this explores a little further each run.
