@@ -66,7 +66,7 @@ test('a reviewer seeks an incident recording to a wall-clock instant', async () 
     .catch(async (e) => { throw new Error(`${e.message}: clock at ${await page.locator('#clock').getAttribute('data-wall')}, want ${target}`); });
   // the displayed time is the player's wall-clock position (within a second of the target)
   const { shown, wall } = await page.evaluate(() => ({ shown: document.querySelector('#clock').textContent, wall: Number(document.querySelector('#clock').dataset.wall) }));
-  assert.equal(shown, new Date(wall).toLocaleTimeString([], { hour12: false }));
+  assert.equal(shown, new Date(wall).toLocaleTimeString([], { hourCycle: 'h23' }));
   assert.ok(Math.abs(wall - target) < 1000, `clock at ${wall}, target ${target}`);
   // the picture is there: decoded frames at that position
   assert.ok(await page.evaluate(() => document.querySelector('.player video').videoWidth === 640));

@@ -13,7 +13,7 @@ const err = document.querySelector('#error');
 const players = []; // { player, node, rec }
 let tl;
 
-const time = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+const time = (ms) => new Date(ms).toLocaleTimeString([], { hourCycle: 'h23' });
 const who = (r) => (r.officer_name ? `${r.officer_name} #${r.officer_badge}` : `${t('wall.unbound')} (${r.device_serial})`);
 
 function details(inc) {
