@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/storage/durable"
 )
 
 // Kinds of database write the ingest makes about a recording. Every one is
@@ -170,7 +172,7 @@ func (j *journal) append(o *op) error {
 				jf.seq = max(jf.seq, x.Seq)
 			}
 		}
-		if err := syncDir(j.dir); err != nil {
+		if err := durable.SyncDir(j.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("%w: %v", ErrJournal, err)
 		}
@@ -222,7 +224,7 @@ func (j *journal) removeLocked(id uuid.UUID) {
 		j.log.Warn("ingest journal: cannot remove a finished journal", "recording", id, "err", err)
 		return
 	}
-	_ = syncDir(j.dir)
+	_ = durable.SyncDir(j.dir)
 }
 
 // remove deletes a recording's journal (everything in it is applied).
@@ -264,7 +266,7 @@ func (j *journal) load() ([]pendingRecording, error) {
 		ops, valid := parseJournal(b)
 		if valid < len(b) {
 			j.log.Warn("ingest journal: torn or corrupt tail dropped", "recording", id, "bytes", len(b)-valid)
-			if err := truncateSync(filepath.Join(j.dir, name), int64(valid)); err != nil {
+			if err := durable.TruncateSync(filepath.Join(j.dir, name), int64(valid)); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 			}
 		}
@@ -300,27 +302,6 @@ func (j *journal) close() {
 		jf.f.Close()
 		delete(j.files, id)
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	return f.Sync()
 }
 
 // journalMetrics counts the journal's work.

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 
+	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/spool"
 )
@@ -195,7 +196,7 @@ func (a *Archive) uploadDir(ctx context.Context, dir string) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
-		return spool.SyncDir(a.cfg.SpoolDir)
+		return durable.SyncDir(a.cfg.SpoolDir)
 	}
 	return nil
 }
@@ -300,7 +301,7 @@ func (a *Archive) unspool(dir string, meta, data string) error {
 		return err
 	}
 	a.spoolBytes.Add(-n)
-	return spool.SyncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func readChecked(path string, sum []byte) ([]byte, error) {

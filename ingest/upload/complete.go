@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -337,35 +338,7 @@ func (s *Service) writeMarker(id string, m marker) error {
 	if err != nil {
 		return err
 	}
-	tmp := s.markerPath(id) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.markerPath(id)); err != nil {
-		return err
-	}
-	return syncDir(s.cfg.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteAtomic(s.cfg.Dir, filepath.Base(s.markerPath(id)), b, 0o600)
 }
 
 // prepare checks a finished upload (declared hash, probe) and marks it:

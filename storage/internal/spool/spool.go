@@ -36,6 +36,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/internal/chain"
 	"github.com/bwcplatform/bwc/storage/internal/segmenter"
 )
@@ -203,46 +204,12 @@ type openHeader struct {
 	Gap        bool          `json:"gap"`
 }
 
-// WriteAtomic replaces dir/name with data durably.
-func WriteAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory, making renames and removals in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func writeJSON(dir, name string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return WriteAtomic(dir, name, b)
+	return durable.WriteAtomic(dir, name, b, 0o640)
 }
 
 // Writer spools one recording; it is the segmenter's Sink. One goroutine.
@@ -282,7 +249,7 @@ func Open(root string, rec RecMeta, notify func()) (*Writer, error) {
 	} else if err := writeJSON(dir, "rec.json", rec); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", rec.Recording, err)
 	}
-	if err := SyncDir(root); err != nil {
+	if err := durable.SyncDir(root); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", rec.Recording, err)
 	}
 	st, err := loadState(dir, rec.Recording)
@@ -316,7 +283,7 @@ func loadState(dir string, rec uuid.UUID) (state, error) {
 func (w *Writer) Init(_ int, data []byte) error {
 	n := w.st.NextInit
 	name := fmt.Sprintf("init-%d", n)
-	if err := WriteAtomic(w.dir, name+".mp4", data); err != nil {
+	if err := durable.WriteAtomic(w.dir, name+".mp4", data, 0o640); err != nil {
 		return fmt.Errorf("spool init %d of %s: %w", n, w.rec.Recording, err)
 	}
 	sum := sha256.Sum256(data)
@@ -436,7 +403,7 @@ func (w *Writer) Salvage() error {
 		return nil
 	}
 	base := filepath.Join(w.dir, fmt.Sprintf("%06d", w.hdr.Seq))
-	if err := truncateSync(base+".m4s", w.size); err != nil {
+	if err := durable.TruncateSync(base+".m4s", w.size); err != nil {
 		return fmt.Errorf("spool segment %d of %s: %w", w.hdr.Seq, w.rec.Recording, err)
 	}
 	m := w.meta(w.h.Sum(nil), w.size, w.nfrag, w.last)
@@ -459,7 +426,7 @@ func (w *Writer) Abort() {
 // everything in it is uploaded.
 func (w *Writer) End() error {
 	w.Abort()
-	return WriteAtomic(w.dir, "ended", nil)
+	return durable.WriteAtomic(w.dir, "ended", nil, 0o640)
 }
 
 func (w *Writer) meta(sum []byte, size int64, nfrag int, end segmenter.End) SegMeta {
@@ -491,7 +458,7 @@ func seal(dir string, st *state, m SegMeta) error {
 	base := filepath.Join(dir, fmt.Sprintf("%06d", m.Seq))
 	_ = os.Remove(base + ".open.json")
 	_ = os.Remove(base + ".frags")
-	return SyncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func removeOpen(dir string, seq uint64) error {
@@ -501,7 +468,7 @@ func removeOpen(dir string, seq uint64) error {
 			return err
 		}
 	}
-	return SyncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // Recovered says what Recover did to one recording.
@@ -631,7 +598,7 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 			continue
 		}
 		last := frags[len(frags)-1]
-		if err := truncateSync(base+".m4s", last.EndOffset); err != nil {
+		if err := durable.TruncateSync(base+".m4s", last.EndOffset); err != nil {
 			return r, err
 		}
 		sum, err := fileSHA(base + ".m4s")
@@ -654,7 +621,7 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 	if err := removeLeftovers(dir); err != nil {
 		return r, err
 	}
-	return r, WriteAtomic(dir, "ended", nil)
+	return r, durable.WriteAtomic(dir, "ended", nil, 0o640)
 }
 
 // removeLeftovers removes files that nothing uses: a segment's data whose
@@ -692,25 +659,13 @@ func removeLeftovers(dir string) error {
 			return err
 		}
 	}
-	return SyncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func removeOpen2(base string) error {
 	_ = os.Remove(base + ".open.json")
 	_ = os.Remove(base + ".frags")
 	return nil
-}
-
-func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	return f.Sync()
 }
 
 func fileSHA(path string) ([]byte, error) {
