@@ -1,4 +1,5 @@
-// Package mediatest gives tests real media: the frames of the committed
+// Package mediatest holds the test helpers shared by the platform's
+// packages: real media and Eventually. It gives tests real media: the frames of the committed
 // capture testdata/sample.ts (2 s of 1280x720 25 fps H.264 Main without
 // B-frames, a keyframe every second, 2 Mbit/s, with 48 kHz mono AAC),
 // demuxed with mediacommon's MPEG-TS reader, as media.Frames ready to write

@@ -1,0 +1,21 @@
+package mediatest
+
+import (
+	"testing"
+	"time"
+)
+
+// Eventually polls cond every 20 ms until it holds, failing the test after
+// 30 s. The deadline is for a hung test, not a timing assertion: every test
+// of the platform that waits for something asynchronous (a recording
+// archived, a viewer connected, a counter reached) waits through it.
+func Eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
