@@ -6,6 +6,7 @@ package mediafile
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -133,4 +134,51 @@ func (s *Sample) Loop(n int, start time.Time) []*media.Frame {
 		}
 	}
 	return out
+}
+
+// Play emits the sample's frames paced at speed times real time (0: as
+// fast as possible): passes passes one after another as one continuous
+// stream (0: until ctx ends), each frame a fresh value sharing the sample's
+// bytes, PTS and DTS shifted by one Duration per pass, Wall = start + PTS.
+// It is the one pacing loop of the simulated cameras, the relay load
+// command and the tests. It returns nil when ctx ends or the passes are
+// done, or emit's first error.
+func (s *Sample) Play(ctx context.Context, speed float64, passes int, emit func(*media.Frame) error) error {
+	start := time.Now()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for pass := 0; passes == 0 || pass < passes; pass++ {
+		off := time.Duration(pass) * s.Duration
+		for _, f := range s.Frames {
+			if ctx.Err() != nil {
+				return nil
+			}
+			g := *f
+			g.PTS += off
+			g.DTS += off
+			g.Wall = start.Add(g.PTS)
+			if speed > 0 {
+				if d := time.Until(start.Add(time.Duration(float64(g.DTS) / speed))); d > 0 {
+					if timer == nil {
+						timer = time.NewTimer(d)
+					} else {
+						timer.Reset(d)
+					}
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-timer.C:
+					}
+				}
+			}
+			if err := emit(&g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
