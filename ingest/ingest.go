@@ -38,6 +38,7 @@ var (
 // Config of the ingest.
 type Config struct {
 	RTSPAddr      string        // TCP address cameras connect to
+	PublicHost    string        // host[:port] cameras use to reach RTSPAddr (CameraURL); empty: the bound address
 	UDPRTPAddr    string        // UDP transport (RTP); empty with UDPRTCPAddr: TCP only
 	UDPRTCPAddr   string        // UDP transport (RTCP)
 	Grace         time.Duration // a camera that comes back within it continues the same recording
@@ -318,6 +319,17 @@ func (s *Server) listenerAddr(name, configured string) string {
 
 // Addr returns the address the RTSP server listens on.
 func (s *Server) Addr() string { return s.listenerAddr(listenerRTSP, s.cfg.RTSPAddr) }
+
+// CameraURL returns the URL prefix cameras publish to,
+// rtsp://<PublicHost or the bound RTSP address>/live/ (the device serial
+// follows). Like Addr, it is the bound address once the server listens.
+func (s *Server) CameraURL() string {
+	host := s.cfg.PublicHost
+	if host == "" {
+		host = s.Addr()
+	}
+	return "rtsp://" + host + "/" + PathPrefix
+}
 
 // RTSPSAddr returns the address the RTSPS server listens on ("" when off).
 func (s *Server) RTSPSAddr() string { return s.listenerAddr(listenerRTSPS, s.cfg.RTSPSAddr) }
