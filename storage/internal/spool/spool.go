@@ -51,13 +51,22 @@ type RecMeta struct {
 
 // ReadRecMeta reads a recording directory's rec.json.
 func ReadRecMeta(dir string) (RecMeta, error) {
-	var m RecMeta
 	b, err := os.ReadFile(filepath.Join(dir, "rec.json"))
 	if err != nil {
-		return m, err
+		return RecMeta{}, err
 	}
-	if err := json.Unmarshal(b, &m); err != nil || m.Recording == uuid.Nil || m.StartedAt.IsZero() {
+	m, err := parseRecMeta(b)
+	if err != nil || m.Recording == uuid.Nil || m.StartedAt.IsZero() {
 		return m, fmt.Errorf("%w: rec.json in %s", ErrBadMeta, dir)
+	}
+	return m, nil
+}
+
+// parseRecMeta decodes rec.json; callers check what they need of it.
+func parseRecMeta(data []byte) (RecMeta, error) {
+	var m RecMeta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("%w: rec.json: %v", ErrBadMeta, err)
 	}
 	return m, nil
 }
@@ -157,6 +166,11 @@ type Frag struct {
 	EndWall   time.Time
 }
 
+// line is the fragment's record in the .frags log.
+func (f Frag) line() string {
+	return fmt.Sprintf("F %d %d %d\n", f.EndOffset, int64(f.EndDTS), f.EndWall.UnixMicro())
+}
+
 // ParseFragLog reads a .frags log: the longest prefix of complete, valid
 // lines whose offsets grow and fit in a data file of fileSize bytes. A torn
 // last line (crash mid-write) ends the prefix.
@@ -194,6 +208,7 @@ type state struct {
 	CurInitSHA []byte `json:"cur_init_sha256"`
 }
 
+// openHeader is <seq>.open.json.
 type openHeader struct {
 	Seq        uint64        `json:"seq"`
 	Init       int           `json:"init"`
@@ -202,6 +217,12 @@ type openHeader struct {
 	Start      time.Time     `json:"start"`
 	StartDTS   time.Duration `json:"start_dts"`
 	Gap        bool          `json:"gap"`
+}
+
+func parseOpenHeader(data []byte) (openHeader, error) {
+	var h openHeader
+	err := json.Unmarshal(data, &h)
+	return h, err
 }
 
 func writeJSON(dir, name string, v any) error {
@@ -242,8 +263,7 @@ func Open(root string, rec RecMeta, notify func()) (*Writer, error) {
 	}
 	w := &Writer{dir: dir, rec: rec, notify: notify}
 	if b, err := os.ReadFile(filepath.Join(dir, "rec.json")); err == nil {
-		var old RecMeta
-		if json.Unmarshal(b, &old) == nil && !old.StartedAt.IsZero() {
+		if old, err := parseRecMeta(b); err == nil && !old.StartedAt.IsZero() {
 			w.rec.StartedAt = old.StartedAt // keys keep the first start's date
 		}
 	} else if err := writeJSON(dir, "rec.json", rec); err != nil {
@@ -264,16 +284,25 @@ func Open(root string, rec RecMeta, notify func()) (*Writer, error) {
 // Dir is the recording's spool directory.
 func (w *Writer) Dir() string { return w.dir }
 
+// loadState reads state.json; a recording without one has written nothing.
 func loadState(dir string, rec uuid.UUID) (state, error) {
-	st := state{Chain: chain.Genesis(rec), CurInit: -1}
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return st, nil
+		return newState(rec), nil
 	}
 	if err != nil {
-		return st, err
+		return newState(rec), err
 	}
-	if err := json.Unmarshal(b, &st); err != nil || len(st.Chain) != chain.Size {
+	return parseState(b, rec)
+}
+
+// newState is the state of a recording that has written nothing.
+func newState(rec uuid.UUID) state { return state{Chain: chain.Genesis(rec), CurInit: -1} }
+
+// parseState decodes state.json; fields it lacks keep newState's values.
+func parseState(data []byte, rec uuid.UUID) (state, error) {
+	st := newState(rec)
+	if err := json.Unmarshal(data, &st); err != nil || len(st.Chain) != chain.Size {
 		return st, fmt.Errorf("%w: state.json", ErrBadMeta)
 	}
 	return st, nil
@@ -335,7 +364,7 @@ func (w *Writer) Fragment(data []byte, end segmenter.End) error {
 	w.size += int64(len(data))
 	w.nfrag++
 	w.last = end
-	line := fmt.Sprintf("F %d %d %d\n", w.size, int64(end.DTS), end.Wall.UnixMicro())
+	line := Frag{EndOffset: w.size, EndDTS: end.DTS, EndWall: end.Wall}.line()
 	if _, err := w.frags.WriteString(line); err != nil {
 		return fmt.Errorf("spool segment %d of %s: %w", w.hdr.Seq, w.rec.Recording, err)
 	}
@@ -515,8 +544,8 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 	if err != nil {
 		return r, err
 	}
-	var rec RecMeta
-	if err := json.Unmarshal(b, &rec); err != nil || rec.Recording != id {
+	rec, err := parseRecMeta(b)
+	if err != nil || rec.Recording != id {
 		return r, fmt.Errorf("%w: rec.json", ErrBadMeta)
 	}
 	st, err := loadState(dir, id)
@@ -581,8 +610,8 @@ func recoverDir(dir string, id uuid.UUID) (Recovered, error) {
 		if err != nil {
 			return r, err
 		}
-		var h openHeader
-		if err := json.Unmarshal(hb, &h); err != nil || h.Seq != seq || seq != st.NextSeq {
+		h, err := parseOpenHeader(hb)
+		if err != nil || h.Seq != seq || seq != st.NextSeq {
 			return r, fmt.Errorf("%w: %06d.open.json (state expects seq %d)", ErrBadMeta, seq, st.NextSeq)
 		}
 		fi, err := os.Stat(base + ".m4s")
