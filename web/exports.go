@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -32,7 +31,7 @@ type exportBuilder interface {
 	PublicKey() ed25519.PublicKey
 }
 
-var _ exportBuilder = (*storage.Exporter)(nil)
+var _ exportBuilder = (*export.Exporter)(nil)
 
 func (s *Server) exportRoutes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/exports", staff, s.requestExport)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bwcplatform/bwc/storage"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -17,7 +17,7 @@ type evidenceHolds interface {
 	Holds(ctx context.Context, rec uuid.UUID) ([]index.LegalHold, error)
 }
 
-var _ evidenceHolds = (*storage.Archive)(nil)
+var _ evidenceHolds = (*evidence.Holder)(nil)
 
 func (s *Server) holdRoutes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/recordings/{id}/hold", staff, s.placeHold)

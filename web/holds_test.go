@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bwcplatform/bwc/storage"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 	"github.com/bwcplatform/bwc/web"
@@ -18,11 +18,7 @@ import (
 func TestLegalHoldAPI(t *testing.T) {
 	ctx := context.Background()
 	db := storagetest.NewDB(t)
-	a, err := storage.New(storage.Config{SpoolDir: t.TempDir()}, db, storagetest.NewStore(t), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := evidence.NewHolder(db, storagetest.NewStore(t), nil)
 	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db, Holds: a})
 	if err != nil {
 		t.Fatal(err)

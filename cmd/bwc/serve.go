@@ -19,8 +19,9 @@ import (
 	"github.com/bwcplatform/bwc/ingest"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
-	"github.com/bwcplatform/bwc/storage"
+	"github.com/bwcplatform/bwc/storage/archive"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/web"
@@ -46,7 +47,7 @@ type service interface {
 type platform struct {
 	db       *index.DB
 	blobs    *blob.Store
-	archive  *storage.Archive
+	archive  *archive.Archive
 	ingest   *ingest.Server
 	relay    *relay.Server
 	web      *web.Server
@@ -90,7 +91,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool-dir: %w", err)
 	}
-	if p.archive, err = storage.New(storage.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
+	if p.archive, err = archive.New(archive.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
 		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes, StuckAfter: cfg.StuckAfter, LinkBuffer: cfg.LinkBuffer},
 		p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err != nil {
 		return nil, fmt.Errorf("signing-key: %w", err)
 	}
-	exporter := storage.NewExporter(p.db, p.blobs, key, cfg.Retention, cfg.ExportDir, log.With("component", "exports"))
+	exporter := export.NewExporter(p.db, p.blobs, key, cfg.Retention, cfg.ExportDir, log.With("component", "exports"))
 	p.services = append(p.services, exporter)
 
 	// uploads of footage recorded offline (tus, resumable)
@@ -159,7 +160,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Auth:    p.db,
 		Audit:   p.db,
 		Ingest:  p.ingest,
-		Holds:   p.archive,
+		Holds:   evidence.NewHolder(p.db, p.blobs, log.With("component", "holds")),
 		Relay:   p.relay,
 		Objects: p.blobs,
 		Exports: exporter,

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bwcplatform/bwc/storage"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -133,7 +133,7 @@ func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording s
 	if err != nil {
 		return err
 	}
-	rep, err := storage.Verify(ctx, db, store, ids)
+	rep, err := evidence.Verify(ctx, db, store, ids)
 	if err != nil {
 		return err
 	}

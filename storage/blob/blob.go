@@ -5,8 +5,10 @@ package blob
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -155,4 +157,30 @@ func (s *Store) Open(ctx context.Context, key string) (*Object, error) {
 		return nil, fmt.Errorf("open %s: %w", key, err)
 	}
 	return &Object{Object: o, Size: st.Size, ModTime: st.LastModified}, nil
+}
+
+// SetLegalHold puts (on) or lifts an S3 legal hold on one object.
+func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
+	st := minio.LegalHoldDisabled
+	if on {
+		st = minio.LegalHoldEnabled
+	}
+	if err := s.client.PutObjectLegalHold(ctx, s.cfg.Bucket, key, minio.PutObjectLegalHoldOptions{Status: &st}); err != nil {
+		return fmt.Errorf("legal hold %s on %s: %w", st, key, err)
+	}
+	return nil
+}
+
+// SHA256 downloads an object and hashes it.
+func (s *Store) SHA256(ctx context.Context, key string) ([]byte, error) {
+	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, o); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
 }

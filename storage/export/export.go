@@ -5,6 +5,10 @@
 // signature of the manifest by the platform's key. A package is checked
 // offline with nothing but the package and the platform's public key
 // (Verify, `bwc verify -package`).
+//
+// The format (export.go, key.go) needs nothing but bytes and is tested
+// alone; the Exporter (exporter.go) is the service that builds approved
+// exports from the archive (PostgreSQL index, MinIO objects) in that format.
 package export
 
 import (

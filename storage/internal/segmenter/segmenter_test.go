@@ -2,11 +2,6 @@ package segmenter
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -63,29 +58,6 @@ func (m *memSink) concat(init int) []byte {
 	return b.Bytes()
 }
 
-// probeDuration decodes a file with ffmpeg (failing on any decode error)
-// and returns the duration ffprobe reports.
-func probeDuration(t *testing.T, data []byte) time.Duration {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "concat.mp4")
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", p, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("ffmpeg decode: %v\n%s", err, out)
-	}
-	out, err = exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", p).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
-	sec, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	if err != nil {
-		t.Fatalf("ffprobe duration %q: %v", out, err)
-	}
-	return time.Duration(sec * float64(time.Second))
-}
-
 func TestSegmenterCutsAtKeyframesAndDecodes(t *testing.T) {
 	s := mediatest.Load(t)
 	const passes = 6 // 12 s
@@ -125,14 +97,14 @@ func TestSegmenterCutsAtKeyframesAndDecodes(t *testing.T) {
 	if got := sink.segs[2].end.DTS; got < 12*time.Second || got > 12*time.Second+150*time.Millisecond {
 		t.Errorf("last segment ends at %v, want 12 s", got)
 	}
-	d := probeDuration(t, sink.concat(0))
+	d := mediatest.DecodeDuration(t, sink.concat(0))
 	if want := passes * s.Duration; d < want-100*time.Millisecond || d > want+100*time.Millisecond {
 		t.Errorf("decoded duration %v, want %v", d, want)
 	}
 	// each segment alone (with its init) decodes too: segments are
 	// independently playable.
 	one := append(append([]byte(nil), sink.inits[0]...), bytes.Join(sink.segs[1].frags, nil)...)
-	probeDuration(t, one)
+	mediatest.DecodeDuration(t, one)
 }
 
 func TestSegmenterGapAndTrackChange(t *testing.T) {
@@ -176,8 +148,8 @@ func TestSegmenterGapAndTrackChange(t *testing.T) {
 	if len(sink.segs) < 2 || sink.segs[1].h.StartDTS != gapAt || !sink.segs[1].h.Gap || sink.segs[1].h.Init != 1 {
 		t.Fatalf("segment after the gap: %+v (gap at %v)", sink.segs[1].h, gapAt)
 	}
-	probeDuration(t, sink.concat(0))
-	probeDuration(t, sink.concat(1))
+	mediatest.DecodeDuration(t, sink.concat(0))
+	mediatest.DecodeDuration(t, sink.concat(1))
 }
 
 func TestTicks(t *testing.T) {

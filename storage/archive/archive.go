@@ -1,7 +1,8 @@
-// Package storage is the platform's archive: every live recording becomes
-// SHA-256-chained fragmented-MP4 segments in the evidence bucket (MinIO,
-// object lock) with an index in PostgreSQL, and nothing is lost when either
-// is down or the process crashes.
+// Package archive is the platform's live archive: every live recording
+// becomes SHA-256-chained fragmented-MP4 segments in the evidence bucket
+// (MinIO, object lock) with an index in PostgreSQL, and nothing is lost when
+// either is down or the process crashes. It also reconciles spool, index and
+// bucket, and raises the archive's alarms and metrics.
 //
 // Pipeline, per recording: media.Stream reader (large ring, drop alarm) ->
 // segmenter (fMP4, ~1 s fragments, segments cut at keyframes) -> spool
@@ -9,7 +10,7 @@
 // SHA-256 and chain value) -> uploader (PutObject with the SHA-256 as S3
 // checksum, retention and legal hold; then the index row; then removal from
 // the spool), with exponential backoff while MinIO or PostgreSQL is down.
-package storage
+package archive
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package storage
+package export
 
 import (
 	"bytes"
@@ -19,7 +19,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/storage/blob"
-	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -48,9 +47,6 @@ type Exporter struct {
 func NewExporter(db *index.DB, blobs *blob.Store, key ed25519.PrivateKey, retention time.Duration, tmp string, log *slog.Logger) *Exporter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if retention <= 0 {
-		retention = DefaultRetention
 	}
 	return &Exporter{db: db, blobs: blobs, key: key, retention: retention, tmp: tmp, log: log, queue: make(chan uuid.UUID, 64)}
 }
@@ -99,7 +95,7 @@ func (x *Exporter) Close() error {
 	return nil
 }
 
-// Build assembles, signs and stores one approved export.
+// Build assembles, signs and stores one approved
 func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	e, err := x.db.Export(ctx, id)
 	if err != nil {
@@ -120,7 +116,7 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	sum := sha256.New()
-	w := export.NewWriter(io.MultiWriter(f, sum), id.String(), e.RequestedBy, time.Now())
+	w := NewWriter(io.MultiWriter(f, sum), id.String(), e.RequestedBy, time.Now())
 	meta, err := x.fill(ctx, w, e)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
@@ -149,7 +145,7 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 }
 
 // fill adds every file of the package and returns its metadata.
-func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (map[string]any, error) {
+func (x *Exporter) fill(ctx context.Context, w *Writer, e index.Export) (map[string]any, error) {
 	inc, err := x.db.Incident(ctx, e.IncidentID)
 	if err != nil {
 		return nil, err
@@ -189,7 +185,7 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 				return nil, err
 			}
 			name := fmt.Sprintf("uploads/%s/%s", u.ID, u.Filename)
-			if err := x.addObject(ctx, w, export.File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
+			if err := x.addObject(ctx, w, File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
 				return nil, err
 			}
 			out = append(out, recMeta{Recording: r, Playable: []string{name}})
@@ -220,7 +216,7 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 			if _, err := playable.Seek(0, io.SeekStart); err != nil {
 				return err
 			}
-			if err := w.Add(export.File{Name: name, Kind: "mp4", Recording: r.ID.String()}, playable); err != nil {
+			if err := w.Add(File{Name: name, Kind: "mp4", Recording: r.ID.String()}, playable); err != nil {
 				return err
 			}
 			m.Playable = append(m.Playable, name)
@@ -242,13 +238,13 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 				if playable, err = os.CreateTemp(x.tmp, "playable-*.mp4"); err != nil {
 					return nil, err
 				}
-				if err := x.addObject(ctx, w, export.File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: r.ID.String()},
+				if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: r.ID.String()},
 					in.Key, in.SHA256, playable); err != nil {
 					return nil, err
 				}
 			}
 			seq := s.Seq
-			if err := x.addObject(ctx, w, export.File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: r.ID.String(),
+			if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: r.ID.String(),
 				Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.SHA256, playable); err != nil {
 				return nil, err
 			}
@@ -273,7 +269,7 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Add(export.File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON)); err != nil {
+	if err := w.Add(File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON)); err != nil {
 		return nil, err
 	}
 	return map[string]any{"incident": inc, "export": e, "recordings": out, "links": links}, nil
@@ -281,7 +277,7 @@ func (x *Exporter) fill(ctx context.Context, w *export.Writer, e index.Export) (
 
 // addObject copies an archived object into the package (and into the
 // playable copy) and refuses it if it no longer hashes to its index entry.
-func (x *Exporter) addObject(ctx context.Context, w *export.Writer, f export.File, key string, want []byte, also io.Writer) error {
+func (x *Exporter) addObject(ctx context.Context, w *Writer, f File, key string, want []byte, also io.Writer) error {
 	o, err := x.blobs.Open(ctx, key)
 	if err != nil {
 		return err

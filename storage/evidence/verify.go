@@ -1,4 +1,4 @@
-package storage
+package evidence
 
 import (
 	"bytes"
@@ -160,7 +160,7 @@ func checkObject(ctx context.Context, blobs *blob.Store, key string, sum []byte,
 		}
 		return st, "", err
 	}
-	got, err := objectSHA(ctx, c, bucket, key)
+	got, err := blobs.SHA256(ctx, key)
 	if err != nil {
 		return st, "", err
 	}

@@ -1,4 +1,4 @@
-package storage
+package archive
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
@@ -61,16 +62,12 @@ func crashChild() int {
 	st := media.NewStream(info)
 	a.Attach(st)
 	out := bufio.NewWriter(os.Stdout)
-	t0 := time.Now()
-	for _, f := range s.Loop(30, info.StartedAt) {
-		if d := time.Duration(float64(f.DTS)/crashSpeed) - time.Since(t0); d > 0 {
-			time.Sleep(d)
-		}
+	// plays until the parent kills us
+	_ = s.Play(ctx, crashSpeed, 0, func(f *media.Frame) error {
 		st.Write(f)
 		fmt.Fprintf(out, "FED %d\n", int64(f.DTS))
-		out.Flush()
-	}
-	time.Sleep(time.Hour) // the parent kills us long before
+		return out.Flush()
+	})
 	return 0
 }
 
@@ -93,7 +90,7 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	}
 	store := storagetest.NewStore(t)
 	start := time.Now().UTC().Truncate(time.Millisecond)
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	cfg := testConfig(t)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -119,17 +116,17 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 			}
 		}
 	}()
-	// kill while segment 2 (or later) is open with at least 2 durable fragments
-	recDir := filepath.Join(cfg.SpoolDir, info.RecordingID.String())
-	deadline := time.Now().Add(60 * time.Second)
-	var openSeq, fragsAtKill int
-	for openSeq == 0 {
-		if time.Now().After(deadline) {
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
 			cmd.Process.Kill()
 			cmd.Wait()
-			t.Fatal("the child never had a half-written segment")
 		}
-		time.Sleep(20 * time.Millisecond)
+	})
+	// kill while segment 2 (or later) is open with at least 2 durable fragments
+	recDir := filepath.Join(cfg.SpoolDir, info.RecordingID.String())
+	var openSeq, fragsAtKill int
+	mediatest.Eventually(t, "a half-written segment in the child", func() bool {
 		ents, _ := os.ReadDir(recDir)
 		for _, e := range ents {
 			if seqS, ok := strings.CutSuffix(e.Name(), ".open.json"); ok {
@@ -140,10 +137,12 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 				}
 			}
 		}
-	}
+		return openSeq != 0
+	})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed = true
 	<-scanned
 	cmd.Wait()
 	fed := time.Duration(lastFed.Load())
@@ -158,8 +157,8 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 		t.Fatalf("recovered %+v, want the open segment %d sealed", rec, openSeq)
 	}
 	t.Logf("recovery sealed segment %d from %d fragments, dropped %d torn bytes", rec[0].Sealed[0], rec[0].Fragments[0], rec[0].Truncated[0])
-	runArchive(t, a)
-	waitSpoolEmpty(t, a, info.RecordingID, 30*time.Second)
+	storagetest.Run(t, a)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 
 	segs, err := db.Segments(ctx, info.RecordingID)
 	if err != nil {
@@ -185,11 +184,11 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	if lost > cfg.FragmentDuration+time.Second {
 		t.Errorf("crash lost %v of media, want at most one fragment (%v) plus in-flight frames", lost, cfg.FragmentDuration)
 	}
-	rep, err := Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
+	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
 	if err != nil || !rep.OK() {
 		var b strings.Builder
 		rep.Write(&b)
 		t.Fatalf("verify after recovery: %v\n%s", err, b.String())
 	}
-	decodeDuration(t, download(t, db, store, info.RecordingID))
+	mediatest.DecodeDuration(t, storagetest.Download(t, db, store, info.RecordingID))
 }

@@ -1,15 +1,10 @@
-package storage
+package archive
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +16,7 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
@@ -42,131 +38,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// newRecording registers a device and a recording and returns the stream's
-// description.
-func newRecording(t testing.TB, db *index.DB, s *mediatest.Sample, start time.Time) media.Info {
-	t.Helper()
-	ctx := context.Background()
-	serial := "CAM-" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	dev, err := db.CreateDevice(ctx, index.Device{Serial: serial, Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := uuid.Must(uuid.NewV7())
-	if _, err := db.Pool().Exec(ctx, `INSERT INTO recordings (id, device_id, started_at, video_codec, audio_codec, width, height)
-		VALUES ($1, $2, $3, 'H264', 'AAC', $4, $5)`, id, dev.ID, start, s.Video.Width, s.Video.Height); err != nil {
-		t.Fatal(err)
-	}
-	return media.Info{RecordingID: id, DeviceID: dev.ID, DeviceSerial: serial, StartedAt: start, Tracks: []*media.Track{s.Video, s.Audio}}
-}
-
-// runArchive runs a's uploader until the test ends.
-func runArchive(t testing.TB, a *Archive) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("archive run: %v", err)
-		}
-		a.Close()
-	})
-}
-
-// feed writes frames to the stream; speed > 0 paces them at that multiple
-// of real time, 0 writes as fast as possible.
-func feed(st *media.Stream, frames []*media.Frame, speed float64) {
-	t0 := time.Now()
-	for _, f := range frames {
-		if speed > 0 {
-			if d := time.Duration(float64(f.DTS)/speed) - time.Since(t0); d > 0 {
-				time.Sleep(d)
-			}
-		}
-		st.Write(f)
-	}
-}
-
-// waitSpoolEmpty waits until the uploader has moved the recording out of
-// the spool (everything stored and indexed).
-func waitSpoolEmpty(t testing.TB, a *Archive, rec uuid.UUID, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, err := os.Stat(filepath.Join(a.cfg.SpoolDir, rec.String())); errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if time.Now().After(deadline) {
-			ents, _ := os.ReadDir(filepath.Join(a.cfg.SpoolDir, rec.String()))
-			var names []string
-			for _, e := range ents {
-				names = append(names, e.Name())
-			}
-			t.Fatalf("recording %s still in the spool after %v: %v", rec, timeout, names)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// download concatenates the init segment and every media segment of a
-// recording as stored in the bucket.
-func download(t testing.TB, db *index.DB, store *blob.Store, rec uuid.UUID) []byte {
-	t.Helper()
-	ctx := context.Background()
-	inits, err := db.InitSegments(ctx, rec)
-	if err != nil || len(inits) != 1 {
-		t.Fatalf("init segments %v: %v", inits, err)
-	}
-	segs, err := db.Segments(ctx, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	for _, k := range append([]string{inits[0].Key}, keysOf(segs)...) {
-		o, err := store.Client().GetObject(ctx, store.Bucket(), k, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(&buf, o); err != nil {
-			t.Fatalf("get %s: %v", k, err)
-		}
-		o.Close()
-	}
-	return buf.Bytes()
-}
-
-func keysOf(segs []index.Segment) []string {
-	var out []string
-	for _, s := range segs {
-		out = append(out, s.Key)
-	}
-	return out
-}
-
-// decodeDuration decodes with ffmpeg (any error fails) and returns the
-// duration ffprobe reports.
-func decodeDuration(t testing.TB, data []byte) time.Duration {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "concat.mp4")
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", p, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("ffmpeg -v error -i concat.mp4 -f null -: %v\n%s", err, out)
-	}
-	out, err = exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", p).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
-	sec, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	if err != nil {
-		t.Fatalf("ffprobe duration %q: %v", out, err)
-	}
-	return time.Duration(sec * float64(time.Second))
 }
 
 // checkComplete asserts that a recording of `passes` sample passes is
@@ -195,7 +66,7 @@ func checkComplete(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID,
 	if end := segs[len(segs)-1].EndDTS; end < want-50*time.Millisecond {
 		t.Errorf("archive ends at %v of %v: media lost at the end", end, want)
 	}
-	rep, err := Verify(ctx, db, store, []uuid.UUID{rec})
+	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +75,7 @@ func checkComplete(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID,
 		rep.Write(&b)
 		t.Fatalf("verify: %s", b.String())
 	}
-	if d := decodeDuration(t, download(t, db, store, rec)); d < want-100*time.Millisecond || d > want+200*time.Millisecond {
+	if d := mediatest.DecodeDuration(t, storagetest.Download(t, db, store, rec)); d < want-100*time.Millisecond || d > want+200*time.Millisecond {
 		t.Errorf("decoded duration %v, want %v", d, want)
 	}
 	return segs
@@ -219,15 +90,15 @@ func TestArchiveRecordingLandsInMinIOAndIndexAndDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	start := time.Now().UTC().Truncate(time.Second)
 	const passes = 5 // 10 s of media
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
-	feed(st, s.Loop(passes, start), 0)
+	storagetest.Feed(st, s.Loop(passes, start))
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 30*time.Second)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 
 	segs := checkComplete(t, db, store, info.RecordingID, s, passes)
 	if len(segs) != 5 { // 2 s target, keyframe every second
@@ -240,7 +111,7 @@ func TestArchiveRecordingLandsInMinIOAndIndexAndDecodes(t *testing.T) {
 	}
 	// every object is under GOVERNANCE retention for ~183 days, and
 	// carries its SHA-256 as S3 checksum
-	for _, k := range append(keysOf(segs), prefix+"init-0.mp4") {
+	for _, k := range append(storagetest.Keys(segs), prefix+"init-0.mp4") {
 		mode, until, err := store.Client().GetObjectRetention(ctx, store.Bucket(), k, "")
 		if err != nil {
 			t.Fatal(err)
@@ -270,9 +141,9 @@ func TestArchiveGapIsRecordedAndSequenceHasNoHole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	start := time.Now().UTC()
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
 	frames := s.Loop(3, start)
@@ -284,9 +155,9 @@ func TestArchiveGapIsRecordedAndSequenceHasNoHole(t *testing.T) {
 			frames[i], marked = &g, true
 		}
 	}
-	feed(st, frames, 0)
+	storagetest.Feed(st, frames)
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 30*time.Second)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 	segs := checkComplete(t, db, store, info.RecordingID, s, 3)
 	var gaps []int64
 	for _, sg := range segs {

@@ -1,10 +1,11 @@
-package storage
+package evidence_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,34 +15,49 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
+	"github.com/bwcplatform/bwc/storage/archive"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
+// archiveConfig: short segments so tests make several quickly.
+func archiveConfig(t testing.TB) archive.Config {
+	return archive.Config{
+		SpoolDir:         filepath.Join(t.TempDir(), "spool"),
+		SegmentDuration:  2 * time.Second,
+		FragmentDuration: 500 * time.Millisecond,
+		BackoffMin:       100 * time.Millisecond,
+		BackoffMax:       time.Second,
+		ScanInterval:     200 * time.Millisecond,
+	}
+}
+
 // archived records `passes` sample passes into a fresh database and bucket
 // and waits until they are stored and indexed.
-func archived(t *testing.T, passes int) (*Archive, *index.DB, *blob.Store, uuid.UUID, []index.Segment) {
+func archived(t *testing.T, passes int) (*evidence.Holder, *index.DB, *blob.Store, uuid.UUID, []index.Segment) {
 	t.Helper()
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	a, err := New(testConfig(t), db, store, nil, testLogger(t))
+	cfg := archiveConfig(t)
+	a, err := archive.New(cfg, db, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	start := time.Now().UTC()
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
-	feed(st, s.Loop(passes, start), 0)
+	storagetest.Feed(st, s.Loop(passes, start))
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 30*time.Second)
+	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
 	segs, err := db.Segments(context.Background(), info.RecordingID)
 	if err != nil || len(segs) < 3 {
 		t.Fatalf("%d segments: %v", len(segs), err)
 	}
-	return a, db, store, info.RecordingID, segs
+	return evidence.NewHolder(db, store, nil), db, store, info.RecordingID, segs
 }
 
 // versionOf returns the (only) version ID of an object.
@@ -102,12 +118,12 @@ func TestVerifyReportsTampering(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, db, store, rec, segs := archived(t, 3)
-			if rep, err := Verify(ctx, db, store, nil); err != nil || !rep.OK() {
+			if rep, err := evidence.Verify(ctx, db, store, nil); err != nil || !rep.OK() {
 				t.Fatalf("before tampering: %+v %v", rep, err)
 			}
 			victim := segs[1]
 			tc.tamper(t, db, store, rec, victim)
-			rep, err := Verify(ctx, db, store, nil)
+			rep, err := evidence.Verify(ctx, db, store, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,73 +208,4 @@ func TestRetentionAndLegalHold(t *testing.T) {
 		t.Errorf("release without hold: %v, want ErrNotFound", err)
 	}
 	_ = db
-}
-
-// TestLegalHoldCoversLaterSegments: a hold placed mid-recording applies to
-// segments uploaded afterwards.
-func TestLegalHoldCoversLaterSegments(t *testing.T) {
-	ctx := context.Background()
-	s := mediatest.Load(t)
-	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	a, err := New(testConfig(t), db, store, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runArchive(t, a)
-	start := time.Now().UTC()
-	info := newRecording(t, db, s, start)
-	st := media.NewStream(info)
-	a.Attach(st)
-	frames := s.Loop(4, start)
-	half := len(frames) / 2
-	feed(st, frames[:half], 0)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		segs, _ := db.Segments(ctx, info.RecordingID)
-		if len(segs) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no segment indexed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if _, err := a.Hold(ctx, info.RecordingID, "sgt.wu", "CASE-9", "evidence"); err != nil {
-		t.Fatal(err)
-	}
-	feed(st, frames[half:], 0)
-	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 30*time.Second)
-	segs, _ := db.Segments(ctx, info.RecordingID)
-	inits, _ := db.InitSegments(ctx, info.RecordingID)
-	keys := append(keysOf(segs), inits[0].Key)
-	if len(segs) < 3 {
-		t.Fatalf("%d segments", len(segs))
-	}
-	for _, k := range keys {
-		hs, err := store.Client().GetObjectLegalHold(ctx, store.Bucket(), k, minio.GetObjectLegalHoldOptions{})
-		if err != nil || *hs != minio.LegalHoldEnabled {
-			t.Errorf("%s: legal hold %v %v", k, hs, err)
-		}
-	}
-}
-
-// TestAppRoleCannotEditIndex: the application's own database role can add
-// segments but not change or remove them.
-func TestAppRoleCannotEditIndex(t *testing.T) {
-	ctx := context.Background()
-	_, db, _, rec, segs := archived(t, 3)
-	for _, q := range []string{
-		`UPDATE segments SET size = size + 1 WHERE recording_id = $1`,
-		`DELETE FROM segments WHERE recording_id = $1`,
-		`DELETE FROM init_segments WHERE recording_id = $1`,
-	} {
-		if _, err := db.Pool().Exec(ctx, q, rec); err == nil || !strings.Contains(err.Error(), "permission denied") {
-			t.Errorf("%s: err = %v, want permission denied", q, err)
-		}
-	}
-	got, err := db.Segments(ctx, rec)
-	if err != nil || len(got) != len(segs) {
-		t.Fatalf("segments after refused edits: %d %v, want %d", len(got), err, len(segs))
-	}
 }

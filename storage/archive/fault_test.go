@@ -1,4 +1,4 @@
-package storage
+package archive
 
 import (
 	"context"
@@ -69,20 +69,14 @@ func (m *privateMinIO) start() {
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	mediatest.Eventually(t, "private MinIO at "+m.addr+" up", func() bool {
 		resp, err := http.Get("http://" + m.addr + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("private MinIO at %s did not come up: %v", m.addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 func (m *privateMinIO) stop() {
@@ -181,43 +175,34 @@ func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	start := time.Now().UTC()
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
-	fed := make(chan struct{})
+	fed := make(chan error, 1)
 	go func() {
-		defer close(fed)
-		feed(st, s.Loop(faultPasses, start), faultSpeed)
+		fed <- s.Play(context.Background(), faultSpeed, faultPasses, func(f *media.Frame) error { st.Write(f); return nil })
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	mediatest.Eventually(t, "a segment indexed before the outage", func() bool {
 		segs, _ := db.Segments(ctx, info.RecordingID)
-		if len(segs) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no segment indexed before the outage")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(segs) > 0
+	})
 	stop()
 	t.Logf("dependency stopped for %v", outage)
-	alarmed := false
-	for end := time.Now().Add(outage); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if err := a.Check(ctx); errors.Is(err, ErrSpoolAlarm) {
-			alarmed = true
-		}
-	}
-	if !alarmed {
-		t.Errorf("spool never went above its alarm size (%d bytes) during the outage; it holds %d", cfg.SpoolAlarmBytes, a.SpoolBytes())
+	down := time.Now()
+	mediatest.Eventually(t, "the spool alarm during the outage", func() bool { return errors.Is(a.Check(ctx), ErrSpoolAlarm) })
+	// the outage lasts at least its length, so that the uploader backs off and retries
+	if d := time.Until(down.Add(outage)); d > 0 {
+		<-time.After(d)
 	}
 	restart()
 	t.Log("dependency restarted")
-	<-fed
+	if err := <-fed; err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 60*time.Second)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 	checkComplete(t, db, store, info.RecordingID, s, faultPasses)
 	if err := a.Check(ctx); err != nil {
 		t.Errorf("check after recovery: %v", err)

@@ -1,4 +1,4 @@
-package storage
+package archive
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/segmenter"
 	"github.com/bwcplatform/bwc/storage/internal/spool"
@@ -98,12 +99,13 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	start := time.Now().UTC().Truncate(time.Second)
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
-	go feed(st, s.Loop(5, start), 0) // 10 s
+	fed := make(chan struct{})
+	go func() { defer close(fed); storagetest.Feed(st, s.Loop(5, start)) }() // 10 s
 	select {
 	case <-fs.failed:
 	case <-time.After(60 * time.Second):
@@ -118,10 +120,10 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 		t.Errorf("bwc_archive_spool_write_failing = %v while failing", g)
 	}
 	close(fs.release)
-	waitCond(t, "spool alarm cleared", func() bool { return a.Check(ctx) == nil })
-	waitFed(t, st, s, 5) // the whole feed before the stream ends the recording
+	mediatest.Eventually(t, "spool alarm cleared", func() bool { return a.Check(ctx) == nil })
+	<-fed // the whole feed before the stream ends the recording
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 60*time.Second)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 
 	segs, err := db.Segments(ctx, info.RecordingID)
 	if err != nil {
@@ -151,7 +153,7 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 	if fs.failures == 0 {
 		t.Error("no write failed")
 	}
-	rep, err := Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
+	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
 	if err != nil || !rep.OK() {
 		var b bytes.Buffer
 		rep.Write(&b)
@@ -162,22 +164,6 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 	}
 	if g := testutil.ToFloat64(a.m.writeFailing); g != 0 {
 		t.Errorf("bwc_archive_spool_write_failing = %v after recovery", g)
-	}
-}
-
-// waitFed waits until the stream has taken every frame of the feed.
-func waitFed(t *testing.T, st *media.Stream, s *mediatest.Sample, passes int) {
-	t.Helper()
-	want := uint64(len(s.Loop(passes, time.Now())))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if n, _ := st.Stats(); n >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("feed did not finish")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -198,10 +184,10 @@ func TestStuckEvidenceAlarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	ctx := context.Background()
 	start := time.Now().UTC().Truncate(time.Second)
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	if _, err := db.Pool().Exec(ctx, `DELETE FROM recordings WHERE id = $1`, info.RecordingID); err != nil {
 		t.Fatal(err)
 	}
@@ -209,10 +195,10 @@ func TestStuckEvidenceAlarm(t *testing.T) {
 	info.DeviceID, info.DeviceSerial = uuid.Nil, "" // an old rec.json: not enough to rebuild the row
 	st := media.NewStream(info)
 	a.Attach(st)
-	feed(st, s.Loop(2, start), 0)
+	storagetest.Feed(st, s.Loop(2, start))
 	st.Close()
 
-	waitCond(t, "stuck alarm", func() bool {
+	mediatest.Eventually(t, "stuck alarm", func() bool {
 		err := a.Check(ctx)
 		return err != nil && strings.Contains(err.Error(), "recording "+info.RecordingID.String()+" init segment 0") &&
 			strings.Contains(err.Error(), "stuck") && strings.Contains(err.Error(), "not found")
@@ -227,8 +213,8 @@ func TestStuckEvidenceAlarm(t *testing.T) {
 	if _, err := db.Pool().Exec(ctx, `INSERT INTO recordings (id, device_id, started_at) VALUES ($1, $2, $3)`, info.RecordingID, dev, start); err != nil {
 		t.Fatal(err)
 	}
-	waitSpoolEmpty(t, a, info.RecordingID, 60*time.Second)
-	waitCond(t, "alarm cleared", func() bool { return a.Check(ctx) == nil })
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
+	mediatest.Eventually(t, "alarm cleared", func() bool { return a.Check(ctx) == nil })
 	if n := testutil.ToFloat64(a.m.stuck); n != 0 {
 		t.Errorf("bwc_archive_stuck = %v after repair", n)
 	}
@@ -249,10 +235,10 @@ func TestReconcileRebuildsLostRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runArchive(t, a)
+	storagetest.Run(t, a)
 	ctx := context.Background()
 	start := time.Now().UTC().Truncate(time.Second)
-	info := newRecording(t, db, s, start)
+	info := storagetest.NewRecording(t, db, s, start)
 	if _, err := db.Pool().Exec(ctx, `DELETE FROM recordings WHERE id = $1`, info.RecordingID); err != nil {
 		t.Fatal(err)
 	}
@@ -272,9 +258,9 @@ func TestReconcileRebuildsLostRow(t *testing.T) {
 	}
 	st := media.NewStream(info)
 	a.Attach(st)
-	feed(st, s.Loop(3, start), 0)
+	storagetest.Feed(st, s.Loop(3, start))
 	st.Close()
-	waitSpoolEmpty(t, a, info.RecordingID, 60*time.Second)
+	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 
 	rec, err := db.Recording(ctx, info.RecordingID)
 	if err != nil {
@@ -316,17 +302,6 @@ func TestReconcileRebuildsLostRow(t *testing.T) {
 	}
 	if len(got.ObjectOrphans) != 1 || got.ObjectOrphans[0] != key || len(got.Rebuilt) != 0 {
 		t.Errorf("reconcile = %+v, want the orphan %s", got, key)
-	}
-}
-
-func waitCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

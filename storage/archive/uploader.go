@@ -1,4 +1,4 @@
-package storage
+package archive
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -284,7 +283,7 @@ func (a *Archive) holdAfterIndex(ctx context.Context, rec uuid.UUID, key string,
 	if err != nil || !held {
 		return err
 	}
-	return a.setLegalHold(ctx, key, true)
+	return a.blobs.SetLegalHold(ctx, key, true)
 }
 
 // unspool removes uploaded files: the metadata first, so that a crash in
@@ -332,7 +331,7 @@ func (a *Archive) putObject(ctx context.Context, key string, data, sum []byte, m
 			return fmt.Errorf("%w: %s", ErrObjectConflict, key)
 		}
 		if held {
-			return a.setLegalHold(ctx, key, true)
+			return a.blobs.SetLegalHold(ctx, key, true)
 		}
 		return nil
 	}
@@ -363,38 +362,9 @@ func (a *Archive) sameContents(ctx context.Context, key string, st minio.ObjectI
 	if st.ChecksumSHA256 != "" {
 		return st.ChecksumSHA256 == base64.StdEncoding.EncodeToString(sum), nil
 	}
-	got, err := a.objectSHA(ctx, key)
+	got, err := a.blobs.SHA256(ctx, key)
 	if err != nil {
 		return false, err
 	}
 	return bytes.Equal(got, sum), nil
-}
-
-// objectSHA downloads an object and hashes it.
-func (a *Archive) objectSHA(ctx context.Context, key string) ([]byte, error) {
-	return objectSHA(ctx, a.blobs.Client(), a.blobs.Bucket(), key)
-}
-
-func objectSHA(ctx context.Context, c *minio.Client, bucket, key string) ([]byte, error) {
-	o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, o); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
-}
-
-func (a *Archive) setLegalHold(ctx context.Context, key string, on bool) error {
-	s := minio.LegalHoldDisabled
-	if on {
-		s = minio.LegalHoldEnabled
-	}
-	if err := a.blobs.Client().PutObjectLegalHold(ctx, a.blobs.Bucket(), key, minio.PutObjectLegalHoldOptions{Status: &s}); err != nil {
-		return fmt.Errorf("legal hold %s on %s: %w", s, key, err)
-	}
-	return nil
 }
