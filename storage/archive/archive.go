@@ -124,24 +124,23 @@ type Archive struct {
 	log   *slog.Logger
 	m     *metrics
 
-	ctx    context.Context // ends the recorders on Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	kick   chan struct{}
+	ready     chan struct{} // closed by Run once the spool is recovered
+	closing   chan struct{} // closed by Close: ends the recorders
+	closeOnce sync.Once
+	wg        sync.WaitGroup // recorders (Attach)
+	kick      chan struct{}
 
 	spoolBytes atomic.Int64
 	alarm      atomic.Bool
 
-	recovered []spool.Recovered
-	closeOnce sync.Once
+	recovered []spool.Recovered // written by Run before ready is closed
 
 	alarms alarms     // spool write errors and stuck evidence: Check fails by name
 	stuck  stuckWatch // ages of spooled objects
 }
 
-// New recovers the spool left by a previous run (sealing segments that
-// were being written from their durable fragments) and prepares the
-// archive; uploads start with Run.
+// New validates the configuration and prepares the archive. It reads
+// nothing from disk: Run recovers the spool, then uploads.
 func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, log *slog.Logger) (*Archive, error) {
 	cfg.defaults()
 	if log == nil {
@@ -154,49 +153,50 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, 
 	if err != nil {
 		return nil, err
 	}
-	rec, err := spool.Recover(cfg.SpoolDir)
+	return &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m,
+		ready: make(chan struct{}), closing: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
+}
+
+// Ready is closed once Run has recovered the spool; recordings attached
+// before are buffered in their reader's ring until then.
+func (a *Archive) Ready() <-chan struct{} { return a.ready }
+
+// recover recovers the spool left by a previous run, sealing segments that
+// were being written from their durable fragments, and measures it.
+func (a *Archive) recover() error {
+	rec, err := spool.Recover(a.cfg.SpoolDir)
 	for _, r := range rec {
 		if len(r.Sealed) > 0 {
-			log.Warn("archive: recovered segments after an unclean stop", "recording", r.Recording,
+			a.log.Warn("archive: recovered segments after an unclean stop", "recording", r.Recording,
 				"segments", r.Sealed, "fragments", r.Fragments, "torn_bytes_dropped", r.Truncated)
-			m.recovered.Add(float64(len(r.Sealed)))
+			a.m.recovered.Add(float64(len(r.Sealed)))
 		}
 	}
 	if err != nil {
 		// what could be recovered was; the rest stays on disk for an operator
-		log.Error("archive: spool recovery", "err", err)
+		a.log.Error("archive: spool recovery", "err", err)
 	}
-	if _, err := os.Stat(cfg.SpoolDir); err != nil {
-		return nil, fmt.Errorf("archive spool %s: %w", cfg.SpoolDir, err)
+	if _, err := os.Stat(a.cfg.SpoolDir); err != nil {
+		return fmt.Errorf("archive spool %s: %w", a.cfg.SpoolDir, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m, ctx: ctx, cancel: cancel,
-		kick: make(chan struct{}, 1), recovered: rec}
+	a.recovered = rec
 	a.spoolBytes.Store(a.measureSpool())
-	return a, nil
+	return nil
 }
 
-// Recovered reports what New recovered from the spool.
+// Recovered reports what Run recovered from the spool (valid once Ready
+// is closed).
 func (a *Archive) Recovered() []spool.Recovered { return a.recovered }
 
 // Attach subscribes to a new recording at once (before its first frame)
-// and archives it on its own goroutine until the stream ends or the archive
-// closes. The reader's ring is large; an overflow (which loses frames) is
-// an alarm: logged and counted.
+// and archives it on its own goroutine, once the spool is recovered, until
+// the stream ends or the archive closes. The reader's ring is large; an
+// overflow (which loses frames) is an alarm: logged and counted.
 func (a *Archive) Attach(s *media.Stream) {
 	info := s.Info()
 	log := a.log.With("recording", info.RecordingID, "device", info.DeviceSerial)
-	start := info.StartedAt
-	if start.IsZero() {
-		start = time.Now()
-	}
-	info.StartedAt = start
-	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start.UTC(),
-		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
-	if err != nil {
-		a.m.errors.WithLabelValues("spool").Inc()
-		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
-		return
+	if info.StartedAt.IsZero() {
+		info.StartedAt = time.Now()
 	}
 	var lost atomic.Int64
 	r := s.Subscribe(media.ReaderOptions{Name: "archive", Size: a.cfg.RingFrames, OnDrop: func(n int) {
@@ -207,13 +207,43 @@ func (a *Archive) Attach(s *media.Stream) {
 	go func() {
 		defer a.wg.Done()
 		defer r.Close()
+		select {
+		case <-a.ready:
+		case <-a.closing:
+			return
+		}
+		w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: info.StartedAt.UTC(),
+			DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
+		if err != nil {
+			a.m.errors.WithLabelValues("spool").Inc()
+			log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
+			return
+		}
 		a.m.recordings.Inc()
 		defer a.m.recordings.Dec()
-		a.record(info, w, r, &lost, log)
+		ctx, cancel := a.untilClosed()
+		defer cancel()
+		a.record(ctx, info, w, r, &lost, log)
 	}()
 }
 
-func (a *Archive) record(info media.Info, w *spool.Writer, r *media.Reader, lost *atomic.Int64, log *slog.Logger) {
+// untilClosed is a context that ends when the archive closes (or cancel
+// is called).
+func (a *Archive) untilClosed() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		select {
+		case <-a.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (a *Archive) record(ctx context.Context, info media.Info, w *spool.Writer, r *media.Reader, lost *atomic.Int64, log *slog.Logger) {
 	var sink segmenter.Sink = &measured{Sink: w, a: a}
 	if a.cfg.sinkWrap != nil {
 		sink = a.cfg.sinkWrap(sink)
@@ -233,7 +263,7 @@ func (a *Archive) record(info media.Info, w *spool.Writer, r *media.Reader, lost
 	var retryAt time.Time
 	var reported int64
 	for {
-		f, err := r.Read(a.ctx)
+		f, err := r.Read(ctx)
 		if n := lost.Load(); n != reported {
 			log.Error("archive: reader fell behind, frames lost", "lost_total", n)
 			reported = n
@@ -345,10 +375,11 @@ func (a *Archive) Check(ctx context.Context) error {
 // SpoolBytes is the current size of the spool.
 func (a *Archive) SpoolBytes() int64 { return a.spoolBytes.Load() }
 
-// Close stops the recorders, sealing each open segment, and waits for them.
+// Close stops the recorders, sealing each open segment, and waits for
+// them. Run's goroutines end with Run.
 func (a *Archive) Close() error {
 	a.closeOnce.Do(func() {
-		a.cancel()
+		close(a.closing)
 		a.wg.Wait()
 	})
 	return nil

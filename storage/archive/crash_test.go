@@ -152,12 +152,12 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storagetest.Run(t, a) // recovers the spool before Ready
 	rec := a.Recovered()
 	if len(rec) != 1 || len(rec[0].Sealed) != 1 || rec[0].Sealed[0] < uint64(openSeq) || rec[0].Fragments[0] < 1 {
 		t.Fatalf("recovered %+v, want the open segment %d sealed", rec, openSeq)
 	}
 	t.Logf("recovery sealed segment %d from %d fragments, dropped %d torn bytes", rec[0].Sealed[0], rec[0].Fragments[0], rec[0].Truncated[0])
-	storagetest.Run(t, a)
 	storagetest.WaitSpoolEmpty(t, a.cfg.SpoolDir, info.RecordingID)
 
 	segs, err := db.Segments(ctx, info.RecordingID)

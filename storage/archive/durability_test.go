@@ -343,7 +343,11 @@ func TestEndedSpoolLeftoversRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(cfg, db, store, nil, testLogger(t)); err != nil {
+	a, err := New(cfg, db, store, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.recover(); err != nil { // what Run does first
 		t.Fatal(err)
 	}
 	for _, n := range []string{"000000.frags", "000003.m4s", "000004.m4s", "000004.frags"} {

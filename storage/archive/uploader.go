@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,36 +28,38 @@ type uploadDone struct {
 	err error
 }
 
-// Run uploads the spool until ctx ends: each recording's directory is
-// handled by one worker at a time, init segments first, then media segments
-// in sequence order. A failing directory is retried with exponential
-// backoff (BackoffMin doubling up to BackoffMax).
+// Run recovers the spool left by a previous run (then Ready is closed)
+// and uploads it until ctx ends: each recording's directory is handled by
+// one worker at a time, init segments first, then media segments in
+// sequence order. A failing directory is retried with exponential backoff
+// (BackoffMin doubling up to BackoffMax). Alongside, the stuck-evidence
+// alarm and reconciliation run; Run returns once all of it has stopped.
 func (a *Archive) Run(ctx context.Context) error {
+	if err := a.recover(); err != nil {
+		return err
+	}
+	close(a.ready)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.watchStuck(ctx) })
+	wg.Go(func() { a.reconcileLoop(ctx) })
+	defer wg.Wait()
+	a.upload(ctx)
+	return nil
+}
+
+// upload hands ready recording directories to UploadWorkers workers until
+// ctx ends, then waits for them.
+func (a *Archive) upload(ctx context.Context) {
 	work := make(chan string)
 	done := make(chan uploadDone, a.cfg.UploadWorkers)
-	workersDone := make(chan struct{})
-	go func() {
-		defer close(workersDone)
-		var wg = make(chan struct{}, a.cfg.UploadWorkers)
-		for range a.cfg.UploadWorkers {
-			wg <- struct{}{}
-			go func() {
-				defer func() { <-wg }()
-				for dir := range work {
-					done <- uploadDone{dir: dir, err: a.uploadDir(ctx, dir)}
-				}
-			}()
-		}
-		for range a.cfg.UploadWorkers {
-			wg <- struct{}{}
-		}
-	}()
-	stuckDone := make(chan struct{})
-	go func() { defer close(stuckDone); a.watchStuck(ctx) }()
-	defer func() { <-stuckDone }()
-	reconcileDone := make(chan struct{})
-	go func() { defer close(reconcileDone); a.reconcileLoop(ctx) }()
-	defer func() { <-reconcileDone }()
+	var workers sync.WaitGroup
+	for range a.cfg.UploadWorkers {
+		workers.Go(func() {
+			for dir := range work {
+				done <- uploadDone{dir: dir, err: a.uploadDir(ctx, dir)}
+			}
+		})
+	}
 	busy := map[string]bool{}
 	retryAt := map[string]time.Time{}
 	backoff := map[string]time.Duration{}
@@ -67,30 +70,44 @@ func (a *Archive) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			close(work)
-			for {
-				select {
-				case <-done:
-				case <-workersDone:
-					return nil
-				}
-			}
+			drain(done, &workers)
+			return
 		case <-tick.C:
 		case <-a.kick:
 		case d := <-done:
 			delete(busy, d.dir)
-			a.stuck.failed(d.dir, d.err)
-			if d.err != nil {
-				b := min(max(backoff[d.dir]*2, a.cfg.BackoffMin), a.cfg.BackoffMax)
-				backoff[d.dir], retryAt[d.dir] = b, time.Now().Add(b)
-				a.m.errors.WithLabelValues("upload").Inc()
-				if ctx.Err() == nil {
-					a.log.Warn("archive: upload failed, retrying", "recording", filepath.Base(d.dir), "retry_in", b, "err", d.err)
-				}
-			} else {
-				delete(backoff, d.dir)
-				delete(retryAt, d.dir)
-			}
+			a.finished(ctx, d, backoff, retryAt)
 		}
+	}
+}
+
+// drain receives the workers' last results until they have all stopped.
+func drain(done <-chan uploadDone, workers *sync.WaitGroup) {
+	stopped := make(chan struct{})
+	go func() { workers.Wait(); close(stopped) }()
+	for {
+		select {
+		case <-done:
+		case <-stopped:
+			return
+		}
+	}
+}
+
+// finished records a directory's upload result: a failure is retried after
+// the directory's next backoff.
+func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string]time.Duration, retryAt map[string]time.Time) {
+	a.stuck.failed(d.dir, d.err)
+	if d.err == nil {
+		delete(backoff, d.dir)
+		delete(retryAt, d.dir)
+		return
+	}
+	b := min(max(backoff[d.dir]*2, a.cfg.BackoffMin), a.cfg.BackoffMax)
+	backoff[d.dir], retryAt[d.dir] = b, time.Now().Add(b)
+	a.m.errors.WithLabelValues("upload").Inc()
+	if ctx.Err() == nil {
+		a.log.Warn("archive: upload failed, retrying", "recording", filepath.Base(d.dir), "retry_in", b, "err", d.err)
 	}
 }
 

@@ -40,6 +40,7 @@ type Exporter struct {
 	log       *slog.Logger
 
 	queue chan uuid.UUID
+	ready chan struct{} // closed by Run once pending exports are queued
 	wg    sync.WaitGroup
 }
 
@@ -48,7 +49,8 @@ func NewExporter(db *index.DB, blobs *blob.Store, key ed25519.PrivateKey, retent
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Exporter{db: db, blobs: blobs, key: key, retention: retention, tmp: tmp, log: log, queue: make(chan uuid.UUID, 64)}
+	return &Exporter{db: db, blobs: blobs, key: key, retention: retention, tmp: tmp, log: log,
+		queue: make(chan uuid.UUID, 64), ready: make(chan struct{})}
 }
 
 // PublicKey is the key packages are verified with.
@@ -64,8 +66,12 @@ func (x *Exporter) Enqueue(id uuid.UUID) {
 	}
 }
 
-// Run builds queued exports until ctx ends; at start it takes up approved
-// exports a previous run did not build.
+// Ready is closed once Run has taken up the exports a previous run did
+// not build.
+func (x *Exporter) Ready() <-chan struct{} { return x.ready }
+
+// Run builds queued exports, one at a time, until ctx ends; at start it
+// takes up approved exports a previous run did not build.
 func (x *Exporter) Run(ctx context.Context) error {
 	if pending, err := x.db.Exports(ctx, nil); err == nil {
 		for _, e := range pending {
@@ -74,6 +80,7 @@ func (x *Exporter) Run(ctx context.Context) error {
 			}
 		}
 	}
+	close(x.ready)
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,7 +96,8 @@ func (x *Exporter) Run(ctx context.Context) error {
 	}
 }
 
-// Close waits for a build in progress.
+// Close waits for a build in progress. The Exporter starts no goroutine:
+// builds run on Run's.
 func (x *Exporter) Close() error {
 	x.wg.Wait()
 	return nil
