@@ -7,7 +7,7 @@
 #   scripts/services.sh up      install if needed, start, print how to reach them
 #   scripts/services.sh down    stop both
 #   scripts/services.sh env     print the environment (export lines)
-#   scripts/services.sh tools   install the test tools (ffmpeg, chromium, playwright-core)
+#   scripts/services.sh tools   install the test tools (ffmpeg, chromium, playwright-core, staticcheck)
 source "$(dirname "$0")/lib.sh"
 
 PGDIR="$BWC_STATE_DIR/pg"
@@ -90,7 +90,19 @@ export BWC_TEST_PG_BINDIR='$(pg_bindir)'
 EOT
 }
 
+# staticcheck, pinned: the same findings on every machine.
+STATICCHECK_VERSION="v0.8.2"
+STATICCHECK_BIN="$BWC_STATE_DIR/bin/staticcheck"
+
+install_staticcheck() {
+	if [ -x "$STATICCHECK_BIN" ] && "$STATICCHECK_BIN" -version | grep -qF "(${STATICCHECK_VERSION#v})"; then return; fi
+	log "installing staticcheck $STATICCHECK_VERSION (go install, about 30 s, once)"
+	mkdir -p "$(dirname "$STATICCHECK_BIN")"
+	(cd /tmp && GOBIN="$(dirname "$STATICCHECK_BIN")" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}")
+}
+
 install_tools() {
+	install_staticcheck
 	local pkgs=()
 	command -v ffmpeg >/dev/null || pkgs+=(ffmpeg)
 	[ -x /usr/bin/chromium ] || pkgs+=(chromium)
