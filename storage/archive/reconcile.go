@@ -124,8 +124,8 @@ func (a *Archive) rebuildRow(ctx context.Context, id uuid.UUID, dir string) erro
 		}
 		if m, err := spool.ParseSegMeta(b); err == nil {
 			segs++
-			if m.End.After(end) {
-				end = m.End
+			if m.EndedAt.After(end) {
+				end = m.EndedAt
 			}
 		}
 	}

@@ -205,7 +205,7 @@ func (f *fixture) checkInits(have map[string]bool, st state) {
 		if !have[name+".mp4"] {
 			continue
 		}
-		m, err := ParseInitMeta(f.read(name + ".json"))
+		m, err := parseInitFile(f.read(name + ".json"))
 		if err != nil {
 			f.t.Errorf("%s.json: %v", name, err)
 			continue
@@ -234,7 +234,7 @@ func (f *fixture) checkSegments(have map[string]bool, st state, r Recovered) {
 			}
 			continue
 		}
-		m, err := ParseSegMeta(f.read(name + ".json"))
+		m, err := parseSegFile(f.read(name + ".json"))
 		if err != nil {
 			f.t.Errorf("%s.json: %v", name, err)
 			continue
@@ -265,7 +265,7 @@ func (f *fixture) checkSegments(have map[string]bool, st state, r Recovered) {
 	}
 	for seq, c := range chains { // map order: check links both ways
 		if next, ok := chains[seq+1]; ok {
-			m, _ := ParseSegMeta(f.read(seqName(seq+1) + ".json"))
+			m, _ := parseSegFile(f.read(seqName(seq+1) + ".json"))
 			if !bytes.Equal(m.PrevChain, c) || next == nil {
 				f.t.Errorf("%s: chain broken", seqName(seq+1))
 			}

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -31,23 +32,36 @@ func reencode[T any](t *testing.T, v T, parse func([]byte) (T, error)) {
 	}
 }
 
+// FuzzParseSegMeta also checks that ParseSegMeta agrees with the file
+// parser: the same error, or the file's segment.
 func FuzzParseSegMeta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseSegMeta(data)
+		m, err := parseSegFile(data)
+		s, err2 := ParseSegMeta(data)
+		if (err == nil) != (err2 == nil) || err == nil && !reflect.DeepEqual(s, m.segment()) {
+			t.Fatalf("ParseSegMeta = %+v, %v; parseSegFile = %+v, %v", s, err2, m, err)
+		}
 		if err != nil {
 			return
 		}
-		reencode(t, m, ParseSegMeta)
+		if s.Seq < 0 || uint64(s.Seq) != m.Seq {
+			t.Fatalf("sequence number %d read as %d", m.Seq, s.Seq)
+		}
+		reencode(t, m, parseSegFile)
 	})
 }
 
 func FuzzParseInitMeta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseInitMeta(data)
+		m, err := parseInitFile(data)
+		s, err2 := ParseInitMeta(data)
+		if (err == nil) != (err2 == nil) || err == nil && !reflect.DeepEqual(s, m.initSegment()) {
+			t.Fatalf("ParseInitMeta = %+v, %v; parseInitFile = %+v, %v", s, err2, m, err)
+		}
 		if err != nil {
 			return
 		}
-		reencode(t, m, ParseInitMeta)
+		reencode(t, m, parseInitFile)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/chain"
 )
 
@@ -57,8 +58,8 @@ func (r RecMeta) Prefix() string {
 func (r RecMeta) InitKey(n int) string     { return fmt.Sprintf("%s/init-%d.mp4", r.Prefix(), n) }
 func (r RecMeta) SegKey(seq uint64) string { return fmt.Sprintf("%s/%06d.m4s", r.Prefix(), seq) }
 
-// InitMeta is a spooled init segment ready to upload.
-type InitMeta struct {
+// initFile is init-<n>.json, a spooled init segment ready to upload.
+type initFile struct {
 	Recording uuid.UUID `json:"recording"`
 	N         int       `json:"n"`
 	Key       string    `json:"key"`
@@ -66,8 +67,17 @@ type InitMeta struct {
 	Size      int64     `json:"size"`
 }
 
-// SegMeta is a sealed media segment ready to upload.
-type SegMeta struct {
+// initSegment is the init segment's index row.
+func (m initFile) initSegment() index.InitSegment {
+	return index.InitSegment{RecordingID: m.Recording, N: m.N, Key: m.Key, SHA256: m.SHA256, Size: m.Size}
+}
+
+// segFile is <seq>.json, a sealed media segment ready to upload: the
+// segment the index keeps (index.Segment) under the field names the spool
+// has always written (a spool left by an older build must still recover),
+// with what only the spool keeps: the SHA-256 of its init segment (the
+// chain covers it) and its number of fragments.
+type segFile struct {
 	Recording  uuid.UUID     `json:"recording"`
 	Seq        uint64        `json:"seq"`
 	Init       int           `json:"init"`
@@ -87,14 +97,31 @@ type SegMeta struct {
 	SealedAt   time.Time     `json:"sealed_at"`
 }
 
-// Link is what the chain covers of the segment.
-func (m SegMeta) Link() chain.Link {
+// segment is the segment's index row (its sequence number fits: parseSegFile
+// accepts none above 2^62).
+func (m segFile) segment() index.Segment {
+	return index.Segment{RecordingID: m.Recording, Seq: int64(m.Seq), InitN: m.Init, Key: m.Key, SHA256: m.SHA256,
+		PrevChain: m.PrevChain, Chain: m.Chain, Size: m.Size, StartedAt: m.Start, EndedAt: m.End, StartDTS: m.StartDTS,
+		EndDTS: m.EndDTS, Gap: m.Gap, Recovered: m.Recovered, SealedAt: m.SealedAt}
+}
+
+// link is what the chain covers of the segment.
+func (m segFile) link() chain.Link {
 	return chain.Link{Seq: m.Seq, SHA256: m.SHA256, Init: m.Init, InitSHA256: m.InitSHA256, Start: m.Start, End: m.End, Gap: m.Gap}
 }
 
-// ParseSegMeta reads and checks a segment's metadata file.
-func ParseSegMeta(data []byte) (SegMeta, error) {
-	var m SegMeta
+// ParseSegMeta reads and checks a segment's metadata file (<seq>.json) and
+// returns the segment to index.
+func ParseSegMeta(data []byte) (index.Segment, error) {
+	m, err := parseSegFile(data)
+	if err != nil {
+		return index.Segment{}, err
+	}
+	return m.segment(), nil
+}
+
+func parseSegFile(data []byte) (segFile, error) {
+	var m segFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
@@ -111,15 +138,24 @@ func ParseSegMeta(data []byte) (SegMeta, error) {
 		return m, fmt.Errorf("%w: ends before it starts", ErrBadMeta)
 	case !strings.HasSuffix(m.Key, fmt.Sprintf("/%s/%06d.m4s", m.Recording, m.Seq)):
 		return m, fmt.Errorf("%w: key %q does not match recording and seq", ErrBadMeta, m.Key)
-	case !bytes.Equal(chain.Next(m.PrevChain, m.Link()), m.Chain):
+	case !bytes.Equal(chain.Next(m.PrevChain, m.link()), m.Chain):
 		return m, fmt.Errorf("%w: chain value does not match the segment", ErrBadMeta)
 	}
 	return m, nil
 }
 
-// ParseInitMeta reads and checks an init segment's metadata file.
-func ParseInitMeta(data []byte) (InitMeta, error) {
-	var m InitMeta
+// ParseInitMeta reads and checks an init segment's metadata file
+// (init-<n>.json) and returns the init segment to index.
+func ParseInitMeta(data []byte) (index.InitSegment, error) {
+	m, err := parseInitFile(data)
+	if err != nil {
+		return index.InitSegment{}, err
+	}
+	return m.initSegment(), nil
+}
+
+func parseInitFile(data []byte) (initFile, error) {
+	var m initFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {

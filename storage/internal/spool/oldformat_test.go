@@ -2,13 +2,19 @@ package spool
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/chain"
 )
 
 var writeGolden = flag.Bool("write-golden", false, "write testdata/spool-v1-recovered from what Recover makes of testdata/spool-v1")
@@ -42,6 +48,7 @@ func TestRecoverSpoolV1(t *testing.T) {
 	if len(want) == 0 || len(want) != len(have) {
 		t.Fatalf("%d files recovered, want the %d of %s", len(have), len(want), golden)
 	}
+	checkV1Segment(t, dir)
 	for _, e := range want {
 		w, _ := os.ReadFile(filepath.Join(golden, e.Name()))
 		h, err := os.ReadFile(filepath.Join(dir, e.Name()))
@@ -64,4 +71,36 @@ func withoutSealedAt(t *testing.T, name string, b []byte) []byte {
 	delete(m, "sealed_at")
 	out, _ := json.Marshal(m)
 	return out
+}
+
+// checkV1Segment: segment 0 of spool-v1 reads as the index segment the
+// uploader stores.
+func checkV1Segment(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "000000.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSegMeta(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedAt, _ := time.Parse(time.RFC3339Nano, "2026-12-01T03:08:14.7821732Z")
+	want := index.Segment{RecordingID: recID, Seq: 0, InitN: 0, Key: "2026/03/01/" + recID.String() + "/000000.m4s",
+		SHA256: unbase64(t, "GkxKxUJOcPRCHDBRFVx1QqBaOrdF9mnd1zMpIamJL4I="), PrevChain: chain.Genesis(recID),
+		Chain: unbase64(t, "v0vFtVbmQLrP3hrT1j6LJ4XTkBKiALcksSBAFk9o7Ao="), Size: 240,
+		StartedAt: time.Date(2026, 3, 1, 23, 59, 58, 123456000, time.UTC), EndedAt: time.Date(2026, 3, 2, 0, 0, 1, 123456000, time.UTC),
+		StartDTS: 0, EndDTS: 3 * time.Second, SealedAt: sealedAt}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("segment 0 reads as\n%+v\nwant\n%+v", s, want)
+	}
+}
+
+func unbase64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

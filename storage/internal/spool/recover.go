@@ -138,7 +138,7 @@ func recoverInit(dir string, rec RecMeta, st *state, name string) error {
 		return err
 	}
 	sum := sha256.Sum256(data)
-	m := InitMeta{Recording: rec.Recording, N: n, Key: rec.InitKey(n), SHA256: sum[:], Size: int64(len(data))}
+	m := initFile{Recording: rec.Recording, N: n, Key: rec.InitKey(n), SHA256: sum[:], Size: int64(len(data))}
 	if err := writeJSON(dir, fmt.Sprintf("init-%d.json", n), m); err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func catchUpSealed(dir string, st *state, name string) error {
 	if err != nil {
 		return err
 	}
-	m, err := ParseSegMeta(data)
+	m, err := parseSegFile(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -222,7 +222,7 @@ func sealFragments(dir string, rec RecMeta, st *state, h openHeader, frags []Fra
 	if err != nil {
 		return err
 	}
-	m := segMeta(rec, h, sum, last.EndOffset, len(frags), segmenter.End{DTS: last.EndDTS, Wall: last.EndWall})
+	m := newSegFile(rec, h, sum, last.EndOffset, len(frags), segmenter.End{DTS: last.EndDTS, Wall: last.EndWall})
 	m.Recovered = true
 	return seal(dir, st, m)
 }

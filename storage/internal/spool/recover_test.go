@@ -245,7 +245,7 @@ var crashCases = []crashCase{
 	{name: "corrupt: segment metadata with a bad hash", build: func(f *fixture) {
 		f.init()
 		f.segment(2)
-		m, err := ParseSegMeta(f.read("000000.json"))
+		m, err := parseSegFile(f.read("000000.json"))
 		f.must(err)
 		m.SHA256[0] ^= 1
 		b, _ := json.Marshal(m)

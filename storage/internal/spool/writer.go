@@ -30,7 +30,7 @@ type Writer struct {
 	last  segmenter.End
 
 	begun    bool     // Begin ran (maybe partly): a segment may be open on disk
-	unsealed *SegMeta // a segment whose sealing failed (disk): Salvage retries it
+	unsealed *segFile // a segment whose sealing failed (disk): Salvage retries it
 }
 
 var _ segmenter.Sink = (*Writer)(nil)
@@ -73,7 +73,7 @@ func (w *Writer) Init(_ int, data []byte) error {
 		return fmt.Errorf("spool init %d of %s: %w", n, w.rec.Recording, err)
 	}
 	sum := sha256.Sum256(data)
-	m := InitMeta{Recording: w.rec.Recording, N: n, Key: w.rec.InitKey(n), SHA256: sum[:], Size: int64(len(data))}
+	m := initFile{Recording: w.rec.Recording, N: n, Key: w.rec.InitKey(n), SHA256: sum[:], Size: int64(len(data))}
 	if err := writeJSON(w.dir, name+".json", m); err != nil {
 		return fmt.Errorf("spool init %d of %s: %w", n, w.rec.Recording, err)
 	}
@@ -141,7 +141,7 @@ func (w *Writer) Seal(end segmenter.End) error {
 		w.begun = false
 		return nil
 	}
-	m := segMeta(w.rec, w.hdr, w.h.Sum(nil), w.size, w.nfrag, end)
+	m := newSegFile(w.rec, w.hdr, w.h.Sum(nil), w.size, w.nfrag, end)
 	w.unsealed, w.begun = &m, false
 	return w.sealPending()
 }
@@ -192,7 +192,7 @@ func (w *Writer) Salvage() error {
 	if err := durable.TruncateSync(base+".m4s", w.size); err != nil {
 		return fmt.Errorf("spool segment %d of %s: %w", w.hdr.Seq, w.rec.Recording, err)
 	}
-	m := segMeta(w.rec, w.hdr, w.h.Sum(nil), w.size, w.nfrag, w.last)
+	m := newSegFile(w.rec, w.hdr, w.h.Sum(nil), w.size, w.nfrag, w.last)
 	m.Recovered = true
 	w.unsealed, w.begun = &m, false
 	return w.sealPending()
@@ -215,10 +215,10 @@ func (w *Writer) End() error {
 	return durable.WriteAtomic(w.dir, "ended", nil, 0o640)
 }
 
-// segMeta is the metadata of the segment begun with h, sealed with nfrag
+// newSegFile is the metadata of the segment begun with h, sealed with nfrag
 // fragments, size bytes of SHA-256 sum, ending at end.
-func segMeta(rec RecMeta, h openHeader, sum []byte, size int64, nfrag int, end segmenter.End) SegMeta {
-	m := SegMeta{Recording: rec.Recording, Seq: h.Seq, Init: h.Init, InitSHA256: h.InitSHA256, Key: rec.SegKey(h.Seq),
+func newSegFile(rec RecMeta, h openHeader, sum []byte, size int64, nfrag int, end segmenter.End) segFile {
+	m := segFile{Recording: rec.Recording, Seq: h.Seq, Init: h.Init, InitSHA256: h.InitSHA256, Key: rec.SegKey(h.Seq),
 		SHA256: sum, PrevChain: h.PrevChain, Size: size, Start: h.Start, End: end.Wall.Truncate(time.Microsecond),
 		StartDTS: h.StartDTS, EndDTS: end.DTS, Gap: h.Gap, Fragments: nfrag, SealedAt: time.Now().UTC()}
 	if m.End.Before(m.Start) {
@@ -228,13 +228,13 @@ func segMeta(rec RecMeta, h openHeader, sum []byte, size int64, nfrag int, end s
 		m.EndDTS = m.StartDTS
 	}
 	m.Start, m.End = m.Start.UTC(), m.End.UTC()
-	m.Chain = chain.Next(m.PrevChain, m.Link())
+	m.Chain = chain.Next(m.PrevChain, m.link())
 	return m
 }
 
 // seal writes a segment's metadata (making it uploadable), advances the
 // state and removes the open segment's bookkeeping.
-func seal(dir string, st *state, m SegMeta) error {
+func seal(dir string, st *state, m segFile) error {
 	if err := writeJSON(dir, segName(m.Seq)+".json", m); err != nil {
 		return err
 	}
