@@ -164,7 +164,9 @@ type Server struct {
 
 	// listeners, once started: "RTSP listener", "RTSPS listener"
 	lns     map[string]*guardedListener
-	started bool
+	life    sync.Mutex    // held while Run binds and while Close stops what it bound
+	started bool          // the RTSP servers were started; guarded by life
+	ready   chan struct{} // closed once Run listens
 	stopped chan struct{}  // closed when an RTSP server stopped by itself
 	stopErr error          // why; guarded by mu
 	bg      sync.WaitGroup // the RTSP servers' watchdogs
@@ -200,6 +202,7 @@ func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Se
 	s.misses = &missReloader{every: time.Second}
 	s.lns = map[string]*guardedListener{}
 	s.stopped = make(chan struct{})
+	s.ready = make(chan struct{})
 	s.rtsp = s.newRTSPServer(listenerRTSP, cfg.RTSPAddr, nil)
 	s.rtsp.UDPRTPAddress, s.rtsp.UDPRTCPAddress = cfg.UDPRTPAddr, cfg.UDPRTCPAddr
 	if cfg.RTSPSAddr != "" || cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -272,9 +275,13 @@ func (s *Server) OnStream(f func(*media.Stream)) {
 	s.mu.Unlock()
 }
 
-// Start loads the device secrets, ends recordings a crashed process left
-// open and starts listening; it returns once cameras can connect.
-func (s *Server) Start(ctx context.Context) error {
+// Ready is closed once Run listens: Addr, RTSPSAddr and CameraURL give the
+// bound addresses from then on. It is never closed when Run fails first.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// recover loads the device secrets, replays the journal and ends the
+// recordings a crashed process left open.
+func (s *Server) recover(ctx context.Context) error {
 	if err := s.devices.reload(ctx); err != nil {
 		return fmt.Errorf("ingest: load devices: %w", err)
 	}
@@ -286,6 +293,17 @@ func (s *Server) Start(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Warn("ended recordings left open by an earlier run", "count", n)
 	}
+	return nil
+}
+
+// listen starts the RTSP (and RTSPS) servers and their watchdogs. It holds
+// s.life so that Close, run at the same time, closes what it started.
+func (s *Server) listen() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.isClosed() {
+		return errClosed
+	}
 	if err := s.rtsp.Start(); err != nil {
 		return fmt.Errorf("ingest: listen on %s: %w", s.cfg.RTSPAddr, err)
 	}
@@ -295,9 +313,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("ingest: RTSPS: listen on %s: %w", s.cfg.RTSPSAddr, err)
 		}
 	}
-	s.mu.Lock()
 	s.started = true
-	s.mu.Unlock()
 	s.watch(listenerRTSP, s.rtsp)
 	if s.rtsps != nil {
 		s.watch(listenerRTSPS, s.rtsps)
@@ -306,6 +322,15 @@ func (s *Server) Start(ctx context.Context) error {
 	s.log.Info("RTSP ingest listening", "addr", s.Addr(), "udp", s.cfg.UDPRTPAddr != "",
 		"max_conns", s.cfg.MaxConns, "max_conns_per_addr", s.cfg.MaxConnsPerAddr, "handshake_timeout", s.cfg.HandshakeTimeout)
 	return nil
+}
+
+// errClosed: Run after Close.
+var errClosed = errors.New("ingest closed")
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Server) listenerAddr(name, configured string) string {
@@ -334,36 +359,42 @@ func (s *Server) CameraURL() string {
 // RTSPSAddr returns the address the RTSPS server listens on ("" when off).
 func (s *Server) RTSPSAddr() string { return s.listenerAddr(listenerRTSPS, s.cfg.RTSPSAddr) }
 
-// Run serves cameras until ctx ends (Start is called first if it was not).
+// Run recovers what an earlier run left (device secrets, the journal,
+// recordings left open), listens, closes Ready, then serves cameras until
+// ctx ends or an RTSP server stops by itself.
 func (s *Server) Run(ctx context.Context) error {
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
-	if !started {
-		if err := s.Start(ctx); err != nil {
-			return err
-		}
+	if err := s.recover(ctx); err != nil {
+		return err
 	}
+	if err := s.listen(); errors.Is(err, errClosed) {
+		return nil // closed before it listened
+	} else if err != nil {
+		return err
+	}
+	close(s.ready)
 	ctx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
 	var wg sync.WaitGroup
+	defer func() { cancelRun(); wg.Wait() }()
 	wg.Add(2)
 	go func() { defer wg.Done(); s.writes.run(ctx) }()
 	go func() { defer wg.Done(); s.devices.run(ctx, s.cfg.DevicesReload) }()
+	return s.serve(ctx)
+}
+
+// serve does the periodic work (timeouts, grace windows, re-linking) until
+// ctx ends or an RTSP server stops by itself.
+func (s *Server) serve(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastLink := s.now()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
 			return nil
 		case <-s.stopped:
 			s.mu.Lock()
 			err := s.stopErr
 			s.mu.Unlock()
-			cancelRun()
-			wg.Wait()
 			return fmt.Errorf("ingest: %w", err)
 		case <-tick.C:
 			now := s.now()
@@ -377,19 +408,25 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close disconnects the cameras, ends their recordings and writes what the
-// database still lacks (with a deadline).
+// database still lacks (with a deadline). It waits for the goroutines Run
+// started; it may be called without Run.
 func (s *Server) Close() error {
+	s.life.Lock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.life.Unlock()
 		return nil
 	}
 	s.closed = true
 	s.mu.Unlock()
-	s.rtsp.Close()
-	if s.rtsps != nil {
-		s.rtsps.Close()
+	if s.started {
+		s.rtsp.Close()
+		if s.rtsps != nil {
+			s.rtsps.Close()
+		}
 	}
+	s.life.Unlock()
 	s.bg.Wait()
 	s.mu.Lock()
 	recs := make([]*recording, 0, len(s.byID))

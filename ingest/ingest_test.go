@@ -89,18 +89,29 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		t.Fatal(err)
 	}
 	w.srv.OnStream(func(s *media.Stream) { w.streams <- s })
-	if err := w.srv.Start(ctx); err != nil {
-		t.Fatal(err)
+	t.Cleanup(runServer(t, w.srv))
+	return w
+}
+
+// runServer runs srv until the returned stop is called (it then waits for
+// Run and closes srv); it returns once srv listens.
+func runServer(tb testing.TB, srv *Server) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		srv.Close()
+		tb.Fatalf("ingest run: %v", err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.srv.Run(runCtx) }()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		<-done
-		w.srv.Close()
-	})
-	return w
+		srv.Close()
+	}
 }
 
 type testWriter struct{ t *testing.T }

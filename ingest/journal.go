@@ -327,7 +327,7 @@ func newJournalMetrics(reg prometheus.Registerer) *journalMetrics {
 // not have yet (a crash came before the queue reached it), then removes the
 // journals: everything in them is in PostgreSQL. Recordings whose end was
 // never journaled were live when the process died; EndOrphanRecordings,
-// which runs next, ends them. Called by Start before anything else writes.
+// which runs next, ends them. Called by Run before anything else writes.
 func (s *Server) replayJournal(ctx context.Context) error {
 	jr := s.writes.jr
 	if jr == nil {

@@ -144,10 +144,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := srv.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			srv.Close()
+			runServer(t, srv)() // replays the journal, then closes
 			rec, err := w.db.Recording(ctx, id)
 			if err != nil {
 				t.Fatalf("recording after replay: %v", err)

@@ -33,17 +33,7 @@ func startBare(tb testing.TB, cfg Config) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := srv.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-	})
+	tb.Cleanup(runServer(tb, srv))
 	return srv
 }
 

@@ -22,7 +22,7 @@ import (
 // Writes are data (op), not closures: each is first recorded durably in
 // the journal (when there is one) and only then queued, so that a crash
 // before PostgreSQL has it loses nothing (the journal is replayed at the
-// next start, see Server.Start).
+// next start, see Server.Run).
 type writer struct {
 	log   *slog.Logger
 	met   *metrics

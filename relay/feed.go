@@ -55,14 +55,25 @@ type feed struct {
 // viewers at the next keyframe instead).
 const maxGOP = 600
 
+// newFeed starts a feed (with s.mu held: its goroutine is a worker).
 func newFeed(s *Server, id uuid.UUID, st *media.Stream) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel}
 	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, OnDrop: func(n int) {
 		s.met.feedDrops.Add(float64(n))
 	}})
-	go f.run(ctx)
+	s.goWorker(func() { f.run(ctx) })
 	return f
+}
+
+// finished reports whether the feed's goroutine has returned.
+func (f *feed) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // tracks returns what the feed forwards: the video track and the audio

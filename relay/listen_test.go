@@ -14,15 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func newTCPRelay(t *testing.T, maxConns, perAddr int, stun time.Duration) *Server {
+// newTCPRelay runs a relay with ICE-TCP until the test ends; done receives
+// what its Run returns.
+func newTCPRelay(t *testing.T, maxConns, perAddr int, stun time.Duration) (s *Server, done <-chan error) {
 	t.Helper()
 	s, err := New(Config{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", QueueFrames: 64,
 		TCPMaxConns: maxConns, TCPMaxPerAddr: perAddr, STUNTimeout: stun}, &streams{m: nil}, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return s, runRelay(t, s)
 }
 
 // closedByServer reports whether the server closed c (EOF or reset) within
@@ -38,7 +39,7 @@ func closedByServer(c net.Conn, within time.Duration) bool {
 }
 
 func TestICETCPCapsCloseExcessConnections(t *testing.T) {
-	s := newTCPRelay(t, 1000, 5, time.Minute)
+	s, _ := newTCPRelay(t, 1000, 5, time.Minute)
 	addr := s.tcpLn.Addr().String()
 	var conns []net.Conn
 	t.Cleanup(func() {
@@ -86,7 +87,7 @@ func TestICETCPCapsCloseExcessConnections(t *testing.T) {
 }
 
 func TestICETCPSilentConnectionClosedAfterSTUNTimeout(t *testing.T) {
-	s := newTCPRelay(t, 1000, 100, 200*time.Millisecond)
+	s, _ := newTCPRelay(t, 1000, 100, 200*time.Millisecond)
 	c, err := net.Dial("tcp", s.tcpLn.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -181,14 +182,10 @@ func TestListenerStoppedFailsCheckAndEndsRun(t *testing.T) {
 		{"ICE-TCP listener fails", func(s *Server) { _ = s.tcpLn.Listener.Close() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newTCPRelay(t, 100, 10, time.Second)
+			s, done := newTCPRelay(t, 100, 10, time.Second)
 			if err := s.Check(context.Background()); err != nil {
 				t.Fatalf("Check before = %v", err)
 			}
-			done := make(chan error, 1)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go func() { done <- s.Run(ctx) }()
 			tc.kill(s)
 			select {
 			case err := <-done:
@@ -206,9 +203,7 @@ func TestListenerStoppedFailsCheckAndEndsRun(t *testing.T) {
 }
 
 func TestCloseIsNotAListenerFailure(t *testing.T) {
-	s := newTCPRelay(t, 100, 10, time.Second)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
+	s, done := newTCPRelay(t, 100, 10, time.Second)
 	s.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after Close = %v", err)

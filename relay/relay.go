@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,20 +75,29 @@ type Server struct {
 	src    source
 	log    *slog.Logger
 	met    *metrics
-	se     webrtc.SettingEngine
-	udp    *ice.UDPMuxDefault
-	tcp    ice.TCPMux
-	tcpLn  *tcpGuard
+	lf     *logging.DefaultLoggerFactory
 	ice    []webrtc.ICEServer
 	closed chan struct{}
+	ready  chan struct{} // closed once Run listens
+
+	// set by Run before ready is closed, read after
+	se    webrtc.SettingEngine
+	udp   *ice.UDPMuxDefault
+	tcp   ice.TCPMux
+	tcpLn *tcpGuard
+
+	life    sync.Mutex     // held while Run binds and while Close releases what it bound
+	workers sync.WaitGroup // feeds, viewer writers, RTCP readers: Close waits for them
 
 	mu       sync.Mutex
 	feeds    map[uuid.UUID]*feed
+	retired  []*feed // replaced in feeds by a newer stream's, still running
 	sessions map[string]*viewer
 	onEnd    func(ViewerStats, string)
 }
 
-// New opens the relay's ports.
+// New checks the configuration and makes the relay. It opens no port
+// until Run.
 func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -98,7 +108,13 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 	if cfg.MaxViewers <= 0 {
 		cfg.MaxViewers = DefaultMaxViewers
 	}
-	s := &Server{cfg: cfg, src: src, log: log, met: newMetrics(reg), closed: make(chan struct{}),
+	if cfg.UDPAddr == "" && cfg.TCPAddr == "" {
+		return nil, errors.New("relay: neither a UDP nor a TCP address: viewers could not connect")
+	}
+	if cfg.TCPAddr != "" && (cfg.TCPMaxConns <= 0 || cfg.TCPMaxPerAddr <= 0 || cfg.STUNTimeout <= 0) {
+		return nil, errors.New("relay: ICE-TCP needs a connection cap, a per-address cap and a STUN timeout")
+	}
+	s := &Server{cfg: cfg, src: src, log: log, met: newMetrics(reg), closed: make(chan struct{}), ready: make(chan struct{}),
 		feeds: map[uuid.UUID]*feed{}, sessions: map[string]*viewer{}}
 	for _, u := range cfg.ICEServers {
 		ice, err := parseICEServer(u)
@@ -107,46 +123,77 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 		}
 		s.ice = append(s.ice, ice)
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	s.se.LoggerFactory = lf
+	s.lf = logging.NewDefaultLoggerFactory()
+	s.lf.DefaultLogLevel = logging.LogLevelError
+	return s, nil
+}
+
+// listen opens the UDP port (ICE UDP mux) and the ICE-TCP port and builds
+// the setting engine every peer connection uses. It holds s.life so that
+// Close, run at the same time, releases what it opened.
+func (s *Server) listen() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.isClosed() {
+		return errClosed
+	}
+	s.se.LoggerFactory = s.lf
 	s.se.SetIncludeLoopbackCandidate(true)
 	types := []webrtc.NetworkType{}
-	if cfg.UDPAddr != "" {
-		udp, err := net.ListenPacket("udp", cfg.UDPAddr)
+	if s.cfg.UDPAddr != "" {
+		udp, err := net.ListenPacket("udp", s.cfg.UDPAddr)
 		if err != nil {
-			return nil, fmt.Errorf("relay: UDP %s: %w", cfg.UDPAddr, err)
+			return fmt.Errorf("relay: UDP %s: %w", s.cfg.UDPAddr, err)
 		}
-		s.udp = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: lf.NewLogger("ice-udp"), UDPConn: udp})
+		s.udp = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: s.lf.NewLogger("ice-udp"), UDPConn: udp})
 		s.se.SetICEUDPMux(s.udp)
 		types = append(types, webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6)
 	}
-	if cfg.TCPAddr != "" {
-		tcp, err := net.Listen("tcp", cfg.TCPAddr)
+	if s.cfg.TCPAddr != "" {
+		tcp, err := net.Listen("tcp", s.cfg.TCPAddr)
 		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("relay: ICE-TCP %s: %w", cfg.TCPAddr, err)
+			s.closePorts()
+			return fmt.Errorf("relay: ICE-TCP %s: %w", s.cfg.TCPAddr, err)
 		}
-		if cfg.TCPMaxConns <= 0 || cfg.TCPMaxPerAddr <= 0 || cfg.STUNTimeout <= 0 {
-			_ = tcp.Close()
-			s.Close()
-			return nil, errors.New("relay: ICE-TCP needs a connection cap, a per-address cap and a STUN timeout")
-		}
-		s.tcpLn = newTCPGuard(tcp, cfg.TCPMaxConns, cfg.TCPMaxPerAddr, log, s.met.tcpRefused.Inc)
-		s.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: s.tcpLn, Logger: lf.NewLogger("ice-tcp"),
-			ReadBufferSize: 8, FirstStunBindTimeout: cfg.STUNTimeout})
+		s.tcpLn = newTCPGuard(tcp, s.cfg.TCPMaxConns, s.cfg.TCPMaxPerAddr, s.log, s.met.tcpRefused.Inc)
+		s.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: s.tcpLn, Logger: s.lf.NewLogger("ice-tcp"),
+			ReadBufferSize: 8, FirstStunBindTimeout: s.cfg.STUNTimeout})
 		s.se.SetICETCPMux(s.tcp)
 		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
-	if len(types) == 0 {
-		return nil, errors.New("relay: neither a UDP nor a TCP address: viewers could not connect")
-	}
 	s.se.SetNetworkTypes(types)
-	if ips := cfg.PublicIPs; len(ips) > 0 {
+	if ips := s.cfg.PublicIPs; len(ips) > 0 {
 		s.se.SetNAT1To1IPs(ips, webrtc.ICECandidateTypeHost)
 	}
-	return s, nil
+	return nil
 }
+
+// closePorts closes what listen opened (with s.life held).
+func (s *Server) closePorts() {
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+}
+
+// errClosed: Run after Close.
+var errClosed = errors.New("relay closed")
+
+// listening reports whether Run has opened the ports (s.se, s.udp, s.tcp
+// and s.tcpLn may be read once it has).
+func (s *Server) listening() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready is closed once Run has opened the ports; never when Run fails first.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // parseICEServer reads stun:host:port or turn:user:pass@host:port.
 func parseICEServer(u string) (webrtc.ICEServer, error) {
@@ -168,11 +215,18 @@ func (s *Server) ICEServers() []webrtc.ICEServer { return s.ice }
 // its figures and why (audit, logs). Register before use.
 func (s *Server) OnViewerEnd(f func(ViewerStats, string)) { s.onEnd = f }
 
-// Run serves until ctx ends. A port that stops serving (the UDP socket
-// closed under the relay, ICE-TCP accepting failing for good) ends Run with
-// an error naming it, which stops the process so that its supervisor
-// restarts it; until then Check fails by name.
+// Run opens the ports, closes Ready, then serves until ctx ends. A port
+// that stops serving (the UDP socket closed under the relay, ICE-TCP
+// accepting failing for good) ends Run with an error naming it, which
+// stops the process so that its supervisor restarts it; until then Check
+// fails by name.
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.listen(); errors.Is(err, errClosed) {
+		return nil // closed before it ran
+	} else if err != nil {
+		return err
+	}
+	close(s.ready)
 	var tcpDown <-chan struct{}
 	if s.tcpLn != nil {
 		tcpDown = s.tcpLn.down
@@ -198,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // udpDown reports the UDP mux closed while the relay is open.
 func (s *Server) udpDown() error {
-	if s.udp == nil || !s.udp.IsClosed() {
+	if !s.listening() || s.udp == nil || !s.udp.IsClosed() {
 		return nil
 	}
 	select {
@@ -211,6 +265,9 @@ func (s *Server) udpDown() error {
 
 // Check fails, naming the port, when a listener stopped (for /readyz).
 func (s *Server) Check(context.Context) error {
+	if !s.listening() {
+		return errors.New("relay: not listening yet")
+	}
 	if s.tcpLn != nil {
 		if err := s.tcpLn.err(); err != nil {
 			return err
@@ -219,8 +276,12 @@ func (s *Server) Check(context.Context) error {
 	return s.udpDown()
 }
 
-// Close ends every session and closes the ports.
+// Close ends every session, closes the ports and waits for the relay's
+// goroutines (feeds, viewer writers, RTCP readers). It may be called
+// without Run.
 func (s *Server) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
 	s.mu.Lock()
 	select {
 	case <-s.closed:
@@ -238,22 +299,29 @@ func (s *Server) Close() error {
 		v.close("relay closed")
 	}
 	s.mu.Lock()
-	feeds := make([]*feed, 0, len(s.feeds))
+	feeds := s.retired
 	for _, f := range s.feeds {
 		feeds = append(feeds, f)
 	}
-	s.feeds = map[uuid.UUID]*feed{}
+	s.feeds, s.retired = map[uuid.UUID]*feed{}, nil
 	s.mu.Unlock()
 	for _, f := range feeds {
 		f.close()
 	}
-	if s.udp != nil {
-		s.udp.Close()
-	}
-	if s.tcp != nil {
-		s.tcp.Close()
-	}
+	s.closePorts()
+	s.workers.Wait()
 	return nil
+}
+
+// goWorker runs f on a goroutine Close waits for. Call it with s.mu held,
+// either with the relay open or from Close itself (a session it ends), so
+// that no worker starts once Close waits.
+func (s *Server) goWorker(f func()) {
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		f()
+	}()
 }
 
 // Answer is the result of a WHEP offer.
@@ -270,12 +338,13 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 	if !ok {
 		return Answer{}, fmt.Errorf("view %s: %w", rec, ErrNotLive)
 	}
+	if !s.listening() {
+		return Answer{}, fmt.Errorf("view %s: relay not running: %w", rec, ErrNotLive)
+	}
 	s.mu.Lock()
-	select {
-	case <-s.closed:
+	if s.isClosed() {
 		s.mu.Unlock()
 		return Answer{}, fmt.Errorf("view %s: relay closed: %w", rec, ErrNotLive)
-	default:
 	}
 	if len(s.sessions) >= s.cfg.MaxViewers {
 		s.mu.Unlock()
@@ -283,6 +352,9 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 	}
 	f := s.feeds[rec]
 	if f == nil || f.stream != st {
+		if f != nil {
+			s.retire(f)
+		}
 		f = newFeed(s, rec, st)
 		s.feeds[rec] = f
 	}
@@ -341,13 +413,45 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 			v.close("connection closed")
 		}
 	})
-	s.mu.Lock()
-	s.sessions[v.id] = v
-	s.mu.Unlock()
-	go v.write()
+	if err := s.register(v); err != nil {
+		pc.Close()
+		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
+	}
 	s.met.viewers.Inc()
 	s.log.Info("live view started", "recording", rec, "viewer", viewerName, "session", v.id, "audio", audio != nil)
 	return Answer{SDP: pc.LocalDescription().SDP, Session: v.id, AudioNote: note}, nil
+}
+
+// register adds a session and starts its writer and RTCP readers, unless
+// the relay closed meanwhile.
+func (s *Server) register(v *viewer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isClosed() {
+		return fmt.Errorf("relay closed: %w", ErrNotLive)
+	}
+	s.sessions[v.id] = v
+	s.goWorker(v.write)
+	for _, sender := range v.senders {
+		s.goWorker(func() { v.readRTCP(sender) })
+	}
+	return nil
+}
+
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// retire keeps a feed replaced by a newer stream's for Close, and forgets
+// the retired feeds that have ended (with s.mu held).
+func (s *Server) retire(f *feed) {
+	s.retired = slices.DeleteFunc(s.retired, (*feed).finished)
+	s.retired = append(s.retired, f)
 }
 
 // peerConnection builds a peer connection whose codecs are the camera's
@@ -434,7 +538,7 @@ func (s *Server) addTracks(v *viewer, video, audio *media.Track) error {
 		return err
 	}
 	v.video = vt
-	go v.readRTCP(sender)
+	v.senders = append(v.senders, sender)
 	if audio == nil {
 		return nil
 	}
@@ -448,7 +552,7 @@ func (s *Server) addTracks(v *viewer, video, audio *media.Track) error {
 		return err
 	}
 	v.audio = at
-	go v.readRTCP(asender)
+	v.senders = append(v.senders, asender)
 	return nil
 }
 
@@ -513,15 +617,11 @@ func (s *Server) viewerClosed(v *viewer, why string) {
 	}
 	delete(s.sessions, v.id)
 	f := s.feeds[v.recording]
-	var stop *feed
 	if f != nil && f.remove(v) {
 		delete(s.feeds, v.recording)
-		stop = f
+		s.goWorker(f.close) // not from the feed's own goroutine
 	}
 	s.mu.Unlock()
-	if stop != nil {
-		go stop.close() // not from the feed's own goroutine
-	}
 	s.met.viewers.Dec()
 	st := v.stats()
 	s.log.Info("live view ended", "recording", v.recording, "viewer", v.name, "session", v.id, "why", why,

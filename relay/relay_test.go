@@ -79,8 +79,24 @@ func newRelay(t *testing.T, src source) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	runRelay(t, s)
 	return s
+}
+
+// runRelay runs s until the test ends (then closes it); it returns once s
+// listens, with a channel that receives what Run returns.
+func runRelay(t *testing.T, s *Server) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done, exited := make(chan error, 1), make(chan struct{})
+	go func() { defer close(exited); done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); s.Close(); <-exited })
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("relay run: %v", err)
+	}
+	return done
 }
 
 // browser is a pion peer connection standing in for a supervisor's

@@ -25,6 +25,7 @@ type viewer struct {
 	pc        *webrtc.PeerConnection
 	video     *webrtc.TrackLocalStaticRTP
 	audio     *webrtc.TrackLocalStaticRTP
+	senders   []*webrtc.RTPSender // their RTCP is read once the session is registered
 	s         *Server
 	started   time.Time
 

@@ -53,6 +53,14 @@ func relayload(ctx context.Context, args []string, out io.Writer) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (defers run last first)
 	defer cancel()
+	ran := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); ran <- r.Run(ctx) }()
+	select {
+	case <-r.Ready():
+	case err := <-ran:
+		return err
+	}
 	ids := make([]uuid.UUID, *n)
 	for i := range ids {
 		ids[i] = uuid.New()

@@ -51,14 +51,15 @@ type platform struct {
 	ingest   *ingest.Server
 	relay    *relay.Server
 	web      *web.Server
-	services []service // run together; closed in reverse order
+	services []service     // run together; closed in reverse order
+	ready    chan struct{} // closed by run once every service is Ready
 }
 
 // build wires the platform: it connects to PostgreSQL and MinIO (failing
 // fast with a clear message when either is unreachable or misconfigured),
 // applies the schema, ensures the evidence bucket and builds every server.
 func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err error) {
-	p := &platform{}
+	p := &platform{ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -92,7 +93,10 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		return nil, fmt.Errorf("spool-dir: %w", err)
 	}
 	if p.archive, err = archive.New(archive.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
-		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes, StuckAfter: cfg.StuckAfter, LinkBuffer: cfg.LinkBuffer},
+		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes, StuckAfter: cfg.StuckAfter, LinkBuffer: cfg.LinkBuffer,
+		FragmentDuration: cfg.FragmentDuration, UploadWorkers: cfg.ArchiveWorkers, RingFrames: cfg.ArchiveRingFrames,
+		BackoffMin: cfg.ArchiveBackoffMin, BackoffMax: cfg.ArchiveBackoffMax, ScanInterval: cfg.ArchiveScanInterval,
+		ReconcileEvery: cfg.ArchiveReconcileEvery, RetryWrite: cfg.ArchiveRetryWrite},
 		p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
 		return nil, err
 	}
@@ -101,16 +105,14 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	// live ingest: cameras publish over RTSP; each new recording is archived
 	if p.ingest, err = ingest.New(ingest.Config{RTSPAddr: cfg.RTSPAddr, UDPRTPAddr: cfg.RTSPUDPRTPAddr, UDPRTCPAddr: cfg.RTSPUDPRTCPAddr,
 		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer,
+		LinkInterval: cfg.LinkInterval, MaxClockSkew: cfg.MaxClockSkew, DevicesReload: cfg.DevicesReload,
 		MaxConns: cfg.RTSPMaxConns, MaxConnsPerAddr: cfg.RTSPMaxConnsPerAddr, HandshakeTimeout: cfg.RTSPHandshakeTimeout,
 		AuthFailuresPerAddr: cfg.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: cfg.RTSPAuthFailuresPerDevice,
 		AuthFailureWindow: cfg.RTSPAuthFailureWindow, RTSPSAddr: cfg.RTSPSAddr, TLSCert: cfg.RTSPTLSCert, TLSKey: cfg.RTSPTLSKey,
-		JournalDir: filepath.Join(cfg.SpoolDir, "journal")}, p.db, reg, log.With("component", "ingest")); err != nil {
+		JournalDir: filepath.Join(cfg.SpoolDir, "journal"), PublicHost: cfg.CameraHost}, p.db, reg, log.With("component", "ingest")); err != nil {
 		return nil, err
 	}
 	p.ingest.OnStream(p.archive.Attach)
-	if err := p.ingest.Start(ctx); err != nil {
-		return nil, err
-	}
 	p.services = append(p.services, p.ingest)
 
 	// evidence exports: signed packages built in the background
@@ -118,13 +120,18 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err != nil {
 		return nil, fmt.Errorf("signing-key: %w", err)
 	}
-	exporter := export.NewExporter(p.db, p.blobs, key, cfg.Retention, cfg.ExportDir, log.With("component", "exports"))
+	exporter, err := export.NewExporter(export.ExporterConfig{Dir: cfg.ExportDir, Retention: cfg.Retention},
+		p.db, p.blobs, key, log.With("component", "exports"))
+	if err != nil {
+		return nil, err
+	}
 	p.services = append(p.services, exporter)
 
 	// uploads of footage recorded offline (tus, resumable)
 	up, err := upload.New(upload.Config{Dir: cfg.UploadDir, MaxSize: cfg.UploadMaxSize, Retention: cfg.Retention,
 		LinkBuffer: cfg.LinkBuffer, SpoolDir: cfg.SpoolDir, MinFree: cfg.UploadMinFree, StaleAfter: cfg.UploadStaleAfter,
-		StuckAfter: cfg.UploadStuckAfter, Metrics: reg}, p.db, p.blobs, log.With("component", "uploads"))
+		SweepEvery: cfg.uploadSweepEvery(), StuckAfter: cfg.UploadStuckAfter, RetryMin: cfg.UploadRetryMin, RetryMax: cfg.UploadRetryMax,
+		ReconcileEvery: cfg.UploadReconcileEvery, Metrics: reg}, p.db, p.blobs, log.With("component", "uploads"))
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +140,7 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	// live relay: supervisors watch over WebRTC (WHEP)
 	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
 		TCPMaxConns: cfg.WebRTCTCPMax, TCPMaxPerAddr: cfg.WebRTCTCPPerAddr, STUNTimeout: cfg.WebRTCSTUNWait,
+		QueueFrames: cfg.RelayQueueFrames, MaxViewers: cfg.RelayMaxViewers,
 		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
 		p.ingest, reg, log.With("component", "relay")); err != nil {
 		return nil, err
@@ -143,21 +151,15 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	cameraHost := cfg.CameraHost
-	if cameraHost == "" {
-		cameraHost = p.ingest.Addr()
-	}
 	p.web, err = web.New(web.Options{
 		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
 			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer, ExportApproval: cfg.ExportApproval,
-			CameraURL: "rtsp://" + cameraHost + "/" + ingest.PathPrefix,
-			TLSCert:   cfg.TLSCert, TLSKey: cfg.TLSKey, TrustedProxies: proxies,
+			TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, TrustedProxies: proxies,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
 			IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
 			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, UnauthRate: cfg.UnauthRate, UnauthBurst: cfg.UnauthBurst,
 			HashSlots: cfg.LoginHashSlots, HashWait: cfg.LoginHashWait},
-		Domain:  p.db,
-		Auth:    p.db,
+		Index:   p.db,
 		Audit:   p.db,
 		Ingest:  p.ingest,
 		Holds:   evidence.NewHolder(p.db, p.blobs, log.With("component", "holds")),
@@ -187,20 +189,37 @@ func (p *platform) close() {
 	}
 }
 
+// readier is a service whose Run closes Ready once it listens.
+type readier interface{ Ready() <-chan struct{} }
+
 // run runs every service until ctx ends or one of them fails, then stops
-// the others.
+// the others. Services start in order, each once the one before it is
+// Ready (the relay reads the ingest's streams, web shows its address);
+// p.ready is closed once all are.
 func (p *platform) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(p.services))
 	for i, s := range p.services {
+		if ctx.Err() != nil {
+			break // one failed before it was ready: start no more
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			errs[i] = s.Run(ctx)
 			cancel() // one service ending ends the platform
 		}()
+		if r, ok := s.(readier); ok {
+			select {
+			case <-r.Ready():
+			case <-ctx.Done():
+			}
+		}
+	}
+	if ctx.Err() == nil && p.ready != nil {
+		close(p.ready)
 	}
 	wg.Wait()
 	p.close()
