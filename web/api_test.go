@@ -61,11 +61,7 @@ func (c apiClient) do(method, path, body string) (int, map[string]any, []any) {
 func newAPI(t *testing.T) (apiClient, *index.DB) {
 	t.Helper()
 	db := storagetest.NewDB(t)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newServer(t, testOptions(db))
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	anon := apiClient{t: t, url: ts.URL}
@@ -204,11 +200,9 @@ func TestReadyz(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Checks: tc.checks})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			opts := testOptions(db)
+			opts.Checks = tc.checks
+			s := newServer(t, opts)
 			rec := httptest.NewRecorder()
 			s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 			if rec.Code != tc.code {
@@ -228,13 +222,11 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestRunServesAndShutsDown(t *testing.T) {
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, testOptions(storagetest.NewDB(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	waitReady(t, s, done)
 	res, err := http.Get("http://" + s.Addr() + "/healthz")
 	if err != nil {
 		t.Fatal(err)

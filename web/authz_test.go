@@ -23,11 +23,7 @@ var allRoles = []string{index.RoleOfficer, index.RoleSupervisor, index.RoleRevie
 // lets an allowed role through (to whatever the handler then answers).
 func TestEveryRouteChecksAuthentication(t *testing.T) {
 	db := storagetest.NewDB(t)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newServer(t, testOptions(db))
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	anon := apiClient{t: t, url: ts.URL}

@@ -4,7 +4,6 @@ import (
 	clist "container/list"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/bwcplatform/bwc/storage/index"
@@ -137,21 +137,34 @@ func clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// edge runs first for every request: who the client is, the per-address
+// limit of requests without credentials, HSTS and per-write deadlines.
+type edge struct {
+	proxies      []netip.Prefix
+	writeTimeout time.Duration
+	anonLimit    *addrLimiter // nil: no limit
+	rateLimited  *prometheus.CounterVec
+}
+
+func newEdge(cfg Config, reg *prometheus.Registry) *edge {
+	e := &edge{proxies: cfg.TrustedProxies, writeTimeout: cfg.WriteTimeout,
+		anonLimit: newAddrLimiter(cfg.UnauthRate, cfg.UnauthBurst, maxLimitedAddrs),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bwc_http_rate_limited_total", Help: "Requests answered 429 by a per-address limit.",
+		}, []string{"limit"})}
+	reg.MustRegister(e.rateLimited)
+	return e
+}
+
 // fromTrustedProxy tells whether the direct peer is a trusted proxy (whose
 // X-Forwarded-Proto may be believed).
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
+func (e *edge) fromTrustedProxy(r *http.Request) bool {
 	peer, ok := parseHop(r.RemoteAddr)
 	if !ok {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		peer, ok = parseHop(host)
 	}
-	return ok && len(s.cfg.TrustedProxies) > 0 && trusted(peer, s.cfg.TrustedProxies)
-}
-
-// secureRequest: the browser reached us over HTTPS (directly or through a
-// trusted TLS-terminating proxy), or the setting says so.
-func (s *Server) secureRequest(r *http.Request) bool {
-	return s.cfg.CookieSecure || r.TLS != nil || s.fromTrustedProxy(r) && r.Header.Get("X-Forwarded-Proto") == "https"
+	return ok && len(e.proxies) > 0 && trusted(peer, e.proxies)
 }
 
 // --- per-address rate limits ---
@@ -177,15 +190,14 @@ type limEntry struct {
 // maxLimitedAddrs bounds each limiter's map.
 const maxLimitedAddrs = 1 << 16
 
-// newAddrLimiter: perSecond <= 0 means no limit (nil).
+// newAddrLimiter: perSecond <= 0 means no limit (nil); burst and max are
+// at least 1 (Config.validate checks the burst).
 func newAddrLimiter(perSecond float64, burst, max int) *addrLimiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	return &addrLimiter{limit: rate.Limit(perSecond), burst: max1(burst), max: max1(max), m: map[string]*clist.Element{}}
+	return &addrLimiter{limit: rate.Limit(perSecond), burst: burst, max: max, m: map[string]*clist.Element{}}
 }
-
-func max1(n int) int { return max(n, 1) }
 
 func limiterKey(addr string) string {
 	a, err := netip.ParseAddr(addr)
@@ -264,7 +276,7 @@ type unknownEntry struct {
 }
 
 func newUnknownLocks(max int) *unknownLocks {
-	return &unknownLocks{max: max1(max), m: map[string]*clist.Element{}}
+	return &unknownLocks{max: max, m: map[string]*clist.Element{}}
 }
 
 // locked tells whether login is locked at now, and until when.
@@ -311,60 +323,46 @@ func (u *unknownLocks) forget(login string) {
 	}
 }
 
-// --- password hashing slots ---
-
-// errBusy: no hashing slot became free within the wait.
-var errBusy = errors.New("password checks are busy")
-
-// acquireHash takes one of the password-hashing slots (each check holds an
-// argon2id block of 19 MiB), waiting at most the configured time and never
-// beyond the request's context. release must be called after.
-func (s *Server) acquireHash(ctx context.Context) (release func(), err error) {
-	if s.hashSlots == nil {
-		return func() {}, nil
-	}
-	select {
-	case s.hashSlots <- struct{}{}:
-		return func() { <-s.hashSlots }, nil
-	default:
-	}
-	t := time.NewTimer(s.cfg.HashWait)
-	defer t.Stop()
-	s.hashWaiting.Inc()
-	defer s.hashWaiting.Dec()
-	select {
-	case s.hashSlots <- struct{}{}:
-		return func() { <-s.hashSlots }, nil
-	case <-t.C:
-		return nil, errBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // --- the edge middleware ---
 
-// edge runs first for every request: it finds the client address, applies
+// wrap runs first for every request: it finds the client address, applies
 // the per-address limit to requests without credentials, sets HSTS over
 // TLS and replaces the server's whole-request deadlines with per-request
 // ones (see deadlines).
-func (s *Server) edge(next http.Handler) http.Handler {
+func (e *edge) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
+		ip := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), e.proxies)
 		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, ip))
 		if r.TLS != nil {
 			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		if !hasCredentials(r) && !probe(r) {
-			if ok, wait := s.anonLimit.allow(clientAddr(r), time.Now()); !ok {
-				s.rateLimited.WithLabelValues("unauthenticated").Inc()
+			if ok, wait := e.anonLimit.allow(clientAddr(r), time.Now()); !ok {
+				e.rateLimited.WithLabelValues("unauthenticated").Inc()
 				tooMany(w, wait, "requests without a session")
 				return
 			}
 		}
-		w, r = s.deadlines(w, r)
+		w, r = e.deadlines(w, r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// limitFailedAuth charges a request whose session cookie or token was
+// refused to its address's limit of unauthenticated requests (requests
+// without any were charged by edge), so that guessing sessions or tokens is
+// limited too. It answers 429 and returns false when the address is over
+// the limit.
+func (e *edge) limitFailedAuth(w http.ResponseWriter, r *http.Request) bool {
+	if !hasCredentials(r) {
+		return true
+	}
+	if ok, wait := e.anonLimit.allow(clientAddr(r), time.Now()); !ok {
+		e.rateLimited.WithLabelValues("unauthenticated").Inc()
+		tooMany(w, wait, "requests without a valid session")
+		return false
+	}
+	return true
 }
 
 // probe reports the health probes, which are never rate limited (readyz
@@ -388,9 +386,9 @@ func hasCredentials(r *http.Request) bool {
 // reading is cut off. (ReadTimeout needs nothing here: net/http lifts the
 // read deadline once a body has been read, and tus PATCH requests set
 // their own deadline per read of the body.)
-func (s *Server) deadlines(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
-	if s.cfg.WriteTimeout > 0 {
-		w = &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.WriteTimeout}
+func (e *edge) deadlines(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+	if e.writeTimeout > 0 {
+		w = &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: e.writeTimeout}
 	}
 	return w, r
 }

@@ -28,9 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/bwcplatform/bwc/ingest"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 	"github.com/bwcplatform/bwc/web"
@@ -63,34 +60,28 @@ type edgeServer struct {
 }
 
 // startEdge runs a real server (its own listener, Run) on a fresh
-// database.
-func startEdge(t *testing.T, cfg web.Config, o web.Options) *edgeServer {
-	return startEdgeTB(t, cfg, o)
+// database; mod, when not nil, changes its options.
+func startEdge(t *testing.T, cfg web.Config, mod func(*web.Options)) *edgeServer {
+	return startEdgeTB(t, cfg, mod)
 }
 
-func startEdgeB(b *testing.B, cfg web.Config) *edgeServer { return startEdgeTB(b, cfg, web.Options{}) }
+func startEdgeB(b *testing.B, cfg web.Config) *edgeServer { return startEdgeTB(b, cfg, nil) }
 
-func startEdgeTB(t testing.TB, cfg web.Config, o web.Options) *edgeServer {
+func startEdgeTB(t testing.TB, cfg web.Config, mod func(*web.Options)) *edgeServer {
 	t.Helper()
-	db := o.Auth
-	var idb *index.DB
-	if db == nil {
-		idb = storagetest.NewDB(t)
-		o.Auth, o.Domain, o.Audit = idb, idb, idb
-	} else {
-		idb = db.(*index.DB)
-	}
+	db := storagetest.NewDB(t)
 	logs := &syncBuffer{}
-	cfg.Addr = "127.0.0.1:0"
+	o := testOptions(db)
 	o.Config = cfg
 	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := web.New(o)
-	if err != nil {
-		t.Fatal(err)
+	if mod != nil {
+		mod(&o)
 	}
+	s := newServer(t, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	waitReady(t, s, done)
 	tr := &http.Transport{MaxIdleConnsPerHost: 1000, ForceAttemptHTTP2: true}
 	t.Cleanup(func() {
 		cancel()
@@ -99,7 +90,7 @@ func startEdgeTB(t testing.TB, cfg web.Config, o web.Options) *edgeServer {
 		}
 		tr.CloseIdleConnections()
 	})
-	return &edgeServer{s: s, url: s.URL(), db: idb, log: logs, client: &http.Client{Transport: tr, Timeout: time.Minute}}
+	return &edgeServer{s: s, url: s.URL(), db: db, log: logs, client: &http.Client{Transport: tr, Timeout: time.Minute}}
 }
 
 type answer struct {
@@ -175,8 +166,10 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 // time); the server stays up; the account's failure counter equals the
 // number of attempts actually verified.
 func TestLoginFlood(t *testing.T) {
-	e := startEdge(t, web.Config{TrustedProxies: mustProxies(t, "127.0.0.1/32"), HashSlots: 4, HashWait: 3 * time.Second,
-		LoginRate: 1, LoginBurst: 5, UnauthRate: 20, UnauthBurst: 200}, web.Options{})
+	cfg := testConfig()
+	cfg.TrustedProxies, cfg.HashSlots, cfg.HashWait = mustProxies(t, "127.0.0.1/32"), 4, 3*time.Second
+	cfg.LoginRate, cfg.LoginBurst, cfg.UnauthRate, cfg.UnauthBurst = 1, 5, 20, 200
+	e := startEdge(t, cfg, nil)
 	ctx := context.Background()
 	if _, err := e.db.CreateUser(ctx, index.User{Login: "sv1", Role: index.RoleSupervisor}, "correct horse battery"); err != nil {
 		t.Fatal(err)
@@ -239,7 +232,7 @@ func mustProxies(t testing.TB, s ...string) []netip.Prefix {
 // password over its cap, is refused before anything is hashed, logged or
 // audited.
 func TestOversizedLoginIsRefusedUnrecorded(t *testing.T) {
-	e := startEdge(t, web.Config{}, web.Options{})
+	e := startEdge(t, testConfig(), nil)
 	huge := strings.Repeat("A", 1<<20)
 	long := strings.Repeat("B", 100)
 	for _, tc := range []struct {
@@ -284,7 +277,7 @@ func TestOversizedLoginIsRefusedUnrecorded(t *testing.T) {
 // TestUnknownAndKnownLoginsLookAlike: an unknown login, a known login with
 // a wrong password and a disabled account get the same answer.
 func TestUnknownAndKnownLoginsLookAlike(t *testing.T) {
-	e := startEdge(t, web.Config{}, web.Options{})
+	e := startEdge(t, testConfig(), nil)
 	ctx := context.Background()
 	if _, err := e.db.CreateUser(ctx, index.User{Login: "sv1", Role: index.RoleSupervisor}, "correct horse battery"); err != nil {
 		t.Fatal(err)
@@ -339,8 +332,10 @@ func TestUnknownAndKnownLoginsLookAlike(t *testing.T) {
 // requests without a session beyond theirs get 429 with Retry-After; other
 // addresses and logged-in clients are not affected.
 func TestRateLimits(t *testing.T) {
-	e := startEdge(t, web.Config{TrustedProxies: mustProxies(t, "127.0.0.1"),
-		LoginRate: 0.001, LoginBurst: 3, UnauthRate: 0.001, UnauthBurst: 8}, web.Options{})
+	cfg := testConfig()
+	cfg.TrustedProxies = mustProxies(t, "127.0.0.1")
+	cfg.LoginRate, cfg.LoginBurst, cfg.UnauthRate, cfg.UnauthBurst = 0.001, 3, 0.001, 8
+	e := startEdge(t, cfg, nil)
 	ctx := context.Background()
 	if _, err := e.db.CreateUser(ctx, index.User{Login: "sv1", Role: index.RoleSupervisor}, "correct horse battery"); err != nil {
 		t.Fatal(err)
@@ -457,11 +452,11 @@ func TestHTTPS(t *testing.T) {
 		secure bool
 	}{{"https", true, true}, {"plain http", false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := web.Config{}
+			cfg := testConfig()
 			if tc.tls {
 				cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 			}
-			e := startEdge(t, cfg, web.Options{})
+			e := startEdge(t, cfg, nil)
 			e.client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
 			if got := strings.HasPrefix(e.url, "https://"); got != tc.tls {
 				t.Fatalf("URL %s", e.url)
@@ -491,7 +486,9 @@ func TestHTTPS(t *testing.T) {
 			}
 		})
 	}
-	if _, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0", TLSCert: certFile, TLSKey: certFile}}); err == nil {
+	opts := testOptions(storagetest.NewDB(t))
+	opts.Config.TLSCert, opts.Config.TLSKey = certFile, certFile
+	if _, err := web.New(opts); err == nil {
 		t.Fatal("a certificate file given as the key was accepted")
 	}
 }
@@ -499,13 +496,10 @@ func TestHTTPS(t *testing.T) {
 // TestListenerStopIsAnError: a listener that stops under the server ends
 // Run with an error naming it (bwc serve then exits for its supervisor).
 func TestListenerStopIsAnError(t *testing.T) {
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newServer(t, testOptions(storagetest.NewDB(t)))
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
+	waitReady(t, s, done)
 	res, err := http.Get(s.URL() + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -525,19 +519,14 @@ func TestListenerStopIsAnError(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-// fakeLive is a live list that changes when told.
-type fakeLive struct{ ch chan struct{} }
-
-func (f *fakeLive) Live() []ingest.Live              { return []ingest.Live{} }
-func (f *fakeLive) Watch() (<-chan struct{}, func()) { return f.ch, func() {} }
-func (f *fakeLive) Refresh(uuid.UUID) error          { return nil }
-
 // TestTimeoutsSpareLongResponsesNotSlowBodies: with read and write
 // timeouts of 300 ms, server-sent events still flow after a second, while
 // a request whose body stalls is cut off.
 func TestTimeoutsSpareLongResponsesNotSlowBodies(t *testing.T) {
 	live := &fakeLive{ch: make(chan struct{}, 1)}
-	e := startEdge(t, web.Config{ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}, web.Options{Ingest: live})
+	cfg := testConfig()
+	cfg.ReadTimeout, cfg.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	e := startEdge(t, cfg, func(o *web.Options) { o.Ingest = live })
 	if _, err := e.db.CreateUser(context.Background(), index.User{Login: "sv1", Role: index.RoleSupervisor}, "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
@@ -567,18 +556,10 @@ func TestTimeoutsSpareLongResponsesNotSlowBodies(t *testing.T) {
 	if ev := <-events; ev != "event: live" {
 		t.Fatalf("first event %q", ev)
 	}
-	time.Sleep(1200 * time.Millisecond) // four times both timeouts
-	live.ch <- struct{}{}
-	select {
-	case ev, ok := <-events:
-		if !ok || ev != "event: live" {
-			t.Fatalf("after the timeouts passed: stream ended (%q, %v)", ev, ok)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no event after the change")
-	}
 
-	// a body that stalls: 10 of 50 bytes, then nothing
+	// a body that stalls: 10 of 50 bytes, then nothing. The server cuts
+	// it off at the read timeout, counted from after the event above was
+	// written: once it has, the event's write deadline has passed too.
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -589,5 +570,16 @@ func TestTimeoutsSpareLongResponsesNotSlowBodies(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("the server still waits for a stalled body after 20 s")
+	}
+
+	// the event stream outlived both timeouts: a change still arrives
+	live.ch <- struct{}{}
+	select {
+	case ev, ok := <-events:
+		if !ok || ev != "event: live" {
+			t.Fatalf("after the timeouts passed: stream ended (%q, %v)", ev, ok)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event after the change")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
-	"github.com/bwcplatform/bwc/web"
 )
 
 // TestLegalHoldAPI: a reviewer marks a recording as evidence for a case;
@@ -18,12 +17,9 @@ import (
 func TestLegalHoldAPI(t *testing.T) {
 	ctx := context.Background()
 	db := storagetest.NewDB(t)
-	a := evidence.NewHolder(db, storagetest.NewStore(t), nil)
-	s, err := web.New(web.Options{Config: web.Config{Addr: "127.0.0.1:0"}, Domain: db, Auth: db, Audit: db, Holds: a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	opts := testOptions(db)
+	opts.Holds = evidence.NewHolder(db, storagetest.NewStore(t), nil)
+	s := newServer(t, opts)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	anon := apiClient{t: t, url: ts.URL}

@@ -29,9 +29,6 @@ var pages = []Page{
 	{"/live", "live.html", supervisors},
 }
 
-// Pages lists the role-checked pages, for tests.
-func (s *Server) Pages() []Page { return slices.Clone(pages) }
-
 // homeOf is where a role lands after logging in.
 func homeOf(role string) string {
 	switch role {
@@ -48,16 +45,20 @@ func homeOf(role string) string {
 	}
 }
 
-func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
+// pageRoutes serves the pages (behind the session check: a page needs a
+// session, not a CSRF token) and their assets.
+func pageRoutes(rt *router) {
+	static, _ := fs.Sub(staticFiles, "static")
+	mux := rt.mux
 	for _, p := range pages {
 		body, err := fs.ReadFile(static, p.File)
 		if err != nil {
 			panic("web: page " + p.File + " is not embedded")
 		}
 		mux.HandleFunc("GET "+p.Path, func(w http.ResponseWriter, r *http.Request) {
-			pr, _, err := s.authenticate(r)
+			pr, _, err := rt.authenticate(r)
 			if err != nil {
-				if !s.limitFailedAuth(w, r) {
+				if !rt.edge.limitFailedAuth(w, r) {
 					return
 				}
 				http.Redirect(w, r, "/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -75,12 +76,12 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 		panic("web: login.html is not embedded")
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		pr, _, err := s.authenticate(r)
+		pr, _, err := rt.authenticate(r)
 		if err == nil && r.URL.Query().Get("next") == "" {
 			http.Redirect(w, r, homeOf(pr.Role), http.StatusSeeOther)
 			return
 		}
-		if err != nil && !s.limitFailedAuth(w, r) {
+		if err != nil && !rt.edge.limitFailedAuth(w, r) {
 			return
 		}
 		servePage(w, login)
@@ -90,8 +91,8 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 		panic("web: account.html is not embedded")
 	}
 	mux.HandleFunc("GET /account", func(w http.ResponseWriter, r *http.Request) {
-		if _, _, err := s.authenticate(r); err != nil {
-			if !s.limitFailedAuth(w, r) {
+		if _, _, err := rt.authenticate(r); err != nil {
+			if !rt.edge.limitFailedAuth(w, r) {
 				return
 			}
 			http.Redirect(w, r, "/?next=/account", http.StatusSeeOther)
@@ -99,6 +100,8 @@ func (s *Server) pageRoutes(mux *http.ServeMux, static fs.FS) {
 		}
 		servePage(w, account)
 	})
+	assets, _ := fs.Sub(static, "assets")
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 }
 
 func servePage(w http.ResponseWriter, body []byte) {

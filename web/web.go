@@ -1,7 +1,13 @@
 // Package web is the platform's HTTP face: the JSON API, the pages, health
 // and readiness probes and Prometheus metrics. It is the only package that
 // chooses HTTP status codes; everything it needs from the rest of the
-// platform comes in through small interfaces declared here.
+// platform comes in through small interfaces declared here, one set per
+// handler group (accounts, roster, incidents, recordings, holds, replay,
+// live, exports, uploads, audit, health). Each group is a small struct
+// built with exactly the dependencies it needs and registers its own
+// routes; the request plumbing they share (authentication and roles,
+// JSON errors and status mapping, the audit helper) is in auth.go and
+// plumbing.go.
 package web
 
 import (
@@ -10,202 +16,109 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"runtime"
+	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 //go:embed static
 var staticFiles embed.FS
 
-// Check is one readiness check: a dependency the platform cannot work
-// without (PostgreSQL, MinIO, ...).
-type Check struct {
-	Name string
-	Func func(ctx context.Context) error
+// Index is what web needs of the platform's database: one value (the
+// index) serves every handler group's store.
+type Index interface {
+	Sessions
+	Accounts
+	RosterStore
+	IncidentStore
+	Dashboards
+	TimelineStore
+	RecordingStore
+	AutoLinker
+	ReplayStore
+	ExportStore
+	UploadStore
 }
 
-// Config of the HTTP server.
-type Config struct {
-	Addr            string
-	ShutdownTimeout time.Duration
-	SessionTTL      time.Duration // how long a login lasts (12h when 0)
-	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
-	CameraURL       string        // base URL cameras publish to, e.g. rtsp://host:8554/live (shown to admins)
-	LinkBuffer      time.Duration // incident association rule's widening (5m when 0)
-	ExportApproval  bool          // exports need a supervisor's approval
-
-	// HTTPS: both files, or neither (plain HTTP).
-	TLSCert, TLSKey string
-	// TrustedProxies: the client address is read from X-Forwarded-For only
-	// when the direct peer is in one of these.
-	TrustedProxies []netip.Prefix
-
-	// Server limits (zero: no limit, except ReadHeaderTimeout: 10s).
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration // reading a request's body
-	WriteTimeout      time.Duration // each write of a response
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
-
-	// Per-address rate limits (requests per second and burst; 0: none):
-	// login attempts, and requests without a session or token.
-	LoginRate, UnauthRate   float64
-	LoginBurst, UnauthBurst int
-	// HashSlots bounds concurrent password checks (argon2id, 19 MiB each;
-	// 0: 2 x GOMAXPROCS, negative: unbounded, for benchmarks); a login
-	// waits at most HashWait (0: 2s) for a slot, then gets 503.
-	HashSlots int
-	HashWait  time.Duration
+// Ingest is what web needs of the live ingest: the live list, and the
+// URL cameras publish to.
+type Ingest interface {
+	LiveSource
+	CameraEndpoint
 }
 
-// Options are the parts of the platform the server exposes.
+// Options are the parts of the platform the server exposes. Every one is
+// required but Checks.
 type Options struct {
 	Config  Config
-	Domain  domainStore
-	Auth    authStore
-	Audit   auditLog
-	Checks  []Check
+	Index   Index         // the database
+	Audit   AuditLog      // the audit trail: every view and change is written to it
+	Ingest  Ingest        // the live ingest
+	Relay   LiveRelay     // the WebRTC relay for live views
+	Holds   EvidenceHolds // legal holds (the archive)
+	Objects ObjectStore   // archived objects, for replay and export downloads
+	Exports ExportBuilder // builds approved evidence exports
+	Uploads UploadService // resumable uploads (tus)
+	Checks  []Check       // readiness checks
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
-
-	// Recordings is the index of recordings; Domain's database when nil
-	// and Domain is one.
-	Recordings recordingStore
-	// Ingest is the live ingest (nil: no live list).
-	Ingest liveSource
-	// Viewers counts a live recording's viewers (nil: none counted).
-	Viewers func(uuid.UUID) int
-	// Holds places and releases legal holds (the archive; nil: 503).
-	Holds evidenceHolds
-	// Relay serves live views over WebRTC (nil: 503).
-	Relay liveRelay
-	// Objects opens archived objects for replay (nil: 503); the index for
-	// replay is Domain's database.
-	Objects objectStore
-	// Exports builds approved evidence exports (nil: 503).
-	Exports exportBuilder
-	// Uploads takes resumable uploads (nil: 503).
-	Uploads uploads
 }
 
-// Server is the HTTP server.
-type Server struct {
-	cfg     Config
-	domain  domainStore
-	auth    authStore
-	auditor auditLog
-	checks  []Check
-
-	recordings recordingStore
-	ingest     liveSource
-	viewers    func(uuid.UUID) int
-	holds      evidenceHolds
-	relay      liveRelay
-	replay     replayStore
-	objects    objectStore
-	views      viewAudit
-	exports    exportStore
-	builder    exportBuilder
-	uploads    uploads
-	closing    chan struct{} // closed when the server stops: long-lived responses end
-
-	auditFailures prometheus.Counter
-	log           *slog.Logger
-	ln            net.Listener
-	srv           *http.Server
-	handler       http.Handler
-
-	routeTable  []Route
-	closeOnce   sync.Once
-	streamsOnce sync.Once
-
-	loginLimit, anonLimit *addrLimiter
-	unknownLocks          *unknownLocks
-	hashSlots             chan struct{}
-	hashWaiting           prometheus.Gauge
-	hashBusy              prometheus.Counter
-	rateLimited           *prometheus.CounterVec
-	listenerErr           atomic.Pointer[error] // set when the listener stopped by itself
-
-	readyMu   sync.Mutex // one round of readiness checks at a time, shared for a second
-	readyAt   time.Time
-	readyCode int
-	readyBody map[string]any
-	tls       bool // serving HTTPS
-}
-
-// New binds the listening socket (so that a port in use fails at once) and
-// builds the router.
-func New(o Options) (*Server, error) {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Metrics == nil {
-		o.Metrics = prometheus.NewRegistry()
-	}
-	if o.Config.ShutdownTimeout == 0 {
-		o.Config.ShutdownTimeout = 10 * time.Second
-	}
-	if o.Config.SessionTTL == 0 {
-		o.Config.SessionTTL = 12 * time.Hour
-	}
-	if o.Config.LinkBuffer == 0 {
-		o.Config.LinkBuffer = 5 * time.Minute
-	}
-	if o.Viewers == nil && o.Relay != nil {
-		o.Viewers = o.Relay.Viewers
-	}
-	if o.Recordings == nil {
-		if rs, ok := o.Domain.(recordingStore); ok {
-			o.Recordings = rs
+// validate names every missing dependency and invalid setting.
+func (o Options) validate() error {
+	errs := []error{o.Config.validate()}
+	for _, d := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Index", o.Index == nil}, {"Audit", o.Audit == nil}, {"Ingest", o.Ingest == nil}, {"Relay", o.Relay == nil},
+		{"Holds", o.Holds == nil}, {"Objects", o.Objects == nil}, {"Exports", o.Exports == nil}, {"Uploads", o.Uploads == nil},
+		{"Metrics", o.Metrics == nil}, {"Logger", o.Logger == nil},
+	} {
+		if d.missing {
+			errs = append(errs, fmt.Errorf("web: Options.%s is required", d.name))
 		}
 	}
-	s := &Server{cfg: o.Config, domain: o.Domain, auth: o.Auth, auditor: o.Audit, checks: o.Checks, log: o.Logger,
-		recordings: o.Recordings, ingest: o.Ingest, viewers: o.Viewers, holds: o.Holds, relay: o.Relay, objects: o.Objects, builder: o.Exports, uploads: o.Uploads, closing: make(chan struct{})}
-	s.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
-	})
-	o.Metrics.MustRegister(s.auditFailures)
-	if s.cfg.ReadHeaderTimeout == 0 {
-		s.cfg.ReadHeaderTimeout = 10 * time.Second
+	for i, c := range o.Checks {
+		if c.Func == nil {
+			errs = append(errs, fmt.Errorf("web: Options.Checks[%d] (%q) has no Func", i, c.Name))
+		}
 	}
-	if s.cfg.HashWait == 0 {
-		s.cfg.HashWait = 2 * time.Second
+	return errors.Join(errs...)
+}
+
+// Server is the HTTP server: it owns the listener and the lifecycle; the
+// handler groups answer the requests.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	srv     *http.Server
+	tls     bool // serving HTTPS
+	handler http.Handler
+	routes  []Route
+	health  *health
+	ready   chan struct{} // closed once the listener is bound
+	closing chan struct{} // closed when the server stops: long-lived responses end
+
+	stopOnce sync.Once
+	mu       sync.Mutex
+	ln       net.Listener // set by Run
+	closed   bool
+	inFlight sync.WaitGroup // handlers running; Close waits for them
+}
+
+// New validates the options and builds the handler groups and the router.
+// It binds nothing: Run does.
+func New(o Options) (*Server, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
-	switch {
-	case s.cfg.HashSlots == 0:
-		s.hashSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
-	case s.cfg.HashSlots > 0:
-		s.hashSlots = make(chan struct{}, s.cfg.HashSlots)
-	}
-	s.loginLimit = newAddrLimiter(s.cfg.LoginRate, s.cfg.LoginBurst, maxLimitedAddrs)
-	s.anonLimit = newAddrLimiter(s.cfg.UnauthRate, s.cfg.UnauthBurst, maxLimitedAddrs)
-	s.unknownLocks = newUnknownLocks(maxLimitedAddrs)
-	s.hashWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bwc_login_hash_waiting", Help: "Logins waiting for a password-hashing slot.",
-	})
-	s.hashBusy = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bwc_login_hash_busy_total", Help: "Logins answered 503: no password-hashing slot in time.",
-	})
-	s.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "bwc_http_rate_limited_total", Help: "Requests answered 429 by a per-address limit.",
-	}, []string{"limit"})
-	o.Metrics.MustRegister(s.hashWaiting, s.hashBusy, s.rateLimited)
+	s := &Server{cfg: o.Config, log: o.Logger, ready: make(chan struct{}), closing: make(chan struct{})}
 	var tlsConfig *tls.Config
-	if (s.cfg.TLSCert == "") != (s.cfg.TLSKey == "") {
-		return nil, errors.New("web: TLS needs both a certificate and a key file")
-	}
 	if s.cfg.TLSCert != "" {
 		certs, err := newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
@@ -214,18 +127,7 @@ func New(o Options) (*Server, error) {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 		s.tls = true
 	}
-	if rs, ok := o.Domain.(replayStore); ok {
-		s.replay = rs
-	}
-	if es, ok := o.Domain.(exportStore); ok {
-		s.exports = es
-	}
-	s.handler = s.routes(o.Metrics)
-	ln, err := net.Listen("tcp", o.Config.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("web: listen on %s: %w", o.Config.Addr, err)
-	}
-	s.ln = ln
+	s.handler = s.track(s.build(o))
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		TLSConfig:         tlsConfig,
@@ -239,8 +141,67 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// build makes the handler groups, each with the dependencies it needs,
+// and registers their routes.
+func (s *Server) build(o Options) http.Handler {
+	cfg, db, log := o.Config, o.Index, o.Logger
+	k := newKit(o.Audit, o.Metrics, log)
+	e := newEdge(cfg, o.Metrics)
+	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e}
+	s.health = newHealth(o.Checks, o.Metrics)
+	s.health.routes(r)
+	refresh := liveRefresher{live: o.Ingest, log: log}
+	finder := incidentFinder{db}
+	for _, g := range []interface{ routes(*router) }{
+		newAccounts(cfg, db, k, e, o.Metrics),
+		&auditTrail{log: o.Audit, kit: k},
+		&roster{db: db, camera: o.Ingest, kit: k},
+		&incidents{db: db, officers: db, linker: db, dashboards: db, timeline: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
+		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
+		&holds{holds: o.Holds, recordings: db, kit: k},
+		newLive(o.Ingest, o.Relay, s.closing, k),
+		newReplays(db, o.Objects, k),
+		&exports{db: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, kit: k},
+		&uploads{service: o.Uploads, db: db, kit: k},
+	} {
+		g.routes(r)
+	}
+	r.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no such API endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	pageRoutes(r)
+	s.routes = r.table
+	return e.wrap(instrument(o.Metrics, r.mux))
+}
+
+// track counts the handlers running, for Close to wait for.
+func (s *Server) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		tracked := !s.closed
+		if tracked {
+			s.inFlight.Add(1)
+		}
+		s.mu.Unlock()
+		if tracked {
+			defer s.inFlight.Done()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Ready is closed once Run has bound the listener.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on (valid once Ready is closed).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return s.cfg.Addr
+	}
+	return s.ln.Addr().String()
+}
 
 // URL is the server's base URL (https:// when TLS is on).
 func (s *Server) URL() string {
@@ -253,14 +214,43 @@ func (s *Server) URL() string {
 // Handler is the server's router, for tests.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Routes lists every route registered with a role check.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Pages lists the role-checked pages, for tests.
+func (s *Server) Pages() []Page { return slices.Clone(pages) }
+
+// listen binds the listener, unless the server is already closed.
+func (s *Server) listen() (net.Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("web: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return ln, nil
+}
+
+// Run binds the listener (a port in use is an error at once), closes
+// Ready, and serves until ctx is cancelled, then shuts down gracefully. A
+// listener that stops by itself ends Run with an error. Run after Close
+// returns nil at once.
 func (s *Server) Run(ctx context.Context) error {
+	ln, err := s.listen()
+	if err != nil || ln == nil {
+		return err
+	}
+	close(s.ready)
 	errc := make(chan error, 1)
 	go func() {
 		if s.tls {
-			errc <- s.srv.ServeTLS(s.ln, "", "")
+			errc <- s.srv.ServeTLS(ln, "", "")
 		} else {
-			errc <- s.srv.Serve(s.ln)
+			errc <- s.srv.Serve(ln)
 		}
 	}()
 	s.log.Info("http server listening", "addr", s.Addr(), "tls", s.tls)
@@ -273,7 +263,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// the platform (bwc serve exits non-zero for its supervisor to
 		// restart it); /readyz names it meanwhile
 		err = fmt.Errorf("web: http listener on %s stopped: %w", s.Addr(), err)
-		s.listenerErr.Store(&err)
+		s.health.listenerFailed(err)
 		s.log.Error("http listener stopped", "addr", s.Addr(), "err", err)
 		s.stopStreams()
 		return err
@@ -282,7 +272,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.stopStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
+	err = s.srv.Shutdown(sctx)
 	<-errc
 	if err != nil {
 		return fmt.Errorf("web: shutdown: %w", err)
@@ -290,133 +280,24 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the server at once.
+// Close stops the server at once and waits for the handlers still
+// running (their requests' contexts end with their connections).
 func (s *Server) Close() error {
-	var err error
 	s.stopStreams()
-	s.closeOnce.Do(func() {
-		err = s.srv.Close()
-		s.ln.Close()
-	})
+	s.mu.Lock()
+	s.closed = true
+	ln := s.ln
+	s.mu.Unlock()
+	err := s.srv.Close()
+	if ln != nil {
+		ln.Close() // when Serve had not taken it yet
+	}
+	s.inFlight.Wait()
 	return err
 }
-
-func (s *Server) routes(reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s.authRoutes(mux)
-	s.auditRoutes(mux)
-	s.apiRoutes(mux)
-	s.recordingRoutes(mux)
-	s.holdRoutes(mux)
-	s.dashboardRoutes(mux)
-	s.whepRoutes(mux)
-	s.replayRoutes(mux)
-	s.exportRoutes(mux)
-	s.uploadRoutes(mux)
-
-	static, _ := fs.Sub(staticFiles, "static")
-	s.pageRoutes(mux, static)
-	assets, _ := fs.Sub(static, "assets")
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
-
-	return s.edge(instrument(reg, mux))
-}
-
-// readyz answers 200 when every dependency answers, 503 naming each that
-// does not.
-//
-// Probes are exempt from the per-address limit (a load balancer shares its
-// address with everyone behind it), so the answer is computed at most once
-// a second and shared: a flood of probes costs one round of checks.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	s.readyMu.Lock()
-	if time.Since(s.readyAt) >= time.Second {
-		s.readyCode, s.readyBody = s.checkReady(r.Context())
-		s.readyAt = time.Now()
-	}
-	code, body := s.readyCode, s.readyBody
-	s.readyMu.Unlock()
-	writeJSON(w, code, body)
-}
-
-func (s *Server) checkReady(ctx context.Context) (int, map[string]any) {
-	type result struct {
-		name string
-		err  error
-	}
-	results := make(chan result, len(s.checks))
-	for _, c := range s.checks {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-			defer cancel()
-			results <- result{c.Name, c.Func(ctx)}
-		}()
-	}
-	status := map[string]string{}
-	ready := true
-	if err := s.listenerErr.Load(); err != nil {
-		ready = false
-		status["http listener"] = (*err).Error()
-	}
-	for range s.checks {
-		res := <-results
-		if res.err != nil {
-			ready = false
-			status[res.name] = res.err.Error()
-		} else {
-			status[res.name] = "ok"
-		}
-	}
-	code, word := http.StatusOK, "ready"
-	if !ready {
-		code, word = http.StatusServiceUnavailable, "not ready"
-	}
-	return code, map[string]any{"status": word, "checks": status}
-}
-
-// instrument counts requests and their latency per route pattern.
-func instrument(reg *prometheus.Registry, next http.Handler) http.Handler {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "bwc_http_requests_total", Help: "HTTP requests by route and status code.",
-	}, []string{"route", "code"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "bwc_http_request_seconds", Help: "HTTP request latency by route.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
-	}, []string{"route"})
-	reg.MustRegister(requests, latency)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
-		requests.WithLabelValues(route, fmt.Sprint(sw.code)).Inc()
-		latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach Flush for server-sent events.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // stopStreams ends long-lived responses (server-sent events), which a
 // graceful shutdown would otherwise wait for.
 func (s *Server) stopStreams() {
-	s.streamsOnce.Do(func() { close(s.closing) })
+	s.stopOnce.Do(func() { close(s.closing) })
 }

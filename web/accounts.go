@@ -1,0 +1,270 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// Accounts is what logins, sessions, users and API tokens need of the
+// database.
+type Accounts interface {
+	Authenticate(ctx context.Context, login, password string) (index.User, error)
+	CreateSession(ctx context.Context, u index.User, ttl time.Duration, remote string) (index.Session, error)
+	DeleteSession(ctx context.Context, token string) error
+	CreateAPIToken(ctx context.Context, name, role, by string) (index.APIToken, error)
+	RevokeAPIToken(ctx context.Context, id uuid.UUID) error
+	CreateUser(ctx context.Context, u index.User, password string) (index.User, error)
+	Users(ctx context.Context) ([]index.User, error)
+	SetUserDisabled(ctx context.Context, id uuid.UUID, disabled bool) (index.User, error)
+}
+
+// accounts: logins, sessions, users and API tokens.
+type accounts struct {
+	db           Accounts
+	sessionTTL   time.Duration
+	cookieSecure bool
+	edge         *edge
+	kit          *kit
+
+	loginLimit   *addrLimiter
+	unknownLocks *unknownLocks
+	hashSlots    chan struct{} // nil: unbounded
+	hashWait     time.Duration
+	hashWaiting  prometheus.Gauge
+	hashBusy     prometheus.Counter
+}
+
+func newAccounts(cfg Config, db Accounts, k *kit, e *edge, reg *prometheus.Registry) *accounts {
+	a := &accounts{db: db, sessionTTL: cfg.SessionTTL, cookieSecure: cfg.CookieSecure, edge: e, kit: k,
+		loginLimit:   newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, maxLimitedAddrs),
+		unknownLocks: newUnknownLocks(maxLimitedAddrs),
+		hashWait:     cfg.HashWait,
+		hashWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bwc_login_hash_waiting", Help: "Logins waiting for a password-hashing slot.",
+		}),
+		hashBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bwc_login_hash_busy_total", Help: "Logins answered 503: no password-hashing slot in time.",
+		}),
+	}
+	if cfg.HashSlots > 0 {
+		a.hashSlots = make(chan struct{}, cfg.HashSlots)
+	}
+	reg.MustRegister(a.hashWaiting, a.hashBusy)
+	return a
+}
+
+func (a *accounts) routes(r *router) {
+	r.handle("POST /api/login", public, a.login)
+	r.handle("POST /api/logout", anyone, a.logout)
+	r.handle("GET /api/session", anyone, a.session(r))
+	r.handle("POST /api/users", adminOnly, a.createUser)
+	r.handle("GET /api/users", adminOnly, list(a.kit, a.db.Users))
+	r.handle("POST /api/users/{id}/disabled", adminOnly, a.setUserDisabled)
+	r.handle("POST /api/tokens", adminOnly, a.createToken)
+	r.handle("DELETE /api/tokens/{id}", adminOnly, a.revokeToken)
+}
+
+// login: POST /api/login. In order, cheapest first: the address's login
+// rate, the body's size (4 KiB), the fields' lengths (nothing oversized is
+// logged or audited), a password-hashing slot (bounded wait), then the
+// check itself, which costs the same for unknown and known logins.
+func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
+	remote := clientAddr(r)
+	if ok, wait := a.loginLimit.allow(remote, time.Now()); !ok {
+		a.edge.rateLimited.WithLabelValues("login").Inc()
+		tooMany(w, wait, "login attempts")
+		return
+	}
+	var in struct {
+		Login    string `json:"login"`
+		Password string `json:"password"`
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if !decode(w, r, &in) {
+		return
+	}
+	switch {
+	case len(in.Login) > index.MaxLoginLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("login: at most %d bytes", index.MaxLoginLen), Field: "login"})
+		return
+	case len(in.Password) > index.MaxPasswordLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("password: at most %d bytes", index.MaxPasswordLen), Field: "password"})
+		return
+	}
+	release, err := a.acquireHash(r.Context())
+	if err != nil {
+		if errors.Is(err, errBusy) {
+			a.hashBusy.Inc()
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "too many logins at once; retry in a moment"})
+		}
+		return // else the client went away
+	}
+	var u index.User
+	if until, locked := a.unknownLocks.locked(in.Login, time.Now()); locked {
+		err = fmt.Errorf("%w until %s", index.ErrLocked, until.UTC().Format(time.RFC3339))
+	} else {
+		u, err = a.db.Authenticate(r.Context(), in.Login, in.Password)
+		if errors.Is(err, index.ErrUnknownLogin) {
+			a.unknownLocks.fail(in.Login, time.Now())
+		}
+	}
+	release()
+	switch {
+	case errors.Is(err, index.ErrLocked):
+		a.kit.log.Warn("login refused: account locked", "login", in.Login, "remote", remote)
+		_ = a.kit.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.locked", ObjectType: "user", ObjectID: in.Login})
+		writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
+		return
+	case errors.Is(err, index.ErrBadCredentials):
+		a.kit.log.Warn("login failed", "login", in.Login, "remote", remote)
+		_ = a.kit.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.failed", ObjectType: "user", ObjectID: in.Login})
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
+		return
+	case err != nil:
+		a.kit.fail(w, r, err)
+		return
+	}
+	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, remote)
+	if err != nil {
+		a.kit.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secureRequest(r),
+	})
+	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
+	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
+	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
+}
+
+func (a *accounts) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := a.db.DeleteSession(r.Context(), c.Value); err != nil {
+			a.kit.fail(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secureRequest(r)})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+// session answers who is logged in, with the session's CSRF token.
+func (a *accounts) session(rt *router) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		_, csrf, _ := rt.authenticate(r)
+		writeJSON(w, http.StatusOK, map[string]any{"login": p.Login, "role": p.Role, "officer_id": p.OfficerID, "unit": p.Unit, "csrf_token": csrf})
+	}
+}
+
+func (a *accounts) createUser(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Login     string     `json:"login"`
+		Password  string     `json:"password"`
+		Role      string     `json:"role"`
+		Unit      string     `json:"unit"`
+		OfficerID *uuid.UUID `json:"officer_id"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	if len(in.Password) > index.MaxPasswordLen {
+		a.kit.fail(w, r, &index.FieldError{Field: "password", Reason: fmt.Sprintf("at most %d characters", index.MaxPasswordLen)})
+		return
+	}
+	release, err := a.acquireHash(r.Context())
+	if err != nil {
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "password hashing is busy; retry in a moment"})
+		}
+		return
+	}
+	defer release()
+	u, err := a.db.CreateUser(r.Context(), index.User{Login: in.Login, Role: in.Role, Unit: in.Unit, OfficerID: in.OfficerID}, in.Password)
+	if err == nil {
+		a.unknownLocks.forget(u.Login)
+	}
+	a.kit.reply(w, r, http.StatusCreated, u, err)
+}
+
+func (a *accounts) setUserDisabled(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	var in struct {
+		Disabled bool `json:"disabled"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	u, err := a.db.SetUserDisabled(r.Context(), id, in.Disabled)
+	a.kit.reply(w, r, http.StatusOK, u, err)
+}
+
+func (a *accounts) createToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	t, err := a.db.CreateAPIToken(r.Context(), in.Name, in.Role, actor(r))
+	a.kit.reply(w, r, http.StatusCreated, t, err)
+}
+
+func (a *accounts) revokeToken(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	err := a.db.RevokeAPIToken(r.Context(), id)
+	a.kit.reply(w, r, http.StatusOK, map[string]string{"status": "revoked"}, err)
+}
+
+// secureRequest: the browser reached us over HTTPS (directly or through a
+// trusted TLS-terminating proxy), or the setting says so.
+func (a *accounts) secureRequest(r *http.Request) bool {
+	return a.cookieSecure || r.TLS != nil || a.edge.fromTrustedProxy(r) && r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+// errBusy: no hashing slot became free within the wait.
+var errBusy = errors.New("password checks are busy")
+
+// acquireHash takes one of the password-hashing slots (each check holds an
+// argon2id block of 19 MiB), waiting at most the configured time and never
+// beyond the request's context. release must be called after.
+func (a *accounts) acquireHash(ctx context.Context) (release func(), err error) {
+	if a.hashSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.hashSlots <- struct{}{}:
+		return func() { <-a.hashSlots }, nil
+	default:
+	}
+	t := time.NewTimer(a.hashWait)
+	defer t.Stop()
+	a.hashWaiting.Inc()
+	defer a.hashWaiting.Dec()
+	select {
+	case a.hashSlots <- struct{}{}:
+		return func() { <-a.hashSlots }, nil
+	case <-t.C:
+		return nil, errBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

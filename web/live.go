@@ -1,0 +1,250 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/relay"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// LiveSource is what web needs of the ingest: the live recordings, a
+// signal when they change, and a way to reload one after a binding change.
+type LiveSource interface {
+	Live() []ingest.Live
+	Watch() (<-chan struct{}, func())
+	Refresh(id uuid.UUID) error
+}
+
+// LiveRelay is what web needs of the WebRTC relay.
+type LiveRelay interface {
+	Offer(ctx context.Context, rec uuid.UUID, viewer, offer string) (relay.Answer, error)
+	Patch(session, frag string) error
+	Delete(session string) error
+	Session(session string) (uuid.UUID, bool)
+	Viewers(rec uuid.UUID) int
+	LinkHeaders() []string
+	OnViewerEnd(func(relay.ViewerStats, string))
+}
+
+// maxSDP bounds an SDP offer or fragment.
+const maxSDP = 64 << 10
+
+// live: the live list (and its server-sent events) for the wall, and live
+// views over WebRTC (WHEP), audited from start to end.
+type live struct {
+	ingest  LiveSource
+	relay   LiveRelay
+	closing <-chan struct{} // closed when the server stops: event streams end
+	kit     *kit
+}
+
+// newLive builds the live group; the relay reports to it the end of every
+// view, for the audit trail.
+func newLive(src LiveSource, rl LiveRelay, closing <-chan struct{}, k *kit) *live {
+	h := &live{ingest: src, relay: rl, closing: closing, kit: k}
+	rl.OnViewerEnd(h.viewEnded)
+	return h
+}
+
+func (h *live) routes(r *router) {
+	r.handle("GET /api/live", supervisors, h.listLive)
+	r.handle("GET /api/live/events", supervisors, h.liveEvents)
+	r.handle("POST /api/live/{id}/whep", supervisors, h.whepOffer)
+	r.handle("PATCH /api/live/{id}/whep/{session}", supervisors, h.whepPatch)
+	r.handle("DELETE /api/live/{id}/whep/{session}", supervisors, h.whepDelete)
+}
+
+// liveItem is a live recording on the wall, with its viewer count.
+type liveItem struct {
+	ingest.Live
+	Viewers int `json:"viewers"`
+}
+
+func (h *live) liveItems() []liveItem {
+	l := h.ingest.Live()
+	out := make([]liveItem, len(l))
+	for i, x := range l {
+		out[i] = liveItem{Live: x}
+		out[i].Viewers = h.relay.Viewers(x.RecordingID)
+	}
+	return out
+}
+
+func (h *live) listLive(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.liveItems())
+}
+
+// liveEvents streams the live list as server-sent events: at once, on
+// every change, at most twice a second.
+func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w) // reaches Flush through the middleware's writers
+	ch, stop := h.ingest.Watch()
+	defer stop()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func() bool {
+		b, err := json.Marshal(h.liveItems())
+		if err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "event: live\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send() {
+		return
+	}
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-h.closing:
+			return
+		case <-keepalive.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-ch:
+			if !send() {
+				return
+			}
+			select { // coalesce bursts
+			case <-time.After(500 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+}
+
+// readSDP reads a body of the given content type.
+func (h *live) readSDP(w http.ResponseWriter, r *http.Request, want string) (string, bool) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != want {
+		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be " + want})
+		return "", false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDP))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "SDP too large"})
+		return "", false
+	}
+	return string(b), true
+}
+
+func (h *live) relayFail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, relay.ErrNotLive), errors.Is(err, relay.ErrNoSession):
+		writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+	case errors.Is(err, relay.ErrBadOffer):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+	case errors.Is(err, relay.ErrTooMany):
+		w.Header().Set("Retry-After", "10")
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+	default:
+		h.kit.fail(w, r, err)
+	}
+}
+
+// whepOffer: POST an SDP offer, get the answer (201, Location of the
+// session). The view is audited before any video flows.
+func (h *live) whepOffer(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	offer, ok := h.readSDP(w, r, "application/sdp")
+	if !ok {
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	a, err := h.relay.Offer(r.Context(), id, p.Login, offer)
+	if err != nil {
+		h.relayFail(w, r, err)
+		return
+	}
+	if err := h.kit.audit(r, index.AuditEvent{Action: "live.view.start", ObjectType: "recording", ObjectID: id.String(),
+		RecordingID: &id, Details: map[string]any{"session": a.Session}}); err != nil {
+		_ = h.relay.Delete(a.Session) // no unaudited viewing
+		refused(w, "live view")
+		return
+	}
+	for _, l := range h.relay.LinkHeaders() {
+		w.Header().Add("Link", l)
+	}
+	if a.AudioNote != "" {
+		w.Header().Set("X-BWC-Audio", a.AudioNote)
+	}
+	w.Header().Set("Location", "/api/live/"+id.String()+"/whep/"+a.Session)
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, a.SDP)
+}
+
+// session checks that the path's session views the path's recording.
+func (h *live) whepSession(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return "", false
+	}
+	sess := r.PathValue("session")
+	if rec, ok := h.relay.Session(sess); !ok || rec != id {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no such viewing session"})
+		return "", false
+	}
+	return sess, true
+}
+
+// whepPatch: trickled ICE candidates.
+func (h *live) whepPatch(w http.ResponseWriter, r *http.Request) {
+	sess, ok := h.whepSession(w, r)
+	if !ok {
+		return
+	}
+	frag, ok := h.readSDP(w, r, "application/trickle-ice-sdpfrag")
+	if !ok {
+		return
+	}
+	if err := h.relay.Patch(sess, frag); err != nil {
+		h.relayFail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// whepDelete ends a viewing session (audited when it ends).
+func (h *live) whepDelete(w http.ResponseWriter, r *http.Request) {
+	sess, ok := h.whepSession(w, r)
+	if !ok {
+		return
+	}
+	if err := h.relay.Delete(sess); err != nil {
+		h.relayFail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// viewEnded audits the end of a live view, however it ended.
+func (h *live) viewEnded(st relay.ViewerStats, why string) {
+	rec := st.RecordingID
+	e := index.AuditEvent{Actor: st.Viewer, Action: "live.view.stop", ObjectType: "recording", ObjectID: rec.String(),
+		RecordingID: &rec, Details: map[string]any{"session": st.Session, "why": why,
+			"seconds": int(time.Since(st.Since).Seconds()), "packets": st.Packets, "dropped_frames": st.Dropped}}
+	_ = h.kit.auditEvent(context.Background(), e)
+}

@@ -1,0 +1,85 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/bwcplatform/bwc/ingest/upload"
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// UploadService is what web needs of the upload service.
+type UploadService interface {
+	Handler() http.Handler
+	Admit(ctx context.Context, method, id string, length int64) error
+}
+
+// UploadStore lists uploads.
+type UploadStore interface {
+	Uploads(ctx context.Context, uploadedBy string) ([]index.Upload, error)
+}
+
+// uploads: resumable uploads of footage recorded offline (tus), and the
+// list of them.
+type uploads struct {
+	service UploadService
+	db      UploadStore
+	kit     *kit
+}
+
+var uploaders = []string{index.RoleOfficer, index.RoleSupervisor, index.RoleAdmin}
+
+// routes mounts the tus endpoint (resumable uploads) behind the role
+// check; the authenticated uploader rides on the request's context.
+func (h *uploads) routes(r *router) {
+	r.handle("POST /api/uploads/", uploaders, h.tus)
+	r.handle("HEAD /api/uploads/{id}", uploaders, h.tus)
+	r.handle("PATCH /api/uploads/{id}", uploaders, h.tus)
+	r.handle("DELETE /api/uploads/{id}", uploaders, h.tus)
+	r.handle("OPTIONS /api/uploads/", uploaders, h.tus)
+	r.handle("GET /api/uploads", uploaders, h.listUploads)
+}
+
+// tus hands a request to the tus handler once the upload service admits
+// it.
+func (h *uploads) tus(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	ctx := upload.WithUploader(r.Context(), upload.Uploader{Login: p.Login, Role: p.Role, OfficerID: p.OfficerID})
+	// the upload's ID form, owner and the free space, before the tus
+	// handler (and the file system) sees the request
+	if r.Method != http.MethodOptions {
+		length, _ := strconv.ParseInt(r.Header.Get("Upload-Length"), 10, 64)
+		if err := h.service.Admit(ctx, r.Method, r.PathValue("id"), length); err != nil {
+			status := http.StatusNotFound
+			switch {
+			case errors.Is(err, upload.ErrNotYours):
+				status = http.StatusForbidden
+			case errors.Is(err, upload.ErrInsufficientStorage):
+				status = http.StatusInsufficientStorage
+			case errors.Is(err, upload.ErrStoring):
+				status = http.StatusConflict
+			}
+			w.Header().Set("Tus-Resumable", "1.0.0")
+			writeJSON(w, status, apiError{Error: err.Error()})
+			return
+		}
+	}
+	h.service.Handler().ServeHTTP(w, r.WithContext(ctx))
+}
+
+// listUploads: an officer's own uploads; everything for supervisors and
+// admins.
+func (h *uploads) listUploads(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	by := ""
+	if p.Role == index.RoleOfficer {
+		by = p.Login
+	}
+	list, err := h.db.Uploads(r.Context(), by)
+	if list == nil {
+		list = []index.Upload{}
+	}
+	h.kit.reply(w, r, http.StatusOK, list, err)
+}
