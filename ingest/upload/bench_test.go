@@ -26,31 +26,30 @@ func BenchmarkUploadThroughput(b *testing.B) {
 	path := video(b, time.Now().Add(-time.Hour), mb<<20)
 	st, _ := os.Stat(path)
 	ctx := context.Background()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		loc, code := create(b, e, st.Size(), meta("filename", "bench.mp4", "nonce", strconv.Itoa(i)))
-		if code != http.StatusCreated {
-			b.Fatalf("create: %d %s", code, loc)
-		}
-		res := send(b, loc, path, nil)
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			b.Fatalf("upload: %d", res.StatusCode)
-		}
-		tusTime := time.Since(start)
-
-		f, _ := os.Open(path)
-		start = time.Now()
-		if _, err := e.store.Client().PutObject(ctx, e.store.Bucket(), "bench/plain.mp4", f, st.Size(), minio.PutObjectOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		putTime := time.Since(start)
-		f.Close()
-		mbs := float64(st.Size()) / 1e6
-		b.ReportMetric(mbs/tusTime.Seconds(), "upload-MB/s")
-		b.ReportMetric(mbs/putTime.Seconds(), "putobject-MB/s")
-		b.ReportMetric(putTime.Seconds()/tusTime.Seconds(), "ratio")
-		break // a second pass of the same file would be a duplicate: one is the measurement
+	// one pass whatever b.N: a second pass of the same file would be a
+	// duplicate, not an upload; the one pass is the measurement
+	start := time.Now()
+	loc, code := create(b, e, st.Size(), meta("filename", "bench.mp4"))
+	if code != http.StatusCreated {
+		b.Fatalf("create: %d %s", code, loc)
 	}
+	res := send(b, loc, path, nil)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b.Fatalf("upload: %d", res.StatusCode)
+	}
+	tusTime := time.Since(start)
+
+	f, _ := os.Open(path)
+	start = time.Now()
+	if _, err := e.store.Client().PutObject(ctx, e.store.Bucket(), "bench/plain.mp4", f, st.Size(), minio.PutObjectOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	putTime := time.Since(start)
+	f.Close()
+	mbs := float64(st.Size()) / 1e6
+	b.ReportMetric(mbs/tusTime.Seconds(), "upload-MB/s")
+	b.ReportMetric(mbs/putTime.Seconds(), "putobject-MB/s")
+	b.ReportMetric(putTime.Seconds()/tusTime.Seconds(), "ratio")
 }

@@ -51,10 +51,17 @@ type marker struct {
 type pending struct {
 	since    time.Time
 	attempts int
+	retry    durable.Backoff // the wait before the next attempt
 	next     time.Time
 	busy     bool
 	err      error
 	alarmed  bool
+}
+
+// newPending is a finished upload received at since, to be stored from
+// next on.
+func (s *Service) newPending(since, next time.Time) *pending {
+	return &pending{since: since, next: next, retry: durable.Backoff{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}}
 }
 
 // result of a completion.
@@ -109,7 +116,7 @@ func (s *Service) resume() error {
 		if m, err := s.readMarker(id); err == nil {
 			since = m.ReceivedAt
 		}
-		s.pending[id] = &pending{since: since, next: now}
+		s.pending[id] = s.newPending(since, now)
 		s.log.Info("finished upload found on disk: storing it", "upload", id)
 	}
 	s.metrics.storing.Set(float64(len(s.pending)))
@@ -125,7 +132,7 @@ func (s *Service) finish(ev tusd.HookEvent) (tusd.HTTPResponse, error) {
 	s.mu.Lock()
 	p := s.pending[id]
 	if p == nil {
-		p = &pending{since: time.Now()}
+		p = s.newPending(time.Now(), time.Time{})
 		s.pending[id] = p
 	}
 	p.busy = true
@@ -166,7 +173,7 @@ func (s *Service) release(id string, err error) {
 	}
 	p.busy, p.err = false, err
 	p.attempts++
-	p.next = time.Now().Add(min(s.cfg.RetryMin<<min(p.attempts-1, 16), s.cfg.RetryMax))
+	p.next = time.Now().Add(p.retry.Next())
 	s.metrics.retries.Inc()
 }
 
@@ -356,21 +363,10 @@ func (s *Service) prepare(ctx context.Context, id string) (marker, error) {
 		return marker{}, fmt.Errorf("upload %s is not complete (%d of %d bytes)", id, info.Offset, info.Size)
 	}
 	md := info.MetaData
-	hu, ok := up.(*hashingUpload)
-	if !ok {
-		return marker{}, errNotHashing
-	}
-	sum, err := hu.Sum(info.Size)
+	by := md["uploaded_by"]
+	got, err := s.checkSum(ctx, id, up, info)
 	if err != nil {
 		return marker{}, err
-	}
-	by := md["uploaded_by"]
-	got := hex.EncodeToString(sum)
-	if want := md["sha256"]; want != "" && want != got {
-		s.audit(ctx, by, "upload.rejected", "", map[string]any{"filename": md["filename"], "why": "sha256 mismatch", "declared": want, "received": got})
-		s.terminate(ctx, id)
-		return marker{}, refuse("ERR_CHECKSUM_MISMATCH",
-			fmt.Sprintf("the file received has SHA-256 %s, not the declared %s: nothing was kept; upload it again", got, want), 460)
 	}
 	f, err := os.Open(s.binPath(id))
 	if err != nil {
@@ -386,8 +382,41 @@ func (s *Service) prepare(ctx context.Context, id string) (marker, error) {
 		s.terminate(ctx, id)
 		return marker{}, refuse("ERR_NOT_VIDEO", err.Error()+": nothing was kept", http.StatusUnprocessableEntity)
 	}
-	// when: the file's own creation time when plausible, else what the
-	// uploader declared, else now
+	recordedAt, source := recordedTime(md, fi)
+	m := marker{SHA256: got, Size: info.Size, Info: fi, RecordedAt: recordedAt.UTC(), Source: source, Meta: md, ReceivedAt: time.Now().UTC(),
+		Key: fmt.Sprintf("uploads/%s/%s/%s", recordedAt.UTC().Format("2006/01/02"), id, safeName(md["filename"]))}
+	if err := s.writeMarker(id, m); err != nil {
+		return marker{}, fmt.Errorf("completion marker of %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// checkSum is the received file's SHA-256 (hex); a file that is not the
+// one declared is removed and refused.
+func (s *Service) checkSum(ctx context.Context, id string, up tusd.Upload, info tusd.FileInfo) (string, error) {
+	hu, ok := up.(*hashingUpload)
+	if !ok {
+		return "", errNotHashing
+	}
+	sum, err := hu.Sum(info.Size)
+	if err != nil {
+		return "", err
+	}
+	md := info.MetaData
+	got := hex.EncodeToString(sum)
+	if want := md["sha256"]; want != "" && want != got {
+		s.audit(ctx, md["uploaded_by"], "upload.rejected", "", map[string]any{"filename": md["filename"], "why": "sha256 mismatch", "declared": want, "received": got})
+		s.terminate(ctx, id)
+		return "", refuse("ERR_CHECKSUM_MISMATCH",
+			fmt.Sprintf("the file received has SHA-256 %s, not the declared %s: nothing was kept; upload it again", got, want), 460)
+	}
+	return got, nil
+}
+
+// recordedTime is when the footage was recorded, and how that is known:
+// the file's own creation time when plausible, else what the uploader
+// declared, else now.
+func recordedTime(md tusd.MetaData, fi fileInfo) (time.Time, string) {
 	recordedAt, source := time.Now().UTC(), "upload"
 	if v := md["recorded_at"]; v != "" {
 		recordedAt, _ = time.Parse(time.RFC3339, v)
@@ -396,12 +425,7 @@ func (s *Service) prepare(ctx context.Context, id string) (marker, error) {
 	if !fi.Created.IsZero() && fi.Created.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) && fi.Created.Before(time.Now().Add(time.Hour)) {
 		recordedAt, source = fi.Created, "file"
 	}
-	m := marker{SHA256: got, Size: info.Size, Info: fi, RecordedAt: recordedAt.UTC(), Source: source, Meta: md, ReceivedAt: time.Now().UTC(),
-		Key: fmt.Sprintf("uploads/%s/%s/%s", recordedAt.UTC().Format("2006/01/02"), id, safeName(md["filename"]))}
-	if err := s.writeMarker(id, m); err != nil {
-		return marker{}, fmt.Errorf("completion marker of %s: %w", id, err)
-	}
-	return m, nil
+	return recordedAt, source
 }
 
 // storeUpload puts the original in the bucket once and writes its row once.
@@ -427,6 +451,26 @@ func (s *Service) storeUpload(ctx context.Context, id string, m marker) (result,
 	if err := s.inject("row"); err != nil {
 		return result{}, err
 	}
+	saved, err := s.createRow(ctx, id, sum, m)
+	if errors.Is(err, index.ErrConflict) { // written meanwhile (same upload, or the same file)
+		if r, done, err := s.alreadyStored(ctx, id, sum, by, m); done || err != nil {
+			return r, err
+		}
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("index upload %s: %w", m.Key, err)
+	}
+	s.link(ctx, saved.RecordingID, m.Meta["incident"], by)
+	s.audit(ctx, by, "upload.complete", saved.RecordingID.String(), map[string]any{"upload": saved.ID, "filename": saved.Filename,
+		"sha256": m.SHA256, "size": saved.Size})
+	s.log.Info("upload stored", "recording", saved.RecordingID, "file", saved.Filename, "bytes", saved.Size, "sha256", m.SHA256)
+	s.done(ctx, id)
+	return result{upload: saved}, nil
+}
+
+// createRow writes the upload's recording and upload rows (one
+// transaction), bound to its officer and device when known.
+func (s *Service) createRow(ctx context.Context, id string, sum []byte, m marker) (index.Upload, error) {
 	rec := index.Recording{VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width, Height: m.Info.Height}
 	if v := m.Meta["officer"]; v != "" {
 		if oid, err := uuid.Parse(v); err == nil {
@@ -438,33 +482,28 @@ func (s *Service) storeUpload(ctx context.Context, id string, m marker) (result,
 			rec.DeviceID = d.ID
 		}
 	}
-	saved, err := s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: m.Meta["filename"], Size: m.Size,
+	by := m.Meta["uploaded_by"]
+	return s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: m.Meta["filename"], Size: m.Size,
 		SHA256: sum, Key: m.Key, Container: m.Info.Container, VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width,
 		Height: m.Info.Height, DurationMS: m.Info.Duration.Milliseconds(), RecordedAt: m.RecordedAt, RecordedAtSource: m.Source,
 		Fragmented: m.Info.Fragmented, Notes: m.Meta["notes"]}, by)
-	if errors.Is(err, index.ErrConflict) { // written meanwhile (same upload, or the same file)
-		if r, done, err := s.alreadyStored(ctx, id, sum, by, m); done || err != nil {
-			return r, err
+}
+
+// link associates a stored upload with incidents: by the assignment rule,
+// and with the incident chosen at upload (incident: its ID, or empty).
+// Failures are logged: the footage is stored, a supervisor can link it.
+func (s *Service) link(ctx context.Context, recording uuid.UUID, incident, by string) {
+	if _, err := s.db.AutoLink(ctx, recording, s.cfg.LinkBuffer); err != nil {
+		s.log.Error("upload not linked by the rule", "recording", recording, "err", err)
+	}
+	if incident == "" {
+		return
+	}
+	if inc, err := uuid.Parse(incident); err == nil {
+		if _, err := s.db.LinkIncident(ctx, recording, inc, by, "chosen at upload"); err != nil && !errors.Is(err, index.ErrConflict) {
+			s.log.Error("upload not linked to its incident", "recording", recording, "err", err)
 		}
 	}
-	if err != nil {
-		return result{}, fmt.Errorf("index upload %s: %w", m.Key, err)
-	}
-	if _, err := s.db.AutoLink(ctx, saved.RecordingID, s.cfg.LinkBuffer); err != nil {
-		s.log.Error("upload not linked by the rule", "recording", saved.RecordingID, "err", err)
-	}
-	if v := m.Meta["incident"]; v != "" {
-		if inc, err := uuid.Parse(v); err == nil {
-			if _, err := s.db.LinkIncident(ctx, saved.RecordingID, inc, by, "chosen at upload"); err != nil && !errors.Is(err, index.ErrConflict) {
-				s.log.Error("upload not linked to its incident", "recording", saved.RecordingID, "err", err)
-			}
-		}
-	}
-	s.audit(ctx, by, "upload.complete", saved.RecordingID.String(), map[string]any{"upload": saved.ID, "filename": saved.Filename,
-		"sha256": m.SHA256, "size": saved.Size})
-	s.log.Info("upload stored", "recording", saved.RecordingID, "file", saved.Filename, "bytes", saved.Size, "sha256", m.SHA256)
-	s.done(ctx, id)
-	return result{upload: saved}, nil
 }
 
 // alreadyStored ends a completion whose row exists: for this upload (a
@@ -577,7 +616,7 @@ func (s *Service) Reconcile(ctx context.Context) (Reconciliation, error) {
 			if m, err := s.readMarker(id); err == nil && m.Key == o.Key {
 				s.mu.Lock()
 				if s.pending[id] == nil {
-					s.pending[id] = &pending{since: m.ReceivedAt}
+					s.pending[id] = s.newPending(m.ReceivedAt, time.Time{})
 				}
 				s.mu.Unlock()
 				err := s.attempt(ctx, id)

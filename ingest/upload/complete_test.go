@@ -18,6 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
 )
 
@@ -43,18 +44,6 @@ func run(t *testing.T, s *Service) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitFor polls cond until it holds (a wait with a generous limit, not a
-// timed assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("gave up waiting: %s", what)
 }
 
 // versions counts the object versions under a prefix.
@@ -173,7 +162,7 @@ func TestUploadCompletedWhileMinIOUnreachable(t *testing.T) {
 		t.Fatalf("HEAD while storing: %d %v", head.StatusCode, head.Header)
 	}
 	// a retry or two fail; the file and its marker stay
-	waitFor(t, "a failed retry", func() bool { return counter(t, down.metrics.retries) >= 2 })
+	mediatest.Eventually(t, "a failed retry", func() bool { return counter(t, down.metrics.retries) >= 2 })
 	for _, f := range []string{id, id + ".done", id + ".info"} {
 		if _, err := os.Stat(filepath.Join(e.dir, f)); err != nil {
 			t.Fatalf("%s gone while MinIO is down: %v", f, err)
@@ -200,7 +189,7 @@ func TestUploadCompletedWhileMinIOUnreachable(t *testing.T) {
 	}
 	e.set(nil, up)
 	run(t, up)
-	waitFor(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
+	mediatest.Eventually(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
 	assertStoredOnce(t, e, up, id, sum)
 }
 
@@ -284,12 +273,12 @@ func TestUploadStuckAlarm(t *testing.T) {
 	}
 	ctx := context.Background()
 	var alarm error
-	waitFor(t, "the stuck alarm", func() bool { alarm = e.svc.Check(ctx); return alarm != nil })
+	mediatest.Eventually(t, "the stuck alarm", func() bool { alarm = e.svc.Check(ctx); return alarm != nil })
 	if !strings.Contains(alarm.Error(), id) || !strings.Contains(alarm.Error(), "refuses the write") {
 		t.Fatalf("alarm = %v", alarm)
 	}
 	failPut.Store(false)
-	waitFor(t, "the upload stored", func() bool { return e.svc.Status(id) == "" })
+	mediatest.Eventually(t, "the upload stored", func() bool { return e.svc.Status(id) == "" })
 	assertStoredOnce(t, e, e.svc, id, sum)
 }
 
@@ -319,6 +308,6 @@ func TestUploadRowFailsThenRestart(t *testing.T) {
 	}
 	e.set(nil, up)
 	run(t, up)
-	waitFor(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
+	mediatest.Eventually(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
 	assertStoredOnce(t, e, up, id, sum)
 }

@@ -415,122 +415,38 @@ func (t *tableReader) next(n int) ([]byte, error) {
 // of the file), never by a count the file declares: samples of a constant
 // size are added up by multiplication.
 func (p *prober) index(t *track) (end, samples uint64, err error) {
-	switch {
-	case !t.haveStsd:
-		return 0, 0, errors.New("stsd box not found")
-	case !t.stts.ok():
-		return 0, 0, errors.New("stts box not found")
-	case !t.stsc.ok():
-		return 0, 0, errors.New("stsc box not found")
-	case !t.stco.ok() && !t.co64.ok():
-		return 0, 0, errors.New("stco/co64 box not found")
-	case !t.stsz.ok():
-		return 0, 0, errors.New("stsz box not found")
+	if err := t.checkTables(); err != nil {
+		return 0, 0, err
 	}
-	// samples: the sum of stts's counts (each up to 2^32-1, added, never
-	// expanded)
-	n, err := p.count(t.stts, 4)
+	if samples, err = p.sampleCount(t); err != nil {
+		return 0, 0, err
+	}
+	sizes, err := p.sampleSizes(t, samples)
 	if err != nil {
 		return 0, 0, err
 	}
-	stts := p.open(t.stts, 8, n)
-	for {
-		e, err := stts.next(8)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("stts: %w", err)
-		}
-		samples += uint64(binary.BigEndian.Uint32(e)) // at most 2^29 entries of < 2^32: no overflow
-	}
-	constSize, err := p.count(t.stsz, 4)
+	chunks, err := p.chunkOffsets(t)
 	if err != nil {
 		return 0, 0, err
 	}
-	nsizes, err := p.count(t.stsz, 8)
+	runs, err := p.chunkRuns(t)
 	if err != nil {
-		return 0, 0, err
-	}
-	if uint64(nsizes) != samples {
-		return 0, 0, fmt.Errorf("stts declares %d samples, stsz %d", samples, nsizes)
-	}
-	var sizes *tableReader
-	if constSize == 0 {
-		sizes = p.open(t.stsz, 12, nsizes)
-	}
-	// chunks
-	chunkTable, width := t.stco, 4
-	if !chunkTable.ok() {
-		chunkTable, width = t.co64, 8
-	}
-	nchunks, err := p.count(chunkTable, 4)
-	if err != nil {
-		return 0, 0, err
-	}
-	chunks := p.open(chunkTable, 8, nchunks)
-	nstsc, err := p.count(t.stsc, 4)
-	if err != nil {
-		return 0, 0, err
-	}
-	stsc := p.open(t.stsc, 8, nstsc)
-	// stsc runs: [first chunk, samples per chunk), the current one and
-	// the first chunk of the next
-	var perChunk uint32
-	var nextFirst uint64 = 1
-	var nextPer uint32
-	haveNext := true
-	advance := func() error {
-		e, err := stsc.next(12)
-		if err == io.EOF {
-			haveNext = false
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("stsc: %w", err)
-		}
-		first := uint64(binary.BigEndian.Uint32(e))
-		if first < nextFirst {
-			return fmt.Errorf("stsc: first chunk %d out of order", first)
-		}
-		nextFirst, nextPer = first, binary.BigEndian.Uint32(e[4:])
-		return nil
-	}
-	if err := advance(); err != nil {
 		return 0, 0, err
 	}
 	var done uint64 // samples placed in chunks so far
-	for c := uint64(1); c <= uint64(nchunks); c++ {
-		for haveNext && nextFirst <= c {
-			perChunk = nextPer
-			if err := advance(); err != nil {
-				return 0, 0, err
-			}
-		}
-		e, err := chunks.next(width)
+	for c := uint64(1); c <= uint64(chunks.n); c++ {
+		perChunk, err := runs.samplesIn(c)
 		if err != nil {
-			return 0, 0, fmt.Errorf("chunk offsets: %w", err)
+			return 0, 0, err
 		}
-		off := uint64(binary.BigEndian.Uint32(e))
-		if width == 8 {
-			off = binary.BigEndian.Uint64(e)
+		off, err := chunks.next()
+		if err != nil {
+			return 0, 0, err
 		}
 		k := min(uint64(perChunk), samples-done)
 		done += k
-		if sizes == nil {
-			hi, lo := bits.Mul64(k, uint64(constSize))
-			off = addSat(off, lo)
-			if hi != 0 {
-				off = math.MaxUint64
-			}
-		} else {
-			for ; k > 0; k-- {
-				e, err := sizes.next(4)
-				if err != nil {
-					return 0, 0, fmt.Errorf("stsz: %w", err)
-				}
-				off = addSat(off, uint64(binary.BigEndian.Uint32(e)))
-			}
+		if off, err = sizes.skip(off, k); err != nil {
+			return 0, 0, err
 		}
 		end = max(end, off)
 		if done == samples {
@@ -538,6 +454,166 @@ func (p *prober) index(t *track) (end, samples uint64, err error) {
 		}
 	}
 	return end, samples, nil
+}
+
+// checkTables names the first sample table the track lacks.
+func (t *track) checkTables() error {
+	switch {
+	case !t.haveStsd:
+		return errors.New("stsd box not found")
+	case !t.stts.ok():
+		return errors.New("stts box not found")
+	case !t.stsc.ok():
+		return errors.New("stsc box not found")
+	case !t.stco.ok() && !t.co64.ok():
+		return errors.New("stco/co64 box not found")
+	case !t.stsz.ok():
+		return errors.New("stsz box not found")
+	}
+	return nil
+}
+
+// sampleCount is the sum of stts's counts (each up to 2^32-1, added, never
+// expanded).
+func (p *prober) sampleCount(t *track) (samples uint64, err error) {
+	n, err := p.count(t.stts, 4)
+	if err != nil {
+		return 0, err
+	}
+	stts := p.open(t.stts, 8, n)
+	for {
+		e, err := stts.next(8)
+		if err == io.EOF {
+			return samples, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("stts: %w", err)
+		}
+		samples += uint64(binary.BigEndian.Uint32(e)) // at most 2^29 entries of < 2^32: no overflow
+	}
+}
+
+// sizeTable is stsz: one size for every sample, or a size per sample.
+type sizeTable struct {
+	constant uint32
+	sizes    *tableReader // nil when constant
+}
+
+// sampleSizes opens stsz, which must declare as many samples as stts.
+func (p *prober) sampleSizes(t *track, samples uint64) (sizeTable, error) {
+	constSize, err := p.count(t.stsz, 4)
+	if err != nil {
+		return sizeTable{}, err
+	}
+	nsizes, err := p.count(t.stsz, 8)
+	if err != nil {
+		return sizeTable{}, err
+	}
+	if uint64(nsizes) != samples {
+		return sizeTable{}, fmt.Errorf("stts declares %d samples, stsz %d", samples, nsizes)
+	}
+	z := sizeTable{constant: constSize}
+	if constSize == 0 {
+		z.sizes = p.open(t.stsz, 12, nsizes)
+	}
+	return z, nil
+}
+
+// skip adds the sizes of the next k samples to off (saturating).
+func (z sizeTable) skip(off, k uint64) (uint64, error) {
+	if z.sizes == nil {
+		hi, lo := bits.Mul64(k, uint64(z.constant))
+		if hi != 0 {
+			return math.MaxUint64, nil
+		}
+		return addSat(off, lo), nil
+	}
+	for ; k > 0; k-- {
+		e, err := z.sizes.next(4)
+		if err != nil {
+			return 0, fmt.Errorf("stsz: %w", err)
+		}
+		off = addSat(off, uint64(binary.BigEndian.Uint32(e)))
+	}
+	return off, nil
+}
+
+// offsetTable is stco (32-bit) or co64 (64-bit): each chunk's offset.
+type offsetTable struct {
+	r     *tableReader
+	width int
+	n     uint32
+}
+
+func (p *prober) chunkOffsets(t *track) (offsetTable, error) {
+	table, width := t.stco, 4
+	if !table.ok() {
+		table, width = t.co64, 8
+	}
+	n, err := p.count(table, 4)
+	if err != nil {
+		return offsetTable{}, err
+	}
+	return offsetTable{r: p.open(table, 8, n), width: width, n: n}, nil
+}
+
+func (o offsetTable) next() (uint64, error) {
+	e, err := o.r.next(o.width)
+	if err != nil {
+		return 0, fmt.Errorf("chunk offsets: %w", err)
+	}
+	if o.width == 8 {
+		return binary.BigEndian.Uint64(e), nil
+	}
+	return uint64(binary.BigEndian.Uint32(e)), nil
+}
+
+// runTable walks stsc's runs: [first chunk, samples per chunk), the
+// current one and the first chunk of the next.
+type runTable struct {
+	stsc      *tableReader
+	perChunk  uint32
+	nextFirst uint64
+	nextPer   uint32
+	haveNext  bool
+}
+
+func (p *prober) chunkRuns(t *track) (*runTable, error) {
+	n, err := p.count(t.stsc, 4)
+	if err != nil {
+		return nil, err
+	}
+	r := &runTable{stsc: p.open(t.stsc, 8, n), nextFirst: 1, haveNext: true}
+	return r, r.advance()
+}
+
+// advance reads the next run (in order of first chunk).
+func (r *runTable) advance() error {
+	e, err := r.stsc.next(12)
+	if err == io.EOF {
+		r.haveNext = false
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stsc: %w", err)
+	}
+	first := uint64(binary.BigEndian.Uint32(e))
+	if first < r.nextFirst {
+		return fmt.Errorf("stsc: first chunk %d out of order", first)
+	}
+	r.nextFirst, r.nextPer = first, binary.BigEndian.Uint32(e[4:])
+	return nil
+}
+
+// samplesIn is the number of samples in chunk c (chunks asked in order).
+func (r *runTable) samplesIn(c uint64) (uint32, error) {
+	for r.haveNext && r.nextFirst <= c {
+		r.perChunk = r.nextPer
+		if err := r.advance(); err != nil {
+			return 0, err
+		}
+	}
+	return r.perChunk, nil
 }
 
 // addSat adds without wrapping around: an offset past 2^64 is past the end

@@ -11,6 +11,7 @@ package upload
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,13 +32,14 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
-// Config of the upload service.
+// Config of the upload service. Every value is the caller's (the platform's
+// defaults are set in cmd/bwc); New substitutes none and refuses invalid
+// ones, naming the field.
 type Config struct {
 	Dir        string        // where partial uploads wait (durable disk), apart from the spool
-	BasePath   string        // URL path the tus handler is mounted at
-	MaxSize    int64         // bytes
-	Retention  time.Duration // object-lock retention of originals
-	LinkBuffer time.Duration // incident association rule
+	MaxSize    int64         // bytes; positive
+	Retention  time.Duration // object-lock retention of originals; positive
+	LinkBuffer time.Duration // incident association rule; 0: exactly the assignment window
 
 	// Disk: below MinFree bytes free on the upload folder's file system or
 	// the spool's (SpoolDir, live recording has priority), new uploads and
@@ -46,25 +48,50 @@ type Config struct {
 	MinFree   int64
 	FreeSpace func(dir string) (uint64, error) // nil: statfs (FreeSpace); tests simulate a full disk
 	// StaleAfter: partial uploads with no byte for this long are removed
-	// (audited upload.expired) by a sweep every SweepEvery. 0: never.
+	// (audited upload.expired) by a sweep every SweepEvery (positive).
+	// 0: never.
 	StaleAfter time.Duration
-	SweepEvery time.Duration // 0: StaleAfter/24, at most an hour
+	SweepEvery time.Duration
 
 	// Completion: a finished upload is stored in the background until its
 	// object and row exist; StuckAfter (while PostgreSQL and MinIO answer)
-	// fails Check. RetryMin/RetryMax bound the backoff.
+	// fails Check. RetryMin/RetryMax bound the backoff (durable.Backoff).
 	StuckAfter         time.Duration
 	RetryMin, RetryMax time.Duration
-	ReconcileEvery     time.Duration // objects without a row; 0: hourly
+	ReconcileEvery     time.Duration // objects without a row are looked for this often
 
 	Metrics prometheus.Registerer // nil: not registered
 }
 
-// Defaults.
-const (
-	DefaultMaxSize  = 4 << 30
-	DefaultBasePath = "/api/uploads/"
-)
+// BasePath is the URL path the tus handler is mounted at (the web layer's
+// /api/uploads/ routes).
+const BasePath = "/api/uploads/"
+
+// ErrConfig: a Config value is invalid (the error names the field).
+var ErrConfig = errors.New("invalid upload config")
+
+// validate names every invalid field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(ok bool, field, problem string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: %s %s", ErrConfig, field, problem))
+		}
+	}
+	bad(c.Dir != "", "Dir", "is required")
+	bad(c.SpoolDir == "" || filepath.Clean(c.SpoolDir) != filepath.Clean(c.Dir), "Dir", "must not be the spool")
+	bad(c.MaxSize > 0, "MaxSize", "must be positive")
+	bad(c.Retention > 0, "Retention", "must be positive")
+	bad(c.LinkBuffer >= 0, "LinkBuffer", "must not be negative")
+	bad(c.MinFree >= 0, "MinFree", "must not be negative")
+	bad(c.StaleAfter >= 0, "StaleAfter", "must not be negative")
+	bad(c.SweepEvery > 0, "SweepEvery", "must be positive")
+	bad(c.StuckAfter > 0, "StuckAfter", "must be positive")
+	bad(c.RetryMin > 0, "RetryMin", "must be positive")
+	bad(c.RetryMax >= c.RetryMin, "RetryMax", "must be at least RetryMin")
+	bad(c.ReconcileEvery > 0, "ReconcileEvery", "must be positive")
+	return errors.Join(errs...)
+}
 
 // Uploader is who uploads, set on the request's context by the web layer
 // after authentication.
@@ -110,17 +137,8 @@ type Service struct {
 
 // New prepares the tus handler over a hashing file store in cfg.Dir.
 func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Service, error) {
-	if cfg.MaxSize <= 0 {
-		cfg.MaxSize = DefaultMaxSize
-	}
-	if cfg.BasePath == "" {
-		cfg.BasePath = DefaultBasePath
-	}
-	if cfg.Retention <= 0 {
-		cfg.Retention = 183 * 24 * time.Hour
-	}
-	if cfg.LinkBuffer <= 0 {
-		cfg.LinkBuffer = 5 * time.Minute
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -128,29 +146,8 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 	if cfg.FreeSpace == nil {
 		cfg.FreeSpace = FreeSpace
 	}
-	if cfg.SweepEvery <= 0 {
-		cfg.SweepEvery = time.Hour
-		if cfg.StaleAfter > 0 {
-			cfg.SweepEvery = min(max(cfg.StaleAfter/24, time.Second), time.Hour)
-		}
-	}
-	if cfg.StuckAfter <= 0 {
-		cfg.StuckAfter = 5 * time.Minute
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(time.Minute, cfg.RetryMin)
-	}
-	if cfg.ReconcileEvery <= 0 {
-		cfg.ReconcileEvery = time.Hour
-	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("upload dir %s: %w", cfg.Dir, err)
-	}
-	if cfg.SpoolDir != "" && filepath.Clean(cfg.SpoolDir) == filepath.Clean(cfg.Dir) {
-		return nil, fmt.Errorf("upload dir %s: must not be the spool", cfg.Dir)
 	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
@@ -169,7 +166,7 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 	composer.UseTerminater(s.store)
 	composer.UseLocker(s.locker)
 	h, err := tusd.NewHandler(tusd.Config{
-		BasePath:                  cfg.BasePath,
+		BasePath:                  BasePath,
 		StoreComposer:             composer,
 		MaxSize:                   cfg.MaxSize,
 		DisableDownload:           true, // originals are read through replay, audited
@@ -184,10 +181,10 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 	return s, nil
 }
 
-// Handler is the tus endpoint (mount it at Config.BasePath; it strips it).
+// Handler is the tus endpoint (mount it at BasePath; it strips it).
 // Every request passes Admit first (ID form, owner, free space).
 func (s *Service) Handler() http.Handler {
-	return http.StripPrefix(s.cfg.BasePath, http.HandlerFunc(s.serve))
+	return http.StripPrefix(BasePath, http.HandlerFunc(s.serve))
 }
 
 // Run stores finished uploads (retrying with backoff), sweeps stale
@@ -269,44 +266,52 @@ func (s *Service) beforeCreate(ev tusd.HookEvent) (tusd.HTTPResponse, tusd.FileI
 			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_RECORDED_AT", "metadata recorded_at must be an RFC 3339 time", http.StatusBadRequest)
 		}
 	}
-	// the officer: an officer uploads as themselves only
+	if err := s.checkRefs(ev.Context, u, md, out); err != nil {
+		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, err
+	}
+	s.audit(ev.Context, u.Login, "upload.start", "", map[string]any{"filename": out["filename"], "size": ev.Upload.Size})
+	return tusd.HTTPResponse{}, tusd.FileInfoChanges{MetaData: out}, nil
+}
+
+// checkRefs checks the officer, incident and device an upload names and
+// records them in out. An officer uploads as themselves only.
+func (s *Service) checkRefs(ctx context.Context, u Uploader, md, out tusd.MetaData) error {
 	officer := md["officer"]
 	switch u.Role {
 	case index.RoleOfficer:
 		if u.OfficerID == nil {
-			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_OFFICER", "your account is not linked to an officer", http.StatusForbidden)
+			return refuse("ERR_OFFICER", "your account is not linked to an officer", http.StatusForbidden)
 		}
 		if officer != "" && officer != u.OfficerID.String() {
-			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_OFFICER", "officers may only upload their own footage", http.StatusForbidden)
+			return refuse("ERR_OFFICER", "officers may only upload their own footage", http.StatusForbidden)
 		}
 		officer = u.OfficerID.String()
 	default:
 		if officer != "" {
 			id, err := uuid.Parse(officer)
 			if err == nil {
-				_, err = s.db.Officer(ev.Context, id)
+				_, err = s.db.Officer(ctx, id)
 			}
 			if err != nil {
-				return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_OFFICER", "no officer "+officer, http.StatusBadRequest)
+				return refuse("ERR_OFFICER", "no officer "+officer, http.StatusBadRequest)
 			}
 		}
 	}
 	out["officer"] = officer
 	if v := strings.TrimSpace(md["incident"]); v != "" {
-		inc, err := s.incident(ev.Context, v)
+		inc, err := s.incident(ctx, v)
 		if err != nil {
-			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_INCIDENT", "no incident "+v, http.StatusBadRequest)
+			return refuse("ERR_INCIDENT", "no incident "+v, http.StatusBadRequest)
 		}
 		out["incident"] = inc.ID.String()
 	}
 	if v := strings.TrimSpace(md["device"]); v != "" {
-		if _, err := s.db.DeviceBySerial(ev.Context, v); err != nil {
-			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_DEVICE", "no device "+v, http.StatusBadRequest)
+		if _, err := s.db.DeviceBySerial(ctx, v); err != nil {
+			return refuse("ERR_DEVICE", "no device "+v, http.StatusBadRequest)
 		}
 		out["device"] = v
 	}
-	s.audit(ev.Context, u.Login, "upload.start", "", map[string]any{"filename": out["filename"], "size": ev.Upload.Size})
-	return tusd.HTTPResponse{}, tusd.FileInfoChanges{MetaData: out}, nil
+	return nil
 }
 
 func (s *Service) incident(ctx context.Context, ref string) (index.Incident, error) {

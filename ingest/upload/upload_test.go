@@ -89,7 +89,7 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	e.dir = filepath.Join(t.TempDir(), "uploads")
-	e.cfg = Config{Dir: e.dir}
+	e.cfg = testConfig(e.dir)
 	for _, o := range opts {
 		o(&e.cfg)
 	}
@@ -106,8 +106,16 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 		svc.Handler().ServeHTTP(w, r.WithContext(WithUploader(r.Context(), as)))
 	})))
 	t.Cleanup(ts.Close)
-	e.url = ts.URL + DefaultBasePath
+	e.url = ts.URL + BasePath
 	return e
+}
+
+// testConfig is a valid config of the service in dir, with the platform's
+// default values (cmd/bwc sets them in production).
+func testConfig(dir string) Config {
+	return Config{Dir: dir, MaxSize: 4 << 30, Retention: 183 * 24 * time.Hour, LinkBuffer: 5 * time.Minute,
+		SweepEvery: time.Hour, StuckAfter: 5 * time.Minute, RetryMin: time.Second, RetryMax: time.Minute,
+		ReconcileEvery: time.Hour}
 }
 
 // video writes a real MP4 (the sample, remuxed, with a creation time) and
@@ -228,7 +236,8 @@ func send(t testing.TB, loc, path string, cuts []int64) *http.Response {
 		res = tusReq(t, "PATCH", loc, body, map[string]string{"Content-Type": "application/offset+octet-stream",
 			"Upload-Offset": strconv.FormatInt(off, 10), "Content-Length": strconv.FormatInt(n, 10)})
 		if res == nil {
-			time.Sleep(100 * time.Millisecond) // the server saves what arrived
+			// cut: the HEAD above waits for tusd's lock of the upload, which
+			// the dropped PATCH holds until it has saved what arrived
 			continue
 		}
 		if off+n == st.Size() || res.StatusCode >= 300 {
@@ -423,5 +432,108 @@ func TestCraftedUploadRefused(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(e.dir); len(left) != 0 {
 		t.Fatalf("files left in the upload folder: %v", left)
+	}
+}
+
+// New substitutes no default: a missing or invalid value is refused,
+// naming the field; 0 is kept where it means something.
+func TestNewRefusesInvalidConfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "uploads")
+	for _, tc := range []struct {
+		field string // "": valid
+		edit  func(*Config)
+	}{
+		{"", func(*Config) {}},
+		{"", func(c *Config) { c.LinkBuffer, c.MinFree, c.StaleAfter = 0, 0, 0 }},
+		{"Dir", func(c *Config) { c.Dir = "" }},
+		{"Dir", func(c *Config) { c.SpoolDir = c.Dir }},
+		{"MaxSize", func(c *Config) { c.MaxSize = 0 }},
+		{"Retention", func(c *Config) { c.Retention = 0 }},
+		{"LinkBuffer", func(c *Config) { c.LinkBuffer = -time.Second }},
+		{"MinFree", func(c *Config) { c.MinFree = -1 }},
+		{"StaleAfter", func(c *Config) { c.StaleAfter = -time.Hour }},
+		{"SweepEvery", func(c *Config) { c.SweepEvery = 0 }},
+		{"StuckAfter", func(c *Config) { c.StuckAfter = 0 }},
+		{"RetryMin", func(c *Config) { c.RetryMin, c.RetryMax = 0, 0 }},
+		{"RetryMax", func(c *Config) { c.RetryMax = c.RetryMin / 2 }},
+		{"ReconcileEvery", func(c *Config) { c.ReconcileEvery = 0 }},
+	} {
+		cfg := testConfig(dir)
+		tc.edit(&cfg)
+		err := cfg.validate()
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("valid config refused: %v", err)
+		case tc.field != "" && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), " "+tc.field+" ")):
+			t.Errorf("bad %s: validate() = %v, want ErrConfig naming it", tc.field, err)
+		}
+	}
+	cfg := testConfig(dir)
+	cfg.MaxSize, cfg.SweepEvery = 0, 0
+	if _, err := New(cfg, nil, nil, nil); !errors.Is(err, ErrConfig) ||
+		!strings.Contains(err.Error(), "MaxSize") || !strings.Contains(err.Error(), "SweepEvery") {
+		t.Fatalf("New with two bad fields: %v, want both named", err)
+	}
+}
+
+// TestUploadLinkBufferZero: the service takes its link buffer as given. An
+// officer assigned from T1 to T2 uploads footage recorded just before T1,
+// inside, and just after T2: with a buffer of 0 only the footage inside is
+// linked to the incident; with 5 minutes the near ones are too.
+func TestUploadLinkBufferZero(t *testing.T) {
+	for _, tc := range []struct {
+		buffer time.Duration
+		want   map[string]bool
+	}{
+		{0, map[string]bool{"before T1": false, "inside": true, "after T2": false}},
+		{5 * time.Minute, map[string]bool{"before T1": true, "inside": true, "after T2": true}},
+	} {
+		t.Run(tc.buffer.String(), func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.LinkBuffer = tc.buffer })
+			ctx := context.Background()
+			t1 := time.Now().Add(-10 * time.Hour).Truncate(time.Second)
+			t2 := t1.Add(30 * time.Minute)
+			inc, err := e.db.CreateIncident(ctx, index.Incident{Number: "110-WINDOW", OpenedAt: t1.Add(-time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := e.db.Assign(ctx, inc.ID, e.officer.ID, t1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.db.ClearAssignment(ctx, inc.ID, a.ID, t2); err != nil {
+				t.Fatal(err)
+			}
+			// the sample lasts 2 s: each clip ends well before the next boundary
+			for name, start := range map[string]time.Time{"before T1": t1.Add(-time.Minute), "inside": t1.Add(10 * time.Minute),
+				"after T2": t2.Add(time.Minute)} {
+				path := video(t, start, 0)
+				st, _ := os.Stat(path)
+				loc, code := create(t, e, st.Size(), meta("filename", "window.mp4"))
+				if code != http.StatusCreated {
+					t.Fatalf("create: %d %s", code, loc)
+				}
+				res := send(t, loc, path, nil)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("%s: last PATCH: %d", name, res.StatusCode)
+				}
+				up, err := e.db.UploadByTusID(ctx, loc[strings.LastIndex(loc, "/")+1:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				links, err := e.db.RecordingLinks(ctx, up.RecordingID, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				linked := false
+				for _, l := range links {
+					linked = linked || l.IncidentID == inc.ID && l.Method == index.LinkAuto
+				}
+				if linked != tc.want[name] {
+					t.Errorf("buffer %v: footage %s linked = %v, want %v (links %+v)", tc.buffer, name, linked, tc.want[name], links)
+				}
+			}
+		})
 	}
 }
