@@ -19,6 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/storage/durable"
+	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/spool"
 )
 
@@ -30,8 +31,8 @@ type uploadDone struct {
 // Run recovers the spool left by a previous run (then Ready is closed)
 // and uploads it until ctx ends: each recording's directory is handled by
 // one worker at a time, init segments first, then media segments in
-// sequence order. A failing directory is retried with exponential backoff
-// (BackoffMin doubling up to BackoffMax). Alongside, the stuck-evidence
+// sequence order. A failing directory is retried after its own
+// durable.Backoff (BackoffMin doubling up to BackoffMax). Alongside, the stuck-evidence
 // alarm and reconciliation run; Run returns once all of it has stopped.
 func (a *Archive) Run(ctx context.Context) error {
 	if err := a.recover(); err != nil {
@@ -61,7 +62,7 @@ func (a *Archive) upload(ctx context.Context) {
 	}
 	busy := map[string]bool{}
 	retryAt := map[string]time.Time{}
-	backoff := map[string]time.Duration{}
+	backoff := map[string]*durable.Backoff{} // one per failing recording directory
 	tick := time.NewTicker(a.cfg.ScanInterval)
 	defer tick.Stop()
 	for {
@@ -94,19 +95,24 @@ func drain(done <-chan uploadDone, workers *sync.WaitGroup) {
 }
 
 // finished records a directory's upload result: a failure is retried after
-// the directory's next backoff.
-func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string]time.Duration, retryAt map[string]time.Time) {
+// the directory's next backoff; a success forgets it.
+func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string]*durable.Backoff, retryAt map[string]time.Time) {
 	a.stuck.failed(d.dir, d.err)
 	if d.err == nil {
 		delete(backoff, d.dir)
 		delete(retryAt, d.dir)
 		return
 	}
-	b := min(max(backoff[d.dir]*2, a.cfg.BackoffMin), a.cfg.BackoffMax)
-	backoff[d.dir], retryAt[d.dir] = b, time.Now().Add(b)
+	b := backoff[d.dir]
+	if b == nil {
+		b = &durable.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax}
+		backoff[d.dir] = b
+	}
+	wait := b.Next()
+	retryAt[d.dir] = time.Now().Add(wait)
 	a.m.errors.WithLabelValues("upload").Inc()
 	if ctx.Err() == nil {
-		a.log.Warn("archive: upload failed, retrying", "recording", filepath.Base(d.dir), "retry_in", b, "err", d.err)
+		a.log.Warn("archive: upload failed, retrying", "recording", filepath.Base(d.dir), "retry_in", wait, "err", d.err)
 	}
 }
 
@@ -230,18 +236,18 @@ func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
 	if err != nil {
 		return err
 	}
-	held, err := a.db.Held(ctx, m.RecordingID)
+	held, err := a.db.Held(ctx, m.Recording)
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"Bwc-Recording": m.RecordingID.String(), "Bwc-Init": strconv.Itoa(m.N)}
+	meta := map[string]string{"Bwc-Recording": m.Recording.String(), "Bwc-Init": strconv.Itoa(m.N)}
 	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
-		return fmt.Errorf("archive init segment %d of %s: %w", n, m.RecordingID, err)
+		return fmt.Errorf("archive init segment %d of %s: %w", n, m.Recording, err)
 	}
-	if err := a.db.PutInitSegment(ctx, m); err != nil {
+	if err := a.db.PutInitSegment(ctx, index.InitSegment{RecordingID: m.Recording, N: m.N, Key: m.Key, SHA256: m.SHA256, Size: m.Size}); err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("init").Inc()
@@ -262,23 +268,26 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 	if err != nil {
 		return err
 	}
-	held, err := a.db.Held(ctx, m.RecordingID)
+	held, err := a.db.Held(ctx, m.Recording)
 	if err != nil {
 		return err
 	}
 	meta := map[string]string{
-		"Bwc-Recording":  m.RecordingID.String(),
-		"Bwc-Seq":        strconv.FormatInt(m.Seq, 10),
+		"Bwc-Recording":  m.Recording.String(),
+		"Bwc-Seq":        strconv.FormatUint(m.Seq, 10),
 		"Bwc-Chain":      hex.EncodeToString(m.Chain),
 		"Bwc-Prev-Chain": hex.EncodeToString(m.PrevChain),
 	}
 	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
-		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.RecordingID, err)
+		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.Recording, err)
 	}
-	if err := a.db.PutSegment(ctx, m); err != nil {
+	err = a.db.PutSegment(ctx, index.Segment{RecordingID: m.Recording, Seq: int64(m.Seq), InitN: m.Init, Key: m.Key,
+		SHA256: m.SHA256, PrevChain: m.PrevChain, Chain: m.Chain, Size: m.Size, StartedAt: m.Start, EndedAt: m.End,
+		StartDTS: m.StartDTS, EndDTS: m.EndDTS, Gap: m.Gap, Recovered: m.Recovered, SealedAt: m.SealedAt})
+	if err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("segment").Inc()
