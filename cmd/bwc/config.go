@@ -15,105 +15,131 @@ import (
 )
 
 // Config is every setting of `bwc serve` (and of the commands that share
-// its database and object store). Each field is a flag, and each flag can
-// also be set with a BWC_* environment variable (flag -http-addr is
-// BWC_HTTP_ADDR); a flag given on the command line wins.
+// its database and object store), and the one place the platform's defaults
+// are set: defaultConfig gives each field its default, build passes every
+// field to its component explicitly, and the components substitute nothing
+// (0 is taken literally where 0 means something, and refused where not).
+//
+// The settings an operator changes are flags (and BWC_* environment
+// variables: flag -http-addr is BWC_HTTP_ADDR; a flag on the command line
+// wins); the tuning values below them have no flag.
 type Config struct {
-	HTTPAddr        string
-	PprofAddr       string
-	DatabaseURL     string
-	DatabaseRole    string
-	S3Endpoint      string
-	S3AccessKey     string
-	S3SecretKey     string
-	S3Bucket        string
-	S3Region        string
-	S3UseTLS        bool
-	LogLevel        string
-	LogFormat       string
-	ShutdownTimeout time.Duration
-	SessionTTL      time.Duration
-	CookieSecure    bool
-	SigningKey      string
+	HTTPAddr        string        // -http-addr: the API, pages, probes and metrics
+	PprofAddr       string        // -pprof-addr: pprof debug server; empty: off
+	DatabaseURL     string        // -database-url: PostgreSQL
+	DatabaseRole    string        // -database-role: SET ROLE after migrating; empty: the login user
+	S3Endpoint      string        // -s3-endpoint: MinIO/S3, host:port
+	S3AccessKey     string        // -s3-access-key
+	S3SecretKey     string        // -s3-secret-key
+	S3Bucket        string        // -s3-bucket: the evidence bucket (object lock)
+	S3Region        string        // -s3-region
+	S3UseTLS        bool          // -s3-tls
+	LogLevel        string        // -log-level: debug, info, warn, error
+	LogFormat       string        // -log-format: text or json
+	ShutdownTimeout time.Duration // -shutdown-timeout: how long a graceful shutdown may take
+	SessionTTL      time.Duration // -session-ttl: how long a login lasts
+	CookieSecure    bool          // -cookie-secure: Secure cookie on plain HTTP too (behind a TLS proxy)
+	SigningKey      string        // -signing-key: Ed25519 key of evidence packages (created when missing)
 
 	// HTTP edge: TLS, proxies, limits
-	TLSCert           string
-	TLSKey            string
-	TrustedProxies    string
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
-	LoginRate         float64
-	LoginBurst        int
-	UnauthRate        float64
-	UnauthBurst       int
-	LoginHashSlots    int
-	LoginHashWait     time.Duration
+	TLSCert           string        // -tls-cert: HTTPS with -tls-key; empty: plain HTTP
+	TLSKey            string        // -tls-key
+	TrustedProxies    string        // -trusted-proxies: CIDRs whose X-Forwarded-For is believed
+	ReadHeaderTimeout time.Duration // -http-read-header-timeout
+	ReadTimeout       time.Duration // -http-read-timeout
+	WriteTimeout      time.Duration // -http-write-timeout
+	IdleTimeout       time.Duration // -http-idle-timeout
+	MaxHeaderBytes    int           // -http-max-header-bytes
+	LoginRate         float64       // -login-rate: per address per second; 0: no limit
+	LoginBurst        int           // -login-burst
+	UnauthRate        float64       // -unauth-rate: per address per second; 0: no limit
+	UnauthBurst       int           // -unauth-burst
+	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
+	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
 
 	// live ingest (RTSP)
-	RTSPAddr        string
-	RTSPUDPRTPAddr  string
-	RTSPUDPRTCPAddr string
-	ReconnectGrace  time.Duration
-	MediaTimeout    time.Duration
-	LinkBuffer      time.Duration
-	CameraHost      string
+	RTSPAddr        string        // -rtsp-addr
+	RTSPUDPRTPAddr  string        // -rtsp-udp-rtp-addr; empty: TCP only
+	RTSPUDPRTCPAddr string        // -rtsp-udp-rtcp-addr
+	ReconnectGrace  time.Duration // -reconnect-grace: a camera back within this continues its recording
+	MediaTimeout    time.Duration // -media-timeout: a camera silent this long is disconnected
+	LinkBuffer      time.Duration // -link-buffer: assignment windows widened by this on each side; 0: exactly the window
+	CameraHost      string        // -camera-host: host:port cameras reach the RTSP server at; empty: the bound -rtsp-addr
 
 	// RTSP limits and RTSPS
-	RTSPMaxConns              int
-	RTSPMaxConnsPerAddr       int
-	RTSPHandshakeTimeout      time.Duration
-	RTSPAuthFailuresPerAddr   int
-	RTSPAuthFailuresPerDevice int
-	RTSPAuthFailureWindow     time.Duration
-	RTSPSAddr                 string
-	RTSPTLSCert               string
-	RTSPTLSKey                string
+	RTSPMaxConns              int           // -rtsp-max-conns
+	RTSPMaxConnsPerAddr       int           // -rtsp-max-conns-per-addr
+	RTSPHandshakeTimeout      time.Duration // -rtsp-handshake-timeout
+	RTSPAuthFailuresPerAddr   int           // -rtsp-auth-failures-per-addr
+	RTSPAuthFailuresPerDevice int           // -rtsp-auth-failures-per-device
+	RTSPAuthFailureWindow     time.Duration // -rtsp-auth-failure-window
+	RTSPSAddr                 string        // -rtsps-addr; empty: off
+	RTSPTLSCert               string        // -rtsp-tls-cert
+	RTSPTLSKey                string        // -rtsp-tls-key
 
 	// live relay (WebRTC)
-	WebRTCUDPAddr    string
-	WebRTCTCPAddr    string
-	WebRTCPublicIPs  string
-	WebRTCICEServers string
-	WebRTCTCPMax     int           // ICE-TCP connections in all
-	WebRTCTCPPerAddr int           // ICE-TCP connections from one address
-	WebRTCSTUNWait   time.Duration // an ICE-TCP connection must send its STUN binding within this
+	WebRTCUDPAddr    string        // -webrtc-udp-addr; empty: no UDP
+	WebRTCTCPAddr    string        // -webrtc-tcp-addr; empty: no ICE-TCP
+	WebRTCPublicIPs  string        // -webrtc-public-ips
+	WebRTCICEServers string        // -webrtc-ice-servers
+	WebRTCTCPMax     int           // -webrtc-tcp-max-conns: ICE-TCP connections in all
+	WebRTCTCPPerAddr int           // -webrtc-tcp-max-per-addr: ICE-TCP connections from one address
+	WebRTCSTUNWait   time.Duration // -webrtc-stun-timeout: an ICE-TCP connection must send its STUN binding within this
 
 	// archive
-	SpoolDir        string
-	SegmentDuration time.Duration
-	Retention       time.Duration
-	SpoolAlarmBytes int64
-	StuckAfter      time.Duration
-	ExportApproval  bool
-	ExportDir       string
-	UploadDir       string
-	UploadMaxSize   int64
+	SpoolDir        string        // -spool-dir
+	SegmentDuration time.Duration // -segment-duration
+	Retention       time.Duration // -retention: object lock of recordings, uploads and export packages
+	SpoolAlarmBytes int64         // -spool-alarm-bytes
+	StuckAfter      time.Duration // -stuck-after
+	ExportApproval  bool          // -export-approval
+	ExportDir       string        // -export-dir
+	UploadDir       string        // -upload-dir
+	UploadMaxSize   int64         // -upload-max-size
 
 	// uploads as a disk resource, and their completion
-	UploadMinFree    int64         // free bytes kept for live recording (upload folder and spool)
-	UploadStaleAfter time.Duration // partial uploads idle this long are removed
-	UploadStuckAfter time.Duration // a received upload not stored after this long fails /readyz
+	UploadMinFree    int64         // -upload-min-free: free bytes kept for live recording; 0: no reserve
+	UploadStaleAfter time.Duration // -upload-stale-after: partial uploads idle this long are removed
+	UploadStuckAfter time.Duration // -upload-stuck-after: a received upload not stored after this fails /readyz
+
+	// Tuning, no flag: values the components need, set here once.
+	LinkInterval          time.Duration // ingest: live recordings are re-linked this often (new assignments)
+	MaxClockSkew          time.Duration // ingest: a camera clock further off than this is not trusted
+	DevicesReload         time.Duration // ingest: device secrets cache refresh
+	FragmentDuration      time.Duration // archive: fragment length, the most a crash loses
+	ArchiveWorkers        int           // archive: recordings uploaded in parallel
+	ArchiveRingFrames     int           // archive: per-recording reader ring, in frames
+	ArchiveBackoffMin     time.Duration // archive: first retry delay after a failed upload
+	ArchiveBackoffMax     time.Duration // archive: cap of the upload retry backoff
+	ArchiveScanInterval   time.Duration // archive: spool rescan period
+	ArchiveReconcileEvery time.Duration // archive: spool, index and bucket reconciled this often
+	ArchiveRetryWrite     time.Duration // archive: after a spool write error, writing is tried again after this
+	RelayQueueFrames      int           // relay: per-viewer queue; a viewer this far behind skips to a keyframe
+	RelayMaxViewers       int           // relay: live viewers in all
+	UploadRetryMin        time.Duration // uploads: first retry delay of a completion
+	UploadRetryMax        time.Duration // uploads: cap of the completion retry backoff
+	UploadReconcileEvery  time.Duration // uploads: the bucket is checked for objects without a row this often
 }
 
-// defaultConfig is safe on a single machine: everything on loopback.
+// defaultConfig is the one table of defaults, safe on a single machine:
+// everything on loopback. Fields left out default to their zero value
+// (empty address: off; false).
 func defaultConfig() Config {
 	return Config{
-		HTTPAddr:          "127.0.0.1:8080",
-		DatabaseURL:       "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
-		DatabaseRole:      "bwc_app",
-		S3Endpoint:        "127.0.0.1:9100",
-		S3AccessKey:       "bwcadmin",
-		S3SecretKey:       "bwc-dev-secret-key",
-		S3Bucket:          "bwc-evidence",
-		S3Region:          "us-east-1",
-		LogLevel:          "info",
-		LogFormat:         "text",
-		ShutdownTimeout:   15 * time.Second,
-		SessionTTL:        12 * time.Hour,
-		SigningKey:        "/var/lib/bwc/signing-key.pem",
+		HTTPAddr:        "127.0.0.1:8080",
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
+		DatabaseRole:    "bwc_app",
+		S3Endpoint:      "127.0.0.1:9100",
+		S3AccessKey:     "bwcadmin",
+		S3SecretKey:     "bwc-dev-secret-key",
+		S3Bucket:        "bwc-evidence",
+		S3Region:        "us-east-1",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+		SessionTTL:      12 * time.Hour, // a shift
+		SigningKey:      "/var/lib/bwc/signing-key.pem",
+
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -125,28 +151,11 @@ func defaultConfig() Config {
 		UnauthBurst:       200,
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
-		RTSPAddr:          "127.0.0.1:8554",
-		ReconnectGrace:    30 * time.Second,
-		MediaTimeout:      10 * time.Second,
-		LinkBuffer:        5 * time.Minute,
-		WebRTCUDPAddr:     "127.0.0.1:8189",
-		WebRTCTCPAddr:     "127.0.0.1:8189",
-		WebRTCTCPMax:      2000,
-		WebRTCTCPPerAddr:  400,
-		WebRTCSTUNWait:    5 * time.Second,
-		SpoolDir:          "/var/lib/bwc/spool",
-		SegmentDuration:   4 * time.Second,
-		Retention:         183 * 24 * time.Hour,
-		SpoolAlarmBytes:   10 << 30,
-		StuckAfter:        5 * time.Minute,
-		ExportApproval:    true,
-		ExportDir:         os.TempDir(),
-		UploadDir:         "/var/lib/bwc/uploads",
-		UploadMaxSize:     4 << 30,
 
-		UploadMinFree:    2 << 30,
-		UploadStaleAfter: 7 * 24 * time.Hour,
-		UploadStuckAfter: 5 * time.Minute,
+		RTSPAddr:       "127.0.0.1:8554",
+		ReconnectGrace: 30 * time.Second,
+		MediaTimeout:   10 * time.Second,
+		LinkBuffer:     5 * time.Minute,
 
 		RTSPMaxConns:              4096,
 		RTSPMaxConnsPerAddr:       32,
@@ -154,7 +163,50 @@ func defaultConfig() Config {
 		RTSPAuthFailuresPerAddr:   10,
 		RTSPAuthFailuresPerDevice: 30,
 		RTSPAuthFailureWindow:     time.Minute,
+
+		WebRTCUDPAddr:    "127.0.0.1:8189",
+		WebRTCTCPAddr:    "127.0.0.1:8189",
+		WebRTCTCPMax:     2000,
+		WebRTCTCPPerAddr: 400,
+		WebRTCSTUNWait:   5 * time.Second,
+
+		SpoolDir:        "/var/lib/bwc/spool",
+		SegmentDuration: 4 * time.Second,
+		Retention:       183 * 24 * time.Hour,
+		SpoolAlarmBytes: 10 << 30,
+		StuckAfter:      5 * time.Minute,
+		ExportApproval:  true,
+		ExportDir:       os.TempDir(),
+		UploadDir:       "/var/lib/bwc/uploads",
+		UploadMaxSize:   4 << 30,
+
+		UploadMinFree:    2 << 30,
+		UploadStaleAfter: 7 * 24 * time.Hour,
+		UploadStuckAfter: 5 * time.Minute,
+
+		LinkInterval:          15 * time.Second,
+		MaxClockSkew:          10 * time.Minute,
+		DevicesReload:         30 * time.Second,
+		FragmentDuration:      time.Second,
+		ArchiveWorkers:        4,
+		ArchiveRingFrames:     4096, // about 50 s of 30 fps video with audio
+		ArchiveBackoffMin:     500 * time.Millisecond,
+		ArchiveBackoffMax:     30 * time.Second,
+		ArchiveScanInterval:   time.Second,
+		ArchiveReconcileEvery: 10 * time.Minute,
+		ArchiveRetryWrite:     time.Second,
+		RelayQueueFrames:      256,
+		RelayMaxViewers:       500,
+		UploadRetryMin:        time.Second,
+		UploadRetryMax:        time.Minute,
+		UploadReconcileEvery:  time.Hour,
 	}
+}
+
+// uploadSweepEvery is how often partial uploads are checked for staleness:
+// a 24th of -upload-stale-after, between 1s and an hour.
+func (c Config) uploadSweepEvery() time.Duration {
+	return min(max(c.UploadStaleAfter/24, time.Second), time.Hour)
 }
 
 // register binds every field to a flag of fs, with the field's current
@@ -197,7 +249,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTSPUDPRTCPAddr, "rtsp-udp-rtcp-addr", c.RTSPUDPRTCPAddr, "UDP address for RTCP from cameras (the RTP port + 1)")
 	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", c.ReconnectGrace, "a camera publishing again within this continues its recording")
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", c.MediaTimeout, "a camera sending no media for this long is disconnected")
-	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents")
+	fs.DurationVar(&c.LinkBuffer, "link-buffer", c.LinkBuffer, "assignment windows are widened by this on each side when linking recordings to incidents; 0: exactly the window")
 	fs.StringVar(&c.CameraHost, "camera-host", c.CameraHost, "host:port cameras use to reach the RTSP server (shown to admins); empty: rtsp-addr")
 	fs.IntVar(&c.RTSPMaxConns, "rtsp-max-conns", c.RTSPMaxConns, "RTSP(S) connections at once; at the cap the oldest connection not yet publishing is closed")
 	fs.IntVar(&c.RTSPMaxConnsPerAddr, "rtsp-max-conns-per-addr", c.RTSPMaxConnsPerAddr, "RTSP(S) connections not yet publishing from one address (IPv6: one /64); at the cap the address's oldest is closed")
@@ -252,180 +304,160 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	return fs.Parse(args)
 }
 
-// Validate names the first bad field.
+// Validate reports every bad field at once (errors.Join of one error per
+// field, each naming its flag, or its Go name for a tuning value).
 func (c Config) Validate() error {
-	addr := func(field, v string, optional bool) error {
-		if v == "" && optional {
-			return nil
-		}
-		_, port, err := net.SplitHostPort(v)
-		if err == nil {
-			_, err = strconv.ParseUint(port, 10, 16)
-		}
-		if err != nil || strings.Contains(v, "/") {
-			return fmt.Errorf("config %s: %q is not host:port (no scheme, no path)", field, v)
-		}
-		return nil
+	var v validation
+	c.validateBasics(&v)
+	c.validateHTTP(&v)
+	c.validateRTSP(&v)
+	c.validateWebRTC(&v)
+	c.validateArchive(&v)
+	c.validateTuning(&v)
+	return errors.Join(v.errs...)
+}
+
+// fieldError is one bad setting.
+type fieldError struct{ field, problem string }
+
+func (e *fieldError) Error() string { return "config " + e.field + ": " + e.problem }
+
+// validation collects the bad fields of a Config.
+type validation struct{ errs []error }
+
+// check records field as bad with problem unless ok.
+func (v *validation) check(ok bool, field, problem string) {
+	if !ok {
+		v.errs = append(v.errs, &fieldError{field, problem})
 	}
-	if err := addr("http-addr", c.HTTPAddr, false); err != nil {
-		return err
+}
+
+// addr checks a host:port setting (no scheme, no path); empty is fine when
+// optional.
+func (v *validation) addr(field, value string, optional bool) {
+	if value == "" && optional {
+		return
 	}
-	if err := addr("pprof-addr", c.PprofAddr, true); err != nil {
-		return err
+	_, port, err := net.SplitHostPort(value)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
 	}
-	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		return fmt.Errorf("config database-url: must be a postgres:// URL")
-	}
-	if c.DatabaseRole != "" && !validIdent(c.DatabaseRole) {
-		return fmt.Errorf("config database-role: %q is not a plain role name", c.DatabaseRole)
-	}
-	if err := addr("s3-endpoint", c.S3Endpoint, false); err != nil {
-		return err
-	}
-	switch {
-	case c.S3AccessKey == "":
-		return errors.New("config s3-access-key: required")
-	case c.S3SecretKey == "":
-		return errors.New("config s3-secret-key: required")
-	case len(c.S3Bucket) < 3 || len(c.S3Bucket) > 63 || strings.ToLower(c.S3Bucket) != c.S3Bucket:
-		return fmt.Errorf("config s3-bucket: %q is not a valid bucket name (3-63 lower-case characters)", c.S3Bucket)
-	}
+	v.check(err == nil && !strings.Contains(value, "/"), field, fmt.Sprintf("%q is not host:port (no scheme, no path)", value))
+}
+
+// validateBasics checks the stores, logging and the server's own settings.
+func (c Config) validateBasics(v *validation) {
+	v.addr("http-addr", c.HTTPAddr, false)
+	v.addr("pprof-addr", c.PprofAddr, true)
+	v.check(strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://"),
+		"database-url", "must be a postgres:// URL")
+	v.check(c.DatabaseRole == "" || validIdent(c.DatabaseRole), "database-role", fmt.Sprintf("%q is not a plain role name", c.DatabaseRole))
+	v.addr("s3-endpoint", c.S3Endpoint, false)
+	v.check(c.S3AccessKey != "", "s3-access-key", "required")
+	v.check(c.S3SecretKey != "", "s3-secret-key", "required")
+	v.check(len(c.S3Bucket) >= 3 && len(c.S3Bucket) <= 63 && strings.ToLower(c.S3Bucket) == c.S3Bucket,
+		"s3-bucket", fmt.Sprintf("%q is not a valid bucket name (3-63 lower-case characters)", c.S3Bucket))
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("config log-level: %q is not debug, info, warn or error", c.LogLevel)
+		v.check(false, "log-level", fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel))
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("config log-format: %q is not text or json", c.LogFormat)
-	}
-	if c.ShutdownTimeout <= 0 {
-		return errors.New("config shutdown-timeout: must be positive")
-	}
-	if c.SigningKey == "" {
-		return errors.New("config signing-key: required")
-	}
-	if c.SessionTTL < time.Minute {
-		return errors.New("config session-ttl: at least 1m")
-	}
-	if err := c.validateHTTP(); err != nil {
-		return err
-	}
-	if err := addr("rtsp-addr", c.RTSPAddr, false); err != nil {
-		return err
-	}
-	if err := addr("rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, true); err != nil {
-		return err
-	}
-	if err := addr("rtsp-udp-rtcp-addr", c.RTSPUDPRTCPAddr, true); err != nil {
-		return err
-	}
-	if (c.RTSPUDPRTPAddr == "") != (c.RTSPUDPRTCPAddr == "") {
-		return errors.New("config rtsp-udp-rtcp-addr: set both UDP addresses or neither")
-	}
-	if err := addr("camera-host", c.CameraHost, true); err != nil {
-		return err
-	}
-	if err := addr("rtsps-addr", c.RTSPSAddr, true); err != nil {
-		return err
-	}
-	switch {
-	case c.RTSPSAddr != "" && (c.RTSPTLSCert == "" || c.RTSPTLSKey == ""):
-		return errors.New("config rtsps-addr: needs rtsp-tls-cert and rtsp-tls-key")
-	case c.RTSPSAddr == "" && (c.RTSPTLSCert != "" || c.RTSPTLSKey != ""):
-		return errors.New("config rtsp-tls-cert: set rtsps-addr too, or RTSPS stays off")
-	case c.RTSPMaxConns < 1:
-		return errors.New("config rtsp-max-conns: at least 1")
-	case c.RTSPMaxConnsPerAddr < 1:
-		return errors.New("config rtsp-max-conns-per-addr: at least 1")
-	case c.RTSPHandshakeTimeout < time.Second:
-		return errors.New("config rtsp-handshake-timeout: at least 1s")
-	case c.RTSPAuthFailuresPerAddr < 1:
-		return errors.New("config rtsp-auth-failures-per-addr: at least 1")
-	case c.RTSPAuthFailuresPerDevice < 1:
-		return errors.New("config rtsp-auth-failures-per-device: at least 1")
-	case c.RTSPAuthFailureWindow < time.Second:
-		return errors.New("config rtsp-auth-failure-window: at least 1s")
-	}
-	if err := addr("webrtc-udp-addr", c.WebRTCUDPAddr, true); err != nil {
-		return err
-	}
-	if err := addr("webrtc-tcp-addr", c.WebRTCTCPAddr, true); err != nil {
-		return err
-	}
-	if c.WebRTCUDPAddr == "" && c.WebRTCTCPAddr == "" {
-		return errors.New("config webrtc-udp-addr: set it or webrtc-tcp-addr, or viewers cannot connect")
-	}
-	if c.WebRTCTCPAddr != "" && (c.WebRTCTCPMax <= 0 || c.WebRTCTCPPerAddr <= 0 || c.WebRTCSTUNWait <= 0) {
-		return errors.New("config webrtc-tcp-max-conns, webrtc-tcp-max-per-addr, webrtc-stun-timeout: must be positive while webrtc-tcp-addr is set")
-	}
-	for _, ip := range splitList(c.WebRTCPublicIPs) {
-		if net.ParseIP(ip) == nil {
-			return fmt.Errorf("config webrtc-public-ips: %q is not an IP address", ip)
-		}
-	}
-	for _, u := range splitList(c.WebRTCICEServers) {
-		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-			return fmt.Errorf("config webrtc-ice-servers: %q is not a stun:, turn: or turns: URL", u)
-		}
-	}
-	switch {
-	case c.ReconnectGrace < time.Second:
-		return errors.New("config reconnect-grace: at least 1s")
-	case c.MediaTimeout < time.Second:
-		return errors.New("config media-timeout: at least 1s")
-	case c.LinkBuffer < 0:
-		return errors.New("config link-buffer: must not be negative")
-	case c.SpoolDir == "":
-		return errors.New("config spool-dir: required")
-	case c.SegmentDuration < time.Second || c.SegmentDuration > time.Minute:
-		return errors.New("config segment-duration: between 1s and 1m")
-	case c.Retention < 24*time.Hour:
-		return errors.New("config retention: at least 24h")
-	case c.SpoolAlarmBytes < 1<<20:
-		return errors.New("config spool-alarm-bytes: at least 1 MiB")
-	case c.StuckAfter < time.Second:
-		return errors.New("config stuck-after: at least 1s")
-	case c.ExportDir == "":
-		return errors.New("config export-dir: required")
-	case c.UploadDir == "":
-		return errors.New("config upload-dir: required")
-	case c.UploadMaxSize < 1<<20:
-		return errors.New("config upload-max-size: at least 1 MiB")
-	case c.UploadMinFree < 0:
-		return errors.New("config upload-min-free: not negative")
-	case c.UploadStaleAfter < time.Hour:
-		return errors.New("config upload-stale-after: at least 1h")
-	case c.UploadStuckAfter < time.Second:
-		return errors.New("config upload-stuck-after: at least 1s")
-	case strings.TrimRight(c.UploadDir, "/") == strings.TrimRight(c.SpoolDir, "/"):
-		return errors.New("config upload-dir: must not be the spool-dir")
-	}
-	return nil
+	v.check(c.LogFormat == "text" || c.LogFormat == "json", "log-format", fmt.Sprintf("%q is not text or json", c.LogFormat))
+	v.check(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
+	v.check(c.SigningKey != "", "signing-key", "required")
+	v.check(c.SessionTTL >= time.Minute, "session-ttl", "at least 1m")
 }
 
 // validateHTTP checks the HTTP edge's settings.
-func (c Config) validateHTTP() error {
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("config tls-cert, tls-key: set both or neither")
-	}
+func (c Config) validateHTTP(v *validation) {
+	v.check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert, tls-key", "set both or neither")
 	if _, err := web.ParseTrustedProxies(splitList(c.TrustedProxies)); err != nil {
-		return fmt.Errorf("config trusted-proxies: %w", err)
+		v.check(false, "trusted-proxies", err.Error())
 	}
-	switch {
-	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
-		return errors.New("config http-read-header-timeout, http-read-timeout, http-write-timeout, http-idle-timeout: must be positive")
-	case c.MaxHeaderBytes < 4<<10:
-		return errors.New("config http-max-header-bytes: at least 4096")
-	case c.LoginRate < 0 || c.UnauthRate < 0:
-		return errors.New("config login-rate, unauth-rate: must not be negative")
-	case c.LoginBurst < 1 || c.UnauthBurst < 1:
-		return errors.New("config login-burst, unauth-burst: at least 1")
-	case c.LoginHashSlots < 1:
-		return errors.New("config login-hash-concurrency: at least 1")
-	case c.LoginHashWait <= 0:
-		return errors.New("config login-hash-wait: must be positive")
+	v.check(c.ReadHeaderTimeout > 0 && c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0,
+		"http-read-header-timeout, http-read-timeout, http-write-timeout, http-idle-timeout", "must be positive")
+	v.check(c.MaxHeaderBytes >= 4<<10, "http-max-header-bytes", "at least 4096")
+	v.check(c.LoginRate >= 0 && c.UnauthRate >= 0, "login-rate, unauth-rate", "must not be negative")
+	v.check(c.LoginBurst >= 1 && c.UnauthBurst >= 1, "login-burst, unauth-burst", "at least 1")
+	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
+	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
+}
+
+// validateRTSP checks the live ingest's settings.
+func (c Config) validateRTSP(v *validation) {
+	v.addr("rtsp-addr", c.RTSPAddr, false)
+	v.addr("rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, true)
+	v.addr("rtsp-udp-rtcp-addr", c.RTSPUDPRTCPAddr, true)
+	v.check((c.RTSPUDPRTPAddr == "") == (c.RTSPUDPRTCPAddr == ""), "rtsp-udp-rtcp-addr", "set both UDP addresses or neither")
+	v.addr("camera-host", c.CameraHost, true)
+	v.addr("rtsps-addr", c.RTSPSAddr, true)
+	v.check(c.RTSPSAddr == "" || c.RTSPTLSCert != "" && c.RTSPTLSKey != "", "rtsps-addr", "needs rtsp-tls-cert and rtsp-tls-key")
+	v.check(c.RTSPSAddr != "" || c.RTSPTLSCert == "" && c.RTSPTLSKey == "", "rtsp-tls-cert", "set rtsps-addr too, or RTSPS stays off")
+	v.check(c.RTSPMaxConns >= 1, "rtsp-max-conns", "at least 1")
+	v.check(c.RTSPMaxConnsPerAddr >= 1, "rtsp-max-conns-per-addr", "at least 1")
+	v.check(c.RTSPHandshakeTimeout >= time.Second, "rtsp-handshake-timeout", "at least 1s")
+	v.check(c.RTSPAuthFailuresPerAddr >= 1, "rtsp-auth-failures-per-addr", "at least 1")
+	v.check(c.RTSPAuthFailuresPerDevice >= 1, "rtsp-auth-failures-per-device", "at least 1")
+	v.check(c.RTSPAuthFailureWindow >= time.Second, "rtsp-auth-failure-window", "at least 1s")
+	v.check(c.ReconnectGrace >= time.Second, "reconnect-grace", "at least 1s")
+	v.check(c.MediaTimeout >= time.Second, "media-timeout", "at least 1s")
+	v.check(c.LinkBuffer >= 0, "link-buffer", "must not be negative")
+}
+
+// validateWebRTC checks the live relay's settings.
+func (c Config) validateWebRTC(v *validation) {
+	v.addr("webrtc-udp-addr", c.WebRTCUDPAddr, true)
+	v.addr("webrtc-tcp-addr", c.WebRTCTCPAddr, true)
+	v.check(c.WebRTCUDPAddr != "" || c.WebRTCTCPAddr != "", "webrtc-udp-addr", "set it or webrtc-tcp-addr, or viewers cannot connect")
+	v.check(c.WebRTCTCPAddr == "" || c.WebRTCTCPMax > 0 && c.WebRTCTCPPerAddr > 0 && c.WebRTCSTUNWait > 0,
+		"webrtc-tcp-max-conns, webrtc-tcp-max-per-addr, webrtc-stun-timeout", "must be positive while webrtc-tcp-addr is set")
+	for _, ip := range splitList(c.WebRTCPublicIPs) {
+		v.check(net.ParseIP(ip) != nil, "webrtc-public-ips", fmt.Sprintf("%q is not an IP address", ip))
 	}
-	return nil
+	for _, u := range splitList(c.WebRTCICEServers) {
+		v.check(strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:"),
+			"webrtc-ice-servers", fmt.Sprintf("%q is not a stun:, turn: or turns: URL", u))
+	}
+}
+
+// validateArchive checks the archive's, the exports' and the uploads'
+// settings.
+func (c Config) validateArchive(v *validation) {
+	v.check(c.SpoolDir != "", "spool-dir", "required")
+	v.check(c.SegmentDuration >= time.Second && c.SegmentDuration <= time.Minute, "segment-duration", "between 1s and 1m")
+	v.check(c.Retention >= 24*time.Hour, "retention", "at least 24h")
+	v.check(c.SpoolAlarmBytes >= 1<<20, "spool-alarm-bytes", "at least 1 MiB")
+	v.check(c.StuckAfter >= time.Second, "stuck-after", "at least 1s")
+	v.check(c.ExportDir != "", "export-dir", "required")
+	v.check(c.UploadDir != "", "upload-dir", "required")
+	v.check(c.UploadDir == "" || strings.TrimRight(c.UploadDir, "/") != strings.TrimRight(c.SpoolDir, "/"), "upload-dir", "must not be the spool-dir")
+	v.check(c.UploadMaxSize >= 1<<20, "upload-max-size", "at least 1 MiB")
+	v.check(c.UploadMinFree >= 0, "upload-min-free", "not negative")
+	v.check(c.UploadStaleAfter >= time.Hour, "upload-stale-after", "at least 1h")
+	v.check(c.UploadStuckAfter >= time.Second, "upload-stuck-after", "at least 1s")
+}
+
+// validateTuning checks the values without a flag (a wrong default, or a
+// test's config).
+func (c Config) validateTuning(v *validation) {
+	for _, d := range []struct {
+		field string
+		value time.Duration
+	}{
+		{"LinkInterval", c.LinkInterval}, {"MaxClockSkew", c.MaxClockSkew}, {"DevicesReload", c.DevicesReload},
+		{"FragmentDuration", c.FragmentDuration}, {"ArchiveBackoffMin", c.ArchiveBackoffMin},
+		{"ArchiveScanInterval", c.ArchiveScanInterval}, {"ArchiveReconcileEvery", c.ArchiveReconcileEvery},
+		{"ArchiveRetryWrite", c.ArchiveRetryWrite}, {"UploadRetryMin", c.UploadRetryMin},
+		{"UploadReconcileEvery", c.UploadReconcileEvery},
+	} {
+		v.check(d.value > 0, d.field, "must be positive")
+	}
+	v.check(c.ArchiveBackoffMax >= c.ArchiveBackoffMin, "ArchiveBackoffMax", "at least ArchiveBackoffMin")
+	v.check(c.UploadRetryMax >= c.UploadRetryMin, "UploadRetryMax", "at least UploadRetryMin")
+	v.check(c.ArchiveWorkers >= 1, "ArchiveWorkers", "at least 1")
+	v.check(c.ArchiveRingFrames >= 1, "ArchiveRingFrames", "at least 1")
+	v.check(c.RelayQueueFrames >= 1, "RelayQueueFrames", "at least 1")
+	v.check(c.RelayMaxViewers >= 1, "RelayMaxViewers", "at least 1")
 }
 
 // loadConfig reads the configuration of the server commands.
