@@ -19,7 +19,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/storage/durable"
-	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/internal/spool"
 )
 
@@ -236,18 +235,18 @@ func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
 	if err != nil {
 		return err
 	}
-	held, err := a.db.Held(ctx, m.Recording)
+	held, err := a.db.Held(ctx, m.RecordingID)
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"Bwc-Recording": m.Recording.String(), "Bwc-Init": strconv.Itoa(m.N)}
+	meta := map[string]string{"Bwc-Recording": m.RecordingID.String(), "Bwc-Init": strconv.Itoa(m.N)}
 	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
-		return fmt.Errorf("archive init segment %d of %s: %w", n, m.Recording, err)
+		return fmt.Errorf("archive init segment %d of %s: %w", n, m.RecordingID, err)
 	}
-	if err := a.db.PutInitSegment(ctx, index.InitSegment{RecordingID: m.Recording, N: m.N, Key: m.Key, SHA256: m.SHA256, Size: m.Size}); err != nil {
+	if err := a.db.PutInitSegment(ctx, m); err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("init").Inc()
@@ -268,26 +267,23 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 	if err != nil {
 		return err
 	}
-	held, err := a.db.Held(ctx, m.Recording)
+	held, err := a.db.Held(ctx, m.RecordingID)
 	if err != nil {
 		return err
 	}
 	meta := map[string]string{
-		"Bwc-Recording":  m.Recording.String(),
-		"Bwc-Seq":        strconv.FormatUint(m.Seq, 10),
+		"Bwc-Recording":  m.RecordingID.String(),
+		"Bwc-Seq":        strconv.FormatInt(m.Seq, 10),
 		"Bwc-Chain":      hex.EncodeToString(m.Chain),
 		"Bwc-Prev-Chain": hex.EncodeToString(m.PrevChain),
 	}
 	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
-		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.Recording, err)
+		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.RecordingID, err)
 	}
-	err = a.db.PutSegment(ctx, index.Segment{RecordingID: m.Recording, Seq: int64(m.Seq), InitN: m.Init, Key: m.Key,
-		SHA256: m.SHA256, PrevChain: m.PrevChain, Chain: m.Chain, Size: m.Size, StartedAt: m.Start, EndedAt: m.End,
-		StartDTS: m.StartDTS, EndDTS: m.EndDTS, Gap: m.Gap, Recovered: m.Recovered, SealedAt: m.SealedAt})
-	if err != nil {
+	if err := a.db.PutSegment(ctx, m); err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.Recording, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("segment").Inc()

@@ -32,25 +32,48 @@ var ErrTampered = errors.New("archived object does not match its SHA-256")
 // the export's audit events, and a manifest signed with the platform's key;
 // the package goes to the evidence bucket under exports/.
 type Exporter struct {
-	db        *index.DB
-	blobs     *blob.Store
-	key       ed25519.PrivateKey
-	retention time.Duration
-	tmp       string
-	log       *slog.Logger
+	cfg   ExporterConfig
+	db    *index.DB
+	blobs *blob.Store
+	key   ed25519.PrivateKey
+	log   *slog.Logger
 
 	queue chan uuid.UUID
 	ready chan struct{} // closed by Run once pending exports are queued
 	wg    sync.WaitGroup
 }
 
-// NewExporter makes the exporter; tmp is where packages are assembled.
-func NewExporter(db *index.DB, blobs *blob.Store, key ed25519.PrivateKey, retention time.Duration, tmp string, log *slog.Logger) *Exporter {
+// ExporterConfig of the Exporter. Every field is required: no defaults are
+// substituted (cmd/bwc/config.go holds them).
+type ExporterConfig struct {
+	Dir       string        // where packages are assembled before they go to the bucket
+	Retention time.Duration // object-lock retention (GOVERNANCE) of every package
+}
+
+// ErrConfig: a configuration field is invalid; the error names it.
+var ErrConfig = errors.New("invalid exporter configuration")
+
+// NewExporter validates the configuration and the signing key and makes
+// the exporter; a nil log discards.
+func NewExporter(cfg ExporterConfig, db *index.DB, blobs *blob.Store, key ed25519.PrivateKey, log *slog.Logger) (*Exporter, error) {
+	var errs []error
+	if cfg.Dir == "" {
+		errs = append(errs, fmt.Errorf("%w: Dir is empty", ErrConfig))
+	}
+	if cfg.Retention <= 0 {
+		errs = append(errs, fmt.Errorf("%w: Retention is %v, must be positive", ErrConfig, cfg.Retention))
+	}
+	if len(key) != ed25519.PrivateKeySize {
+		errs = append(errs, fmt.Errorf("%w: signing key has %d bytes, want %d", ErrConfig, len(key), ed25519.PrivateKeySize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Exporter{db: db, blobs: blobs, key: key, retention: retention, tmp: tmp, log: log,
-		queue: make(chan uuid.UUID, 64), ready: make(chan struct{})}
+	return &Exporter{cfg: cfg, db: db, blobs: blobs, key: key, log: log,
+		queue: make(chan uuid.UUID, 64), ready: make(chan struct{})}, nil
 }
 
 // PublicKey is the key packages are verified with.
@@ -117,7 +140,7 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 			_ = x.db.ExportBuilt(context.WithoutCancel(ctx), id, "", nil, 0, err)
 		}
 	}()
-	f, err := os.CreateTemp(x.tmp, "export-*.zip")
+	f, err := os.CreateTemp(x.cfg.Dir, "export-*.zip")
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
@@ -142,7 +165,7 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	key := "exports/" + id.String() + ".zip"
 	digest := sum.Sum(nil)
 	_, err = x.blobs.Client().PutObject(ctx, x.blobs.Bucket(), key, f, size, minio.PutObjectOptions{
-		ContentType: "application/zip", Mode: minio.Governance, RetainUntilDate: time.Now().Add(x.retention).UTC(),
+		ContentType: "application/zip", Mode: minio.Governance, RetainUntilDate: time.Now().Add(x.cfg.Retention).UTC(),
 		UserMetadata: map[string]string{"sha256": hex.EncodeToString(digest)},
 	})
 	if err != nil {
@@ -243,7 +266,7 @@ func (x *Exporter) fill(ctx context.Context, w *Writer, e index.Export) (map[str
 				if err != nil {
 					return nil, err
 				}
-				if playable, err = os.CreateTemp(x.tmp, "playable-*.mp4"); err != nil {
+				if playable, err = os.CreateTemp(x.cfg.Dir, "playable-*.mp4"); err != nil {
 					return nil, err
 				}
 				if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: r.ID.String()},
