@@ -164,9 +164,9 @@ type Server struct {
 
 	// listeners, once started: "RTSP listener", "RTSPS listener"
 	lns     map[string]*guardedListener
-	life    sync.Mutex    // held while Run binds and while Close stops what it bound
-	started bool          // the RTSP servers were started; guarded by life
-	ready   chan struct{} // closed once Run listens
+	life    sync.Mutex     // held while Run binds and while Close stops what it bound
+	started bool           // the RTSP servers were started; guarded by life
+	ready   chan struct{}  // closed once Run listens
 	stopped chan struct{}  // closed when an RTSP server stopped by itself
 	stopErr error          // why; guarded by mu
 	bg      sync.WaitGroup // the RTSP servers' watchdogs

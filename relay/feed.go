@@ -41,7 +41,7 @@ type feed struct {
 
 	mu      sync.Mutex
 	viewers map[*viewer]struct{}
-	gop     []*frame // since the last video keyframe
+	gop     *media.GOP[*frame] // video since the last keyframe
 	video   *media.Track
 	audio   *media.Track // nil: no audio forwarded
 	h264    *rtph264.Encoder
@@ -51,14 +51,15 @@ type feed struct {
 	ended   bool
 }
 
-// maxGOP bounds the GOP cache (a camera with very long GOPs starts new
-// viewers at the next keyframe instead).
-const maxGOP = 600
+// feedGOPFrames bounds the feed's GOP cache (video frames). The feed keeps
+// the first feedGOPFrames of a longer group (media.KeepGroupHead).
+const feedGOPFrames = 600
 
 // newFeed starts a feed (with s.mu held: its goroutine is a worker).
 func newFeed(s *Server, id uuid.UUID, st *media.Stream) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel}
+	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel,
+		gop: media.NewGOP[*frame](feedGOPFrames, media.KeepGroupHead)}
 	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, OnDrop: func(n int) {
 		s.met.feedDrops.Add(float64(n))
 	}})
@@ -110,12 +111,7 @@ func (f *feed) run(ctx context.Context) {
 		}
 		f.mu.Lock()
 		if p.kind == media.Video {
-			if p.key {
-				f.gop = f.gop[:0]
-			}
-			if len(f.gop) < maxGOP {
-				f.gop = append(f.gop, p)
-			}
+			f.gop.Add(p, true, p.key)
 		}
 		for v := range f.viewers {
 			v.push(p)
@@ -189,7 +185,7 @@ func (f *feed) add(v *viewer) error {
 		return errEnded
 	}
 	f.viewers[v] = struct{}{}
-	for _, p := range f.gop {
+	for _, p := range f.gop.Frames() {
 		v.push(p)
 	}
 	return nil

@@ -12,8 +12,9 @@ import (
 // of 30 fps video with audio).
 const DefaultRingSize = 512
 
-// maxGOP bounds the cached group of pictures, in frames.
-const maxGOP = 1024
+// StreamGOPFrames bounds a stream's cached group of pictures, in frames
+// (video and audio); a longer group is not cached (DropLongGroup).
+const StreamGOPFrames = 1024
 
 // ErrClosed is returned by a Reader that was closed by its owner.
 var ErrClosed = errors.New("media reader closed")
@@ -27,8 +28,7 @@ type Stream struct {
 	mu      sync.Mutex
 	info    Info
 	readers map[*Reader]struct{}
-	gop     []*Frame // frames since the last video keyframe, for instant start
-	gopOK   bool     // gop starts with a keyframe and is complete
+	gop     *GOP[*Frame] // frames since the last video keyframe, for instant start
 	closed  bool
 	done    chan struct{}
 
@@ -38,7 +38,8 @@ type Stream struct {
 
 // NewStream makes the fan-out of a recording.
 func NewStream(info Info) *Stream {
-	return &Stream{info: info, readers: map[*Reader]struct{}{}, done: make(chan struct{})}
+	return &Stream{info: info, readers: map[*Reader]struct{}{}, done: make(chan struct{}),
+		gop: NewGOP[*Frame](StreamGOPFrames, DropLongGroup)}
 }
 
 // Info returns the recording's current description.
@@ -87,22 +88,8 @@ func (s *Stream) Write(f *Frame) {
 	if s.closed {
 		return
 	}
-	if f.Track != nil && f.Track.Kind == Video {
-		if f.Key {
-			clear(s.gop)
-			s.gop = append(s.gop[:0], f)
-			s.gopOK = true
-		} else if s.gopOK {
-			if len(s.gop) < maxGOP {
-				s.gop = append(s.gop, f)
-			} else {
-				clear(s.gop)
-				s.gop, s.gopOK = s.gop[:0], false
-			}
-		}
-	} else if s.gopOK && len(s.gop) < maxGOP {
-		s.gop = append(s.gop, f) // audio that goes with the cached pictures
-	}
+	video := f.Track != nil && f.Track.Kind == Video
+	s.gop.Add(f, video, video && f.Key)
 	for r := range s.readers {
 		r.push(f)
 	}
@@ -118,8 +105,7 @@ func (s *Stream) Close() {
 	}
 	s.closed = true
 	close(s.done)
-	clear(s.gop)
-	s.gop = nil
+	s.gop.Reset()
 	for r := range s.readers {
 		r.end()
 	}
@@ -154,8 +140,8 @@ func (s *Stream) Subscribe(o ReaderOptions) *Reader {
 		return r
 	}
 	if o.FromKeyframe {
-		if s.gopOK {
-			for _, f := range s.gop {
+		if gop := s.gop.Frames(); len(gop) > 0 {
+			for _, f := range gop {
 				r.push(f)
 			}
 		} else {
