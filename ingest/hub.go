@@ -96,13 +96,7 @@ func (s *Server) Live() []Live {
 		l := Live{RecordingID: r.id, Device: r.dev.Serial, Officer: r.officer, Unbound: r.indexed && r.officer == nil,
 			Indexed: r.indexed, Incidents: slices.Clone(r.incidents), StartedAt: r.startedAt, Status: r.status,
 			Reconnects: r.reconnects, RemoteAddr: r.remote, BitrateKbps: r.kbps, PacketLoss: r.loss}
-		for _, t := range r.tracks {
-			if t.Kind == media.Video && l.VideoCodec == "" {
-				l.VideoCodec, l.Width, l.Height = string(t.Codec), t.Width, t.Height
-			} else if t.Kind == media.Audio && l.AudioCodec == "" {
-				l.AudioCodec = string(t.Codec)
-			}
-		}
+		l.VideoCodec, l.AudioCodec, l.Width, l.Height = describe(r.tracks)
 		out = append(out, l)
 	}
 	s.mu.Unlock()
@@ -303,6 +297,8 @@ func officerEq(a, b *Officer) bool {
 	return *a == *b
 }
 
+// describe names a recording's codecs (the first video and audio track)
+// and its picture size, for Live and the index.
 func describe(tracks []*media.Track) (video, audio string, w, h int) {
 	for _, t := range tracks {
 		if t.Kind == media.Video && video == "" {
@@ -316,13 +312,13 @@ func describe(tracks []*media.Track) (video, audio string, w, h int) {
 }
 
 // Refresh reloads a live recording's officer and incident links (after a
-// supervisor bound or re-linked it). Unknown recordings are ErrNotLive.
+// supervisor bound or re-linked it). Unknown recordings are media.ErrNotLive.
 func (s *Server) Refresh(id uuid.UUID) error {
 	s.mu.Lock()
 	r, ok := s.byID[id]
 	s.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("refresh %s: %w", id, ErrNotLive)
+		return fmt.Errorf("refresh %s: %w", id, media.ErrNotLive)
 	}
 	s.writes.put(&op{Kind: opRefresh, Recording: id, rec: r})
 	return nil

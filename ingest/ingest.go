@@ -30,11 +30,6 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
-// Errors callers branch on.
-var (
-	ErrNotLive = errors.New("recording is not live")
-)
-
 // Config of the ingest.
 type Config struct {
 	RTSPAddr      string        // TCP address cameras connect to

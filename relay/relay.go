@@ -33,9 +33,8 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media"
 )
 
-// Errors callers branch on.
+// Errors callers branch on (and media.ErrNotLive).
 var (
-	ErrNotLive   = errors.New("recording is not live")
 	ErrNoSession = errors.New("no such viewing session")
 	ErrBadOffer  = errors.New("bad SDP offer")
 	ErrTooMany   = errors.New("too many viewers")
@@ -336,15 +335,15 @@ type Answer struct {
 func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer string) (Answer, error) {
 	st, ok := s.src.Stream(rec)
 	if !ok {
-		return Answer{}, fmt.Errorf("view %s: %w", rec, ErrNotLive)
+		return Answer{}, fmt.Errorf("view %s: %w", rec, media.ErrNotLive)
 	}
 	if !s.listening() {
-		return Answer{}, fmt.Errorf("view %s: relay not running: %w", rec, ErrNotLive)
+		return Answer{}, fmt.Errorf("view %s: relay not running: %w", rec, media.ErrNotLive)
 	}
 	s.mu.Lock()
 	if s.isClosed() {
 		s.mu.Unlock()
-		return Answer{}, fmt.Errorf("view %s: relay closed: %w", rec, ErrNotLive)
+		return Answer{}, fmt.Errorf("view %s: relay closed: %w", rec, media.ErrNotLive)
 	}
 	if len(s.sessions) >= s.cfg.MaxViewers {
 		s.mu.Unlock()
@@ -362,7 +361,7 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 
 	video, audio, note := f.tracks()
 	if video == nil {
-		return Answer{}, fmt.Errorf("view %s: no video yet: %w", rec, ErrNotLive)
+		return Answer{}, fmt.Errorf("view %s: no video yet: %w", rec, media.ErrNotLive)
 	}
 	v := newViewer(s, rec, viewerName, s.cfg.QueueFrames)
 	pc, err := s.peerConnection(video, audio)
@@ -428,7 +427,7 @@ func (s *Server) register(v *viewer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.isClosed() {
-		return fmt.Errorf("relay closed: %w", ErrNotLive)
+		return fmt.Errorf("relay closed: %w", media.ErrNotLive)
 	}
 	s.sessions[v.id] = v
 	s.goWorker(v.write)

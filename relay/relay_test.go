@@ -286,7 +286,7 @@ func TestSessionsEndAndErrors(t *testing.T) {
 	r := newRelay(t, src)
 	ended := make(chan string, 4)
 	r.OnViewerEnd(func(_ ViewerStats, why string) { ended <- why })
-	if _, err := r.Offer(context.Background(), uuid.New(), "sup1", "v=0"); !errors.Is(err, ErrNotLive) {
+	if _, err := r.Offer(context.Background(), uuid.New(), "sup1", "v=0"); !errors.Is(err, media.ErrNotLive) {
 		t.Fatalf("unknown recording: %v", err)
 	}
 	id, st := liveSample(t, src)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
@@ -64,7 +65,7 @@ func (f *fakeLive) CameraURL() string                { return "rtsp://127.0.0.1:
 type noRelay struct{}
 
 func (noRelay) Offer(_ context.Context, rec uuid.UUID, _, _ string) (relay.Answer, error) {
-	return relay.Answer{}, fmt.Errorf("recording %s: %w", rec, relay.ErrNotLive)
+	return relay.Answer{}, fmt.Errorf("recording %s: %w", rec, media.ErrNotLive)
 }
 func (noRelay) Patch(string, string) error                  { return relay.ErrNoSession }
 func (noRelay) Delete(string) error                         { return relay.ErrNoSession }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -148,7 +149,7 @@ func (h *live) readSDP(w http.ResponseWriter, r *http.Request, want string) (str
 
 func (h *live) relayFail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, relay.ErrNotLive), errors.Is(err, relay.ErrNoSession):
+	case errors.Is(err, media.ErrNotLive), errors.Is(err, relay.ErrNoSession):
 		writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
 	case errors.Is(err, relay.ErrBadOffer):
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})

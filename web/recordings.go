@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -242,7 +242,7 @@ type liveRefresher struct {
 
 // refresh reloads a recording's binding if it is live.
 func (l liveRefresher) refresh(id uuid.UUID) {
-	if err := l.live.Refresh(id); err != nil && !errors.Is(err, ingest.ErrNotLive) {
+	if err := l.live.Refresh(id); err != nil && !errors.Is(err, media.ErrNotLive) {
 		l.log.Warn("live recording not refreshed", "recording", id, "err", err)
 	}
 }

@@ -9,11 +9,16 @@
 package media
 
 import (
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/pion/rtp"
 )
+
+// ErrNotLive: the recording asked for is not live (never was, ended, or
+// has no video yet). The ingest and the relay both answer it.
+var ErrNotLive = errors.New("recording is not live")
 
 // Kind is video or audio.
 type Kind string
