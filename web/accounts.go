@@ -108,29 +108,10 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		}
 		return // else the client went away
 	}
-	var u index.User
-	if until, locked := a.unknownLocks.locked(in.Login, time.Now()); locked {
-		err = fmt.Errorf("%w until %s", index.ErrLocked, until.UTC().Format(time.RFC3339))
-	} else {
-		u, err = a.db.Authenticate(r.Context(), in.Login, in.Password)
-		if errors.Is(err, index.ErrUnknownLogin) {
-			a.unknownLocks.fail(in.Login, time.Now())
-		}
-	}
+	u, err := a.authenticate(r.Context(), in.Login, in.Password)
 	release()
-	switch {
-	case errors.Is(err, index.ErrLocked):
-		a.kit.log.Warn("login refused: account locked", "login", in.Login, "remote", remote)
-		_ = a.kit.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.locked", ObjectType: "user", ObjectID: in.Login})
-		writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
-		return
-	case errors.Is(err, index.ErrBadCredentials):
-		a.kit.log.Warn("login failed", "login", in.Login, "remote", remote)
-		_ = a.kit.audit(r, index.AuditEvent{Actor: in.Login, Action: "auth.login.failed", ObjectType: "user", ObjectID: in.Login})
-		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
-		return
-	case err != nil:
-		a.kit.fail(w, r, err)
+	if err != nil {
+		a.refuse(w, r, in.Login, err)
 		return
 	}
 	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, remote)
@@ -145,6 +126,36 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
 	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
 	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
+}
+
+// authenticate checks a password; unknown logins are locked after
+// repeated failures like known accounts.
+func (a *accounts) authenticate(ctx context.Context, login, password string) (index.User, error) {
+	if until, locked := a.unknownLocks.locked(login, time.Now()); locked {
+		return index.User{}, fmt.Errorf("%w until %s", index.ErrLocked, until.UTC().Format(time.RFC3339))
+	}
+	u, err := a.db.Authenticate(ctx, login, password)
+	if errors.Is(err, index.ErrUnknownLogin) {
+		a.unknownLocks.fail(login, time.Now())
+	}
+	return u, err
+}
+
+// refuse answers a login that failed: locked (429) and wrong (401) are
+// logged and audited.
+func (a *accounts) refuse(w http.ResponseWriter, r *http.Request, login string, err error) {
+	switch {
+	case errors.Is(err, index.ErrLocked):
+		a.kit.log.Warn("login refused: account locked", "login", login, "remote", clientAddr(r))
+		_ = a.kit.audit(r, index.AuditEvent{Actor: login, Action: "auth.login.locked", ObjectType: "user", ObjectID: login})
+		writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
+	case errors.Is(err, index.ErrBadCredentials):
+		a.kit.log.Warn("login failed", "login", login, "remote", clientAddr(r))
+		_ = a.kit.audit(r, index.AuditEvent{Actor: login, Action: "auth.login.failed", ObjectType: "user", ObjectID: login})
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: err.Error()})
+	default:
+		a.kit.fail(w, r, err)
+	}
 }
 
 func (a *accounts) logout(w http.ResponseWriter, r *http.Request) {
