@@ -36,26 +36,73 @@ func TestHTTPFloodsWhileACameraRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	camDone := make(chan error, 1)
-	go func() { camDone <- camPublish(t, p, "CAM-FLOOD-1", 3) }()
+	cam := platformCamera(t, p, "CAM-FLOOD-1", 3)
+	stopPoll := pollReady(t, base)
+	statuses := flood(base)
+	if err := cam.wait(); err != nil {
+		t.Fatal(err)
+	}
+	polls, notReady := stopPoll()
 
-	// /readyz is polled all along
-	var notReady atomic.Int64
-	var polls atomic.Int64
-	stopPoll := make(chan struct{})
-	pollDone := make(chan struct{})
+	for attack, codes := range statuses {
+		t.Logf("%s: %v", attack, codes)
+		for code, n := range codes {
+			ok := code == http.StatusUnauthorized || code == http.StatusTooManyRequests || code == http.StatusBadRequest ||
+				code == http.StatusRequestEntityTooLarge || code == http.StatusNotFound || code == http.StatusForbidden ||
+				(code == http.StatusServiceUnavailable && attack == "parallel login")
+			if !ok {
+				t.Errorf("%s: %d answered %d", attack, n, code)
+			}
+		}
+	}
+	if notReady > 0 {
+		t.Errorf("/readyz not ready %d times of %d during the floods", notReady, polls)
+	}
+
+	rec := archivedRecording(t, p, dev)
+	segs, err := p.db.Segments(ctx, rec.ID)
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("segments: %d %v", len(segs), err)
+	}
+	var ms int64
+	for i, sg := range segs {
+		if sg.Seq != int64(i) {
+			t.Fatalf("segment %d has seq %d: a segment is missing", i, sg.Seq)
+		}
+		ms += (sg.EndDTS - sg.StartDTS).Milliseconds()
+	}
+	if ms < 5500 {
+		t.Fatalf("archived %d ms of the camera's 6 s (%d segments)", ms, len(segs))
+	}
+	if res, err := http.Get(base + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz after the floods: %v %v", res, err)
+	}
+}
+
+// pollReady polls /readyz every 250 ms until the returned stop is called
+// and it has polled at least 5 times; stop returns the polls and how many
+// were not ready.
+func pollReady(t *testing.T, base string) (stop func() (polls, notReady int64)) {
+	var nPolls, nNotReady atomic.Int64
+	stopping := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(pollDone)
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
-			case <-stopPoll:
-				return
-			case <-time.After(250 * time.Millisecond):
+			case <-stopping:
+				if nPolls.Load() >= 5 {
+					return
+				}
+				<-tick.C
+			case <-tick.C:
 			}
 			res, err := http.Get(base + "/readyz")
-			polls.Add(1)
+			nPolls.Add(1)
 			if err != nil || res.StatusCode != http.StatusOK {
-				notReady.Add(1)
+				nNotReady.Add(1)
 				if err == nil {
 					b, _ := io.ReadAll(res.Body)
 					t.Logf("readyz %d: %s", res.StatusCode, b)
@@ -66,30 +113,36 @@ func TestHTTPFloodsWhileACameraRecords(t *testing.T) {
 			}
 		}
 	}()
+	return func() (int64, int64) {
+		close(stopping)
+		<-done
+		return nPolls.Load(), nNotReady.Load()
+	}
+}
 
+// flood runs the HTTP attacks at once, each request from its own address
+// (X-Forwarded-For through the trusted proxy), and returns the status
+// codes answered per attack (-1: no answer).
+func flood(base string) map[string]map[int]int {
 	client := &http.Client{Timeout: 60 * time.Second}
 	var mu sync.Mutex
 	statuses := map[string]map[int]int{}
-	count := func(attack string, code int) {
+	var addrs atomic.Int64
+	do := func(attack string, req *http.Request) {
+		n := addrs.Add(1)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", n/250, 1+n%250))
+		code := -1
+		if res, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			code = res.StatusCode
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if statuses[attack] == nil {
 			statuses[attack] = map[int]int{}
 		}
 		statuses[attack][code]++
-	}
-	var addrs atomic.Int64
-	do := func(attack string, req *http.Request) {
-		n := addrs.Add(1)
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", n/250, 1+n%250))
-		res, err := client.Do(req)
-		if err != nil {
-			count(attack, -1)
-			return
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		count(attack, res.StatusCode)
 	}
 	var wg sync.WaitGroup
 	for i := range 500 {
@@ -124,47 +177,5 @@ func TestHTTPFloodsWhileACameraRecords(t *testing.T) {
 		})
 	}
 	wg.Wait()
-
-	if err := <-camDone; err != nil {
-		t.Fatal(err)
-	}
-	close(stopPoll)
-	<-pollDone
-
-	for attack, codes := range statuses {
-		t.Logf("%s: %v", attack, codes)
-		for code, n := range codes {
-			ok := code == http.StatusUnauthorized || code == http.StatusTooManyRequests || code == http.StatusBadRequest ||
-				code == http.StatusRequestEntityTooLarge || code == http.StatusNotFound || code == http.StatusForbidden ||
-				(code == http.StatusServiceUnavailable && attack == "parallel login")
-			if !ok {
-				t.Errorf("%s: %d answered %d", attack, n, code)
-			}
-		}
-	}
-	if n := notReady.Load(); n > 0 {
-		t.Errorf("/readyz not ready %d times of %d during the floods", n, polls.Load())
-	}
-	if polls.Load() < 5 {
-		t.Errorf("/readyz polled only %d times", polls.Load())
-	}
-
-	rec := archivedRecording(t, p, dev)
-	segs, err := p.db.Segments(ctx, rec.ID)
-	if err != nil || len(segs) < 2 {
-		t.Fatalf("segments: %d %v", len(segs), err)
-	}
-	var ms int64
-	for i, sg := range segs {
-		if sg.Seq != int64(i) {
-			t.Fatalf("segment %d has seq %d: a segment is missing", i, sg.Seq)
-		}
-		ms += (sg.EndDTS - sg.StartDTS).Milliseconds()
-	}
-	if ms < 5500 {
-		t.Fatalf("archived %d ms of the camera's 6 s (%d segments)", ms, len(segs))
-	}
-	if res, err := http.Get(base + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("readyz after the floods: %v %v", res, err)
-	}
+	return statuses
 }

@@ -31,135 +31,176 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
+// camOptions are the flags of `bwc cam`.
+type camOptions struct {
+	cfg                          Config
+	n                            int
+	server, prefix, secret, file string
+	duration                     time.Duration
+	create                       bool
+	metrics                      string
+}
+
+func parseCamFlags(args []string) (camOptions, error) {
+	o := camOptions{cfg: defaultConfig()}
+	fs := flag.NewFlagSet("bwc cam", flag.ContinueOnError)
+	o.cfg.register(fs)
+	fs.IntVar(&o.n, "n", 1, "number of cameras")
+	fs.StringVar(&o.server, "server", "", "RTSP host:port of the server; default: -rtsp-addr")
+	fs.StringVar(&o.prefix, "prefix", "LOAD-CAM-", "device serial prefix: cameras are <prefix>0001...")
+	fs.StringVar(&o.secret, "secret", "load-camera-secret", "the cameras' RTSP secret")
+	fs.StringVar(&o.file, "file", "testdata/sample.ts", "MPEG-TS capture (H.264 + AAC) the cameras send in a loop")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until interrupted)")
+	fs.BoolVar(&o.create, "create-devices", true, "register the devices (in -database-url) when missing")
+	fs.StringVar(&o.metrics, "metrics", "", "the server's /metrics URL, to report its CPU and memory per stream")
+	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		return o, err
+	}
+	if o.n < 1 {
+		return o, errors.New("bwc cam -n: at least 1")
+	}
+	if o.server == "" {
+		o.server = o.cfg.RTSPAddr
+	}
+	return o, nil
+}
+
 // cam runs N simulated body cameras against a running server: each
 // publishes a capture (H.264 + AAC) in a loop in real time over
 // TCP-interleaved RTSP with digest auth, reconnecting when dropped. With
 // -metrics it reads the server's own process metrics before and after and
 // prints the server's CPU seconds per stream-second and RSS per stream.
 func cam(ctx context.Context, args []string, out io.Writer) error {
-	cfg := defaultConfig()
-	fs := flag.NewFlagSet("bwc cam", flag.ContinueOnError)
-	cfg.register(fs)
-	n := fs.Int("n", 1, "number of cameras")
-	server := fs.String("server", "", "RTSP host:port of the server; default: -rtsp-addr")
-	prefix := fs.String("prefix", "LOAD-CAM-", "device serial prefix: cameras are <prefix>0001...")
-	secret := fs.String("secret", "load-camera-secret", "the cameras' RTSP secret")
-	file := fs.String("file", "testdata/sample.ts", "MPEG-TS capture (H.264 + AAC) the cameras send in a loop")
-	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
-	create := fs.Bool("create-devices", true, "register the devices (in -database-url) when missing")
-	metrics := fs.String("metrics", "", "the server's /metrics URL, to report its CPU and memory per stream")
-	if err := parseFlags(fs, args, os.Getenv); err != nil {
+	o, err := parseCamFlags(args)
+	if err != nil {
 		return err
 	}
-	if *n < 1 {
-		return errors.New("bwc cam -n: at least 1")
-	}
-	if *server == "" {
-		*server = cfg.RTSPAddr
-	}
-	sample, err := mediafile.Decode(*file)
+	sample, err := mediafile.Decode(o.file)
 	if err != nil {
 		return fmt.Errorf("bwc cam -file: %w", err)
 	}
-	serials := make([]string, *n)
+	serials := make([]string, o.n)
 	for i := range serials {
-		serials[i] = fmt.Sprintf("%s%04d", *prefix, i+1)
+		serials[i] = fmt.Sprintf("%s%04d", o.prefix, i+1)
 	}
-	if *create {
-		if err := ensureDevices(ctx, cfg, serials, *secret); err != nil {
+	if o.create {
+		if err := ensureDevices(ctx, o.cfg, serials, o.secret); err != nil {
 			return err
 		}
 	}
-	if *duration > 0 {
+	if o.duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
 	var before procStats
-	if *metrics != "" {
-		if before, err = scrape(*metrics); err != nil {
+	if o.metrics != "" {
+		if before, err = scrape(o.metrics); err != nil {
 			return err
 		}
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var sent, reconnects atomic.Int64
 	start := time.Now()
+	fmt.Fprintf(out, "%d camera(s) publishing %s to rtsp://%s/live/%s....\n", o.n, o.file, o.server, o.prefix)
+	peakRSS := make(chan float64, 1)
+	go func() { peakRSS <- samplePeakRSS(ctx, o.metrics) }()
+	sent, reconnects := runCameras(ctx, o, serials, sample)
+	peak := <-peakRSS
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "cameras: %d, elapsed: %.1f s, sent: %.1f MB (%.2f Mbit/s per camera), reconnects: %d\n",
+		o.n, elapsed.Seconds(), float64(sent)/1e6, float64(sent)*8/1e6/elapsed.Seconds()/float64(o.n), reconnects)
+	if o.metrics == "" {
+		return nil
+	}
+	after, err := scrape(o.metrics)
+	if err != nil {
+		return err
+	}
+	reportServer(out, before, after, peak, elapsed, o.n)
+	return nil
+}
+
+// runCameras publishes the sample from every serial until ctx ends,
+// reconnecting a dropped camera after a second; it returns the payload
+// bytes sent and the reconnections.
+func runCameras(ctx context.Context, o camOptions, serials []string, sample *mediafile.Sample) (sent, reconnects int64) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var nSent, nReconnects atomic.Int64
 	var wg sync.WaitGroup
 	for i, serial := range serials {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// spread the starts over a second so that keyframes do not align
-			select {
-			case <-time.After(time.Duration(i) * time.Second / time.Duration(len(serials))):
-			case <-ctx.Done():
+			if !sleepCtx(ctx, time.Duration(i)*time.Second/time.Duration(len(serials))) {
 				return
 			}
-			url := fmt.Sprintf("rtsp://%s:%s@%s/live/%s", serial, *secret, *server, serial)
+			url := fmt.Sprintf("rtsp://%s:%s@%s/live/%s", serial, o.secret, o.server, serial)
 			for ctx.Err() == nil {
-				err := publish(ctx, url, sample, &sent)
+				err := publish(ctx, url, sample, &nSent)
 				if ctx.Err() != nil {
 					return
 				}
-				reconnects.Add(1)
+				nReconnects.Add(1)
 				log.Warn("camera dropped, reconnecting", "device", serial, "err", err)
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-				}
+				sleepCtx(ctx, time.Second)
 			}
 		}()
 	}
-	fmt.Fprintf(out, "%d camera(s) publishing %s to rtsp://%s/live/%s....\n", *n, *file, *server, *prefix)
-	// the server's memory while the cameras are connected: the peak of
-	// samples every 2 s
-	var peakRSS float64
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		if *metrics == "" {
-			return
-		}
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if st, err := scrape(*metrics); err == nil && st.rss > peakRSS {
-					peakRSS = st.rss
-				}
-			}
-		}
-	}()
 	wg.Wait()
-	<-sampled
-	elapsed := time.Since(start)
-	fmt.Fprintf(out, "cameras: %d, elapsed: %.1f s, sent: %.1f MB (%.2f Mbit/s per camera), reconnects: %d\n",
-		*n, elapsed.Seconds(), float64(sent.Load())/1e6, float64(sent.Load())*8/1e6/elapsed.Seconds()/float64(*n), reconnects.Load())
-	if *metrics != "" {
-		after, err := scrape(*metrics)
-		if err != nil {
-			return err
-		}
-		streamSeconds := elapsed.Seconds() * float64(*n)
-		fmt.Fprintf(out, "server: CPU %.2f s over %.0f stream-seconds = %.4f CPU-s per stream-second (%.1f%% of a core per camera)\n",
-			after.cpu-before.cpu, streamSeconds, (after.cpu-before.cpu)/streamSeconds, 100*(after.cpu-before.cpu)/streamSeconds)
-		fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB (peak) with %d cameras = %.2f MB per stream\n",
-			before.rss/1e6, peakRSS/1e6, *n, (peakRSS-before.rss)/1e6/float64(*n))
-		segs := after.m["bwc_archive_segments_sealed_total"] - before.m["bwc_archive_segments_sealed_total"]
-		mb := (after.m["bwc_archive_spooled_bytes_total"] - before.m["bwc_archive_spooled_bytes_total"]) / 1e6
-		cores := (after.cpu - before.cpu) / elapsed.Seconds()
-		fmt.Fprintf(out, "archive: %.0f segments (%.2f/s), %.1f MB (%.2f MB/s; %.2f MB/s per core used), upload lag median %.2f s, p99 %.2f s\n",
-			segs, segs/elapsed.Seconds(), mb, mb/elapsed.Seconds(), mb/elapsed.Seconds()/max(cores, 1e-9),
-			lagQuantile(before, after, 0.5), lagQuantile(before, after, 0.99))
-	}
-	return nil
+	return nSent.Load(), nReconnects.Load()
 }
 
-// publish sends the sample in a loop, in real time, until ctx ends or the
-// connection fails.
+// sleepCtx waits d or until ctx ends; false when ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// samplePeakRSS is the server's peak memory while the cameras are
+// connected: samples every 2 s until ctx ends (0 without a metrics URL).
+func samplePeakRSS(ctx context.Context, metrics string) float64 {
+	var peak float64
+	if metrics == "" {
+		return peak
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return peak
+		case <-t.C:
+			if st, err := scrape(metrics); err == nil && st.rss > peak {
+				peak = st.rss
+			}
+		}
+	}
+}
+
+// reportServer prints the server's CPU and memory per stream and the
+// archive's figures between two scrapes.
+func reportServer(out io.Writer, before, after procStats, peakRSS float64, elapsed time.Duration, n int) {
+	streamSeconds := elapsed.Seconds() * float64(n)
+	fmt.Fprintf(out, "server: CPU %.2f s over %.0f stream-seconds = %.4f CPU-s per stream-second (%.1f%% of a core per camera)\n",
+		after.cpu-before.cpu, streamSeconds, (after.cpu-before.cpu)/streamSeconds, 100*(after.cpu-before.cpu)/streamSeconds)
+	fmt.Fprintf(out, "server: RSS %.1f MB before, %.1f MB (peak) with %d cameras = %.2f MB per stream\n",
+		before.rss/1e6, peakRSS/1e6, n, (peakRSS-before.rss)/1e6/float64(n))
+	segs := after.m["bwc_archive_segments_sealed_total"] - before.m["bwc_archive_segments_sealed_total"]
+	mb := (after.m["bwc_archive_spooled_bytes_total"] - before.m["bwc_archive_spooled_bytes_total"]) / 1e6
+	cores := (after.cpu - before.cpu) / elapsed.Seconds()
+	fmt.Fprintf(out, "archive: %.0f segments (%.2f/s), %.1f MB (%.2f MB/s; %.2f MB/s per core used), upload lag median %.2f s, p99 %.2f s\n",
+		segs, segs/elapsed.Seconds(), mb, mb/elapsed.Seconds(), mb/elapsed.Seconds()/max(cores, 1e-9),
+		lagQuantile(before, after, 0.5), lagQuantile(before, after, 0.99))
+}
+
+// publish sends the sample in a loop, in real time (Sample.Play), until
+// ctx ends or the connection fails.
 func publish(ctx context.Context, url string, s *mediafile.Sample, sent *atomic.Int64) error {
 	vf := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: s.Video.SPS, PPS: s.Video.PPS}
 	var conf mpeg4audio.AudioSpecificConfig
@@ -183,28 +224,16 @@ func publish(ctx context.Context, url string, s *mediafile.Sample, sent *atomic.
 		return err
 	}
 	defer c.Close()
-	start := time.Now()
-	for pass := 0; ; pass++ {
-		off := time.Duration(pass) * s.Duration
-		for _, f := range s.Frames {
-			at := off + f.DTS
-			if d := time.Until(start.Add(at)); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return nil
-				}
-			}
-			if err := sendFrame(c, f, off, vm, am, venc, aenc, af.ClockRate(), sent); err != nil {
-				return err
-			}
-		}
-	}
+	return s.Play(ctx, 1, 0, func(f *media.Frame) error {
+		return sendFrame(c, f, vm, am, venc, aenc, af.ClockRate(), sent)
+	})
 }
 
-func sendFrame(c *gortsplib.Client, f *media.Frame, off time.Duration, vm, am *description.Media,
+// sendFrame packetizes one frame (its PTS already shifted by the pass)
+// and writes it.
+func sendFrame(c *gortsplib.Client, f *media.Frame, vm, am *description.Media,
 	venc *rtph264.Encoder, aenc *rtpmpeg4audio.Encoder, audioRate int, sent *atomic.Int64) error {
-	pts := off + f.PTS
+	pts := f.PTS
 	m, ts := vm, uint32(int64(pts)*90000/int64(time.Second))
 	var err error
 	var pkts []*rtp.Packet

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,8 +19,6 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
-
-func samplePath() string { return mediatest.Path() }
 
 // crashWorld is a fresh database and bucket with a camera checked out to an
 // officer assigned to an incident, and `bwc serve` as a child process that
@@ -98,8 +97,8 @@ func (w *crashWorld) client(t *testing.T) *minio.Client {
 // segments of some recording (what the kill must not lose).
 func (w *crashWorld) waitSpooled(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	defer w.srv.logOnFailure()
+	mediatest.Eventually(t, fmt.Sprintf("%d sealed segments in the spool", n), func() bool {
 		ents, _ := filepath.Glob(filepath.Join(w.cfg.SpoolDir, "*", "[0-9]*.json"))
 		sealed := 0
 		for _, e := range ents {
@@ -107,14 +106,8 @@ func (w *crashWorld) waitSpooled(t *testing.T, n int) {
 				sealed++
 			}
 		}
-		if sealed >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d segments spooled:\n%s", n, w.srv.output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return sealed >= n
+	})
 }
 
 // checkArchived waits until the device's one recording is ended, archived
@@ -125,30 +118,7 @@ func (w *crashWorld) waitSpooled(t *testing.T, n int) {
 func (w *crashWorld) checkArchived(t *testing.T, sent time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	var rec index.Recording
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		recs, err := w.db.Recordings(ctx, index.RecordingFilter{DeviceID: &w.dev.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		left, _ := filepath.Glob(filepath.Join(w.cfg.SpoolDir, "*-*-*-*-*"))
-		if len(recs) == 1 && recs[0].Status == index.RecordingEnded && len(left) == 0 {
-			rec = recs[0]
-			break
-		}
-		if time.Now().After(deadline) {
-			var files []string
-			for _, d := range left {
-				ents, _ := os.ReadDir(d)
-				for _, e := range ents {
-					files = append(files, filepath.Base(d)+"/"+e.Name())
-				}
-			}
-			t.Fatalf("recording not archived: %+v, spool %v\n%s", recs, files, w.srv.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rec := w.archived(t)
 	if rec.OfficerID == nil || *rec.OfficerID != w.officer.ID {
 		t.Errorf("recording not bound to the officer: %+v", rec)
 	}
@@ -269,7 +239,7 @@ func TestCrashMatrix(t *testing.T) {
 			w := newCrashWorld(t)
 			w.srv.start()
 			c.fault(t, w)
-			cam := startCamera(t, w.srv.rtsp, w.dev.Serial, crashSecret)
+			cam := startCamera(t, w.srv.rtsp, w.dev.Serial, crashSecret, 0)
 			if c.spooled > 0 {
 				w.waitSpooled(t, c.spooled)
 			}
@@ -297,20 +267,45 @@ func (w *crashWorld) superExec(t *testing.T, q string) {
 func (w *crashWorld) waitObjects(t *testing.T, n int) {
 	t.Helper()
 	cl := w.client(t)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	defer w.srv.logOnFailure()
+	mediatest.Eventually(t, fmt.Sprintf("%d objects uploaded", n), func() bool {
 		got := 0
 		for o := range cl.ListObjects(context.Background(), w.cfg.S3Bucket, minio.ListObjectsOptions{Recursive: true}) {
 			if o.Err == nil {
 				got++
 			}
 		}
-		if got >= n {
-			return
+		return got >= n
+	})
+}
+
+// archived waits until the device's one recording has ended and the spool
+// holds nothing of it, and returns it.
+func (w *crashWorld) archived(t *testing.T) index.Recording {
+	t.Helper()
+	ctx := context.Background()
+	var recs []index.Recording
+	var left []string
+	defer func() {
+		if t.Failed() {
+			var files []string
+			for _, d := range left {
+				ents, _ := os.ReadDir(d)
+				for _, e := range ents {
+					files = append(files, filepath.Base(d)+"/"+e.Name())
+				}
+			}
+			t.Logf("recordings %+v, spool %v", recs, files)
+			w.srv.logOnFailure()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d objects uploaded:\n%s", n, w.srv.output())
+	}()
+	mediatest.Eventually(t, "the recording ended and archived", func() bool {
+		var err error
+		if recs, err = w.db.Recordings(ctx, index.RecordingFilter{DeviceID: &w.dev.ID}); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		left, _ = filepath.Glob(filepath.Join(w.cfg.SpoolDir, "*-*-*-*-*"))
+		return len(recs) == 1 && recs[0].Status == index.RecordingEnded && len(left) == 0
+	})
+	return recs[0]
 }

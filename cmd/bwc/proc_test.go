@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 )
 
 // childEnv: a test binary started with it set runs `bwc serve` (configured
@@ -78,7 +80,7 @@ func newServer(t *testing.T, cfg Config) *server {
 		"BWC_S3_BUCKET="+cfg.S3Bucket, "BWC_SPOOL_DIR="+cfg.SpoolDir, "BWC_UPLOAD_DIR="+cfg.UploadDir,
 		"BWC_SIGNING_KEY="+cfg.SigningKey, "BWC_SEGMENT_DURATION="+cfg.SegmentDuration.String(),
 		"BWC_RECONNECT_GRACE="+cfg.ReconnectGrace.String(), "BWC_LOG_LEVEL=debug")
-	t.Cleanup(s.kill)
+	t.Cleanup(s.kill9)
 	return s
 }
 
@@ -97,24 +99,27 @@ func (s *server) start() {
 	}
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); out.Close(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + s.http + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	defer s.logOnFailure()
+	mediatest.Eventually(s.t, "bwc serve answering /healthz", func() bool {
 		select {
 		case <-s.done:
-			s.t.Fatalf("bwc serve exited at start:\n%s", s.output())
+			s.t.Fatal("bwc serve exited at start")
 		default:
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("bwc serve not up:\n%s", s.output())
+		resp, err := http.Get("http://" + s.http + "/healthz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// logOnFailure, deferred by a wait, logs the children's output when the
+// test has failed (a wait that timed out).
+func (s *server) logOnFailure() {
+	if s.t.Failed() {
+		s.t.Logf("bwc serve output:\n%s", s.output())
 	}
 }
 
@@ -127,8 +132,6 @@ func (s *server) kill9() {
 	<-s.done
 	s.cmd = nil
 }
-
-func (s *server) kill() { s.kill9() }
 
 // output is the children's log so far (the tail).
 func (s *server) output() string {
@@ -254,20 +257,24 @@ func viaProxy(t *testing.T, dbURL string, p *proxy) string {
 	return u.String()
 }
 
-// camera is ffmpeg publishing the sample in a loop, in real time. It
-// reports how much media it has written to the server (-progress).
+// camera is ffmpeg publishing the sample in real time, as a body camera
+// does. It reports how much media it has written to the server
+// (-progress).
 type camera struct {
-	cmd     *exec.Cmd
-	errOut  bytes.Buffer
-	sent    atomic.Int64 // media time written to the connection, µs
-	scanned chan struct{}
+	cmd    *exec.Cmd
+	errOut bytes.Buffer
+	sent   atomic.Int64 // media time written to the connection, µs
+	done   chan struct{}
+	err    error // ffmpeg's exit, once done is closed
 }
 
-func startCamera(t *testing.T, rtspAddr, serial, secret string) *camera {
+// startCamera publishes passes passes of the sample (0: in a loop until
+// stop) to the RTSP server at rtspAddr as the device serial.
+func startCamera(t *testing.T, rtspAddr, serial, secret string, passes int) *camera {
 	t.Helper()
-	c := &camera{scanned: make(chan struct{})}
+	c := &camera{done: make(chan struct{})}
 	c.cmd = exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-progress", "pipe:1", "-stats_period", "0.2",
-		"-re", "-stream_loop", "-1", "-i", samplePath(),
+		"-re", "-stream_loop", strconv.Itoa(passes-1), "-i", mediatest.Path(),
 		"-c:v", "copy", "-c:a", "aac", "-f", "rtsp", "-rtsp_transport", "tcp",
 		"rtsp://"+serial+":"+secret+"@"+rtspAddr+"/live/"+serial)
 	c.cmd.Stderr = &c.errOut
@@ -279,7 +286,7 @@ func startCamera(t *testing.T, rtspAddr, serial, secret string) *camera {
 		t.Fatal(err)
 	}
 	go func() {
-		defer close(c.scanned)
+		defer close(c.done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "out_time_us="); ok {
@@ -287,6 +294,9 @@ func startCamera(t *testing.T, rtspAddr, serial, secret string) *camera {
 					c.sent.Store(us)
 				}
 			}
+		}
+		if err := c.cmd.Wait(); err != nil {
+			c.err = fmt.Errorf("ffmpeg: %v\n%s", err, c.errOut.Bytes())
 		}
 	}()
 	t.Cleanup(c.stop)
@@ -296,11 +306,19 @@ func startCamera(t *testing.T, rtspAddr, serial, secret string) *camera {
 // sentMedia is the media the camera has written so far.
 func (c *camera) sentMedia() time.Duration { return time.Duration(c.sent.Load()) * time.Microsecond }
 
+// wait waits until the camera has sent its passes; an error when ffmpeg
+// failed.
+func (c *camera) wait() error {
+	<-c.done
+	return c.err
+}
+
+// stop kills the camera (if it still runs) and waits until it is gone.
 func (c *camera) stop() {
-	if c.cmd.Process != nil {
+	select {
+	case <-c.done:
+	default:
 		_ = c.cmd.Process.Kill()
-		<-c.scanned
-		_ = c.cmd.Wait()
-		c.cmd.Process = nil
+		<-c.done
 	}
 }

@@ -124,23 +124,10 @@ func (s *loadSource) Stream(id uuid.UUID) (*media.Stream, bool) {
 // play writes the capture into the stream in real time, in a loop.
 func play(ctx context.Context, st *media.Stream, s *mediafile.Sample) {
 	defer st.Close()
-	start := time.Now()
-	for pass := 0; ; pass++ {
-		for _, f := range s.Loop(1, start) {
-			g := *f
-			off := time.Duration(pass) * s.Duration
-			g.PTS += off
-			g.DTS += off
-			if d := time.Until(start.Add(g.DTS)); d > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(d):
-				}
-			}
-			st.Write(&g)
-		}
-	}
+	_ = s.Play(ctx, 1, 0, func(f *media.Frame) error {
+		st.Write(f)
+		return nil
+	})
 }
 
 // loadViewer connects one pion viewer and counts its packets and losses.

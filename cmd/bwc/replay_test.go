@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -54,12 +55,11 @@ func TestReplayHLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := camPublish(t, p, dev.Serial, 4); err != nil { // 8 s
+	if err := platformCamera(t, p, dev.Serial, 4).wait(); err != nil { // 8 s
 		t.Fatal(err)
 	}
 	rec := archivedRecording(t, p, dev)
-	liveDone := make(chan error, 1)
-	go func() { liveDone <- camPublish(t, p, liveDev.Serial, 5) }()
+	liveCam := platformCamera(t, p, liveDev.Serial, 5)
 	playlist := base + "/api/recordings/" + rec.ID.String() + "/hls.m3u8"
 
 	if d := ffprobeDuration(t, "-headers", auth, playlist); d < 7.5 || d > 8.5 {
@@ -97,20 +97,15 @@ func TestReplayHLS(t *testing.T) {
 
 	// the live one, mid-publish
 	var live index.Recording
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	mediatest.Eventually(t, "a segment of the live recording", func() bool {
 		recs, _ := p.db.Recordings(ctx, index.RecordingFilter{DeviceID: &liveDev.ID})
-		if len(recs) == 1 {
-			if s, _ := p.db.Segments(ctx, recs[0].ID); len(s) >= 1 && recs[0].Status != index.RecordingEnded {
-				live = recs[0]
-				break
-			}
+		if len(recs) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("live recording has no segment")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		live = recs[0]
+		s, _ := p.db.Segments(ctx, live.ID)
+		return len(s) >= 1 && live.Status != index.RecordingEnded
+	})
 	body := getText(t, base+"/api/recordings/"+live.ID.String()+"/hls.m3u8", tok.Token)
 	if !strings.Contains(body, "#EXT-X-PLAYLIST-TYPE:EVENT") || strings.Contains(body, "#EXT-X-ENDLIST") || !strings.Contains(body, "#EXT-X-PROGRAM-DATE-TIME:") {
 		t.Fatalf("live playlist:\n%s", body)
@@ -119,7 +114,7 @@ func TestReplayHLS(t *testing.T) {
 		base+"/api/recordings/"+live.ID.String()+"/hls.m3u8").CombinedOutput(); err != nil || !strings.Contains(string(b), "h264") {
 		t.Fatalf("ffprobe of the live playlist: %v\n%s", err, b)
 	}
-	if err := <-liveDone; err != nil {
+	if err := liveCam.wait(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -151,20 +146,11 @@ func getText(t *testing.T, url, token string) string {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var b strings.Builder
-	_, _ = fmt.Fprint(&b, "")
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := res.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v %s", url, res.StatusCode, err, b)
 	}
-	if res.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b.String())
-	}
-	return b.String()
+	return string(b)
 }
 
 func getJSON(t *testing.T, url, token string, v any) {

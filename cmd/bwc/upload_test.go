@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,31 +12,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // tus sends a tus request as a logged-in client of the wired platform.
+// A PATCH sends 10 bytes.
 func (s *session) tus(method, path string, h map[string]string) *http.Response {
 	s.t.Helper()
-	var body *strings.Reader
+	body := ""
 	if method == http.MethodPatch {
-		body = strings.NewReader("0123456789")
-	} else {
-		body = strings.NewReader("")
+		body = "0123456789"
 	}
-	req, _ := http.NewRequest(method, s.base+path, body)
-	req.AddCookie(s.cookie)
-	req.Header.Set("X-CSRF-Token", s.csrf)
-	req.Header.Set("Tus-Resumable", "1.0.0")
+	hh := map[string]string{"Tus-Resumable": "1.0.0"}
 	for k, v := range h {
-		req.Header.Set(k, v)
+		hh[k] = v
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	res.Body.Close()
+	res, _ := s.send(method, path, strings.NewReader(body), hh)
 	return res
 }
 
@@ -148,26 +142,21 @@ func TestUploadsRefusedAtTheReserveWhileACameraRecords(t *testing.T) {
 	}
 	s := loginAs(t, base, "off-zhao", "long-enough-password")
 	md := "filename " + base64.StdEncoding.EncodeToString([]byte("big.mp4"))
-	camDone := make(chan error, 1)
-	go func() { camDone <- camPublish(t, p, "CAM-RESERVE-1", 3) }()
+	// an upload every second of the camera's 6 s of media, while it
+	// publishes (paced by what the camera has sent, not by the clock)
+	cam := platformCamera(t, p, "CAM-RESERVE-1", 3)
 	refused := 0
-	for published := false; !published; {
-		select {
-		case err := <-camDone:
-			if err != nil {
-				t.Fatal(err)
-			}
-			published = true
-		case <-time.After(200 * time.Millisecond):
-			res := s.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": strconv.Itoa(512 << 20), "Upload-Metadata": md})
-			if res.StatusCode != http.StatusInsufficientStorage {
-				t.Fatalf("an upload past the reserve: %d", res.StatusCode)
-			}
-			refused++
+	for k := range 5 {
+		at := time.Duration(k)*time.Second + 500*time.Millisecond
+		mediatest.Eventually(t, fmt.Sprintf("the camera past %v of media", at), func() bool { return cam.sentMedia() >= at })
+		res := s.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": strconv.Itoa(512 << 20), "Upload-Metadata": md})
+		if res.StatusCode != http.StatusInsufficientStorage {
+			t.Fatalf("an upload past the reserve: %d", res.StatusCode)
 		}
+		refused++
 	}
-	if refused < 5 {
-		t.Fatalf("only %d uploads tried while the camera published", refused)
+	if err := cam.wait(); err != nil {
+		t.Fatal(err)
 	}
 	rec := archivedRecording(t, p, dev)
 	segs, err := p.db.Segments(ctx, rec.ID)
