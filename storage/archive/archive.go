@@ -41,7 +41,11 @@ var ErrSpoolAlarm = errors.New("archive spool above alarm size")
 // other contents. The archive never overwrites evidence.
 var ErrObjectConflict = errors.New("object exists with other contents")
 
-// Config of the archive.
+// ErrConfig: a configuration field is invalid; the error names it.
+var ErrConfig = errors.New("invalid archive configuration")
+
+// Config of the archive. Every field is required: the archive substitutes
+// no defaults (cmd/bwc/config.go holds them).
 type Config struct {
 	SpoolDir         string        // local durable staging area
 	SegmentDuration  time.Duration // target segment length (cut at the next keyframe)
@@ -55,65 +59,48 @@ type Config struct {
 	ScanInterval     time.Duration // spool rescan period (uploads are also kicked on each seal)
 	StuckAfter       time.Duration // a spooled object not uploaded after this long (while PostgreSQL and MinIO answer) is an alarm
 	ReconcileEvery   time.Duration // how often spool, index and bucket are reconciled (also at start)
-	RetryWrite       time.Duration // after a spool write error, how soon writing is tried again (at the next keyframe after it)
-	LinkBuffer       time.Duration // the assignment rule's buffer, for rows rebuilt by reconciliation (default 5m)
+	RetryWrite       time.Duration // after a spool write error, how soon writing is tried again (at the next keyframe after it; 0: the next keyframe)
+	LinkBuffer       time.Duration // the assignment rule's buffer, for rows rebuilt by reconciliation (0: the window exactly)
 
 	sinkWrap func(segmenter.Sink) segmenter.Sink // tests: inject disk faults
 }
 
-// Defaults.
-const (
-	DefaultSpoolDir         = "/var/tmp/bwc/spool"
-	DefaultSegmentDuration  = 4 * time.Second
-	DefaultFragmentDuration = time.Second
-	DefaultRetention        = 183 * 24 * time.Hour
-	DefaultSpoolAlarmBytes  = 10 << 30
-	DefaultUploadWorkers    = 4
-	DefaultRingFrames       = 4096 // about 50 s of 30 fps video with audio
-	DefaultStuckAfter       = 5 * time.Minute
-	DefaultReconcileEvery   = 10 * time.Minute
-)
-
-func (c *Config) defaults() {
+// validate reports every invalid field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%w: %s %s", ErrConfig, field, why)) }
 	if c.SpoolDir == "" {
-		c.SpoolDir = DefaultSpoolDir
+		bad("SpoolDir", "is empty")
 	}
-	if c.SegmentDuration <= 0 {
-		c.SegmentDuration = DefaultSegmentDuration
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"SegmentDuration", c.SegmentDuration}, {"FragmentDuration", c.FragmentDuration}, {"Retention", c.Retention},
+		{"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"ScanInterval", c.ScanInterval},
+		{"StuckAfter", c.StuckAfter}, {"ReconcileEvery", c.ReconcileEvery}} {
+		if f.v <= 0 {
+			bad(f.name, fmt.Sprintf("is %v, must be positive", f.v))
+		}
 	}
-	if c.FragmentDuration <= 0 {
-		c.FragmentDuration = DefaultFragmentDuration
-	}
-	if c.Retention <= 0 {
-		c.Retention = DefaultRetention
+	if c.BackoffMin > 0 && c.BackoffMax > 0 && c.BackoffMax < c.BackoffMin {
+		bad("BackoffMax", fmt.Sprintf("is %v, below BackoffMin %v", c.BackoffMax, c.BackoffMin))
 	}
 	if c.SpoolAlarmBytes <= 0 {
-		c.SpoolAlarmBytes = DefaultSpoolAlarmBytes
+		bad("SpoolAlarmBytes", fmt.Sprintf("is %d, must be positive", c.SpoolAlarmBytes))
 	}
 	if c.UploadWorkers <= 0 {
-		c.UploadWorkers = DefaultUploadWorkers
+		bad("UploadWorkers", fmt.Sprintf("is %d, must be positive", c.UploadWorkers))
 	}
 	if c.RingFrames <= 0 {
-		c.RingFrames = DefaultRingFrames
+		bad("RingFrames", fmt.Sprintf("is %d, must be positive", c.RingFrames))
 	}
-	if c.BackoffMin <= 0 {
-		c.BackoffMin = 500 * time.Millisecond
+	if c.RetryWrite < 0 {
+		bad("RetryWrite", fmt.Sprintf("is %v, must not be negative", c.RetryWrite))
 	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 30 * time.Second
+	if c.LinkBuffer < 0 {
+		bad("LinkBuffer", fmt.Sprintf("is %v, must not be negative", c.LinkBuffer))
 	}
-	if c.ScanInterval <= 0 {
-		c.ScanInterval = time.Second
-	}
-	if c.StuckAfter <= 0 {
-		c.StuckAfter = DefaultStuckAfter
-	}
-	if c.ReconcileEvery <= 0 {
-		c.ReconcileEvery = DefaultReconcileEvery
-	}
-	if c.RetryWrite <= 0 {
-		c.RetryWrite = time.Second
-	}
+	return errors.Join(errs...)
 }
 
 // Archive records live streams into the evidence store.
@@ -142,7 +129,9 @@ type Archive struct {
 // New validates the configuration and prepares the archive. It reads
 // nothing from disk: Run recovers the spool, then uploads.
 func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, log *slog.Logger) (*Archive, error) {
-	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

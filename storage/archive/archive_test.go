@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,15 +22,50 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
-// testConfig: short segments so tests make several quickly.
+// testConfig: short segments so tests make several quickly; the rest as
+// `bwc serve` sets it.
 func testConfig(t testing.TB) Config {
+	return configWith(filepath.Join(t.TempDir(), "spool"))
+}
+
+// configWith is testConfig with the given spool.
+func configWith(spool string) Config {
 	return Config{
-		SpoolDir:         filepath.Join(t.TempDir(), "spool"),
+		SpoolDir:         spool,
 		SegmentDuration:  2 * time.Second,
 		FragmentDuration: 500 * time.Millisecond,
+		Retention:        183 * 24 * time.Hour,
+		SpoolAlarmBytes:  10 << 30,
+		UploadWorkers:    4,
+		RingFrames:       4096,
 		BackoffMin:       100 * time.Millisecond,
 		BackoffMax:       time.Second,
 		ScanInterval:     200 * time.Millisecond,
+		StuckAfter:       5 * time.Minute,
+		ReconcileEvery:   10 * time.Minute,
+		RetryWrite:       time.Second,
+		LinkBuffer:       5 * time.Minute,
+	}
+}
+
+// TestNewRejectsEveryInvalidField: New names every invalid field at once
+// and substitutes no default.
+func TestNewRejectsEveryInvalidField(t *testing.T) {
+	cfg := Config{SegmentDuration: -time.Second, BackoffMin: time.Second, BackoffMax: time.Millisecond, RetryWrite: -1, LinkBuffer: -1}
+	_, err := New(cfg, nil, nil, nil, nil)
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("New(invalid) = %v, want ErrConfig", err)
+	}
+	for _, f := range []string{"SpoolDir", "SegmentDuration", "FragmentDuration", "Retention", "BackoffMax", "ScanInterval",
+		"StuckAfter", "ReconcileEvery", "SpoolAlarmBytes", "UploadWorkers", "RingFrames", "RetryWrite", "LinkBuffer"} {
+		if !strings.Contains(err.Error(), f+" ") {
+			t.Errorf("error does not name %s: %v", f, err)
+		}
+	}
+	ok := testConfig(t)
+	ok.RetryWrite, ok.LinkBuffer = 0, 0 // 0 means 0
+	if _, err := New(ok, nil, nil, nil, nil); err != nil {
+		t.Errorf("New(valid, zero RetryWrite and LinkBuffer) = %v", err)
 	}
 }
 

@@ -52,8 +52,7 @@ func crashChild() int {
 	info.RecordingID = uuid.MustParse(os.Getenv("BWC_CRASH_REC"))
 	info.StartedAt, _ = time.Parse(time.RFC3339Nano, os.Getenv("BWC_CRASH_START"))
 	info.Tracks = []*media.Track{s.Video, s.Audio}
-	cfg := Config{SpoolDir: os.Getenv("BWC_CRASH_SPOOL"), SegmentDuration: 2 * time.Second, FragmentDuration: 500 * time.Millisecond,
-		ScanInterval: 200 * time.Millisecond}
+	cfg := configWith(os.Getenv("BWC_CRASH_SPOOL"))
 	a, err := New(cfg, db, store, nil, nil)
 	if err != nil {
 		return fail(err)

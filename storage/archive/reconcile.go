@@ -152,7 +152,7 @@ func (a *Archive) rebuildRow(ctx context.Context, id uuid.UUID, dir string) erro
 	if err != nil && !errors.Is(err, index.ErrConflict) {
 		return fmt.Errorf("rebuild recording %s: %w", id, err)
 	}
-	if _, err := a.db.AutoLink(ctx, id, a.linkBuffer()); err != nil {
+	if _, err := a.db.AutoLink(ctx, id, a.cfg.LinkBuffer); err != nil {
 		return fmt.Errorf("rebuild recording %s: link: %w", id, err)
 	}
 	rid := id
@@ -169,13 +169,6 @@ func (a *Archive) rebuildRow(ctx context.Context, id uuid.UUID, dir string) erro
 	}
 	log.Warn("archive: recording row was missing: rebuilt from the spool (recovered)", "segments", segs, "started_at", rec.StartedAt, "ended_at", end)
 	return nil
-}
-
-func (a *Archive) linkBuffer() time.Duration {
-	if a.cfg.LinkBuffer > 0 {
-		return a.cfg.LinkBuffer
-	}
-	return 5 * time.Minute
 }
 
 // orphanObjects lists the objects under the recording prefixes that have

@@ -22,15 +22,24 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
-// archiveConfig: short segments so tests make several quickly.
+// archiveConfig: short segments so tests make several quickly; the rest as
+// `bwc serve` sets it.
 func archiveConfig(t testing.TB) archive.Config {
 	return archive.Config{
 		SpoolDir:         filepath.Join(t.TempDir(), "spool"),
 		SegmentDuration:  2 * time.Second,
 		FragmentDuration: 500 * time.Millisecond,
+		Retention:        183 * 24 * time.Hour,
+		SpoolAlarmBytes:  10 << 30,
+		UploadWorkers:    4,
+		RingFrames:       4096,
 		BackoffMin:       100 * time.Millisecond,
 		BackoffMax:       time.Second,
 		ScanInterval:     200 * time.Millisecond,
+		StuckAfter:       5 * time.Minute,
+		ReconcileEvery:   10 * time.Minute,
+		RetryWrite:       time.Second,
+		LinkBuffer:       5 * time.Minute,
 	}
 }
 

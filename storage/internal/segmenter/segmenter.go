@@ -21,6 +21,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/bwcplatform/bwc/ingest/media"
 )
@@ -28,10 +29,10 @@ import (
 // Config of a segmenter.
 type Config struct {
 	// Target is the duration after which the next video keyframe starts a
-	// new segment (default 4 s).
+	// new segment. Positive (the caller validates: archive.New).
 	Target time.Duration
-	// Fragment is the duration of one fragment (default 1 s): what a crash
-	// can lose at most.
+	// Fragment is the duration of one fragment: what a crash can lose at
+	// most. Positive (the caller validates: archive.New).
 	Fragment time.Duration
 	// Start is the wall-clock time of DTS 0, used for frames without Wall.
 	Start time.Time
@@ -104,12 +105,6 @@ type Segmenter struct {
 // (media.Info.Tracks); the first init segment describes them. With a video
 // track, every segment starts at a video keyframe.
 func New(cfg Config, sink Sink, tracks []*media.Track) *Segmenter {
-	if cfg.Target <= 0 {
-		cfg.Target = 4 * time.Second
-	}
-	if cfg.Fragment <= 0 {
-		cfg.Fragment = time.Second
-	}
 	s := &Segmenter{cfg: cfg, sink: sink, initN: -1}
 	for _, t := range tracks {
 		switch {
@@ -294,36 +289,36 @@ func (s *Segmenter) writeInit() error {
 	return s.sink.Init(s.initN, buf.Bytes())
 }
 
-func codecOf(t *media.Track) (fmp4.Codec, error) {
+func codecOf(t *media.Track) (mp4.Codec, error) {
 	switch t.Codec {
 	case media.H264:
 		if t.SPS == nil || t.PPS == nil {
 			return nil, errors.New("H.264 track without SPS/PPS")
 		}
-		return &fmp4.CodecH264{SPS: t.SPS, PPS: t.PPS}, nil
+		return &mp4.CodecH264{SPS: t.SPS, PPS: t.PPS}, nil
 	case media.H265:
 		if t.VPS == nil || t.SPS == nil || t.PPS == nil {
 			return nil, errors.New("H.265 track without VPS/SPS/PPS")
 		}
-		return &fmp4.CodecH265{VPS: t.VPS, SPS: t.SPS, PPS: t.PPS}, nil
+		return &mp4.CodecH265{VPS: t.VPS, SPS: t.SPS, PPS: t.PPS}, nil
 	case media.AAC:
 		var conf mpeg4audio.AudioSpecificConfig
 		if err := conf.Unmarshal(t.AudioConfig); err != nil {
 			return nil, fmt.Errorf("AAC config: %w", err)
 		}
-		return &fmp4.CodecMPEG4Audio{Config: conf}, nil
+		return &mp4.CodecMPEG4Audio{Config: conf}, nil
 	case media.Opus:
 		ch := t.Channels
 		if ch <= 0 {
 			ch = 2
 		}
-		return &fmp4.CodecOpus{ChannelCount: ch}, nil
+		return &mp4.CodecOpus{ChannelCount: ch}, nil
 	case media.PCMA, media.PCMU:
 		ch := t.Channels
 		if ch <= 0 {
 			ch = 1
 		}
-		return &fmp4.CodecLPCM{BitDepth: 16, SampleRate: int(audioScale(t)), ChannelCount: ch}, nil
+		return &mp4.CodecLPCM{BitDepth: 16, SampleRate: int(audioScale(t)), ChannelCount: ch}, nil
 	}
 	return nil, fmt.Errorf("codec %s not supported", t.Codec)
 }
