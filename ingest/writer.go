@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -38,13 +39,16 @@ type writer struct {
 	queue  []*op
 	wake   chan struct{}
 	closed bool
-
-	backoffMin, backoffMax time.Duration
 }
 
+// The writer's retry policy (durable.Backoff) while PostgreSQL is down.
+const (
+	retryMin = 200 * time.Millisecond
+	retryMax = 10 * time.Second
+)
+
 func newWriter(log *slog.Logger, met *metrics, jm *journalMetrics, max int, jr *journal, apply func(ctx context.Context, o *op) error) *writer {
-	return &writer{log: log, met: met, jm: jm, max: max, jr: jr, apply: apply, wake: make(chan struct{}, 1),
-		backoffMin: 200 * time.Millisecond, backoffMax: 10 * time.Second}
+	return &writer{log: log, met: met, jm: jm, max: max, jr: jr, apply: apply, wake: make(chan struct{}, 1)}
 }
 
 // put journals a write (fsynced) and queues it. It never blocks on the
@@ -115,18 +119,14 @@ func (w *writer) done(o *op) {
 	}
 }
 
-// run applies writes until ctx ends, then tries once more to drain what is
-// queued within a short time.
+// run applies writes until ctx ends, in order, retrying each through
+// durable.Backoff while the failure may pass; drain (at shutdown) applies
+// what is left.
 func (w *writer) run(ctx context.Context) {
-	backoff := w.backoffMin
+	backoff := durable.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		w.exec.Lock()
-		w.mu.Lock()
-		var next *op
-		if len(w.queue) > 0 {
-			next = w.queue[0]
-		}
-		w.mu.Unlock()
+		next := w.head()
 		if next == nil {
 			w.exec.Unlock()
 			select {
@@ -145,26 +145,50 @@ func (w *writer) run(ctx context.Context) {
 		}
 		if err != nil && !permanent(err) {
 			w.exec.Unlock()
-			w.met.dbRetries.Inc()
-			w.log.Warn("database write failed, retrying", "op", next.String(), "in", backoff, "err", err)
-			select {
-			case <-ctx.Done():
+			if !w.wait(ctx, next, backoff.Next(), err) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, w.backoffMax)
 			continue
 		}
+		backoff.Reset()
 		if err != nil {
 			w.log.Error("database write failed", "op", next.String(), "err", err)
 		}
-		w.done(next)
-		backoff = w.backoffMin
-		w.mu.Lock()
-		w.queue = w.queue[1:]
-		w.met.dbQueue.Set(float64(len(w.queue)))
-		w.mu.Unlock()
+		w.pop(next)
 		w.exec.Unlock()
+	}
+}
+
+// head returns the next write to apply, nil when none is queued.
+func (w *writer) head() *op {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return nil
+	}
+	return w.queue[0]
+}
+
+// pop marks the head write applied (or given up) and dequeues it.
+func (w *writer) pop(o *op) {
+	w.done(o)
+	w.mu.Lock()
+	w.queue = w.queue[1:]
+	w.met.dbQueue.Set(float64(len(w.queue)))
+	w.mu.Unlock()
+}
+
+// wait pauses before retrying a failed write; false when ctx ended first.
+func (w *writer) wait(ctx context.Context, o *op, d time.Duration, err error) bool {
+	w.met.dbRetries.Inc()
+	w.log.Warn("database write failed, retrying", "op", o.String(), "in", d, "err", err)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
