@@ -38,13 +38,12 @@ type Config struct {
 	UDPRTCPAddr   string        // UDP transport (RTCP)
 	Grace         time.Duration // a camera that comes back within it continues the same recording
 	MediaTimeout  time.Duration // a publisher sending no media for this long is closed
-	LinkBuffer    time.Duration // assignment windows are widened by this on each side
+	LinkBuffer    time.Duration // assignment windows are widened by this on each side (0: the window exactly)
 	LinkInterval  time.Duration // live recordings are re-linked this often (new assignments)
 	MaxClockSkew  time.Duration // a camera clock further off than this is not trusted
-	RingFrames    int           // per-reader ring of the fan-out; 0: media default
 	DevicesReload time.Duration // device secrets cache refresh (auth works while PostgreSQL is down)
 
-	// limits (see limits.go); zero: the default
+	// limits (see limits.go); all positive
 	MaxConns              int           // RTSP(S) connections at once, over all addresses
 	MaxConnsPerAddr       int           // connections not yet publishing, per remote address
 	HandshakeTimeout      time.Duration // a connection that has not reached RECORD within it is closed
@@ -59,66 +58,41 @@ type Config struct {
 	JournalDir string // durable journal of the database writes (replayed at start); empty: memory only
 }
 
-// Defaults.
-const (
-	DefaultRTSPAddr      = "127.0.0.1:8554"
-	DefaultGrace         = 30 * time.Second
-	DefaultMediaTimeout  = 10 * time.Second
-	DefaultLinkBuffer    = 5 * time.Minute
-	DefaultLinkInterval  = 15 * time.Second
-	DefaultMaxClockSkew  = 10 * time.Minute
-	DefaultDevicesReload = 30 * time.Second
+// ErrConfig: an invalid field of Config (each named).
+var ErrConfig = errors.New("invalid ingest configuration")
 
-	DefaultMaxConns              = 4096
-	DefaultMaxConnsPerAddr       = 32
-	DefaultHandshakeTimeout      = 10 * time.Second
-	DefaultAuthFailuresPerAddr   = 10
-	DefaultAuthFailuresPerDevice = 30
-	DefaultAuthFailureWindow     = time.Minute
-)
-
-func (c *Config) defaults() {
+// validate reports every invalid field. The platform's defaults are set in
+// cmd/bwc; 0 is taken literally where it means something (LinkBuffer: the
+// assignment window exactly).
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%w: %s %s", ErrConfig, field, why)) }
 	if c.RTSPAddr == "" {
-		c.RTSPAddr = DefaultRTSPAddr
+		bad("RTSPAddr", "is empty")
 	}
-	if c.Grace <= 0 {
-		c.Grace = DefaultGrace
-	}
-	if c.MediaTimeout <= 0 {
-		c.MediaTimeout = DefaultMediaTimeout
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"Grace", c.Grace}, {"MediaTimeout", c.MediaTimeout}, {"LinkInterval", c.LinkInterval},
+		{"MaxClockSkew", c.MaxClockSkew}, {"DevicesReload", c.DevicesReload},
+		{"HandshakeTimeout", c.HandshakeTimeout}, {"AuthFailureWindow", c.AuthFailureWindow}} {
+		if f.v <= 0 {
+			bad(f.name, fmt.Sprintf("is %v, must be positive", f.v))
+		}
 	}
 	if c.LinkBuffer < 0 {
-		c.LinkBuffer = 0
-	} else if c.LinkBuffer == 0 {
-		c.LinkBuffer = DefaultLinkBuffer
+		bad("LinkBuffer", fmt.Sprintf("is %v, must not be negative", c.LinkBuffer))
 	}
-	if c.LinkInterval <= 0 {
-		c.LinkInterval = DefaultLinkInterval
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxConns", c.MaxConns}, {"MaxConnsPerAddr", c.MaxConnsPerAddr},
+		{"AuthFailuresPerAddr", c.AuthFailuresPerAddr}, {"AuthFailuresPerDevice", c.AuthFailuresPerDevice}} {
+		if f.v <= 0 {
+			bad(f.name, fmt.Sprintf("is %d, must be positive", f.v))
+		}
 	}
-	if c.MaxClockSkew <= 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if c.DevicesReload <= 0 {
-		c.DevicesReload = DefaultDevicesReload
-	}
-	if c.MaxConns <= 0 {
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.MaxConnsPerAddr <= 0 {
-		c.MaxConnsPerAddr = DefaultMaxConnsPerAddr
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if c.AuthFailuresPerAddr <= 0 {
-		c.AuthFailuresPerAddr = DefaultAuthFailuresPerAddr
-	}
-	if c.AuthFailuresPerDevice <= 0 {
-		c.AuthFailuresPerDevice = DefaultAuthFailuresPerDevice
-	}
-	if c.AuthFailureWindow <= 0 {
-		c.AuthFailureWindow = DefaultAuthFailureWindow
-	}
+	return errors.Join(errs...)
 }
 
 // store is what the ingest needs of the index.
@@ -178,7 +152,9 @@ type Server struct {
 
 // New makes the ingest. It does not listen until Run.
 func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
-	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}

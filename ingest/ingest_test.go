@@ -79,10 +79,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if o.wrap != nil {
 		w.store = o.wrap(w.db)
 	}
-	cfg := o.cfg
-	if cfg.RTSPAddr == "" {
-		cfg.RTSPAddr = "127.0.0.1:0"
-	}
+	cfg := testConfig(o.cfg)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.srv, err = New(cfg, w.store, w.reg, log)
 	if err != nil {
@@ -112,6 +109,40 @@ func runServer(tb testing.TB, srv *Server) (stop func()) {
 		<-done
 		srv.Close()
 	}
+}
+
+// testMaxConns is the connection cap of the tests (the platform's).
+const testMaxConns = 4096
+
+// testConfig returns c with every field it leaves zero set to the value
+// the platform runs with (cmd/bwc's defaults), on a free loopback port.
+func testConfig(c Config) Config {
+	set := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	if c.RTSPAddr == "" {
+		c.RTSPAddr = "127.0.0.1:0"
+	}
+	set(&c.Grace, 30*time.Second)
+	set(&c.MediaTimeout, 10*time.Second)
+	set(&c.LinkBuffer, 5*time.Minute)
+	set(&c.LinkInterval, 15*time.Second)
+	set(&c.MaxClockSkew, 10*time.Minute)
+	set(&c.DevicesReload, 30*time.Second)
+	set(&c.HandshakeTimeout, 10*time.Second)
+	set(&c.AuthFailureWindow, time.Minute)
+	setInt(&c.MaxConns, testMaxConns)
+	setInt(&c.MaxConnsPerAddr, 32)
+	setInt(&c.AuthFailuresPerAddr, 10)
+	setInt(&c.AuthFailuresPerDevice, 30)
+	return c
 }
 
 type testWriter struct{ t *testing.T }

@@ -140,7 +140,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 					}
 				}
 			}
-			srv, err := New(Config{RTSPAddr: "127.0.0.1:0", JournalDir: c.dir}, w.db, nil, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+			srv, err := New(testConfig(Config{JournalDir: c.dir}), w.db, nil, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func copyDir(t *testing.T, from, to string) {
 // is still queued; it clears once a write is journaled again.
 func TestJournalFailureFailsCheck(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "journal")
-	s, err := New(Config{JournalDir: dir}, nil, nil, slog.New(slog.DiscardHandler))
+	s, err := New(testConfig(Config{JournalDir: dir}), nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

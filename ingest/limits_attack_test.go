@@ -133,10 +133,10 @@ func TestAttackIdleFloodAndMalformedRequests(t *testing.T) {
 	})
 	rss1, _, fds1 := procFigures()
 	t.Logf("idle flood: %d connections in %v; open on the server %v (cap %d), evicted %v; process RSS %.0f → %.0f MB, fds %d → %d",
-		idle, time.Since(start).Round(time.Millisecond), counter(w, "conns", "handshake"), DefaultMaxConns,
+		idle, time.Since(start).Round(time.Millisecond), counter(w, "conns", "handshake"), testMaxConns,
 		counter(w, "conns_closed", "evicted"), rss0, rss1, fds0, fds1)
-	if n := counter(w, "conns", "handshake") + counter(w, "conns", "publishing"); n > DefaultMaxConns {
-		t.Fatalf("%v connections open, cap %d", n, DefaultMaxConns)
+	if n := counter(w, "conns", "handshake") + counter(w, "conns", "publishing"); n > testMaxConns {
+		t.Fatalf("%v connections open, cap %d", n, testMaxConns)
 	}
 	lc.flowing(t, "during the idle flood")
 	if err := w.srv.Check(ctx); err != nil {

@@ -54,7 +54,7 @@ func BenchmarkRTSPFloods(b *testing.B) {
 				}
 				wg.Wait()
 				deadline := time.Now().Add(30 * time.Second)
-				for srv.limits.open() < min(tc.conns, DefaultMaxConns) && time.Now().Before(deadline) {
+				for srv.limits.open() < min(tc.conns, testMaxConns) && time.Now().Before(deadline) {
 					time.Sleep(10 * time.Millisecond)
 				}
 				time.Sleep(200 * time.Millisecond) // let the server read what was sent

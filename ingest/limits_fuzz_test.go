@@ -28,8 +28,7 @@ func (deviceless) EndOrphanRecordings(context.Context, string) (int64, error) { 
 // startBare runs an ingest on a deviceless store on a free port.
 func startBare(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
-	cfg.RTSPAddr = "127.0.0.1:0"
-	srv, err := New(cfg, deviceless{}, nil, slog.New(slog.DiscardHandler))
+	srv, err := New(testConfig(cfg), deviceless{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}

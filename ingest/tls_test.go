@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -146,7 +147,7 @@ func TestRTSPSConfig(t *testing.T) {
 		{"good", Config{RTSPSAddr: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(tc.cfg, nil, nil, nil)
+			_, err := New(testConfig(tc.cfg), nil, nil, nil)
 			if tc.wantError == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -157,5 +158,22 @@ func TestRTSPSConfig(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.wantError)
 			}
 		})
+	}
+}
+
+// TestConfigInvalidFields: New substitutes no default: it names every
+// invalid field at once; a zero link buffer is valid (the window exactly).
+func TestConfigInvalidFields(t *testing.T) {
+	_, err := New(Config{LinkBuffer: -time.Second}, nil, nil, nil)
+	for _, f := range []string{"RTSPAddr", "Grace", "MediaTimeout", "LinkBuffer", "LinkInterval", "MaxClockSkew", "DevicesReload",
+		"HandshakeTimeout", "AuthFailureWindow", "MaxConns", "MaxConnsPerAddr", "AuthFailuresPerAddr", "AuthFailuresPerDevice"} {
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), f+" ") {
+			t.Errorf("New(bad config) = %v, does not name %s", err, f)
+		}
+	}
+	cfg := testConfig(Config{})
+	cfg.LinkBuffer = 0
+	if _, err := New(cfg, nil, nil, nil); err != nil {
+		t.Fatalf("zero link buffer: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // what its Run returns.
 func newTCPRelay(t *testing.T, maxConns, perAddr int, stun time.Duration) (s *Server, done <-chan error) {
 	t.Helper()
-	s, err := New(Config{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", QueueFrames: 64,
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", QueueFrames: 64, MaxViewers: 500,
 		TCPMaxConns: maxConns, TCPMaxPerAddr: perAddr, STUNTimeout: stun}, &streams{m: nil}, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -210,5 +211,19 @@ func TestCloseIsNotAListenerFailure(t *testing.T) {
 	}
 	if err := s.Check(context.Background()); err != nil {
 		t.Fatalf("Check after Close = %v", err)
+	}
+}
+
+// TestConfigInvalidFields: New substitutes no default: it names every
+// invalid field at once.
+func TestConfigInvalidFields(t *testing.T) {
+	_, err := New(Config{TCPAddr: "127.0.0.1:0", ICEServers: []string{"http://x"}}, nil, nil, nil)
+	for _, f := range []string{"QueueFrames", "MaxViewers", "TCPMaxConns", "TCPMaxPerAddr", "STUNTimeout", "ICEServers"} {
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), f+" ") {
+			t.Errorf("New(bad config) = %v, does not name %s", err, f)
+		}
+	}
+	if _, err := New(Config{QueueFrames: 1, MaxViewers: 1}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "UDPAddr") {
+		t.Errorf("New without addresses = %v", err)
 	}
 }

@@ -46,8 +46,8 @@ type Config struct {
 	TCPAddr     string   // ICE-TCP fallback on one TCP port; empty: none
 	PublicIPs   []string // NAT 1:1: addresses announced instead of the host's
 	ICEServers  []string // STUN/TURN URLs handed to browsers (turn:user:pass@host:port)
-	QueueFrames int      // per-viewer queue; a viewer this far behind skips to a keyframe
-	MaxViewers  int      // in total
+	QueueFrames int      // per-viewer queue; a viewer this far behind skips to a keyframe (positive)
+	MaxViewers  int      // in total (positive)
 
 	// ICE-TCP connections: beyond these caps a connection is closed at
 	// once; one that sends no STUN binding within STUNTimeout is closed.
@@ -56,12 +56,41 @@ type Config struct {
 	STUNTimeout   time.Duration
 }
 
-// Defaults.
-const (
-	DefaultUDPAddr     = "127.0.0.1:8189"
-	DefaultQueueFrames = 256
-	DefaultMaxViewers  = 500
-)
+// ErrConfig: an invalid field of Config (each named).
+var ErrConfig = errors.New("invalid relay configuration")
+
+// validate reports every invalid field (the platform's defaults are set in
+// cmd/bwc).
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%w: %s %s", ErrConfig, field, why)) }
+	if c.UDPAddr == "" && c.TCPAddr == "" {
+		bad("UDPAddr", "and TCPAddr are empty: viewers could not connect")
+	}
+	if c.QueueFrames <= 0 {
+		bad("QueueFrames", fmt.Sprintf("is %d, must be positive", c.QueueFrames))
+	}
+	if c.MaxViewers <= 0 {
+		bad("MaxViewers", fmt.Sprintf("is %d, must be positive", c.MaxViewers))
+	}
+	if c.TCPAddr != "" {
+		if c.TCPMaxConns <= 0 {
+			bad("TCPMaxConns", fmt.Sprintf("is %d, must be positive with ICE-TCP", c.TCPMaxConns))
+		}
+		if c.TCPMaxPerAddr <= 0 {
+			bad("TCPMaxPerAddr", fmt.Sprintf("is %d, must be positive with ICE-TCP", c.TCPMaxPerAddr))
+		}
+		if c.STUNTimeout <= 0 {
+			bad("STUNTimeout", fmt.Sprintf("is %v, must be positive with ICE-TCP", c.STUNTimeout))
+		}
+	}
+	for _, u := range c.ICEServers {
+		if _, err := parseICEServer(u); err != nil {
+			errs = append(errs, fmt.Errorf("%w: ICEServers %w", ErrConfig, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // source is what the relay needs of the ingest: a live recording's stream.
 type source interface {
@@ -101,25 +130,13 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.QueueFrames <= 0 {
-		cfg.QueueFrames = DefaultQueueFrames
-	}
-	if cfg.MaxViewers <= 0 {
-		cfg.MaxViewers = DefaultMaxViewers
-	}
-	if cfg.UDPAddr == "" && cfg.TCPAddr == "" {
-		return nil, errors.New("relay: neither a UDP nor a TCP address: viewers could not connect")
-	}
-	if cfg.TCPAddr != "" && (cfg.TCPMaxConns <= 0 || cfg.TCPMaxPerAddr <= 0 || cfg.STUNTimeout <= 0) {
-		return nil, errors.New("relay: ICE-TCP needs a connection cap, a per-address cap and a STUN timeout")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, src: src, log: log, met: newMetrics(reg), closed: make(chan struct{}), ready: make(chan struct{}),
 		feeds: map[uuid.UUID]*feed{}, sessions: map[string]*viewer{}}
 	for _, u := range cfg.ICEServers {
-		ice, err := parseICEServer(u)
-		if err != nil {
-			return nil, err
-		}
+		ice, _ := parseICEServer(u) // checked by validate
 		s.ice = append(s.ice, ice)
 	}
 	s.lf = logging.NewDefaultLoggerFactory()

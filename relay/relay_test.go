@@ -75,7 +75,7 @@ func liveSample(t *testing.T, src *streams) (uuid.UUID, *media.Stream) {
 
 func newRelay(t *testing.T, src source) *Server {
 	t.Helper()
-	s, err := New(Config{UDPAddr: "127.0.0.1:0", QueueFrames: 64}, src, nil, nil)
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", QueueFrames: 64, MaxViewers: 500}, src, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
