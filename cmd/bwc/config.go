@@ -113,7 +113,7 @@ type Config struct {
 	ArchiveBackoffMax     time.Duration // archive: cap of the upload retry backoff
 	ArchiveScanInterval   time.Duration // archive: spool rescan period
 	ArchiveReconcileEvery time.Duration // archive: spool, index and bucket reconciled this often
-	ArchiveRetryWrite     time.Duration // archive: after a spool write error, writing is tried again after this
+	ArchiveRetryWrite     time.Duration // archive: after a spool write error, writing is tried again after this (0: at the next keyframe)
 	RelayQueueFrames      int           // relay: per-viewer queue; a viewer this far behind skips to a keyframe
 	RelayMaxViewers       int           // relay: live viewers in all
 	UploadRetryMin        time.Duration // uploads: first retry delay of a completion
@@ -447,13 +447,14 @@ func (c Config) validateTuning(v *validation) {
 		{"LinkInterval", c.LinkInterval}, {"MaxClockSkew", c.MaxClockSkew}, {"DevicesReload", c.DevicesReload},
 		{"FragmentDuration", c.FragmentDuration}, {"ArchiveBackoffMin", c.ArchiveBackoffMin},
 		{"ArchiveScanInterval", c.ArchiveScanInterval}, {"ArchiveReconcileEvery", c.ArchiveReconcileEvery},
-		{"ArchiveRetryWrite", c.ArchiveRetryWrite}, {"UploadRetryMin", c.UploadRetryMin},
+		{"UploadRetryMin", c.UploadRetryMin},
 		{"UploadReconcileEvery", c.UploadReconcileEvery},
 	} {
 		v.check(d.value > 0, d.field, "must be positive")
 	}
 	v.check(c.ArchiveBackoffMax >= c.ArchiveBackoffMin, "ArchiveBackoffMax", "at least ArchiveBackoffMin")
 	v.check(c.UploadRetryMax >= c.UploadRetryMin, "UploadRetryMax", "at least UploadRetryMin")
+	v.check(c.ArchiveRetryWrite >= 0, "ArchiveRetryWrite", "must not be negative (0: at the next keyframe)")
 	v.check(c.ArchiveWorkers >= 1, "ArchiveWorkers", "at least 1")
 	v.check(c.ArchiveRingFrames >= 1, "ArchiveRingFrames", "at least 1")
 	v.check(c.RelayQueueFrames >= 1, "RelayQueueFrames", "at least 1")

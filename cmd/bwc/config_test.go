@@ -107,7 +107,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"ArchiveBackoffMax", func(c *Config) { c.ArchiveBackoffMax = time.Millisecond }},
 		{"ArchiveScanInterval", func(c *Config) { c.ArchiveScanInterval = 0 }},
 		{"ArchiveReconcileEvery", func(c *Config) { c.ArchiveReconcileEvery = 0 }},
-		{"ArchiveRetryWrite", func(c *Config) { c.ArchiveRetryWrite = 0 }},
+		{"ArchiveRetryWrite", func(c *Config) { c.ArchiveRetryWrite = -time.Second }},
 		{"RelayQueueFrames", func(c *Config) { c.RelayQueueFrames = 0 }},
 		{"RelayMaxViewers", func(c *Config) { c.RelayMaxViewers = 0 }},
 		{"UploadRetryMax", func(c *Config) { c.UploadRetryMax = time.Millisecond }},
