@@ -177,9 +177,10 @@ func (a *Archive) recover() error {
 // is closed).
 func (a *Archive) Recovered() []spool.Recovered { return a.recovered }
 
-// Attach subscribes to a new recording at once (before its first frame)
-// and archives it on its own goroutine, once the spool is recovered, until
-// the stream ends or the archive closes. The reader's ring is large; an
+// Attach subscribes to a new recording at once (before its first frame),
+// opens its spool directory (once Run has recovered the spool: a recording
+// attached before waits in its reader's ring) and archives it on its own
+// goroutine until the stream ends or the archive closes. The reader's ring is large; an
 // overflow (which loses frames) is an alarm: logged and counted.
 func (a *Archive) Attach(s *media.Stream) {
 	info := s.Info()
@@ -192,21 +193,28 @@ func (a *Archive) Attach(s *media.Stream) {
 		lost.Add(int64(n))
 		a.m.dropped.Add(float64(n))
 	}})
+	var w *spool.Writer
+	select {
+	case <-a.ready: // the usual case: the spool directory exists as the recording starts
+		if w = a.openSpool(info, log); w == nil {
+			r.Close()
+			return
+		}
+	default: // attached before Run has recovered the spool: opened once it has
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		defer r.Close()
-		select {
-		case <-a.ready:
-		case <-a.closing:
-			return
-		}
-		w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: info.StartedAt.UTC(),
-			DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
-		if err != nil {
-			a.m.errors.WithLabelValues("spool").Inc()
-			log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
-			return
+		if w == nil {
+			select {
+			case <-a.ready:
+			case <-a.closing:
+				return
+			}
+			if w = a.openSpool(info, log); w == nil {
+				return
+			}
 		}
 		a.m.recordings.Inc()
 		defer a.m.recordings.Dec()
@@ -214,6 +222,19 @@ func (a *Archive) Attach(s *media.Stream) {
 		defer cancel()
 		a.record(ctx, info, w, r, &lost, log)
 	}()
+}
+
+// openSpool opens the recording's spool directory; nil when it cannot
+// (logged and counted: the recording is not archived).
+func (a *Archive) openSpool(info media.Info, log *slog.Logger) *spool.Writer {
+	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: info.StartedAt.UTC(),
+		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
+	if err != nil {
+		a.m.errors.WithLabelValues("spool").Inc()
+		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
+		return nil
+	}
+	return w
 }
 
 // untilClosed is a context that ends when the archive closes (or cancel
