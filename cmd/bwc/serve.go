@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -67,98 +66,88 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	if p.db, err = index.OpenAs(ctx, cfg.DatabaseURL, cfg.DatabaseRole); err != nil {
+	if err := p.openStores(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	v, err := p.db.Migrate(ctx)
-	if err != nil {
+	if err := p.buildMedia(cfg, reg, log); err != nil {
 		return nil, err
 	}
-	log.Info("database ready", "schema_version", v)
-
-	if p.blobs, err = blob.Open(blob.Config{
-		Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
-		Bucket: cfg.S3Bucket, Region: cfg.S3Region, UseTLS: cfg.S3UseTLS,
-	}); err != nil {
-		return nil, err
-	}
-	if err := p.blobs.EnsureBucket(ctx); err != nil {
-		return nil, err
-	}
-	log.Info("evidence bucket ready", "bucket", cfg.S3Bucket, "object_lock", true)
-
-	// archive: every live recording to the spool, then MinIO and the index
-	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool-dir: %w", err)
-	}
-	if p.archive, err = archive.New(archive.Config{SpoolDir: cfg.SpoolDir, SegmentDuration: cfg.SegmentDuration,
-		Retention: cfg.Retention, SpoolAlarmBytes: cfg.SpoolAlarmBytes, StuckAfter: cfg.StuckAfter, LinkBuffer: cfg.LinkBuffer,
-		FragmentDuration: cfg.FragmentDuration, UploadWorkers: cfg.ArchiveWorkers, RingFrames: cfg.ArchiveRingFrames,
-		BackoffMin: cfg.ArchiveBackoffMin, BackoffMax: cfg.ArchiveBackoffMax, ScanInterval: cfg.ArchiveScanInterval,
-		ReconcileEvery: cfg.ArchiveReconcileEvery, RetryWrite: cfg.ArchiveRetryWrite},
-		p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
-		return nil, err
-	}
-	p.services = append(p.services, p.archive)
-
-	// live ingest: cameras publish over RTSP; each new recording is archived
-	if p.ingest, err = ingest.New(ingest.Config{RTSPAddr: cfg.RTSPAddr, UDPRTPAddr: cfg.RTSPUDPRTPAddr, UDPRTCPAddr: cfg.RTSPUDPRTCPAddr,
-		Grace: cfg.ReconnectGrace, MediaTimeout: cfg.MediaTimeout, LinkBuffer: cfg.LinkBuffer,
-		LinkInterval: cfg.LinkInterval, MaxClockSkew: cfg.MaxClockSkew, DevicesReload: cfg.DevicesReload,
-		MaxConns: cfg.RTSPMaxConns, MaxConnsPerAddr: cfg.RTSPMaxConnsPerAddr, HandshakeTimeout: cfg.RTSPHandshakeTimeout,
-		AuthFailuresPerAddr: cfg.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: cfg.RTSPAuthFailuresPerDevice,
-		AuthFailureWindow: cfg.RTSPAuthFailureWindow, RTSPSAddr: cfg.RTSPSAddr, TLSCert: cfg.RTSPTLSCert, TLSKey: cfg.RTSPTLSKey,
-		JournalDir: filepath.Join(cfg.SpoolDir, "journal"), PublicHost: cfg.CameraHost}, p.db, reg, log.With("component", "ingest")); err != nil {
-		return nil, err
-	}
-	p.ingest.OnStream(p.archive.Attach)
-	p.services = append(p.services, p.ingest)
-
 	// evidence exports: signed packages built in the background
 	key, err := export.LoadOrCreateKey(cfg.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing-key: %w", err)
 	}
-	exporter, err := export.NewExporter(export.ExporterConfig{Dir: cfg.ExportDir, Retention: cfg.Retention},
-		p.db, p.blobs, key, log.With("component", "exports"))
+	exporter, err := export.NewExporter(cfg.exporterConfig(), p.db, p.blobs, key, log.With("component", "exports"))
 	if err != nil {
 		return nil, err
 	}
 	p.services = append(p.services, exporter)
 
 	// uploads of footage recorded offline (tus, resumable)
-	up, err := upload.New(upload.Config{Dir: cfg.UploadDir, MaxSize: cfg.UploadMaxSize, Retention: cfg.Retention,
-		LinkBuffer: cfg.LinkBuffer, SpoolDir: cfg.SpoolDir, MinFree: cfg.UploadMinFree, StaleAfter: cfg.UploadStaleAfter,
-		SweepEvery: cfg.uploadSweepEvery(), StuckAfter: cfg.UploadStuckAfter, RetryMin: cfg.UploadRetryMin, RetryMax: cfg.UploadRetryMax,
-		ReconcileEvery: cfg.UploadReconcileEvery, Metrics: reg}, p.db, p.blobs, log.With("component", "uploads"))
+	up, err := upload.New(cfg.uploadConfig(reg), p.db, p.blobs, log.With("component", "uploads"))
 	if err != nil {
 		return nil, err
 	}
 	p.services = append(p.services, up)
 
 	// live relay: supervisors watch over WebRTC (WHEP)
-	if p.relay, err = relay.New(relay.Config{UDPAddr: cfg.WebRTCUDPAddr, TCPAddr: cfg.WebRTCTCPAddr,
-		TCPMaxConns: cfg.WebRTCTCPMax, TCPMaxPerAddr: cfg.WebRTCTCPPerAddr, STUNTimeout: cfg.WebRTCSTUNWait,
-		QueueFrames: cfg.RelayQueueFrames, MaxViewers: cfg.RelayMaxViewers,
-		PublicIPs: splitList(cfg.WebRTCPublicIPs), ICEServers: splitList(cfg.WebRTCICEServers)},
-		p.ingest, reg, log.With("component", "relay")); err != nil {
+	if p.relay, err = relay.New(cfg.relayConfig(), p.ingest, reg, log.With("component", "relay")); err != nil {
 		return nil, err
 	}
 	p.services = append(p.services, p.relay)
+	if err := p.buildWeb(cfg, exporter, up, reg, log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
-	proxies, err := web.ParseTrustedProxies(splitList(cfg.TrustedProxies))
+// openStores connects to PostgreSQL (migrating the schema) and MinIO
+// (ensuring the evidence bucket).
+func (p *platform) openStores(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+	if p.db, err = index.OpenAs(ctx, cfg.DatabaseURL, cfg.DatabaseRole); err != nil {
+		return err
+	}
+	v, err := p.db.Migrate(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("trusted-proxies: %w", err)
+		return err
+	}
+	log.Info("database ready", "schema_version", v)
+	if p.blobs, err = blob.Open(cfg.blobConfig()); err != nil {
+		return err
+	}
+	if err := p.blobs.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	log.Info("evidence bucket ready", "bucket", cfg.S3Bucket, "object_lock", true)
+	return nil
+}
+
+// buildMedia builds the archive and the live ingest: cameras publish over
+// RTSP; every new recording goes to the spool, then MinIO and the index.
+func (p *platform) buildMedia(cfg Config, reg *prometheus.Registry, log *slog.Logger) (err error) {
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return fmt.Errorf("spool-dir: %w", err)
+	}
+	if p.archive, err = archive.New(cfg.archiveConfig(), p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
+		return err
+	}
+	p.services = append(p.services, p.archive)
+	if p.ingest, err = ingest.New(cfg.ingestConfig(), p.db, reg, log.With("component", "ingest")); err != nil {
+		return err
+	}
+	p.ingest.OnStream(p.archive.Attach)
+	p.services = append(p.services, p.ingest)
+	return nil
+}
+
+// buildWeb builds the HTTP server over the other components.
+func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Service, reg *prometheus.Registry, log *slog.Logger) error {
+	wcfg, err := cfg.webConfig()
+	if err != nil {
+		return fmt.Errorf("trusted-proxies: %w", err)
 	}
 	p.web, err = web.New(web.Options{
-		Config: web.Config{Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
-			SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, LinkBuffer: cfg.LinkBuffer, ExportApproval: cfg.ExportApproval,
-			TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, TrustedProxies: proxies,
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
-			IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
-			LoginRate: cfg.LoginRate, LoginBurst: cfg.LoginBurst, UnauthRate: cfg.UnauthRate, UnauthBurst: cfg.UnauthBurst,
-			HashSlots: cfg.LoginHashSlots, HashWait: cfg.LoginHashWait},
+		Config:  wcfg,
 		Index:   p.db,
 		Audit:   p.db,
 		Ingest:  p.ingest,
@@ -174,10 +163,10 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		Logger:  log.With("component", "web"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.services = append(p.services, p.web)
-	return p, nil
+	return nil
 }
 
 func (p *platform) close() {

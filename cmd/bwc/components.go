@@ -1,0 +1,71 @@
+package main
+
+import (
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/upload"
+	"github.com/bwcplatform/bwc/relay"
+	"github.com/bwcplatform/bwc/storage/archive"
+	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/export"
+	"github.com/bwcplatform/bwc/web"
+)
+
+// Each component's configuration, every field from Config: the components
+// substitute no default, so a field left out here would be a zero the
+// component refuses, or takes literally (TestComponentConfigsAreComplete).
+
+func (c Config) blobConfig() blob.Config {
+	return blob.Config{Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey,
+		Bucket: c.S3Bucket, Region: c.S3Region, UseTLS: c.S3UseTLS}
+}
+
+func (c Config) archiveConfig() archive.Config {
+	return archive.Config{SpoolDir: c.SpoolDir, SegmentDuration: c.SegmentDuration, FragmentDuration: c.FragmentDuration,
+		Retention: c.Retention, SpoolAlarmBytes: c.SpoolAlarmBytes, UploadWorkers: c.ArchiveWorkers, RingFrames: c.ArchiveRingFrames,
+		BackoffMin: c.ArchiveBackoffMin, BackoffMax: c.ArchiveBackoffMax, ScanInterval: c.ArchiveScanInterval,
+		StuckAfter: c.StuckAfter, ReconcileEvery: c.ArchiveReconcileEvery, RetryWrite: c.ArchiveRetryWrite, LinkBuffer: c.LinkBuffer}
+}
+
+func (c Config) ingestConfig() ingest.Config {
+	return ingest.Config{RTSPAddr: c.RTSPAddr, PublicHost: c.CameraHost, UDPRTPAddr: c.RTSPUDPRTPAddr, UDPRTCPAddr: c.RTSPUDPRTCPAddr,
+		Grace: c.ReconnectGrace, MediaTimeout: c.MediaTimeout, LinkBuffer: c.LinkBuffer,
+		LinkInterval: c.LinkInterval, MaxClockSkew: c.MaxClockSkew, DevicesReload: c.DevicesReload,
+		MaxConns: c.RTSPMaxConns, MaxConnsPerAddr: c.RTSPMaxConnsPerAddr, HandshakeTimeout: c.RTSPHandshakeTimeout,
+		AuthFailuresPerAddr: c.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: c.RTSPAuthFailuresPerDevice,
+		AuthFailureWindow: c.RTSPAuthFailureWindow, RTSPSAddr: c.RTSPSAddr, TLSCert: c.RTSPTLSCert, TLSKey: c.RTSPTLSKey,
+		JournalDir: filepath.Join(c.SpoolDir, "journal")}
+}
+
+func (c Config) exporterConfig() export.ExporterConfig {
+	return export.ExporterConfig{Dir: c.ExportDir, Retention: c.Retention}
+}
+
+func (c Config) uploadConfig(reg prometheus.Registerer) upload.Config {
+	return upload.Config{Dir: c.UploadDir, MaxSize: c.UploadMaxSize, Retention: c.Retention, LinkBuffer: c.LinkBuffer,
+		SpoolDir: c.SpoolDir, MinFree: c.UploadMinFree, StaleAfter: c.UploadStaleAfter, SweepEvery: c.uploadSweepEvery(),
+		StuckAfter: c.UploadStuckAfter, RetryMin: c.UploadRetryMin, RetryMax: c.UploadRetryMax,
+		ReconcileEvery: c.UploadReconcileEvery, Metrics: reg}
+}
+
+func (c Config) relayConfig() relay.Config {
+	return relay.Config{UDPAddr: c.WebRTCUDPAddr, TCPAddr: c.WebRTCTCPAddr,
+		PublicIPs: splitList(c.WebRTCPublicIPs), ICEServers: splitList(c.WebRTCICEServers),
+		QueueFrames: c.RelayQueueFrames, MaxViewers: c.RelayMaxViewers,
+		TCPMaxConns: c.WebRTCTCPMax, TCPMaxPerAddr: c.WebRTCTCPPerAddr, STUNTimeout: c.WebRTCSTUNWait}
+}
+
+// webConfig needs the trusted proxies parsed (Validate checked them).
+func (c Config) webConfig() (web.Config, error) {
+	proxies, err := web.ParseTrustedProxies(splitList(c.TrustedProxies))
+	return web.Config{Addr: c.HTTPAddr, ShutdownTimeout: c.ShutdownTimeout,
+		SessionTTL: c.SessionTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
+		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TrustedProxies: proxies,
+		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+		LoginRate: c.LoginRate, LoginBurst: c.LoginBurst, UnauthRate: c.UnauthRate, UnauthBurst: c.UnauthBurst,
+		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait}, err
+}
