@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -69,43 +70,49 @@ func dialCamera(t testing.TB, url string, udp bool, videoOnly bool) (*testCamera
 	return c, nil
 }
 
-// send publishes n passes of the sample, paced at speed times real time
-// (0: as fast as possible), with RTP timestamps starting at ts0 (seconds).
-func (c *testCamera) send(frames []*media.Frame, speed float64) error {
-	start := time.Now()
+// send publishes frames as fast as the connection takes them.
+func (c *testCamera) send(frames []*media.Frame) error {
 	for _, f := range frames {
-		if speed > 0 {
-			if d := time.Duration(float64(f.DTS)/speed) - time.Since(start); d > 0 {
-				time.Sleep(d)
+		if err := c.write(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// play publishes passes of the sample in real time (Sample.Play).
+func (c *testCamera) play(ctx context.Context, passes int) error {
+	return c.sample.Play(ctx, 1, passes, c.write)
+}
+
+// write publishes one frame as RTP, timestamped from its PTS.
+func (c *testCamera) write(f *media.Frame) error {
+	var err error
+	if f.Track.Kind == media.Video {
+		pkts, e := c.venc.Encode(f.AU)
+		if e != nil {
+			return e
+		}
+		for _, p := range pkts {
+			p.Timestamp = uint32(int64(f.PTS) * 90000 / int64(time.Second))
+			if err = c.client.WritePacketRTP(c.video, p); err != nil {
+				break
 			}
 		}
-		var err error
-		if f.Track.Kind == media.Video {
-			pkts, e := c.venc.Encode(f.AU)
-			if e != nil {
-				return e
-			}
-			for _, p := range pkts {
-				p.Timestamp = uint32(int64(f.PTS) * 90000 / int64(time.Second))
-				if err = c.client.WritePacketRTP(c.video, p); err != nil {
-					break
-				}
-			}
-		} else if c.aenc != nil {
-			pkts, e := c.aenc.Encode(f.AU)
-			if e != nil {
-				return e
-			}
-			for _, p := range pkts {
-				p.Timestamp = uint32(int64(f.PTS) * int64(c.af.ClockRate()) / int64(time.Second))
-				if err = c.client.WritePacketRTP(c.audio, p); err != nil {
-					break
-				}
+	} else if c.aenc != nil {
+		pkts, e := c.aenc.Encode(f.AU)
+		if e != nil {
+			return e
+		}
+		for _, p := range pkts {
+			p.Timestamp = uint32(int64(f.PTS) * int64(c.af.ClockRate()) / int64(time.Second))
+			if err = c.client.WritePacketRTP(c.audio, p); err != nil {
+				break
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("write RTP: %w", err)
-		}
+	}
+	if err != nil {
+		return fmt.Errorf("write RTP: %w", err)
 	}
 	return nil
 }

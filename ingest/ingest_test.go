@@ -26,10 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 const secret = "camera-secret-1"
@@ -153,19 +150,6 @@ func (w *world) url(serial, pass string) string {
 	return fmt.Sprintf("rtsp://%s:%s@%s/live/%s", serial, pass, w.srv.Addr(), serial)
 }
 
-// waitFor polls cond until it holds or the deadline passes (a deadline
-// for a hung test, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (w *world) nextStream(t *testing.T) *media.Stream {
 	t.Helper()
 	select {
@@ -266,7 +250,7 @@ func TestFFmpegPublishIsBoundAndLinked(t *testing.T) {
 			}
 			ctx := context.Background()
 			var rec index.Recording
-			waitFor(t, "recording ended in the index", func() bool {
+			mediatest.Eventually(t, "recording ended in the index", func() bool {
 				var err error
 				rec, err = w.db.Recording(ctx, info.RecordingID)
 				return err == nil && rec.Status == index.RecordingEnded
@@ -407,14 +391,14 @@ func TestFFmpegReconnectWithinGrace(t *testing.T) {
 	}()
 	st := w.nextStream(t)
 	frames := readAll(st.Subscribe(media.ReaderOptions{Name: "test", Size: 4096}))
-	waitFor(t, "unbound recording indexed", func() bool {
+	mediatest.Eventually(t, "unbound recording indexed", func() bool {
 		l := w.srv.Live()
 		return len(l) == 1 && l[0].Indexed && l[0].Unbound
 	})
 	if err := <-errc; err != nil {
 		t.Fatalf("ffmpeg: %v", err)
 	}
-	waitFor(t, "reconnecting status", func() bool {
+	mediatest.Eventually(t, "reconnecting status", func() bool {
 		l := w.srv.Live()
 		return len(l) == 1 && l[0].Status == index.RecordingReconnecting
 	})
@@ -446,7 +430,7 @@ func TestFFmpegReconnectWithinGrace(t *testing.T) {
 	}
 	id := st.Info().RecordingID
 	var rec index.Recording
-	waitFor(t, "recording ended", func() bool {
+	mediatest.Eventually(t, "recording ended", func() bool {
 		var err error
 		rec, err = w.db.Recording(ctx, id)
 		return err == nil && rec.Status == index.RecordingEnded
@@ -479,7 +463,7 @@ func TestHalfOpenSessionReplaced(t *testing.T) {
 	}
 	defer old.close()
 	st := w.nextStream(t)
-	if err := old.send(s.Loop(1, time.Now())[:30], 0); err != nil {
+	if err := old.send(s.Loop(1, time.Now())[:30]); err != nil {
 		t.Fatal(err)
 	}
 	cam, err := dialCamera(t, w.url(w.device.Serial, secret), false, false)
@@ -487,10 +471,10 @@ func TestHalfOpenSessionReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cam.close()
-	if err := cam.send(s.Loop(1, time.Now()), 0); err != nil {
+	if err := cam.send(s.Loop(1, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "old session closed by the server", func() bool { return old.client.Wait() != nil })
+	mediatest.Eventually(t, "old session closed by the server", func() bool { return old.client.Wait() != nil })
 	l := w.srv.Live()
 	if len(l) != 1 || l[0].RecordingID != st.Info().RecordingID || l[0].Reconnects != 1 || l[0].Status != index.RecordingLive {
 		t.Fatalf("live = %+v", l)
@@ -508,10 +492,10 @@ func TestSilentPublisherTimedOut(t *testing.T) {
 	}
 	defer cam.close()
 	w.nextStream(t)
-	if err := cam.send(s.Loop(1, time.Now())[:20], 0); err != nil {
+	if err := cam.send(s.Loop(1, time.Now())[:20]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "silent camera timed out", func() bool {
+	mediatest.Eventually(t, "silent camera timed out", func() bool {
 		l := w.srv.Live()
 		return len(l) == 1 && l[0].Status == index.RecordingReconnecting
 	})
@@ -574,7 +558,7 @@ func TestDatabaseDownStillRecords(t *testing.T) {
 	st := w.nextStream(t)
 	r := st.Subscribe(media.ReaderOptions{Name: "test", Size: 4096})
 	defer r.Close()
-	if err := cam.send(s.Loop(1, time.Now()), 0); err != nil {
+	if err := cam.send(s.Loop(1, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -597,7 +581,7 @@ func TestDatabaseDownStillRecords(t *testing.T) {
 		t.Fatalf("live while the database is down = %+v", l)
 	}
 	fs.set(false)
-	waitFor(t, "recording indexed and bound", func() bool {
+	mediatest.Eventually(t, "recording indexed and bound", func() bool {
 		l := w.srv.Live()
 		return len(l) == 1 && l[0].Indexed && l[0].Officer != nil && l[0].Officer.ID == w.officer.ID && len(l[0].Incidents) == 1
 	})

@@ -98,7 +98,7 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 	}
 	st := w.nextStream(t)
 	r := st.Subscribe(media.ReaderOptions{Name: "test", Size: 4096})
-	if err := cam.send(mediatest.Load(t).Loop(1, time.Now()), 0); err != nil {
+	if err := cam.send(mediatest.Load(t).Loop(1, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Read(ctx); err != nil {
@@ -252,11 +252,11 @@ func TestJournalRemovedWhenEnded(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(jdir, id.String()+".jsonl")); err != nil {
 		t.Fatalf("no journal while the recording is live: %v", err)
 	}
-	if err := cam.send(mediatest.Load(t).Loop(1, time.Now()), 0); err != nil {
+	if err := cam.send(mediatest.Load(t).Loop(1, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	cam.close()
-	waitFor(t, "recording ended in PostgreSQL and its journal removed", func() bool {
+	mediatest.Eventually(t, "recording ended in PostgreSQL and its journal removed", func() bool {
 		rec, err := w.db.Recording(context.Background(), id)
 		ents, _ := os.ReadDir(jdir)
 		return err == nil && rec.Status == index.RecordingEnded && len(ents) == 0

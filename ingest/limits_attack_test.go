@@ -128,7 +128,7 @@ func TestAttackIdleFloodAndMalformedRequests(t *testing.T) {
 	if n := dialErrs.Load(); n > 0 {
 		t.Fatalf("%d of %d connections not even accepted by the kernel", n, idle)
 	}
-	waitFor(t, "the flood accepted", func() bool {
+	mediatest.Eventually(t, "the flood accepted", func() bool {
 		return counter(w, "conns", "handshake")+counter(w, "conns_closed", "evicted") >= float64(idle)
 	})
 	rss1, _, fds1 := procFigures()

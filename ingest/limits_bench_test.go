@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 )
 
 // BenchmarkRTSPFloods prints what floods cost the server, next to an idle
@@ -53,10 +55,7 @@ func BenchmarkRTSPFloods(b *testing.B) {
 					}()
 				}
 				wg.Wait()
-				deadline := time.Now().Add(30 * time.Second)
-				for srv.limits.open() < min(tc.conns, testMaxConns) && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
+				mediatest.Eventually(b, "connections held", func() bool { return srv.limits.open() >= min(tc.conns, testMaxConns) })
 				time.Sleep(200 * time.Millisecond) // let the server read what was sent
 				runtime.GC()
 				m1 := goMem()

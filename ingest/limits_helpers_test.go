@@ -226,13 +226,12 @@ func startLiveCamera(t *testing.T, w *world, passes int) *liveCamera {
 		}
 	}()
 	s := mediatest.Load(t)
-	frames := s.Loop(passes, time.Now())
-	for _, f := range frames {
+	for _, f := range s.Frames {
 		if f.Track.Kind == media.Video {
-			lc.want++
+			lc.want += int64(passes)
 		}
 	}
-	go func() { lc.sent <- cam.send(frames, 1) }()
+	go func() { lc.sent <- cam.play(context.Background(), passes) }()
 	done := false
 	t.Cleanup(func() {
 		cam.close()
@@ -246,7 +245,7 @@ func startLiveCamera(t *testing.T, w *world, passes int) *liveCamera {
 		if err := <-lc.sent; err != nil {
 			t.Fatalf("honest camera: %v", err)
 		}
-		waitFor(t, "every frame of the honest camera", func() bool { return lc.frames.Load() >= lc.want })
+		mediatest.Eventually(t, "every frame of the honest camera", func() bool { return lc.frames.Load() >= lc.want })
 		if n := lc.frames.Load(); n != lc.want {
 			t.Fatalf("the hub received %d video frames, the camera sent %d", n, lc.want)
 		}
@@ -258,6 +257,6 @@ func startLiveCamera(t *testing.T, w *world, passes int) *liveCamera {
 func (lc *liveCamera) flowing(t *testing.T, what string) int64 {
 	t.Helper()
 	n := lc.frames.Load()
-	waitFor(t, "camera frames keep arriving "+what, func() bool { return lc.frames.Load() > n+10 })
+	mediatest.Eventually(t, "camera frames keep arriving "+what, func() bool { return lc.frames.Load() > n+10 })
 	return lc.frames.Load()
 }

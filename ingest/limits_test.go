@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -42,11 +43,11 @@ func TestPerAddressCap(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		dial()
-		waitFor(t, "connection tracked", func() bool { return counter(w, "conns", "handshake") == float64(i+1) })
+		mediatest.Eventually(t, "connection tracked", func() bool { return counter(w, "conns", "handshake") == float64(i+1) })
 	}
 	for i := 0; i < 2; i++ {
 		dial()
-		waitFor(t, "eviction", func() bool { return counter(w, "conns_closed", "evicted_addr") == float64(i+1) })
+		mediatest.Eventually(t, "eviction", func() bool { return counter(w, "conns_closed", "evicted_addr") == float64(i+1) })
 	}
 	for i, c := range idle[:2] {
 		if !closedByServer(c.c, 20*time.Second) {
@@ -66,7 +67,7 @@ func TestPerAddressCap(t *testing.T) {
 	if err := cam.publish(t, w.url(w.device.Serial, secret), w.device.Serial, secret); err != nil {
 		t.Fatalf("publish from the flooded address: %v", err)
 	}
-	waitFor(t, "publisher counted as publishing", func() bool {
+	mediatest.Eventually(t, "publisher counted as publishing", func() bool {
 		return counter(w, "conns", "publishing") == 1 && counter(w, "conns", "handshake") == 2
 	})
 	if n := counter(w, "conns_closed", "evicted_addr"); n != 3 {
@@ -101,7 +102,7 @@ func TestGlobalCapEvictsIdle(t *testing.T) {
 		}
 		conns = append(conns, c.c)
 	}
-	waitFor(t, "150 idle connections evicted", func() bool { return counter(w, "conns_closed", "evicted") == 150 })
+	mediatest.Eventually(t, "150 idle connections evicted", func() bool { return counter(w, "conns_closed", "evicted") == 150 })
 	if n := counter(w, "conns", "handshake"); n != 50 {
 		t.Fatalf("%v connections open, cap 50", n)
 	}
@@ -118,7 +119,7 @@ func TestGlobalCapEvictsIdle(t *testing.T) {
 		}
 		conns = append(conns, c.c)
 	}
-	waitFor(t, "evictions", func() bool { return counter(w, "conns_closed", "evicted") >= 250 })
+	mediatest.Eventually(t, "evictions", func() bool { return counter(w, "conns_closed", "evicted") >= 250 })
 	lc.flowing(t, "while idle connections are evicted")
 	if err := w.srv.Check(context.Background()); err != nil {
 		t.Fatalf("Check under an idle flood: %v", err)
@@ -275,7 +276,7 @@ func TestAuthThrottled(t *testing.T) {
 		t.Fatalf("bad_credentials = %v, want 10", n)
 	}
 	var throttled float64
-	waitFor(t, "throttled attempts counted", func() bool {
+	mediatest.Eventually(t, "throttled attempts counted", func() bool {
 		throttled = counter(w, "refused", "throttled_addr") + counter(w, "conns_refused", "throttled")
 		return throttled >= 40
 	})
@@ -400,7 +401,7 @@ func TestUnknownSerialsDoNotQueryTheDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "new device publishes", func() bool {
+	mediatest.Eventually(t, "new device publishes", func() bool {
 		c, err := dialFrom(srcIP(1), w.srv.Addr())
 		if err != nil {
 			return false
@@ -457,7 +458,7 @@ func TestTakeoverAudited(t *testing.T) {
 	}
 	newRemote := thief.c.LocalAddr().String()
 	var ev index.AuditEvent
-	waitFor(t, "takeover audited", func() bool {
+	mediatest.Eventually(t, "takeover audited", func() bool {
 		evs, err := w.db.AuditEvents(context.Background(), index.AuditFilter{RecordingID: &rec})
 		if err != nil {
 			t.Fatal(err)
@@ -507,7 +508,7 @@ func TestListenerRestarts(t *testing.T) {
 	gl.mu.Unlock()
 	gl.current().Close() // from under the server
 	var checkErr error
-	waitFor(t, "Check fails", func() bool { checkErr = w.srv.Check(context.Background()); return checkErr != nil })
+	mediatest.Eventually(t, "Check fails", func() bool { checkErr = w.srv.Check(context.Background()); return checkErr != nil })
 	if !strings.Contains(checkErr.Error(), "RTSP listener") {
 		t.Fatalf("Check = %v, want it to name the RTSP listener", checkErr)
 	}
@@ -518,7 +519,7 @@ func TestListenerRestarts(t *testing.T) {
 	mu.Lock()
 	blocked = false
 	mu.Unlock()
-	waitFor(t, "Check healthy again", func() bool { return w.srv.Check(context.Background()) == nil })
+	mediatest.Eventually(t, "Check healthy again", func() bool { return w.srv.Check(context.Background()) == nil })
 	if n := testutil.ToFloat64(w.srv.met.listenerRestarts.WithLabelValues(listenerRTSP)); n != 1 {
 		t.Fatalf("restarts = %v", n)
 	}
@@ -531,7 +532,7 @@ func TestListenerRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "publish after the restart", func() bool {
+	mediatest.Eventually(t, "publish after the restart", func() bool {
 		c, err := dialFrom(srcIP(1), w.srv.Addr())
 		if err != nil {
 			return false

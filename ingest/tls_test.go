@@ -90,7 +90,7 @@ func TestFFmpegPublishesOverRTSPS(t *testing.T) {
 	st := w.nextStream(t)
 	frames := readAll(st.Subscribe(media.ReaderOptions{Name: "test", Size: 4096}))
 	// the TLS connection is known as publishing (no handshake deadline)
-	waitFor(t, "RTSPS connection publishing", func() bool { return counter(w, "conns", "publishing") == 1 })
+	mediatest.Eventually(t, "RTSPS connection publishing", func() bool { return counter(w, "conns", "publishing") == 1 })
 	if err := ffmpeg.Wait(); err != nil {
 		t.Fatalf("ffmpeg over RTSPS: %v: %s", err, out)
 	}

@@ -124,10 +124,7 @@ func (s *loadSource) Stream(id uuid.UUID) (*media.Stream, bool) {
 // play writes the capture into the stream in real time, in a loop.
 func play(ctx context.Context, st *media.Stream, s *mediafile.Sample) {
 	defer st.Close()
-	_ = s.Play(ctx, 1, 0, func(f *media.Frame) error {
-		st.Write(f)
-		return nil
-	})
+	_ = s.Play(ctx, 1, 0, func(f *media.Frame) error { st.Write(f); return nil })
 }
 
 // loadViewer connects one pion viewer and counts its packets and losses.
