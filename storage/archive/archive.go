@@ -254,23 +254,8 @@ func (a *Archive) untilClosed() (context.Context, context.CancelFunc) {
 }
 
 func (a *Archive) record(ctx context.Context, info media.Info, w *spool.Writer, r *media.Reader, lost *atomic.Int64, log *slog.Logger) {
-	var sink segmenter.Sink = &measured{Sink: w, a: a}
-	if a.cfg.sinkWrap != nil {
-		sink = a.cfg.sinkWrap(sink)
-	}
-	newSeg := func() *segmenter.Segmenter {
-		return segmenter.New(segmenter.Config{Target: a.cfg.SegmentDuration, Fragment: a.cfg.FragmentDuration, Start: info.StartedAt},
-			sink, info.Tracks)
-	}
-	seg := newSeg()
-	hasVideo := false
-	for _, t := range info.Tracks {
-		hasVideo = hasVideo || t.Kind == media.Video
-	}
-	alarmKey := "recording " + info.RecordingID.String() + " spool"
-	defer a.alarms.clear(alarmKey)
-	var failing time.Time // zero: writing works
-	var retryAt time.Time
+	rc := a.newRecorder(info, w, log)
+	defer a.alarms.clear(rc.alarmKey)
 	var reported int64
 	for {
 		f, err := r.Read(ctx)
@@ -284,58 +269,116 @@ func (a *Archive) record(ctx context.Context, info media.Info, w *spool.Writer, 
 			}
 			break
 		}
-		if !failing.IsZero() {
-			// a spool write failed: try again after RetryWrite, at a
-			// keyframe, with a new segment that follows a gap
-			if time.Now().Before(retryAt) || (hasVideo && (f.Track == nil || f.Track.Kind != media.Video || !f.Key)) {
-				continue
-			}
-			if err := w.Salvage(); err != nil {
-				retryAt = time.Now().Add(a.cfg.RetryWrite)
-				a.alarms.set(alarmKey, fmt.Sprintf("spool write failing since %s: %v", failing.Format(time.RFC3339), err))
-				continue
-			}
-			seg = newSeg()
-			seg.Resume(w.Next())
-			seg.MarkGap()
-		}
-		if err := seg.Write(f); err != nil {
-			a.m.errors.WithLabelValues("spool").Inc()
-			if failing.IsZero() {
-				failing = time.Now()
-				a.m.writeFailing.Inc()
-				log.Error("archive: cannot write to the spool: media lost until it works again (retrying)", "err", err)
-			}
-			retryAt = time.Now().Add(a.cfg.RetryWrite)
-			a.alarms.set(alarmKey, fmt.Sprintf("spool write failing since %s: %v", failing.Format(time.RFC3339), err))
-			continue
-		}
-		if !failing.IsZero() {
-			log.Warn("archive: spool writable again: recording continues after a gap", "failed_for", time.Since(failing).Round(time.Millisecond))
-			a.m.writeFailing.Dec()
-			a.alarms.clear(alarmKey)
-			failing = time.Time{}
-		}
+		rc.write(f)
 	}
-	if !failing.IsZero() {
-		a.m.writeFailing.Dec()
-		if err := w.Salvage(); err != nil {
+	rc.finish()
+	a.kickUploader()
+}
+
+// recorder writes one recording's frames to its spool directory and rides
+// out spool write errors.
+type recorder struct {
+	a        *Archive
+	info     media.Info
+	w        *spool.Writer
+	log      *slog.Logger
+	sink     segmenter.Sink
+	seg      *segmenter.Segmenter
+	hasVideo bool
+	alarmKey string
+	failing  time.Time // zero: writing works
+	retryAt  time.Time
+}
+
+func (a *Archive) newRecorder(info media.Info, w *spool.Writer, log *slog.Logger) *recorder {
+	rc := &recorder{a: a, info: info, w: w, log: log, sink: &measured{Sink: w, a: a},
+		alarmKey: "recording " + info.RecordingID.String() + " spool"}
+	if a.cfg.sinkWrap != nil {
+		rc.sink = a.cfg.sinkWrap(rc.sink)
+	}
+	for _, t := range info.Tracks {
+		rc.hasVideo = rc.hasVideo || t.Kind == media.Video
+	}
+	rc.seg = rc.newSegmenter()
+	return rc
+}
+
+func (rc *recorder) newSegmenter() *segmenter.Segmenter {
+	cfg := rc.a.cfg
+	return segmenter.New(segmenter.Config{Target: cfg.SegmentDuration, Fragment: cfg.FragmentDuration, Start: rc.info.StartedAt},
+		rc.sink, rc.info.Tracks)
+}
+
+// write writes one frame; while the spool fails, frames are dropped until
+// writing can resume.
+func (rc *recorder) write(f *media.Frame) {
+	if !rc.failing.IsZero() && !rc.resume(f) {
+		return
+	}
+	if err := rc.seg.Write(f); err != nil {
+		rc.fail(err)
+		return
+	}
+	if !rc.failing.IsZero() {
+		rc.log.Warn("archive: spool writable again: recording continues after a gap", "failed_for", time.Since(rc.failing).Round(time.Millisecond))
+		rc.a.m.writeFailing.Dec()
+		rc.a.alarms.clear(rc.alarmKey)
+		rc.failing = time.Time{}
+	}
+}
+
+// resume tries writing again after a spool write failed: after RetryWrite,
+// at a keyframe, with a new segment that follows a gap. It reports whether
+// f is to be written.
+func (rc *recorder) resume(f *media.Frame) bool {
+	if time.Now().Before(rc.retryAt) || (rc.hasVideo && (f.Track == nil || f.Track.Kind != media.Video || !f.Key)) {
+		return false
+	}
+	if err := rc.w.Salvage(); err != nil {
+		rc.retryAt = time.Now().Add(rc.a.cfg.RetryWrite)
+		rc.a.alarms.set(rc.alarmKey, fmt.Sprintf("spool write failing since %s: %v", rc.failing.Format(time.RFC3339), err))
+		return false
+	}
+	rc.seg = rc.newSegmenter()
+	rc.seg.Resume(rc.w.Next())
+	rc.seg.MarkGap()
+	return true
+}
+
+// fail records a spool write error: alarm, metric, and a retry time.
+func (rc *recorder) fail(err error) {
+	rc.a.m.errors.WithLabelValues("spool").Inc()
+	if rc.failing.IsZero() {
+		rc.failing = time.Now()
+		rc.a.m.writeFailing.Inc()
+		rc.log.Error("archive: cannot write to the spool: media lost until it works again (retrying)", "err", err)
+	}
+	rc.retryAt = time.Now().Add(rc.a.cfg.RetryWrite)
+	rc.a.alarms.set(rc.alarmKey, fmt.Sprintf("spool write failing since %s: %v", rc.failing.Format(time.RFC3339), err))
+}
+
+// finish seals the last segment (or leaves it for recovery when the spool
+// still fails) and marks the recording ended in the spool.
+func (rc *recorder) finish() {
+	log := rc.log
+	if !rc.failing.IsZero() {
+		rc.a.m.writeFailing.Dec()
+		if err := rc.w.Salvage(); err != nil {
 			log.Error("archive: spool still failing at the recording's end: the open segment is left for recovery at the next start", "err", err)
 		}
-	} else if err := seg.Close(); err != nil {
-		a.m.errors.WithLabelValues("spool").Inc()
+	} else if err := rc.seg.Close(); err != nil {
+		rc.a.m.errors.WithLabelValues("spool").Inc()
 		log.Error("archive: seal last segment", "err", err)
-		if err := w.Salvage(); err != nil {
+		if err := rc.w.Salvage(); err != nil {
 			log.Error("archive: the open segment is left for recovery at the next start", "err", err)
 		}
 	}
-	if st := seg.Stats(); st.LeadingDropped > 0 || st.Unsupported > 0 {
+	if st := rc.seg.Stats(); st.LeadingDropped > 0 || st.Unsupported > 0 {
 		log.Warn("archive: frames not archived", "before_first_keyframe", st.LeadingDropped, "unsupported_codec", st.Unsupported)
 	}
-	if err := w.End(); err != nil {
+	if err := rc.w.End(); err != nil {
 		log.Error("archive: mark recording ended in spool", "err", err)
 	}
-	a.kickUploader()
 }
 
 // measured counts spool growth as segments are written.

@@ -70,31 +70,12 @@ func crashChild() int {
 	return 0
 }
 
-// TestCrashMidRecordingLosesAtMostTheLastFragment runs the archive in a
-// child process, SIGKILLs it while a segment is half written, and starts a
-// fresh Archive on the same spool: the half-written segment is sealed from
-// its durable fragments, everything is uploaded, the chain verifies, and
-// at most the last fragment (plus the frames in flight in memory) is lost.
-func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
-	s := mediatest.Load(t)
-	dbURL := storagetest.DatabaseURL(t)
-	ctx := context.Background()
-	db, err := index.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store := storagetest.NewStore(t)
-	start := time.Now().UTC().Truncate(time.Millisecond)
-	info := storagetest.NewRecording(t, db, s, start)
-	cfg := testConfig(t)
-
+// killMidSegment starts the crash child and SIGKILLs it while segment 2
+// (or later) is open in recDir with at least 2 durable fragments. It
+// returns how far the child had fed media and the open segment.
+func killMidSegment(t *testing.T, env []string, recDir string) (time.Duration, int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "BWC_CRASH_DB="+dbURL, "BWC_CRASH_BUCKET="+store.Bucket(),
-		"BWC_CRASH_REC="+info.RecordingID.String(), "BWC_CRASH_START="+start.Format(time.RFC3339Nano), "BWC_CRASH_SPOOL="+cfg.SpoolDir)
+	cmd.Env = append(append(os.Environ(), crashChildEnv+"=1"), env...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -122,20 +103,9 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 			cmd.Wait()
 		}
 	})
-	// kill while segment 2 (or later) is open with at least 2 durable fragments
-	recDir := filepath.Join(cfg.SpoolDir, info.RecordingID.String())
 	var openSeq, fragsAtKill int
 	mediatest.Eventually(t, "a half-written segment in the child", func() bool {
-		ents, _ := os.ReadDir(recDir)
-		for _, e := range ents {
-			if seqS, ok := strings.CutSuffix(e.Name(), ".open.json"); ok {
-				seq, _ := strconv.Atoi(seqS)
-				b, _ := os.ReadFile(filepath.Join(recDir, seqS+".frags"))
-				if n := strings.Count(string(b), "\n"); seq >= 2 && n >= 2 {
-					openSeq, fragsAtKill = seq, n
-				}
-			}
-		}
+		openSeq, fragsAtKill = openSegment(recDir)
 		return openSeq != 0
 	})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -146,6 +116,50 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	cmd.Wait()
 	fed := time.Duration(lastFed.Load())
 	t.Logf("SIGKILL with segment %d open (%d durable fragments seen), media fed up to %v", openSeq, fragsAtKill, fed)
+	return fed, openSeq
+}
+
+// openSegment finds an open segment numbered 2 or more with at least 2
+// durable fragments; 0 when there is none.
+func openSegment(recDir string) (seq, frags int) {
+	ents, _ := os.ReadDir(recDir)
+	for _, e := range ents {
+		if seqS, ok := strings.CutSuffix(e.Name(), ".open.json"); ok {
+			n, _ := strconv.Atoi(seqS)
+			b, _ := os.ReadFile(filepath.Join(recDir, seqS+".frags"))
+			if c := strings.Count(string(b), "\n"); n >= 2 && c >= 2 {
+				seq, frags = n, c
+			}
+		}
+	}
+	return seq, frags
+}
+
+// TestCrashMidRecordingLosesAtMostTheLastFragment runs the archive in a
+// child process, SIGKILLs it while a segment is half written, and starts a
+// fresh Archive on the same spool: the half-written segment is sealed from
+// its durable fragments, everything is uploaded, the chain verifies, and
+// at most the last fragment (plus the frames in flight in memory) is lost.
+func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
+	s := mediatest.Load(t)
+	dbURL := storagetest.DatabaseURL(t)
+	ctx := context.Background()
+	db, err := index.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store := storagetest.NewStore(t)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	info := storagetest.NewRecording(t, db, s, start)
+	cfg := testConfig(t)
+
+	env := []string{"BWC_CRASH_DB=" + dbURL, "BWC_CRASH_BUCKET=" + store.Bucket(), "BWC_CRASH_REC=" + info.RecordingID.String(),
+		"BWC_CRASH_START=" + start.Format(time.RFC3339Nano), "BWC_CRASH_SPOOL=" + cfg.SpoolDir}
+	fed, openSeq := killMidSegment(t, env, filepath.Join(cfg.SpoolDir, info.RecordingID.String()))
 
 	a, err := New(cfg, db, store, nil, testLogger(t))
 	if err != nil {

@@ -175,6 +175,14 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	return x.db.ExportBuilt(ctx, id, key, digest, size, nil)
 }
 
+// recordingMeta is what the package's metadata says of one recording.
+type recordingMeta struct {
+	index.Recording
+	Gaps     []index.Gap `json:"gaps"`
+	Segments int         `json:"segments"`
+	Playable []string    `json:"playable"`
+}
+
 // fill adds every file of the package and returns its metadata.
 func (x *Exporter) fill(ctx context.Context, w *Writer, e index.Export) (map[string]any, error) {
 	inc, err := x.db.Incident(ctx, e.IncidentID)
@@ -185,110 +193,119 @@ func (x *Exporter) fill(ctx context.Context, w *Writer, e index.Export) (map[str
 	if err != nil {
 		return nil, err
 	}
-	type recMeta struct {
-		index.Recording
-		Gaps     []index.Gap `json:"gaps"`
-		Segments int         `json:"segments"`
-		Playable []string    `json:"playable"`
-	}
-	var out []recMeta
+	var out []recordingMeta
 	for _, r := range recs {
-		var segs []index.Segment
-		if e.From != nil || e.To != nil {
-			from, to := time.Time{}, time.Now().Add(24*time.Hour)
-			if e.From != nil {
-				from = *e.From
-			}
-			if e.To != nil {
-				to = *e.To
-			}
-			segs, err = x.db.SegmentsInRange(ctx, r.ID, from, to)
-		} else {
-			segs, err = x.db.Segments(ctx, r.ID)
-		}
+		m, ok, err := x.addRecording(ctx, w, e, r)
 		if err != nil {
 			return nil, err
 		}
-		if r.Source == index.SourceUpload {
-			// an uploaded file: the original, byte for byte
-			u, err := x.db.UploadOfRecording(ctx, r.ID)
-			if err != nil {
-				return nil, err
-			}
-			name := fmt.Sprintf("uploads/%s/%s", u.ID, u.Filename)
-			if err := x.addObject(ctx, w, File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
-				return nil, err
-			}
-			out = append(out, recMeta{Recording: r, Playable: []string{name}})
-			continue
+		if ok {
+			out = append(out, m)
 		}
-		if len(segs) == 0 {
-			continue
-		}
-		m := recMeta{Recording: r, Segments: len(segs)}
-		if m.Gaps, err = x.db.Gaps(ctx, r.ID); err != nil {
-			return nil, err
-		}
-		// the originals, and per init segment a playable MP4 assembled from
-		// the same bytes as they go by (no second read)
-		var playable *os.File
-		defer func() {
-			if playable != nil {
-				playable.Close()
-				os.Remove(playable.Name())
-			}
-		}()
-		initN := -1
-		flush := func() error {
-			if playable == nil {
-				return nil
-			}
-			name := fmt.Sprintf("recordings/%s/playable-%d.mp4", r.ID, initN)
-			if _, err := playable.Seek(0, io.SeekStart); err != nil {
-				return err
-			}
-			if err := w.Add(File{Name: name, Kind: "mp4", Recording: r.ID.String()}, playable); err != nil {
-				return err
-			}
-			m.Playable = append(m.Playable, name)
-			playable.Close()
-			os.Remove(playable.Name())
-			playable = nil
-			return nil
-		}
-		for _, s := range segs {
-			if s.InitN != initN {
-				if err := flush(); err != nil {
-					return nil, err
-				}
-				initN = s.InitN
-				in, err := x.db.InitSegment(ctx, r.ID, initN)
-				if err != nil {
-					return nil, err
-				}
-				if playable, err = os.CreateTemp(x.cfg.Dir, "playable-*.mp4"); err != nil {
-					return nil, err
-				}
-				if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: r.ID.String()},
-					in.Key, in.SHA256, playable); err != nil {
-					return nil, err
-				}
-			}
-			seq := s.Seq
-			if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: r.ID.String(),
-				Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.SHA256, playable); err != nil {
-				return nil, err
-			}
-		}
-		if err := flush(); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
 	}
-	// the export's own audit trail so far (request, approval)
+	if err := x.addAudit(ctx, w, e); err != nil {
+		return nil, err
+	}
+	return map[string]any{"incident": inc, "export": e, "recordings": out, "links": links}, nil
+}
+
+// segments lists a recording's segments in the export's range.
+func (x *Exporter) segments(ctx context.Context, e index.Export, r index.Recording) ([]index.Segment, error) {
+	if e.From == nil && e.To == nil {
+		return x.db.Segments(ctx, r.ID)
+	}
+	from, to := time.Time{}, time.Now().Add(24*time.Hour)
+	if e.From != nil {
+		from = *e.From
+	}
+	if e.To != nil {
+		to = *e.To
+	}
+	return x.db.SegmentsInRange(ctx, r.ID, from, to)
+}
+
+// addRecording adds one recording's files: an uploaded file as it is, or
+// the original init and media segments with a playable MP4 per init
+// segment. ok is false when the recording has nothing in the range.
+func (x *Exporter) addRecording(ctx context.Context, w *Writer, e index.Export, r index.Recording) (m recordingMeta, ok bool, err error) {
+	segs, err := x.segments(ctx, e, r)
+	if err != nil {
+		return m, false, err
+	}
+	if r.Source == index.SourceUpload {
+		// an uploaded file: the original, byte for byte
+		u, err := x.db.UploadOfRecording(ctx, r.ID)
+		if err != nil {
+			return m, false, err
+		}
+		name := fmt.Sprintf("uploads/%s/%s", u.ID, u.Filename)
+		if err := x.addObject(ctx, w, File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
+			return m, false, err
+		}
+		return recordingMeta{Recording: r, Playable: []string{name}}, true, nil
+	}
+	if len(segs) == 0 {
+		return m, false, nil
+	}
+	m = recordingMeta{Recording: r, Segments: len(segs)}
+	if m.Gaps, err = x.db.Gaps(ctx, r.ID); err != nil {
+		return m, false, err
+	}
+	// runs of segments that share an init segment
+	for start := 0; start < len(segs); {
+		end := start + 1
+		for end < len(segs) && segs[end].InitN == segs[start].InitN {
+			end++
+		}
+		name, err := x.addRun(ctx, w, r, segs[start:end])
+		if err != nil {
+			return m, false, err
+		}
+		m.Playable = append(m.Playable, name)
+		start = end
+	}
+	return m, true, nil
+}
+
+// addRun adds the originals of one init segment and the media segments
+// that follow it, and the playable MP4 assembled from the same bytes as
+// they go by (no second read); it returns the playable file's name.
+func (x *Exporter) addRun(ctx context.Context, w *Writer, r index.Recording, run []index.Segment) (string, error) {
+	initN := run[0].InitN
+	in, err := x.db.InitSegment(ctx, r.ID, initN)
+	if err != nil {
+		return "", err
+	}
+	playable, err := os.CreateTemp(x.cfg.Dir, "playable-*.mp4")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(playable.Name())
+	defer playable.Close()
+	rec := r.ID.String()
+	if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: rec},
+		in.Key, in.SHA256, playable); err != nil {
+		return "", err
+	}
+	for _, s := range run {
+		seq := s.Seq
+		if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: rec,
+			Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.SHA256, playable); err != nil {
+			return "", err
+		}
+	}
+	name := fmt.Sprintf("recordings/%s/playable-%d.mp4", r.ID, initN)
+	if _, err := playable.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	return name, w.Add(File{Name: name, Kind: "mp4", Recording: rec}, playable)
+}
+
+// addAudit adds the export's own audit trail so far (request, approval).
+func (x *Exporter) addAudit(ctx context.Context, w *Writer, e index.Export) error {
 	events, err := x.db.AuditEvents(ctx, index.AuditFilter{IncidentID: &e.IncidentID, Limit: 1000})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var mine []index.AuditEvent
 	for _, ev := range events {
@@ -298,12 +315,9 @@ func (x *Exporter) fill(ctx context.Context, w *Writer, e index.Export) (map[str
 	}
 	auditJSON, err := jsonBytes(mine)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := w.Add(File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON)); err != nil {
-		return nil, err
-	}
-	return map[string]any{"incident": inc, "export": e, "recordings": out, "links": links}, nil
+	return w.Add(File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON))
 }
 
 // addObject copies an archived object into the package (and into the

@@ -65,7 +65,41 @@ func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (D
 	if !to.After(from) {
 		return d, &FieldError{Field: "to", Reason: "must be after from"}
 	}
-	rows, err := db.pool.Query(ctx, `
+	incs, err := db.incidentCoverage(ctx, from, to, unit)
+	if err != nil {
+		return d, err
+	}
+	d.Incidents = append(d.Incidents, incs...)
+	for _, c := range d.Incidents {
+		if c.Recordings > 0 {
+			d.WithFootage++
+		}
+	}
+	if len(d.Incidents) > 0 {
+		d.AssociationRate = float64(d.WithFootage) / float64(len(d.Incidents))
+	}
+
+	unbound, err := db.Recordings(ctx, RecordingFilter{Unbound: true, From: from, To: to, Limit: 500})
+	if err != nil {
+		return d, fmt.Errorf("dashboard: %w", err)
+	}
+	d.Unbound = append(d.Unbound, unbound...)
+
+	rows, err := db.pool.Query(ctx, dashboardDropoffsSQL, from, to, unit)
+	if err != nil {
+		return d, mapErr("dashboard dropoffs", err)
+	}
+	drops, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Dropoff])
+	if err != nil {
+		return d, mapErr("dashboard dropoffs", err)
+	}
+	d.Dropoffs = append(d.Dropoffs, drops...)
+	return d, nil
+}
+
+// dashboardIncidentsSQL: the incidents open in [$1, $2) (of unit $3 when
+// not empty) with their assigned and filming officers and recordings.
+const dashboardIncidentsSQL = `
 	WITH inc AS (
 		SELECT i.* FROM incidents i
 		WHERE i.opened_at < $2 AND coalesce(i.closed_at, 'infinity') > $1
@@ -86,45 +120,12 @@ func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (D
 		coalesce((SELECT array_agg(o.badge || ' ' || o.name ORDER BY o.badge) FROM assigned a JOIN officers o ON o.id = a.officer_id
 		   WHERE a.incident_id = inc.id
 		   AND NOT EXISTS (SELECT 1 FROM filmed f WHERE f.incident_id = inc.id AND f.officer_id = a.officer_id)), '{}')
-	FROM inc ORDER BY inc.opened_at DESC`, from, to, unit)
-	if err != nil {
-		return d, mapErr("dashboard incidents", err)
-	}
-	d.Incidents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (IncidentCoverage, error) {
-		var c IncidentCoverage
-		err := r.Scan(&c.ID, &c.Number, &c.Type, &c.Address, &c.OpenedAt, &c.Status,
-			&c.AssignedOfficers, &c.FilmingOfficers, &c.Recordings, &c.Missing)
-		switch {
-		case c.Recordings == 0:
-			c.Coverage = CoverageNone
-		case c.FilmingOfficers < c.AssignedOfficers:
-			c.Coverage = CoveragePartial
-		default:
-			c.Coverage = CoverageComplete
-		}
-		return c, err
-	})
-	if err != nil {
-		return d, mapErr("dashboard incidents", err)
-	}
-	rank := map[string]int{CoverageNone: 0, CoveragePartial: 1, CoverageComplete: 2}
-	slices.SortStableFunc(d.Incidents, func(a, b IncidentCoverage) int { return rank[a.Coverage] - rank[b.Coverage] })
-	for _, c := range d.Incidents {
-		if c.Recordings > 0 {
-			d.WithFootage++
-		}
-	}
-	if len(d.Incidents) > 0 {
-		d.AssociationRate = float64(d.WithFootage) / float64(len(d.Incidents))
-	}
+	FROM inc ORDER BY inc.opened_at DESC`
 
-	unbound, err := db.Recordings(ctx, RecordingFilter{Unbound: true, From: from, To: to, Limit: 500})
-	if err != nil {
-		return d, fmt.Errorf("dashboard: %w", err)
-	}
-	d.Unbound = append(d.Unbound, unbound...)
-
-	rows, err = db.pool.Query(ctx, `
+// dashboardDropoffsSQL: gaps in linked recordings, and recordings that
+// ended more than a minute before their officer was cleared with no
+// recording after.
+const dashboardDropoffsSQL = `
 	SELECT g.recording_id, i.number, d.serial, coalesce(o.badge || ' ' || o.name, ''), 'gap', g.started_at, g.ended_at
 	FROM recording_gaps g
 	JOIN recording_incidents ri ON ri.recording_id = g.recording_id AND ri.unlinked_at IS NULL
@@ -145,14 +146,33 @@ func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (D
 	  AND r.ended_at >= $1 AND r.ended_at < $2 AND ($3 = '' OR o.unit = $3)
 	  AND NOT EXISTS (SELECT 1 FROM recordings r2 WHERE r2.officer_id = r.officer_id AND r2.started_at >= r.ended_at
 	                  AND r2.started_at < coalesce(a.cleared_at, now()))
-	ORDER BY 6 DESC LIMIT 500`, from, to, unit)
+	ORDER BY 6 DESC LIMIT 500`
+
+// incidentCoverage lists the incidents of the period with their coverage,
+// the least covered first.
+func (db *DB) incidentCoverage(ctx context.Context, from, to time.Time, unit string) ([]IncidentCoverage, error) {
+	rows, err := db.pool.Query(ctx, dashboardIncidentsSQL, from, to, unit)
 	if err != nil {
-		return d, mapErr("dashboard dropoffs", err)
+		return nil, mapErr("dashboard incidents", err)
 	}
-	drops, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Dropoff])
+	incs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (IncidentCoverage, error) {
+		var c IncidentCoverage
+		err := r.Scan(&c.ID, &c.Number, &c.Type, &c.Address, &c.OpenedAt, &c.Status,
+			&c.AssignedOfficers, &c.FilmingOfficers, &c.Recordings, &c.Missing)
+		switch {
+		case c.Recordings == 0:
+			c.Coverage = CoverageNone
+		case c.FilmingOfficers < c.AssignedOfficers:
+			c.Coverage = CoveragePartial
+		default:
+			c.Coverage = CoverageComplete
+		}
+		return c, err
+	})
 	if err != nil {
-		return d, mapErr("dashboard dropoffs", err)
+		return nil, mapErr("dashboard incidents", err)
 	}
-	d.Dropoffs = append(d.Dropoffs, drops...)
-	return d, nil
+	rank := map[string]int{CoverageNone: 0, CoveragePartial: 1, CoverageComplete: 2}
+	slices.SortStableFunc(incs, func(a, b IncidentCoverage) int { return rank[a.Coverage] - rank[b.Coverage] })
+	return incs, nil
 }

@@ -15,6 +15,27 @@ import (
 // narrows it all.
 func TestDashboard(t *testing.T) {
 	ctx := context.Background()
+	db, at, r1 := dashboardFixture(t)
+	d, err := db.Dashboard(ctx, at(-60), at(400), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDashboard(t, d, r1)
+	p2, err := db.Dashboard(ctx, at(-60), at(400), "P2")
+	if err != nil || len(p2.Incidents) != 1 || p2.Incidents[0].Number != "110-NONE" || len(p2.Dropoffs) != 0 || p2.AssociationRate != 0 {
+		t.Fatalf("unit P2 = %+v %v", p2, err)
+	}
+	if _, err := db.Dashboard(ctx, at(10), at(0), ""); err == nil {
+		t.Fatal("a period ending before it starts was accepted")
+	}
+}
+
+// dashboardFixture: officers A, B (unit P1) and C (P2); an incident
+// assigned to A and B that only A filmed (with a gap, ending early), one
+// assigned to C without footage, one A filmed completely; and an unbound
+// recording.
+func dashboardFixture(t *testing.T) (*index.DB, func(int) time.Time, index.Recording) {
+	ctx := context.Background()
 	db := newFixture(t).db
 	t0 := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
@@ -69,11 +90,12 @@ func TestDashboard(t *testing.T) {
 	}
 	record(&a, 205, 262)
 	record(nil, 300, 301)
+	return db, at, r1
+}
 
-	d, err := db.Dashboard(ctx, at(-60), at(400), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+// checkDashboard checks the whole-platform dashboard of the fixture.
+func checkDashboard(t *testing.T, d index.Dashboard, r1 index.Recording) {
+	t.Helper()
 	var order []string
 	for _, in := range d.Incidents {
 		order = append(order, in.Number+":"+in.Coverage)
@@ -100,14 +122,6 @@ func TestDashboard(t *testing.T) {
 	}
 	if kinds["gap"] != 1 || kinds["ended"] != 1 {
 		t.Fatalf("dropoffs = %+v", d.Dropoffs)
-	}
-
-	p2, err := db.Dashboard(ctx, at(-60), at(400), "P2")
-	if err != nil || len(p2.Incidents) != 1 || p2.Incidents[0].Number != "110-NONE" || len(p2.Dropoffs) != 0 || p2.AssociationRate != 0 {
-		t.Fatalf("unit P2 = %+v %v", p2, err)
-	}
-	if _, err := db.Dashboard(ctx, at(10), at(0), ""); err == nil {
-		t.Fatal("a period ending before it starts was accepted")
 	}
 }
 
