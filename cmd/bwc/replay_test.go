@@ -65,8 +65,38 @@ func TestReplayHLS(t *testing.T) {
 	if d := ffprobeDuration(t, "-headers", auth, playlist); d < 7.5 || d > 8.5 {
 		t.Fatalf("ffprobe: finished recording lasts %.2f s, want about 8", d)
 	}
+	checkRangeAndSeek(t, p, rec, base, auth, tok.Token)
+	checkLivePlaylist(t, p, liveDev, base, auth, tok.Token)
+	if err := liveCam.wait(); err != nil {
+		t.Fatal(err)
+	}
 
-	// a 3 s range in the middle, copied by ffmpeg
+	// audited once per playback session, though many segments were read
+	events, err := p.db.AuditEvents(ctx, index.AuditFilter{RecordingID: &rec.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := 0
+	for _, e := range events {
+		if e.Action == "evidence.view" {
+			views++
+			if e.Actor != "token:player" {
+				t.Fatalf("view audited as %q", e.Actor)
+			}
+		}
+	}
+	if views != 1 {
+		t.Fatalf("%d evidence.view events for one playback session, want 1", views)
+	}
+}
+
+// checkRangeAndSeek: ffmpeg copies a 3 s range in the middle of the
+// finished recording (as long as the range, within a segment); seeking to
+// +5 s answers the segment that holds it.
+func checkRangeAndSeek(t *testing.T, p *platform, rec index.Recording, base, auth, token string) {
+	t.Helper()
+	ctx := context.Background()
+	playlist := base + "/api/recordings/" + rec.ID.String() + "/hls.m3u8"
 	from, to := rec.StartedAt.Add(2500*time.Millisecond), rec.StartedAt.Add(5500*time.Millisecond)
 	q := "?from=" + from.UTC().Format(time.RFC3339Nano) + "&to=" + to.UTC().Format(time.RFC3339Nano)
 	out := filepath.Join(t.TempDir(), "range.mp4")
@@ -89,13 +119,18 @@ func TestReplayHLS(t *testing.T) {
 		StartedAt time.Time `json:"segment_started_at"`
 		Offset    float64   `json:"offset"`
 	}
-	getJSON(t, base+"/api/recordings/"+rec.ID.String()+"/seek?at="+at.UTC().Format(time.RFC3339Nano), tok.Token, &sk)
+	getJSON(t, base+"/api/recordings/"+rec.ID.String()+"/seek?at="+at.UTC().Format(time.RFC3339Nano), token, &sk)
 	seg, err := p.db.Segment(ctx, rec.ID, sk.Seq)
 	if err != nil || at.Before(seg.StartedAt) || !at.Before(seg.EndedAt) || sk.Offset < 0 || sk.Offset > maxSeg {
 		t.Fatalf("seek to +5 s = %+v (segment %v..%v) %v", sk, seg.StartedAt, seg.EndedAt, err)
 	}
+}
 
-	// the live one, mid-publish
+// checkLivePlaylist: mid-publish, a live recording's playlist is an open
+// EVENT playlist (no ENDLIST) with program dates, and ffprobe reads it.
+func checkLivePlaylist(t *testing.T, p *platform, liveDev index.Device, base, auth, token string) {
+	t.Helper()
+	ctx := context.Background()
 	var live index.Recording
 	mediatest.Eventually(t, "a segment of the live recording", func() bool {
 		recs, _ := p.db.Recordings(ctx, index.RecordingFilter{DeviceID: &liveDev.ID})
@@ -106,34 +141,13 @@ func TestReplayHLS(t *testing.T) {
 		s, _ := p.db.Segments(ctx, live.ID)
 		return len(s) >= 1 && live.Status != index.RecordingEnded
 	})
-	body := getText(t, base+"/api/recordings/"+live.ID.String()+"/hls.m3u8", tok.Token)
+	body := getText(t, base+"/api/recordings/"+live.ID.String()+"/hls.m3u8", token)
 	if !strings.Contains(body, "#EXT-X-PLAYLIST-TYPE:EVENT") || strings.Contains(body, "#EXT-X-ENDLIST") || !strings.Contains(body, "#EXT-X-PROGRAM-DATE-TIME:") {
 		t.Fatalf("live playlist:\n%s", body)
 	}
 	if b, err := exec.Command("ffprobe", "-v", "error", "-headers", auth, "-show_entries", "stream=codec_name", "-of", "csv=p=0",
 		base+"/api/recordings/"+live.ID.String()+"/hls.m3u8").CombinedOutput(); err != nil || !strings.Contains(string(b), "h264") {
 		t.Fatalf("ffprobe of the live playlist: %v\n%s", err, b)
-	}
-	if err := liveCam.wait(); err != nil {
-		t.Fatal(err)
-	}
-
-	// audited once per playback session, though many segments were read
-	events, err := p.db.AuditEvents(ctx, index.AuditFilter{RecordingID: &rec.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	views := 0
-	for _, e := range events {
-		if e.Action == "evidence.view" {
-			views++
-			if e.Actor != "token:player" {
-				t.Fatalf("view audited as %q", e.Actor)
-			}
-		}
-	}
-	if views != 1 {
-		t.Fatalf("%d evidence.view events for one playback session, want 1", views)
 	}
 }
 
