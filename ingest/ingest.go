@@ -438,7 +438,7 @@ func (s *Server) Watch() (<-chan struct{}, func()) {
 	}
 }
 
-// notify wakes the watchers. Called with s.mu held or not.
+// notifyLocked wakes the watchers. Called with s.mu held.
 func (s *Server) notifyLocked() {
 	for ch := range s.watchers {
 		select {
@@ -446,12 +446,6 @@ func (s *Server) notifyLocked() {
 		default:
 		}
 	}
-}
-
-func (s *Server) notify() {
-	s.mu.Lock()
-	s.notifyLocked()
-	s.mu.Unlock()
 }
 
 // Check reports the ingest's health for /readyz: an RTSP (RTSPS) listener

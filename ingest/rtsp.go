@@ -113,6 +113,7 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 	if len(authz) > 0 && len(authz[0]) >= 6 && strings.EqualFold(authz[0][:6], "basic ") {
 		h.s.auth.failed(key, serial, now)
 		return h.refuse(remote, serial, "basic_auth", base.StatusUnauthorized,
+			//lint:ignore ST1005 Basic is the scheme's name
 			errors.New("Basic authentication refused (the secret in clear): use digest"))
 	}
 	if h.s.auth.addrBlocked(key, now) {

@@ -42,8 +42,6 @@ type feed struct {
 	mu      sync.Mutex
 	viewers map[*viewer]struct{}
 	gop     *media.GOP[*frame] // video since the last keyframe
-	video   *media.Track
-	audio   *media.Track // nil: no audio forwarded
 	h264    *rtph264.Encoder
 	h265    *rtph265.Encoder
 	done    chan struct{}

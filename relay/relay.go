@@ -179,7 +179,13 @@ func (s *Server) listen() error {
 	}
 	s.se.SetNetworkTypes(types)
 	if ips := s.cfg.PublicIPs; len(ips) > 0 {
-		s.se.SetNAT1To1IPs(ips, webrtc.ICECandidateTypeHost)
+		// NAT 1:1: the host candidates announce these addresses instead
+		err := s.se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: ips,
+			AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace})
+		if err != nil {
+			s.closePorts()
+			return fmt.Errorf("relay: public IPs %v: %w", ips, err)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -421,5 +422,26 @@ func TestTwentyViewersOneStalled(t *testing.T) {
 	}
 	if n := r.Viewers(id); n != 20 {
 		t.Fatalf("viewers = %d", n)
+	}
+}
+
+// TestPublicIPsAnnounced: with NAT 1:1 public addresses, the answer's host
+// candidates carry the public address.
+func TestPublicIPsAnnounced(t *testing.T) {
+	src := &streams{m: map[uuid.UUID]*media.Stream{}}
+	r, err := New(Config{UDPAddr: "127.0.0.1:0", QueueFrames: 64, MaxViewers: 5, PublicIPs: []string{"203.0.113.7"}}, src, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	id, st := liveSample(t, src)
+	mediatest.Eventually(t, "video track", func() bool { return st.Info().Video() != nil })
+	_, offer := newBrowser(t)
+	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(a.SDP, " 203.0.113.7 ") || strings.Contains(a.SDP, " 127.0.0.1 ") {
+		t.Fatalf("answer candidates do not announce the public address:\n%s", a.SDP)
 	}
 }

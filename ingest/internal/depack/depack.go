@@ -58,7 +58,8 @@ func New(f format.Format, id int) (*Track, error) {
 		t.track.Kind, t.track.Codec = media.Video, media.H264
 		sps, pps := f.SafeParams()
 		t.setH264(sps, pps)
-		t.dts264 = h264.NewDTSExtractor()
+		t.dts264 = &h264.DTSExtractor{}
+		t.dts264.Initialize()
 	case *format.H265:
 		d, err := f.CreateDecoder()
 		if err != nil {
@@ -68,7 +69,8 @@ func New(f format.Format, id int) (*Track, error) {
 		t.track.Kind, t.track.Codec = media.Video, media.H265
 		vps, sps, pps := f.SafeParams()
 		t.setH265(vps, sps, pps)
-		t.dts265 = h265.NewDTSExtractor()
+		t.dts265 = &h265.DTSExtractor{}
+		t.dts265.Initialize()
 	case *format.MPEG4Audio:
 		if f.Config == nil {
 			return nil, fmt.Errorf("AAC without AudioSpecificConfig (LATM?): %w", ErrUnsupported)
@@ -104,6 +106,7 @@ func New(f format.Format, id int) (*Track, error) {
 	case *format.Opus:
 		d, err := f.CreateDecoder()
 		if err != nil {
+			//lint:ignore ST1005 Opus is a name
 			return nil, fmt.Errorf("Opus decoder: %w", err)
 		}
 		t.decode = single(d.Decode)
