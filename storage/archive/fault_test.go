@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
@@ -23,13 +25,15 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
-// Outage lengths of the fault tests: shorter than a real one (the brief's
-// 30 s) to keep the suite fast, but several segment durations long, so the
-// spool must hold segments across it and the uploader must back off and
-// retry.
+// An outage of the fault tests lasts, counted rather than timed, until
+// outageSegments segments were sealed into the spool and the uploader failed
+// (and backed off) outageFailures times, and the spool is above its alarm
+// size: shorter than a real one (the brief's 30 s) to keep the suite fast,
+// but several segments long, so the spool must hold segments across it and
+// the uploader must back off and retry.
 const (
-	minioOutage    = 4 * time.Second
-	postgresOutage = 4 * time.Second
+	outageSegments = 3
+	outageFailures = 3
 	// faultPasses of the 2 s sample fed at faultSpeed x real time: 16 s of
 	// media over 8 s, 8 segments of 2 s.
 	faultPasses = 8
@@ -93,6 +97,7 @@ func (m *privateMinIO) store(t *testing.T) *blob.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	if err := s.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +171,7 @@ func (p *privatePostgres) url() string {
 // outageTest records faultPasses of the sample in real time while
 // `outage` stops a dependency after the first segment is indexed and
 // restarts it; then every segment must be archived.
-func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart func(), outage time.Duration) {
+func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart func()) {
 	s := mediatest.Load(t)
 	ctx := context.Background()
 	cfg := testConfig(t)
@@ -188,14 +193,14 @@ func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart fun
 		segs, _ := db.Segments(ctx, info.RecordingID)
 		return len(segs) > 0
 	})
+	sealed, failed := testutil.ToFloat64(a.m.sealed), testutil.ToFloat64(a.m.errors.WithLabelValues("upload"))
 	stop()
-	t.Logf("dependency stopped for %v", outage)
-	down := time.Now()
-	mediatest.Eventually(t, "the spool alarm during the outage", func() bool { return errors.Is(a.Check(ctx), ErrSpoolAlarm) })
-	// the outage lasts at least its length, so that the uploader backs off and retries
-	if d := time.Until(down.Add(outage)); d > 0 {
-		<-time.After(d)
-	}
+	t.Log("dependency stopped")
+	mediatest.Eventually(t, "the outage: segments spooled, uploads failed, the spool alarm", func() bool {
+		return testutil.ToFloat64(a.m.sealed) >= sealed+outageSegments &&
+			testutil.ToFloat64(a.m.errors.WithLabelValues("upload")) >= failed+outageFailures &&
+			errors.Is(a.Check(ctx), ErrSpoolAlarm)
+	})
 	restart()
 	t.Log("dependency restarted")
 	if err := <-fed; err != nil {
@@ -213,7 +218,7 @@ func TestMinIOOutageLosesNothing(t *testing.T) {
 	m := startPrivateMinIO(t)
 	store := m.store(t)
 	db := storagetest.NewDB(t)
-	outageTest(t, db, store, m.stop, m.start, minioOutage)
+	outageTest(t, db, store, m.stop, m.start)
 }
 
 func TestPostgresOutageLosesNothing(t *testing.T) {
@@ -228,5 +233,5 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := storagetest.NewStore(t)
-	outageTest(t, db, store, p.stop, p.start, postgresOutage)
+	outageTest(t, db, store, p.stop, p.start)
 }

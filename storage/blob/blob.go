@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -33,8 +34,9 @@ type Config struct {
 
 // Store is the evidence bucket.
 type Store struct {
-	cfg    Config
-	client *minio.Client
+	cfg       Config
+	client    *minio.Client
+	transport *http.Transport // minio-go's default, kept to close its idle connections
 }
 
 // Open makes a client for the store; it does not contact it (see
@@ -43,10 +45,15 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
+	tr, err := minio.DefaultTransport(cfg.UseTLS)
+	if err != nil {
+		return nil, fmt.Errorf("object store client for %s: %w", cfg.Endpoint, err)
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.UseTLS,
-		Region: cfg.Region,
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    cfg.UseTLS,
+		Region:    cfg.Region,
+		Transport: tr,
 		// the platform retries on its own terms (the archive's uploader
 		// backs off); a few quick retries here, not minio-go's ten.
 		MaxRetries: 3,
@@ -58,7 +65,15 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object store client for %s: %w", cfg.Endpoint, err)
 	}
-	return &Store{cfg: cfg, client: c}, nil
+	return &Store{cfg: cfg, client: c, transport: tr}, nil
+}
+
+// Close closes the client's idle connections (and with them their reader
+// and writer goroutines). The store stays usable: a later request opens a
+// new connection.
+func (s *Store) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
 }
 
 // Bucket is the name of the evidence bucket.

@@ -128,13 +128,14 @@ func BlobConfig(t testing.TB) blob.Config {
 }
 
 // NewStore creates a fresh evidence bucket (with object lock) and returns
-// the store.
+// the store, whose idle connections are closed when the test ends.
 func NewStore(t testing.TB) *blob.Store {
 	t.Helper()
 	s, err := blob.Open(BlobConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.EnsureBucket(ctx); err != nil {
