@@ -28,7 +28,7 @@ import (
 // probe's findings, the object key) is fsynced beside it; only then is the
 // client answered. The file stays until its object is in the bucket AND its
 // row in the index. Storing is tried at once and, when PostgreSQL or MinIO
-// fail, again in the background with backoff, also after a restart (New
+// fail, again in the background with backoff, also after a restart (Run
 // finds finished uploads on disk). Every step is idempotent by upload ID
 // and SHA-256: the object key is fixed by the upload ID and an existing
 // object with the same hash is not written again (no second version); a

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,13 +23,19 @@ import (
 	"github.com/bwcplatform/bwc/storage/blob"
 )
 
-// run starts the service's Run; the returned stop ends it and waits (Run
-// returned, Close done).
+// run starts the service's Run and waits until it is Ready; the returned
+// stop ends it and waits (Run returned, Close done).
 func run(t *testing.T, s *Service) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	}
 	var once atomic.Bool
 	stop = func() {
 		if once.Swap(true) {
@@ -140,7 +147,7 @@ func deadStore(t *testing.T, e *env) *blob.Store {
 // TestUploadCompletedWhileMinIOUnreachable: the last PATCH arrives while
 // MinIO does not answer: the client is told the upload was received and is
 // being stored (202, X-BWC-Upload-Status: storing, also on HEAD); the file
-// stays on disk. The server is restarted (New on the same folder) with
+// stays on disk. The server is restarted (Run on the same folder) with
 // MinIO back: it resumes and stores the upload exactly once.
 func TestUploadCompletedWhileMinIOUnreachable(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RetryMin, c.RetryMax = 100*time.Millisecond, 500*time.Millisecond })
@@ -179,16 +186,22 @@ func TestUploadCompletedWhileMinIOUnreachable(t *testing.T) {
 	}
 	stop()
 
-	// restart with MinIO reachable
+	// restart with MinIO reachable; its first completion waits until the
+	// test has seen that Run found the upload
 	up, err := New(e.cfg, e.db, e.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	found := make(chan struct{})
+	var release sync.Once
+	up.fault = func(string) error { <-found; return nil }
+	e.set(nil, up)
+	run(t, up)
+	t.Cleanup(func() { release.Do(func() { close(found) }) }) // before run's stop
 	if up.Status(id) != "storing" {
 		t.Fatalf("restart did not find the received upload")
 	}
-	e.set(nil, up)
-	run(t, up)
+	release.Do(func() { close(found) })
 	mediatest.Eventually(t, "the upload stored after the restart", func() bool { return up.Status(id) == "" })
 	assertStoredOnce(t, e, up, id, sum)
 }
@@ -283,7 +296,7 @@ func TestUploadStuckAlarm(t *testing.T) {
 }
 
 // TestUploadRowFailsThenRestart: the object is written, the index write
-// fails, the server stops; New on the same folder (the database taking
+// fails, the server stops; Run on the same folder (the database taking
 // writes again) resumes the upload and stores it exactly once: the
 // existing object is recognised by its hash, not written again.
 func TestUploadRowFailsThenRestart(t *testing.T) {

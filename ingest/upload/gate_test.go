@@ -158,6 +158,7 @@ func TestUploadDiskReserve(t *testing.T) {
 			return uint64(uploadFree.Load()), nil
 		}
 	})
+	run(t, e.svc) // Run finds whether the spool shares the upload folder's file system
 	// 20 MB declared with 10 MB above the reserve: refused
 	if msg, code := create(t, e, 20<<20, meta("filename", "big.mp4")); code != http.StatusInsufficientStorage || !strings.Contains(msg, "reserved") {
 		t.Fatalf("create over the reserve: %d %s", code, msg)

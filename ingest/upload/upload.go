@@ -123,7 +123,8 @@ type Service struct {
 	handler     *tusd.Handler
 	log         *slog.Logger
 	metrics     *metrics
-	spoolShared bool // spool and uploads on one file system
+	spoolShared bool          // spool and uploads on one file system (set by Run)
+	ready       chan struct{} // closed by Run once the folder is recovered
 
 	mu        sync.Mutex
 	lowLogged time.Time           // last low-space error logged
@@ -135,7 +136,9 @@ type Service struct {
 	fault func(step string) error // tests: a fault injected before a step of the completion
 }
 
-// New prepares the tus handler over a hashing file store in cfg.Dir.
+// New validates cfg and prepares the tus handler over a hashing file store
+// in cfg.Dir; it touches no file (Run makes the folder and resumes what it
+// holds).
 func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -146,21 +149,12 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, log *slog.Logger) (*Servic
 	if cfg.FreeSpace == nil {
 		cfg.FreeSpace = FreeSpace
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("upload dir %s: %w", cfg.Dir, err)
-	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, db: db, blobs: blobs, log: log, store: hashingStore{FileStore: filestore.New(cfg.Dir), dir: cfg.Dir},
-		locker: memorylocker.New(), metrics: m, pending: map[string]*pending{}, wake: make(chan struct{}, 1)}
-	if cfg.SpoolDir != "" {
-		s.spoolShared = sameFS(cfg.Dir, cfg.SpoolDir)
-	}
-	if err := s.resume(); err != nil {
-		return nil, err
-	}
+		locker: memorylocker.New(), metrics: m, pending: map[string]*pending{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 	composer := tusd.NewStoreComposer()
 	composer.UseCore(s.store)
 	composer.UseTerminater(s.store)
@@ -187,9 +181,22 @@ func (s *Service) Handler() http.Handler {
 	return http.StripPrefix(BasePath, http.HandlerFunc(s.serve))
 }
 
-// Run stores finished uploads (retrying with backoff), sweeps stale
-// partial uploads and reconciles the bucket with the index until ctx ends.
+// Run makes the upload folder and finds the finished uploads a previous
+// run left on disk, closes Ready, then stores finished uploads (retrying
+// with backoff), sweeps stale partial uploads and reconciles the bucket
+// with the index until ctx ends. A folder that cannot be made or read is
+// returned at once (Ready is then never closed).
 func (s *Service) Run(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("upload dir %s: %w", s.cfg.Dir, err)
+	}
+	if s.cfg.SpoolDir != "" {
+		s.spoolShared = sameFS(s.cfg.Dir, s.cfg.SpoolDir)
+	}
+	if err := s.resume(); err != nil {
+		return fmt.Errorf("upload dir %s: %w", s.cfg.Dir, err)
+	}
+	close(s.ready)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -216,6 +223,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Ready is closed once Run has made the folder and found the finished
+// uploads on disk: the handler may serve from then on.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Close waits for the goroutines Run started; partial and finished
 // uploads stay on disk to resume.

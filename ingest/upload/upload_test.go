@@ -97,6 +97,10 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Run makes the folder; tests that do not run the service use it too
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	e.svc = s
 	e.as = Uploader{Login: "wu", Role: index.RoleOfficer, OfficerID: &e.officer.ID}
 	ts := httptest.NewServer(http.StripPrefix("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -536,4 +540,21 @@ func TestUploadLinkBufferZero(t *testing.T) {
 			}
 		})
 	}
+}
+
+// New touches no file: Run makes the folder, then closes Ready.
+func TestNewTouchesNoFileRunMakesTheFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "uploads")
+	s, err := New(testConfig(dir), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("New made the folder: %v", err)
+	}
+	stop := run(t, s)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Fatalf("after Ready: %v", err)
+	}
+	stop()
 }
