@@ -110,33 +110,7 @@ func (a *Archive) rebuildRow(ctx context.Context, id uuid.UUID, dir string) erro
 	if rec.DeviceID == uuid.Nil {
 		return fmt.Errorf("%w: rec.json names no device", errCannotRebuild)
 	}
-	end := rec.StartedAt
-	files, _ := os.ReadDir(dir)
-	segs := 0
-	for _, f := range files {
-		n := f.Name()
-		if !strings.HasSuffix(n, ".json") || n[0] < '0' || n[0] > '9' || strings.HasSuffix(n, ".open.json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			continue
-		}
-		if m, err := spool.ParseSegMeta(b); err == nil {
-			segs++
-			if m.EndedAt.After(end) {
-				end = m.EndedAt
-			}
-		}
-	}
-	// segments already indexed count too (the row was deleted under them)
-	if spans, err := a.db.Segments(ctx, id); err == nil {
-		for _, s := range spans {
-			if s.EndedAt.After(end) {
-				end = s.EndedAt
-			}
-		}
-	}
+	end, segs := a.recordedEnd(ctx, id, dir, rec.StartedAt)
 	var officer *uuid.UUID
 	co, err := a.db.WearerAt(ctx, rec.DeviceID, rec.StartedAt)
 	switch {
@@ -169,6 +143,38 @@ func (a *Archive) rebuildRow(ctx context.Context, id uuid.UUID, dir string) erro
 	}
 	log.Warn("archive: recording row was missing: rebuilt from the spool (recovered)", "segments", segs, "started_at", rec.StartedAt, "ended_at", end)
 	return nil
+}
+
+// recordedEnd is the end of a recording's last segment, spooled in dir or
+// already indexed (the row was deleted under them), or start when there is
+// none; segs counts the spooled ones.
+func (a *Archive) recordedEnd(ctx context.Context, id uuid.UUID, dir string, start time.Time) (end time.Time, segs int) {
+	end = start
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		n := f.Name()
+		if !strings.HasSuffix(n, ".json") || n[0] < '0' || n[0] > '9' || strings.HasSuffix(n, ".open.json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		if m, err := spool.ParseSegMeta(b); err == nil {
+			segs++
+			if m.EndedAt.After(end) {
+				end = m.EndedAt
+			}
+		}
+	}
+	if spans, err := a.db.Segments(ctx, id); err == nil {
+		for _, s := range spans {
+			if s.EndedAt.After(end) {
+				end = s.EndedAt
+			}
+		}
+	}
+	return end, segs
 }
 
 // orphanObjects lists the objects under the recording prefixes that have

@@ -108,6 +108,12 @@ func verifyRecording(ctx context.Context, db *index.DB, blobs *blob.Store, rec u
 			bad(what)
 		}
 	}
+	return checkSegments(ctx, blobs, rec, segs, initSHA, r)
+}
+
+// checkSegments checks a recording's media segments in order: sequence,
+// hash chain, objects.
+func checkSegments(ctx context.Context, blobs *blob.Store, rec uuid.UUID, segs []index.Segment, initSHA map[int][]byte, r *Report) error {
 	prev := chain.Genesis(rec)
 	for i, s := range segs {
 		r.Segments++

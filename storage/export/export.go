@@ -198,21 +198,9 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (Report, error) {
 		}
 		entries[f.Name] = f
 	}
-	body, err := readEntry(entries[ManifestName], maxManifest)
-	if err != nil {
-		rep.Problems = append(rep.Problems, Problem{ManifestName, err.Error()})
+	body, ok := rep.checkSignature(entries, pub)
+	if !ok {
 		return rep, nil
-	}
-	sigHex, err := readEntry(entries[SignatureName], 1024)
-	if err != nil {
-		rep.Problems = append(rep.Problems, Problem{SignatureName, err.Error()})
-		return rep, nil
-	}
-	sig, err := hex.DecodeString(strings.TrimSpace(string(sigHex)))
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		rep.Problems = append(rep.Problems, Problem{SignatureName, "not a hex Ed25519 signature"})
-	} else if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, body, sig) {
-		rep.Problems = append(rep.Problems, Problem{ManifestName, "signature does not verify with the platform's public key (the manifest was changed, or signed by another key)"})
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -223,6 +211,44 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (Report, error) {
 	if rep.Manifest.Format != Format {
 		rep.Problems = append(rep.Problems, Problem{ManifestName, fmt.Sprintf("format %q, want %q", rep.Manifest.Format, Format)})
 	}
+	listed := rep.checkFiles(entries)
+	var extra []string
+	for name := range entries {
+		if !listed[name] && name != ManifestName && name != SignatureName {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		rep.Problems = append(rep.Problems, Problem{name, "in the package but not in the manifest"})
+	}
+	return rep, nil
+}
+
+// checkSignature reads the manifest and checks its signature; ok is false
+// when either cannot be read (nothing more can be checked).
+func (rep *Report) checkSignature(entries map[string]*zip.File, pub ed25519.PublicKey) (body []byte, ok bool) {
+	body, err := readEntry(entries[ManifestName], maxManifest)
+	if err != nil {
+		rep.Problems = append(rep.Problems, Problem{ManifestName, err.Error()})
+		return nil, false
+	}
+	sigHex, err := readEntry(entries[SignatureName], 1024)
+	if err != nil {
+		rep.Problems = append(rep.Problems, Problem{SignatureName, err.Error()})
+		return nil, false
+	}
+	sig, err := hex.DecodeString(strings.TrimSpace(string(sigHex)))
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		rep.Problems = append(rep.Problems, Problem{SignatureName, "not a hex Ed25519 signature"})
+	} else if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, body, sig) {
+		rep.Problems = append(rep.Problems, Problem{ManifestName, "signature does not verify with the platform's public key (the manifest was changed, or signed by another key)"})
+	}
+	return body, true
+}
+
+// checkFiles hashes every file the manifest lists and returns their names.
+func (rep *Report) checkFiles(entries map[string]*zip.File) map[string]bool {
 	listed := map[string]bool{}
 	for _, f := range rep.Manifest.Files {
 		if listed[f.Name] {
@@ -246,17 +272,7 @@ func Verify(r io.ReaderAt, size int64, pub ed25519.PublicKey) (Report, error) {
 			rep.Problems = append(rep.Problems, Problem{f.Name, "SHA-256 does not match the manifest (the file was changed)"})
 		}
 	}
-	var extra []string
-	for name := range entries {
-		if !listed[name] && name != ManifestName && name != SignatureName {
-			extra = append(extra, name)
-		}
-	}
-	sort.Strings(extra)
-	for _, name := range extra {
-		rep.Problems = append(rep.Problems, Problem{name, "in the package but not in the manifest"})
-	}
-	return rep, nil
+	return listed
 }
 
 func readEntry(f *zip.File, limit int64) ([]byte, error) {
