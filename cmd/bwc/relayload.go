@@ -44,7 +44,7 @@ func relayload(ctx context.Context, args []string, out io.Writer) error {
 	}
 	src := &loadSource{m: map[uuid.UUID]*media.Stream{}}
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(relay.Config{UDPAddr: "127.0.0.1:0", QueueFrames: 256, MaxViewers: *n * *m}, src, reg, nil)
+	r, err := relay.New(relay.Config{UDPAddr: "127.0.0.1:0", QueueFrames: defaultConfig().RelayQueueFrames, MaxViewers: *n * *m}, src, reg, nil)
 	if err != nil {
 		return err
 	}
