@@ -22,12 +22,8 @@ go mod tidy -diff
 log "go vet"
 go vet ./...
 
-# staticcheck (pinned in scripts/services.sh tools); for now only with
-# BWC_STATICCHECK=1, until every package is clean
-if [ "${BWC_STATICCHECK:-0}" = 1 ]; then
-	log "staticcheck"
-	"$BWC_STATE_DIR/bin/staticcheck" ./...
-fi
+log "staticcheck (pinned in scripts/services.sh tools)"
+"$BWC_STATE_DIR/bin/staticcheck" ./...
 
 log "go test -race"
 # one package at a time: the real-time tests (ffmpeg cameras at -re, WebRTC
