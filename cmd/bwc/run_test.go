@@ -8,16 +8,25 @@ import (
 	"time"
 )
 
-// stubService runs until its context ends, or fails at once with err.
+// stubService is ready at once and runs until its context ends, or fails
+// at once with err (never ready).
 type stubService struct {
 	err     error
+	ready   chan struct{}
 	stopped chan struct{}
 }
+
+func newStub(err error) *stubService {
+	return &stubService{err: err, ready: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+func (s *stubService) Ready() <-chan struct{} { return s.ready }
 
 func (s *stubService) Run(ctx context.Context) error {
 	if s.err != nil {
 		return s.err
 	}
+	close(s.ready)
 	<-ctx.Done()
 	close(s.stopped)
 	return nil
@@ -29,8 +38,8 @@ func (s *stubService) Close() error { return nil }
 // listener dying) ends the whole platform with its error, so that bwc serve
 // exits non-zero and its supervisor restarts it; nothing stays half-alive.
 func TestServiceFailureEndsPlatform(t *testing.T) {
-	other := &stubService{stopped: make(chan struct{})}
-	dead := &stubService{err: errors.New("web: http listener on 127.0.0.1:8080 stopped: accept: use of closed network connection")}
+	other := newStub(nil)
+	dead := newStub(errors.New("web: http listener on 127.0.0.1:8080 stopped: accept: use of closed network connection"))
 	p := &platform{services: []service{other, dead}}
 	done := make(chan error, 1)
 	go func() { done <- p.run(context.Background()) }()

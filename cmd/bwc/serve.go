@@ -36,9 +36,12 @@ func newLogger(cfg Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// service is the lifecycle every component of the platform shares.
+// service is the lifecycle every component of the platform shares: New
+// (validate, allocate), Run (bind or recover, close Ready, serve until ctx
+// ends), Close (wait for every goroutine started).
 type service interface {
 	Run(ctx context.Context) error
+	Ready() <-chan struct{}
 	Close() error
 }
 
@@ -52,6 +55,7 @@ type platform struct {
 	web      *web.Server
 	services []service     // run together; closed in reverse order
 	ready    chan struct{} // closed by run once every service is Ready
+	onReady  func()        // called by run once every service is Ready
 }
 
 // build wires the platform: it connects to PostgreSQL and MinIO (failing
@@ -178,9 +182,6 @@ func (p *platform) close() {
 	}
 }
 
-// readier is a service whose Run closes Ready once it listens.
-type readier interface{ Ready() <-chan struct{} }
-
 // run runs every service until ctx ends or one of them fails, then stops
 // the others. Services start in order, each once the one before it is
 // Ready (the relay reads the ingest's streams, web shows its address);
@@ -200,15 +201,16 @@ func (p *platform) run(ctx context.Context) error {
 			errs[i] = s.Run(ctx)
 			cancel() // one service ending ends the platform
 		}()
-		if r, ok := s.(readier); ok {
-			select {
-			case <-r.Ready():
-			case <-ctx.Done():
-			}
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
 		}
 	}
 	if ctx.Err() == nil && p.ready != nil {
 		close(p.ready)
+		if p.onReady != nil {
+			p.onReady()
+		}
 	}
 	wg.Wait()
 	p.close()
@@ -224,7 +226,10 @@ func serve(ctx context.Context, cfg Config) error {
 	if cfg.PprofAddr != "" {
 		go servePprof(ctx, cfg.PprofAddr, log)
 	}
-	log.Info("platform running", "http", p.web.URL()+"/", "rtsp", "rtsp://"+p.ingest.Addr()+"/"+ingest.PathPrefix+"<device serial>")
+	// the addresses are the bound ones (a port may be :0) once all listen
+	p.onReady = func() {
+		log.Info("platform running", "http", p.web.URL()+"/", "rtsp", p.ingest.CameraURL()+"<device serial>")
+	}
 	err = p.run(ctx)
 	log.Info("platform stopped")
 	return err
