@@ -102,9 +102,6 @@ func openJournal(dir string, log *slog.Logger) (*journal, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrJournal, dir, err)
-	}
 	return &journal{dir: dir, log: log, files: map[uuid.UUID]*jfile{}}, nil
 }
 
@@ -242,9 +239,13 @@ type pendingRecording struct {
 	ended   bool
 }
 
-// load reads every journal file: the ops not yet applied, per recording,
-// oldest recording first.
+// load makes the journal's folder if need be and reads every journal file:
+// the ops not yet applied, per recording, oldest recording first. Run calls
+// it before anything is appended.
 func (j *journal) load() ([]pendingRecording, error) {
+	if err := os.MkdirAll(j.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrJournal, j.dir, err)
+	}
 	ents, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
