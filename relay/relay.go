@@ -363,25 +363,10 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 	if !s.listening() {
 		return Answer{}, fmt.Errorf("view %s: relay not running: %w", rec, media.ErrNotLive)
 	}
-	s.mu.Lock()
-	if s.isClosed() {
-		s.mu.Unlock()
-		return Answer{}, fmt.Errorf("view %s: relay closed: %w", rec, media.ErrNotLive)
+	f, err := s.feedFor(rec, st)
+	if err != nil {
+		return Answer{}, err
 	}
-	if len(s.sessions) >= s.cfg.MaxViewers {
-		s.mu.Unlock()
-		return Answer{}, fmt.Errorf("view %s: %d viewers: %w", rec, len(s.sessions), ErrTooMany)
-	}
-	f := s.feeds[rec]
-	if f == nil || f.stream != st {
-		if f != nil {
-			s.retire(f)
-		}
-		f = newFeed(s, rec, st)
-		s.feeds[rec] = f
-	}
-	s.mu.Unlock()
-
 	video, audio, note := f.tracks()
 	if video == nil {
 		return Answer{}, fmt.Errorf("view %s: no video yet: %w", rec, media.ErrNotLive)
@@ -396,30 +381,73 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 		pc.Close()
 		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
 	}
+	if err := negotiate(ctx, rec, pc, offer); err != nil {
+		return Answer{}, err
+	}
+	joinOnConnect(pc, f, v)
+	if err := s.register(v); err != nil {
+		pc.Close()
+		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
+	}
+	s.met.viewers.Inc()
+	s.log.Info("live view started", "recording", rec, "viewer", viewerName, "session", v.id, "audio", audio != nil)
+	return Answer{SDP: pc.LocalDescription().SDP, Session: v.id, AudioNote: note}, nil
+}
+
+// feedFor returns the recording's feed, replacing one left from an earlier
+// stream of the same recording, unless the relay is closed or full.
+func (s *Server) feedFor(rec uuid.UUID, st *media.Stream) (*feed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isClosed() {
+		return nil, fmt.Errorf("view %s: relay closed: %w", rec, media.ErrNotLive)
+	}
+	if len(s.sessions) >= s.cfg.MaxViewers {
+		return nil, fmt.Errorf("view %s: %d viewers: %w", rec, len(s.sessions), ErrTooMany)
+	}
+	f := s.feeds[rec]
+	if f == nil || f.stream != st {
+		if f != nil {
+			s.retire(f)
+		}
+		f = newFeed(s, rec, st)
+		s.feeds[rec] = f
+	}
+	return f, nil
+}
+
+// negotiate answers the browser's offer and waits (5 s at most) for the
+// ICE candidates to be gathered; on an error it closes pc.
+func negotiate(ctx context.Context, rec uuid.UUID, pc *webrtc.PeerConnection, offer string) error {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		pc.Close()
-		return Answer{}, fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
+		return fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		pc.Close()
-		return Answer{}, fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
+		return fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		pc.Close()
-		return Answer{}, fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
+		return fmt.Errorf("view %s: %w: %v", rec, ErrBadOffer, err)
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
 		pc.Close()
-		return Answer{}, ctx.Err()
+		return ctx.Err()
 	case <-time.After(5 * time.Second):
 		// answer with what was gathered; late candidates could come by trickle
 	}
-	// frames flow once the browser is connected: the first is the cached
-	// keyframe, so the picture appears one round trip after connecting
+	return nil
+}
+
+// joinOnConnect adds the viewer to the feed once the browser is connected:
+// the first frame is the cached keyframe, so the picture appears one round
+// trip after connecting. A failed or closed connection closes the viewer.
+func joinOnConnect(pc *webrtc.PeerConnection, f *feed, v *viewer) {
 	var joined sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
@@ -435,13 +463,6 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 			v.close("connection closed")
 		}
 	})
-	if err := s.register(v); err != nil {
-		pc.Close()
-		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
-	}
-	s.met.viewers.Inc()
-	s.log.Info("live view started", "recording", rec, "viewer", viewerName, "session", v.id, "audio", audio != nil)
-	return Answer{SDP: pc.LocalDescription().SDP, Session: v.id, AudioNote: note}, nil
 }
 
 // register adds a session and starts its writer and RTCP readers, unless

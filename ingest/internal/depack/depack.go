@@ -48,74 +48,103 @@ type Track struct {
 // its stream.
 func New(f format.Format, id int) (*Track, error) {
 	t := &Track{track: &media.Track{ID: id, ClockRate: f.ClockRate(), PayloadType: f.PayloadType(), FMTP: fmtp(f)}}
+	var err error
 	switch f := f.(type) {
 	case *format.H264:
-		d, err := f.CreateDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("H.264 decoder: %w", err)
-		}
-		t.decode = func(p *rtp.Packet) ([][]byte, error) { return mapDecodeErr(d.Decode(p)) }
-		t.track.Kind, t.track.Codec = media.Video, media.H264
-		sps, pps := f.SafeParams()
-		t.setH264(sps, pps)
-		t.dts264 = &h264.DTSExtractor{}
-		t.dts264.Initialize()
+		err = t.initH264(f)
 	case *format.H265:
-		d, err := f.CreateDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("H.265 decoder: %w", err)
-		}
-		t.decode = func(p *rtp.Packet) ([][]byte, error) { return mapDecodeErr(d.Decode(p)) }
-		t.track.Kind, t.track.Codec = media.Video, media.H265
-		vps, sps, pps := f.SafeParams()
-		t.setH265(vps, sps, pps)
-		t.dts265 = &h265.DTSExtractor{}
-		t.dts265.Initialize()
+		err = t.initH265(f)
 	case *format.MPEG4Audio:
-		if f.Config == nil {
-			return nil, fmt.Errorf("AAC without AudioSpecificConfig (LATM?): %w", ErrUnsupported)
-		}
-		d, err := f.CreateDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("AAC decoder: %w", err)
-		}
-		t.decode = func(p *rtp.Packet) ([][]byte, error) {
-			aus, err := d.Decode(p)
-			if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
-				return nil, errMore
-			}
-			return aus, err
-		}
-		conf, err := f.Config.Marshal()
-		if err != nil {
-			return nil, fmt.Errorf("AAC config: %w", err)
-		}
-		t.track.Kind, t.track.Codec = media.Audio, media.AAC
-		t.track.SampleRate, t.track.Channels, t.track.AudioConfig = f.Config.SampleRate, f.Config.ChannelCount, conf
+		err = t.initAAC(f)
 	case *format.G711:
-		d, err := f.CreateDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("G.711 decoder: %w", err)
-		}
-		t.decode = single(d.Decode)
-		t.track.Kind, t.track.Codec = media.Audio, media.PCMA
-		if f.MULaw {
-			t.track.Codec = media.PCMU
-		}
-		t.track.SampleRate, t.track.Channels = f.SampleRate, f.ChannelCount
+		err = t.initG711(f)
 	case *format.Opus:
-		d, err := f.CreateDecoder()
-		if err != nil {
-			//lint:ignore ST1005 Opus is a name
-			return nil, fmt.Errorf("Opus decoder: %w", err)
-		}
-		t.decode = single(d.Decode)
-		t.track.Kind, t.track.Codec = media.Audio, media.Opus
-		t.track.SampleRate, t.track.Channels = 48000, max(f.ChannelCount, 1)
+		err = t.initOpus(f)
 	default:
 		return nil, fmt.Errorf("%s: %w", f.Codec(), ErrUnsupported)
 	}
+	if err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+func (t *Track) initH264(f *format.H264) error {
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return fmt.Errorf("H.264 decoder: %w", err)
+	}
+	t.decode = func(p *rtp.Packet) ([][]byte, error) { return mapDecodeErr(d.Decode(p)) }
+	t.track.Kind, t.track.Codec = media.Video, media.H264
+	sps, pps := f.SafeParams()
+	t.setH264(sps, pps)
+	t.dts264 = &h264.DTSExtractor{}
+	t.dts264.Initialize()
+	return nil
+}
+
+func (t *Track) initH265(f *format.H265) error {
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return fmt.Errorf("H.265 decoder: %w", err)
+	}
+	t.decode = func(p *rtp.Packet) ([][]byte, error) { return mapDecodeErr(d.Decode(p)) }
+	t.track.Kind, t.track.Codec = media.Video, media.H265
+	vps, sps, pps := f.SafeParams()
+	t.setH265(vps, sps, pps)
+	t.dts265 = &h265.DTSExtractor{}
+	t.dts265.Initialize()
+	return nil
+}
+
+func (t *Track) initAAC(f *format.MPEG4Audio) error {
+	if f.Config == nil {
+		return fmt.Errorf("AAC without AudioSpecificConfig (LATM?): %w", ErrUnsupported)
+	}
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return fmt.Errorf("AAC decoder: %w", err)
+	}
+	t.decode = func(p *rtp.Packet) ([][]byte, error) {
+		aus, err := d.Decode(p)
+		if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+			return nil, errMore
+		}
+		return aus, err
+	}
+	conf, err := f.Config.Marshal()
+	if err != nil {
+		return fmt.Errorf("AAC config: %w", err)
+	}
+	t.track.Kind, t.track.Codec = media.Audio, media.AAC
+	t.track.SampleRate, t.track.Channels, t.track.AudioConfig = f.Config.SampleRate, f.Config.ChannelCount, conf
+	return nil
+}
+
+func (t *Track) initG711(f *format.G711) error {
+	d, err := f.CreateDecoder()
+	if err != nil {
+		return fmt.Errorf("G.711 decoder: %w", err)
+	}
+	t.decode = single(d.Decode)
+	t.track.Kind, t.track.Codec = media.Audio, media.PCMA
+	if f.MULaw {
+		t.track.Codec = media.PCMU
+	}
+	t.track.SampleRate, t.track.Channels = f.SampleRate, f.ChannelCount
+	return nil
+}
+
+func (t *Track) initOpus(f *format.Opus) error {
+	d, err := f.CreateDecoder()
+	if err != nil {
+		//lint:ignore ST1005 Opus is a name
+		return fmt.Errorf("Opus decoder: %w", err)
+	}
+	t.decode = single(d.Decode)
+	t.track.Kind, t.track.Codec = media.Audio, media.Opus
+	t.track.SampleRate, t.track.Channels = 48000, max(f.ChannelCount, 1)
+	return nil
 }
 
 func single(dec func(*rtp.Packet) ([]byte, error)) func(*rtp.Packet) ([][]byte, error) {

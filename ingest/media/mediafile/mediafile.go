@@ -40,43 +40,8 @@ func Decode(path string) (*Sample, error) {
 	}
 	s := &Sample{}
 	var frames []*media.Frame
-	ts := func(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
-	for _, tr := range r.Tracks() {
-		switch c := tr.Codec.(type) {
-		case *mpegts.CodecH264:
-			s.Video = &media.Track{ID: 0, Kind: media.Video, Codec: media.H264, ClockRate: 90000, PayloadType: 96}
-			r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
-				key := h264.IsRandomAccess(au)
-				for _, n := range au {
-					switch h264.NALUType(n[0] & 0x1f) {
-					case h264.NALUTypeSPS:
-						if s.Video.SPS == nil {
-							s.Video.SPS = append([]byte(nil), n...)
-						}
-					case h264.NALUTypePPS:
-						if s.Video.PPS == nil {
-							s.Video.PPS = append([]byte(nil), n...)
-						}
-					}
-				}
-				frames = append(frames, &media.Frame{Track: s.Video, PTS: ts(pts), DTS: ts(dts), Key: key, AU: au})
-				return nil
-			})
-		case *mpegts.CodecMPEG4Audio:
-			conf, err := c.Config.Marshal()
-			if err != nil {
-				return nil, err
-			}
-			s.Audio = &media.Track{ID: 1, Kind: media.Audio, Codec: media.AAC, ClockRate: c.Config.SampleRate,
-				PayloadType: 97, SampleRate: c.Config.SampleRate, Channels: c.Config.ChannelCount, AudioConfig: conf}
-			r.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
-				for i, au := range aus {
-					p := ts(pts) + time.Duration(i)*1024*time.Second/time.Duration(c.Config.SampleRate)
-					frames = append(frames, &media.Frame{Track: s.Audio, PTS: p, DTS: p, AU: [][]byte{au}})
-				}
-				return nil
-			})
-		}
+	if err := s.subscribe(r, &frames); err != nil {
+		return nil, err
 	}
 	if s.Video == nil || s.Audio == nil {
 		return nil, fmt.Errorf("%s: want one H.264 and one AAC track", path)
@@ -86,16 +51,80 @@ func Decode(path string) (*Sample, error) {
 			break // io.EOF at the end of the file
 		}
 	}
+	if err := s.describeVideo(path); err != nil {
+		return nil, err
+	}
+	s.setFrames(frames)
+	return s, nil
+}
+
+// ts90k converts MPEG-TS 90 kHz ticks to a duration.
+func ts90k(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
+
+// subscribe sets the sample's tracks from the file's H.264 and AAC tracks
+// and has the reader append their frames to frames.
+func (s *Sample) subscribe(r *mpegts.Reader, frames *[]*media.Frame) error {
+	for _, tr := range r.Tracks() {
+		switch c := tr.Codec.(type) {
+		case *mpegts.CodecH264:
+			s.Video = &media.Track{ID: 0, Kind: media.Video, Codec: media.H264, ClockRate: 90000, PayloadType: 96}
+			r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
+				s.keepParameterSets(au)
+				*frames = append(*frames, &media.Frame{Track: s.Video, PTS: ts90k(pts), DTS: ts90k(dts), Key: h264.IsRandomAccess(au), AU: au})
+				return nil
+			})
+		case *mpegts.CodecMPEG4Audio:
+			conf, err := c.Config.Marshal()
+			if err != nil {
+				return err
+			}
+			s.Audio = &media.Track{ID: 1, Kind: media.Audio, Codec: media.AAC, ClockRate: c.Config.SampleRate,
+				PayloadType: 97, SampleRate: c.Config.SampleRate, Channels: c.Config.ChannelCount, AudioConfig: conf}
+			r.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
+				for i, au := range aus {
+					p := ts90k(pts) + time.Duration(i)*1024*time.Second/time.Duration(c.Config.SampleRate)
+					*frames = append(*frames, &media.Frame{Track: s.Audio, PTS: p, DTS: p, AU: [][]byte{au}})
+				}
+				return nil
+			})
+		}
+	}
+	return nil
+}
+
+// keepParameterSets copies the first SPS and PPS seen into the video track.
+func (s *Sample) keepParameterSets(au [][]byte) {
+	for _, n := range au {
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			if s.Video.SPS == nil {
+				s.Video.SPS = append([]byte(nil), n...)
+			}
+		case h264.NALUTypePPS:
+			if s.Video.PPS == nil {
+				s.Video.PPS = append([]byte(nil), n...)
+			}
+		}
+	}
+}
+
+// describeVideo sets the video track's size from its SPS.
+func (s *Sample) describeVideo(path string) error {
 	if s.Video.SPS == nil || s.Video.PPS == nil {
-		return nil, fmt.Errorf("%s: no SPS/PPS in the video", path)
+		return fmt.Errorf("%s: no SPS/PPS in the video", path)
 	}
 	var sps h264.SPS
 	if err := sps.Unmarshal(s.Video.SPS); err != nil {
-		return nil, fmt.Errorf("%s: SPS: %w", path, err)
+		return fmt.Errorf("%s: SPS: %w", path, err)
 	}
 	s.Video.Width, s.Video.Height = sps.Width(), sps.Height()
 	s.Video.FMTP = "packetization-mode=1"
-	// ensure the media.Frame contract: a key frame starts with SPS and PPS
+	return nil
+}
+
+// setFrames makes every key frame start with SPS and PPS (the media.Frame
+// contract), orders the frames by DTS from 0 and sets the Duration.
+func (s *Sample) setFrames(frames []*media.Frame) {
 	for _, f := range frames {
 		if f.Key && h264.NALUType(f.AU[0][0]&0x1f) != h264.NALUTypeSPS {
 			f.AU = append([][]byte{s.Video.SPS, s.Video.PPS}, f.AU...)
@@ -115,7 +144,6 @@ func Decode(path string) (*Sample, error) {
 		}
 	}
 	s.Duration = last + time.Second/25
-	return s, nil
 }
 
 // Loop returns n passes of the sample as one continuous stream: fresh
