@@ -176,14 +176,7 @@ func (s *Store) Open(ctx context.Context, key string) (*Object, error) {
 
 // SetLegalHold puts (on) or lifts an S3 legal hold on one object.
 func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
-	st := minio.LegalHoldDisabled
-	if on {
-		st = minio.LegalHoldEnabled
-	}
-	if err := s.client.PutObjectLegalHold(ctx, s.cfg.Bucket, key, minio.PutObjectLegalHoldOptions{Status: &st}); err != nil {
-		return fmt.Errorf("legal hold %s on %s: %w", st, key, err)
-	}
-	return nil
+	return s.setLegalHold(ctx, key, "", on)
 }
 
 // SHA256 downloads an object and hashes it.
