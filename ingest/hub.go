@@ -123,49 +123,78 @@ func (s *Server) attach(p *publisher) error {
 		s.mu.Unlock()
 		return errors.New("server closing")
 	}
-	r := s.byDevice[p.dev.Serial]
-	var replaced *publisher
-	if r != nil {
-		replaced = r.pub
-		if replaced != nil {
-			r.writeMu.Lock()
-			replaced.detached = true
-			r.writeMu.Unlock()
-		}
-		r.writeMu.Lock()
-		p.gapFrom = r.lastWall
-		if p.gapFrom.IsZero() {
-			p.gapFrom = r.startedAt
-		}
-		for i, t := range p.tracks {
-			for _, prev := range r.tracks {
-				t.dp.Adopt(prev)
-			}
-			p.tracks[i].last = t.dp.Track()
-		}
-		r.writeMu.Unlock()
-		r.pub, r.status, r.remote = p, index.RecordingLive, p.remote
-		r.reconnects++
-		r.tracks = p.currentTracks()
-		r.stream.SetTracks(r.tracks)
-		p.rec = r
-		s.notifyLocked()
+	if r := s.byDevice[p.dev.Serial]; r != nil {
+		replaced := s.resumeLocked(r, p)
 		s.mu.Unlock()
-		if replaced != nil {
-			replaced.sess.Close()
-			s.auditTakeover(r.id, p.dev, replaced.remote, p.remote)
-			s.log.Warn("camera published again while its old session was open: old session closed",
-				"device", p.dev.Serial, "recording", r.id, "remote", p.remote)
-		} else {
-			s.log.Info("camera reconnected: recording continues", "device", p.dev.Serial, "recording", r.id,
-				"remote", p.remote, "gap", now.Sub(p.gapFrom).Round(time.Millisecond))
-		}
-		s.met.reconnects.Inc()
-		s.met.publishes.Inc()
-		s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingLive, Remote: p.remote})
+		s.resumed(r, p, replaced, now)
 		return nil
 	}
-	r = &recording{id: uuid.Must(uuid.NewV7()), dev: p.dev, startedAt: now.UTC().Truncate(time.Microsecond),
+	r, hooks, create := s.startLocked(p, now)
+	s.mu.Unlock()
+
+	s.met.publishes.Inc()
+	s.met.live.Inc()
+	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote)
+	// journaled before any media is archived: the row survives a crash
+	s.writes.put(create)
+	for _, hook := range hooks {
+		hook(r.stream)
+	}
+	return nil
+}
+
+// resumeLocked (s.mu held) makes p the source of the device's existing
+// recording r, after a gap from r's last frame, detaching the session it
+// replaces (returned, nil if none).
+func (s *Server) resumeLocked(r *recording, p *publisher) (replaced *publisher) {
+	replaced = r.pub
+	if replaced != nil {
+		r.writeMu.Lock()
+		replaced.detached = true
+		r.writeMu.Unlock()
+	}
+	r.writeMu.Lock()
+	p.gapFrom = r.lastWall
+	if p.gapFrom.IsZero() {
+		p.gapFrom = r.startedAt
+	}
+	for i, t := range p.tracks {
+		for _, prev := range r.tracks {
+			t.dp.Adopt(prev)
+		}
+		p.tracks[i].last = t.dp.Track()
+	}
+	r.writeMu.Unlock()
+	r.pub, r.status, r.remote = p, index.RecordingLive, p.remote
+	r.reconnects++
+	r.tracks = p.currentTracks()
+	r.stream.SetTracks(r.tracks)
+	p.rec = r
+	s.notifyLocked()
+	return replaced
+}
+
+// resumed closes the replaced session (a takeover, audited), logs and
+// counts the reconnect and queues the recording's status write.
+func (s *Server) resumed(r *recording, p, replaced *publisher, now time.Time) {
+	if replaced != nil {
+		replaced.sess.Close()
+		s.auditTakeover(r.id, p.dev, replaced.remote, p.remote)
+		s.log.Warn("camera published again while its old session was open: old session closed",
+			"device", p.dev.Serial, "recording", r.id, "remote", p.remote)
+	} else {
+		s.log.Info("camera reconnected: recording continues", "device", p.dev.Serial, "recording", r.id,
+			"remote", p.remote, "gap", now.Sub(p.gapFrom).Round(time.Millisecond))
+	}
+	s.met.reconnects.Inc()
+	s.met.publishes.Inc()
+	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingLive, Remote: p.remote})
+}
+
+// startLocked (s.mu held) makes a new recording for p. It returns it, the
+// stream hooks to call and the write that creates its row.
+func (s *Server) startLocked(p *publisher, now time.Time) (*recording, []func(*media.Stream), *op) {
+	r := &recording{id: uuid.Must(uuid.NewV7()), dev: p.dev, startedAt: now.UTC().Truncate(time.Microsecond),
 		pub: p, status: index.RecordingLive, remote: p.remote, tracks: p.currentTracks()}
 	r.stream = media.NewStream(media.Info{RecordingID: r.id, DeviceID: p.dev.ID, DeviceSerial: p.dev.Serial,
 		StartedAt: r.startedAt, Tracks: r.tracks})
@@ -175,18 +204,8 @@ func (s *Server) attach(p *publisher) error {
 	hooks := slices.Clone(s.onStream)
 	vc, ac, w, h := describe(r.tracks)
 	s.notifyLocked()
-	s.mu.Unlock()
-
-	s.met.publishes.Inc()
-	s.met.live.Inc()
-	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote)
-	// journaled before any media is archived: the row survives a crash
-	s.writes.put(&op{Kind: opCreate, Recording: r.id, DeviceID: r.dev.ID, Device: r.dev.Serial, At: r.startedAt,
-		Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h})
-	for _, hook := range hooks {
-		hook(r.stream)
-	}
-	return nil
+	return r, hooks, &op{Kind: opCreate, Recording: r.id, DeviceID: r.dev.ID, Device: r.dev.Serial, At: r.startedAt,
+		Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h}
 }
 
 // apply makes one write in PostgreSQL. Every kind is idempotent: a write

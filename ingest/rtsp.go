@@ -122,10 +122,27 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 	if h.s.auth.deviceBlocked(serial, key, now) {
 		return h.throttled(remote, serial, "throttled_device")
 	}
+	dev, res, err := h.verify(ctx, remote, serial, key, now)
+	if res != nil {
+		return res, err
+	}
+	p, err := newPublisher(h.s, ctx.Session, dev, remote, ctx.Description)
+	if err != nil {
+		return h.refuse(remote, serial, "no_video", base.StatusUnsupportedMediaType, err)
+	}
+	ctx.Session.SetUserData(p)
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// verify checks the digest credentials against the device cache (an
+// unknown device is challenged like a known one), then takes the device's
+// current state from the database (the cache when PostgreSQL is down). A
+// non-nil response is the refusal to send.
+func (h *rtspHandler) verify(ctx *gortsplib.ServerHandlerOnAnnounceCtx, remote, serial, key string, now time.Time) (index.Device, *base.Response, error) {
 	dev, found, err := h.s.deviceForAuth(context.Background(), serial)
 	if err != nil {
 		h.s.log.Error("cannot check device: database unreachable and device not cached", "device", serial, "remote", remote, "err", err)
-		return &base.Response{StatusCode: base.StatusServiceUnavailable}, fmt.Errorf("device %s: %w", serial, err)
+		return dev, &base.Response{StatusCode: base.StatusServiceUnavailable}, fmt.Errorf("device %s: %w", serial, err)
 	}
 	secret := dev.Secret
 	if !found || secret == "" {
@@ -139,29 +156,27 @@ func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*ba
 			h.s.auth.failed(key, "", now)
 			h.s.met.authFailures.WithLabelValues("unknown_device").Inc()
 			h.s.logs.warn("unknown_device", "publish refused: unknown device", "device", serial, "remote", remote)
-			return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+			return dev, &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
 		}
 		h.s.auth.failed(key, serial, now)
-		return h.refuse(remote, serial, "bad_credentials", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+		res, err := h.refuse(remote, serial, "bad_credentials", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+		return dev, res, err
 	}
 	h.s.auth.succeeded(key, serial)
 	// authenticated: the device's current state, from the database (the
 	// cache when PostgreSQL is down)
 	if fresh, ok, err := h.s.devices.lookup(context.Background(), serial); err == nil && !ok {
-		return h.refuse(remote, serial, "unknown_device", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+		res, err := h.refuse(remote, serial, "unknown_device", base.StatusUnauthorized, liberrors.ErrServerAuth{})
+		return dev, res, err
 	} else if err == nil {
 		dev = fresh
 	}
 	if dev.Status != index.DeviceActive {
-		return h.refuse(remote, serial, "disabled", base.StatusForbidden,
+		res, err := h.refuse(remote, serial, "disabled", base.StatusForbidden,
 			fmt.Errorf("device %s is %s", serial, dev.Status))
+		return dev, res, err
 	}
-	p, err := newPublisher(h.s, ctx.Session, dev, remote, ctx.Description)
-	if err != nil {
-		return h.refuse(remote, serial, "no_video", base.StatusUnsupportedMediaType, err)
-	}
-	ctx.Session.SetUserData(p)
-	return &base.Response{StatusCode: base.StatusOK}, nil
+	return dev, nil, nil
 }
 
 // throttled refuses an attempt from an address or for a device that failed
@@ -300,6 +315,23 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 	if p.detached {
 		return // replaced by a newer session of the same camera
 	}
+	p.countPacket(r, t, pkt)
+	if !p.started {
+		p.startTimeline(r, now, d)
+	}
+	if !p.offsetSeen {
+		p.learnClockOffset(r, t, pkt, d)
+	}
+	f := p.decode(r, t, pkt, d)
+	if f == nil {
+		return
+	}
+	p.place(r, t, f)
+	p.emit(r, t, f)
+}
+
+// countPacket counts the packet received and the ones lost before it.
+func (p *publisher) countPacket(r *recording, t *pubTrack, pkt *rtp.Packet) {
 	r.rtpRecv++
 	if t.seqOK {
 		if diff := pkt.SequenceNumber - t.seq - 1; diff > 0 && diff < 0x8000 {
@@ -307,53 +339,78 @@ func (p *publisher) onPacket(t *pubTrack, pkt *rtp.Packet) {
 		}
 	}
 	t.seq, t.seqOK = pkt.SequenceNumber, true
-	if !p.started {
-		p.started = true
-		p.serverBase = now.Add(-d)
-		if r.frames > 0 && !p.serverBase.Add(d).After(r.lastWall) {
-			// a camera that sent faster than real time before: stay monotonic
-			p.serverBase = r.lastWall.Add(time.Millisecond - d)
-		}
-		p.ptsBase = p.serverBase.Sub(r.startedAt)
+}
+
+// startTimeline places the session's first packet (PTS d, received now) on
+// the recording's timeline, after whatever an earlier session wrote.
+func (p *publisher) startTimeline(r *recording, now time.Time, d time.Duration) {
+	p.started = true
+	p.serverBase = now.Add(-d)
+	if r.frames > 0 && !p.serverBase.Add(d).After(r.lastWall) {
+		// a camera that sent faster than real time before: stay monotonic
+		p.serverBase = r.lastWall.Add(time.Millisecond - d)
 	}
-	if !p.offsetSeen {
-		if ntp, ok := p.sess.PacketNTP(t.media, pkt); ok {
-			p.offsetSeen = true
-			off := ntp.Sub(p.serverBase.Add(d))
-			r.clockOffset, r.clockKnown = off, true
-			if off.Abs() <= p.s.cfg.MaxClockSkew {
-				p.offset = off
-			} else {
-				p.s.log.Warn("camera clock too far off: using server time", "device", p.dev.Serial, "recording", r.id, "offset", off)
-			}
-			p.s.setClockOffset(r.id, off) // journaled: once per session
-		}
+	p.ptsBase = p.serverBase.Sub(r.startedAt)
+}
+
+// learnClockOffset measures, from the first packet with an RTCP sender
+// report time, how far the camera's clock is from the server's; within
+// MaxClockSkew the camera's clock dates the frames.
+func (p *publisher) learnClockOffset(r *recording, t *pubTrack, pkt *rtp.Packet, d time.Duration) {
+	ntp, ok := p.sess.PacketNTP(t.media, pkt)
+	if !ok {
+		return
 	}
+	p.offsetSeen = true
+	off := ntp.Sub(p.serverBase.Add(d))
+	r.clockOffset, r.clockKnown = off, true
+	if off.Abs() <= p.s.cfg.MaxClockSkew {
+		p.offset = off
+	} else {
+		p.s.log.Warn("camera clock too far off: using server time", "device", p.dev.Serial, "recording", r.id, "offset", off)
+	}
+	p.s.setClockOffset(r.id, off) // journaled: once per session
+}
+
+// decode returns the frame the packet completes, or nil (more packets
+// needed, waiting for a keyframe, or undecodable: counted).
+func (p *publisher) decode(r *recording, t *pubTrack, pkt *rtp.Packet, d time.Duration) *media.Frame {
 	f, err := t.dp.Decode(pkt, d)
 	switch {
 	case errors.Is(err, depack.ErrWaitingKeyframe):
 		p.s.met.droppedWaiting.Inc()
-		return
+		return nil
 	case err != nil:
 		p.s.met.droppedDecode.Inc()
 		p.s.log.Debug("RTP packet not decoded", "device", p.dev.Serial, "recording", r.id, "err", err)
-		return
-	case f == nil:
-		return
+		return nil
 	}
+	return f
+}
+
+// place dates the frame on the recording's timeline and marks the first
+// frame of each track after a reconnect as following a gap (the video's
+// gap journaled once).
+func (p *publisher) place(r *recording, t *pubTrack, f *media.Frame) {
 	f.Wall = p.serverBase.Add(f.PTS + p.offset)
 	f.PTS += p.ptsBase
 	f.DTS += p.ptsBase
-	if !p.gapFrom.IsZero() && !t.gapDone {
-		t.gapDone = true
-		f.Gap = true
-		if f.Track.Kind == media.Video {
-			from, to, id := p.gapFrom, f.Wall, r.id
-			if to.After(from) {
-				p.s.addGap(id, from, to, "reconnect") // journaled: once per reconnect
-			}
+	if p.gapFrom.IsZero() || t.gapDone {
+		return
+	}
+	t.gapDone = true
+	f.Gap = true
+	if f.Track.Kind == media.Video {
+		from, to, id := p.gapFrom, f.Wall, r.id
+		if to.After(from) {
+			p.s.addGap(id, from, to, "reconnect") // journaled: once per reconnect
 		}
 	}
+}
+
+// emit announces a track change, counts the frame and writes it to the
+// recording's stream.
+func (p *publisher) emit(r *recording, t *pubTrack, f *media.Frame) {
 	if f.Track != t.last {
 		t.last = f.Track
 		r.stream.SetTracks(p.currentTracks())
