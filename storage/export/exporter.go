@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
@@ -137,7 +136,7 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	}
 	defer func() {
 		if err != nil && ctx.Err() == nil {
-			_ = x.db.ExportBuilt(context.WithoutCancel(ctx), id, "", nil, 0, err)
+			_ = x.db.ExportBuilt(context.WithoutCancel(ctx), id, "", "", nil, 0, err)
 		}
 	}()
 	f, err := os.CreateTemp(x.cfg.Dir, "export-*.zip")
@@ -162,17 +161,29 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	key := "exports/" + id.String() + ".zip"
-	digest := sum.Sum(nil)
-	_, err = x.blobs.Client().PutObject(ctx, x.blobs.Bucket(), key, f, size, minio.PutObjectOptions{
-		ContentType: "application/zip", Mode: minio.Governance, RetainUntilDate: time.Now().Add(x.cfg.Retention).UTC(),
-		UserMetadata: map[string]string{"sha256": hex.EncodeToString(digest)},
-	})
+	st, err := x.store(ctx, id, f, size, sum.Sum(nil))
 	if err != nil {
 		return fmt.Errorf("export %s: store package: %w", id, err)
 	}
-	x.log.Info("export ready", "export", id, "incident", e.IncidentID, "bytes", size)
-	return x.db.ExportBuilt(ctx, id, key, digest, size, nil)
+	x.log.Info("export ready", "export", id, "incident", e.IncidentID, "bytes", st.Size)
+	return x.db.ExportBuilt(ctx, id, exportKey(id), st.VersionID, st.SHA256, st.Size, nil)
+}
+
+func exportKey(id uuid.UUID) string { return "exports/" + id.String() + ".zip" }
+
+// store writes the package through the one evidence writer. A package
+// already stored under the export's key by an earlier build whose result
+// was never recorded (a crash before ExportBuilt) is complete and signed:
+// it is the one recorded, as evidence is never overwritten.
+func (x *Exporter) store(ctx context.Context, id uuid.UUID, f io.Reader, size int64, digest []byte) (blob.Stored, error) {
+	key := exportKey(id)
+	st, err := x.blobs.PutEvidence(ctx, blob.Evidence{Key: key, Body: f, Size: size, SHA256: digest, ContentType: "application/zip",
+		Metadata: map[string]string{"sha256": hex.EncodeToString(digest)}, RetainUntil: time.Now().Add(x.cfg.Retention)})
+	if errors.Is(err, blob.ErrConflict) {
+		x.log.Warn("export package of an earlier build kept", "export", id, "key", key)
+		return x.blobs.Stat(ctx, key)
+	}
+	return st, err
 }
 
 // recordingMeta is what the package's metadata says of one recording.

@@ -38,10 +38,11 @@ type Export struct {
 	Size           *int64     `json:"size"`
 	Error          string     `json:"error,omitempty"`
 	ReadyAt        *time.Time `json:"ready_at"`
+	VersionID      string     `json:"-"` // the package's version in the bucket ("" when not built, or built before)
 }
 
 const exportCols = `id, incident_id, range_from, range_to, requested_by, reason, requested_at, status, decided_by, decided_at,
-	decision_reason, object_key, sha256, size, error, ready_at`
+	decision_reason, object_key, sha256, size, error, ready_at, COALESCE(version_id, '') AS version_id`
 
 // RequestExport records a request; without approval it is approved at once
 // by the rule.
@@ -123,14 +124,15 @@ func (db *DB) DecideExport(ctx context.Context, id uuid.UUID, by string, approve
 	return db.Export(ctx, id)
 }
 
-// ExportBuilt records the package of an approved export, or its failure.
-func (db *DB) ExportBuilt(ctx context.Context, id uuid.UUID, key string, sum []byte, size int64, buildErr error) error {
+// ExportBuilt records the package of an approved export (its key, version
+// in the bucket, SHA-256 and size), or its failure.
+func (db *DB) ExportBuilt(ctx context.Context, id uuid.UUID, key, versionID string, sum []byte, size int64, buildErr error) error {
 	var err error
 	if buildErr != nil {
 		_, err = db.pool.Exec(ctx, `UPDATE exports SET status = 'failed', error = $2 WHERE id = $1 AND status = 'approved'`, id, buildErr.Error())
 	} else {
-		_, err = db.pool.Exec(ctx, `UPDATE exports SET status = 'ready', object_key = $2, sha256 = $3, size = $4, ready_at = now()
-			WHERE id = $1 AND status = 'approved'`, id, key, sum, size)
+		_, err = db.pool.Exec(ctx, `UPDATE exports SET status = 'ready', object_key = $2, sha256 = $3, size = $4, ready_at = now(),
+			version_id = NULLIF($5, '') WHERE id = $1 AND status = 'approved'`, id, key, sum, size, versionID)
 	}
 	return mapErr("export built", err)
 }

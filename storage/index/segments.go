@@ -21,6 +21,7 @@ type InitSegment struct {
 	SHA256      []byte    `json:"sha256"`
 	Size        int64     `json:"size"`
 	IndexedAt   time.Time `json:"indexed_at"`
+	VersionID   string    `json:"version_id,omitempty"` // the object's version in the bucket ("" for rows indexed before)
 }
 
 // Segment is one fMP4 media segment of a recording, in the object store,
@@ -43,6 +44,7 @@ type Segment struct {
 	Recovered   bool          `json:"recovered"`
 	SealedAt    time.Time     `json:"sealed_at"`
 	IndexedAt   time.Time     `json:"indexed_at"`
+	VersionID   string        `json:"version_id,omitempty"` // the object's version in the bucket ("" for rows indexed before)
 }
 
 // LegalHold is a hold placed on a recording; released ones are history.
@@ -70,8 +72,8 @@ type RecordingSpan struct {
 // no-op (the uploader retries after crashes); a different one under the same
 // number is ErrConflict and changes nothing.
 func (db *DB) PutInitSegment(ctx context.Context, s InitSegment) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO init_segments (recording_id, n, object_key, sha256, size)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, s.RecordingID, s.N, s.Key, s.SHA256, s.Size)
+	_, err := db.pool.Exec(ctx, `INSERT INTO init_segments (recording_id, n, object_key, sha256, size, version_id)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, '')) ON CONFLICT DO NOTHING`, s.RecordingID, s.N, s.Key, s.SHA256, s.Size, s.VersionID)
 	if err != nil {
 		return mapErr(fmt.Sprintf("index init segment %d of %s", s.N, s.RecordingID), err)
 	}
@@ -93,10 +95,10 @@ func (db *DB) PutInitSegment(ctx context.Context, s InitSegment) error {
 func (db *DB) PutSegment(ctx context.Context, s Segment) error {
 	what := fmt.Sprintf("index segment %d of %s", s.Seq, s.RecordingID)
 	_, err := db.pool.Exec(ctx, `INSERT INTO segments (recording_id, seq, init_n, object_key, sha256, prev_chain, chain,
-		size, started_at, ended_at, start_dts_ns, end_dts_ns, gap, recovered, sealed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
+		size, started_at, ended_at, start_dts_ns, end_dts_ns, gap, recovered, sealed_at, version_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULLIF($16, '')) ON CONFLICT DO NOTHING`,
 		s.RecordingID, s.Seq, s.InitN, s.Key, s.SHA256, s.PrevChain, s.Chain, s.Size, s.StartedAt, s.EndedAt,
-		int64(s.StartDTS), int64(s.EndDTS), s.Gap, s.Recovered, s.SealedAt)
+		int64(s.StartDTS), int64(s.EndDTS), s.Gap, s.Recovered, s.SealedAt, s.VersionID)
 	if err != nil {
 		return mapErr(what, err)
 	}
@@ -117,14 +119,14 @@ func (db *DB) PutSegment(ctx context.Context, s Segment) error {
 }
 
 const segmentCols = `recording_id, seq, init_n, object_key, sha256, prev_chain, chain, size, started_at, ended_at,
-	start_dts_ns, end_dts_ns, gap, recovered, sealed_at, indexed_at`
+	start_dts_ns, end_dts_ns, gap, recovered, sealed_at, indexed_at, COALESCE(version_id, '') AS version_id`
 
 func scanSegments(rows pgx.Rows) ([]Segment, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Segment, error) {
 		var s Segment
 		var start, end int64
 		err := r.Scan(&s.RecordingID, &s.Seq, &s.InitN, &s.Key, &s.SHA256, &s.PrevChain, &s.Chain, &s.Size,
-			&s.StartedAt, &s.EndedAt, &start, &end, &s.Gap, &s.Recovered, &s.SealedAt, &s.IndexedAt)
+			&s.StartedAt, &s.EndedAt, &start, &end, &s.Gap, &s.Recovered, &s.SealedAt, &s.IndexedAt, &s.VersionID)
 		s.StartDTS, s.EndDTS = time.Duration(start), time.Duration(end)
 		return s, err
 	})
@@ -152,10 +154,11 @@ func (db *DB) SegmentsInRange(ctx context.Context, recordingID uuid.UUID, from, 
 	return out, mapErr("segments of "+recordingID.String(), err)
 }
 
+const initCols = `recording_id, n, object_key, sha256, size, indexed_at, COALESCE(version_id, '') AS version_id`
+
 // InitSegments returns the init segments of a recording in order.
 func (db *DB) InitSegments(ctx context.Context, recordingID uuid.UUID) ([]InitSegment, error) {
-	rows, err := db.pool.Query(ctx, `SELECT recording_id, n, object_key, sha256, size, indexed_at
-		FROM init_segments WHERE recording_id = $1 ORDER BY n`, recordingID)
+	rows, err := db.pool.Query(ctx, `SELECT `+initCols+` FROM init_segments WHERE recording_id = $1 ORDER BY n`, recordingID)
 	if err != nil {
 		return nil, mapErr("init segments of "+recordingID.String(), err)
 	}
@@ -294,8 +297,7 @@ func (db *DB) SegmentAt(ctx context.Context, recordingID uuid.UUID, at time.Time
 // InitSegment returns one init segment of a recording.
 func (db *DB) InitSegment(ctx context.Context, recordingID uuid.UUID, n int) (InitSegment, error) {
 	var s InitSegment
-	err := db.pool.QueryRow(ctx, `SELECT recording_id, n, object_key, sha256, size, indexed_at
-		FROM init_segments WHERE recording_id = $1 AND n = $2`, recordingID, n).
-		Scan(&s.RecordingID, &s.N, &s.Key, &s.SHA256, &s.Size, &s.IndexedAt)
+	err := db.pool.QueryRow(ctx, `SELECT `+initCols+` FROM init_segments WHERE recording_id = $1 AND n = $2`, recordingID, n).
+		Scan(&s.RecordingID, &s.N, &s.Key, &s.SHA256, &s.Size, &s.IndexedAt, &s.VersionID)
 	return s, mapErr(fmt.Sprintf("init segment %d of %s", n, recordingID), err)
 }

@@ -29,10 +29,11 @@ type Upload struct {
 	Fragmented       bool      `json:"fragmented"`
 	Notes            string    `json:"notes"`
 	CreatedAt        time.Time `json:"created_at"`
+	VersionID        string    `json:"-"` // the original's version in the bucket ("" for rows written before)
 }
 
 const uploadCols = `id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container, video_codec, audio_codec,
-	width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, created_at`
+	width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, created_at, COALESCE(version_id, '') AS version_id`
 
 // CreateUpload stores an upload with its recording (source upload, ended,
 // spanning the file's duration) in one transaction. A file already stored
@@ -51,10 +52,10 @@ func (db *DB) CreateUpload(ctx context.Context, rec Recording, u Upload, by stri
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO uploads (id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container,
-			video_codec, audio_codec, width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			video_codec, audio_codec, width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, version_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULLIF($19, ''))`,
 			u.ID, u.RecordingID, u.TusID, u.UploadedBy, u.Filename, u.Size, u.SHA256, u.Key, u.Container,
-			u.VideoCodec, u.AudioCodec, u.Width, u.Height, u.DurationMS, rec.StartedAt, u.RecordedAtSource, u.Fragmented, u.Notes)
+			u.VideoCodec, u.AudioCodec, u.Width, u.Height, u.DurationMS, rec.StartedAt, u.RecordedAtSource, u.Fragmented, u.Notes, u.VersionID)
 		return err
 	})
 	if err != nil {
