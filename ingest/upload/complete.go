@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -445,13 +446,14 @@ func (s *Service) storeUpload(ctx context.Context, id string, m marker) (result,
 	if err := s.inject("put"); err != nil {
 		return result{}, err
 	}
-	if err := s.putOnce(ctx, id, m); err != nil {
+	version, err := s.putOnce(ctx, id, m, sum)
+	if err != nil {
 		return result{}, err
 	}
 	if err := s.inject("row"); err != nil {
 		return result{}, err
 	}
-	saved, err := s.createRow(ctx, id, sum, m)
+	saved, err := s.createRow(ctx, id, sum, version, m)
 	if errors.Is(err, index.ErrConflict) { // written meanwhile (same upload, or the same file)
 		if r, done, err := s.alreadyStored(ctx, id, sum, by, m); done || err != nil {
 			return r, err
@@ -469,8 +471,9 @@ func (s *Service) storeUpload(ctx context.Context, id string, m marker) (result,
 }
 
 // createRow writes the upload's recording and upload rows (one
-// transaction), bound to its officer and device when known.
-func (s *Service) createRow(ctx context.Context, id string, sum []byte, m marker) (index.Upload, error) {
+// transaction), bound to its officer and device when known, with the
+// original's version ID in the bucket.
+func (s *Service) createRow(ctx context.Context, id string, sum []byte, version string, m marker) (index.Upload, error) {
 	rec := index.Recording{VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width, Height: m.Info.Height}
 	if v := m.Meta["officer"]; v != "" {
 		if oid, err := uuid.Parse(v); err == nil {
@@ -486,7 +489,7 @@ func (s *Service) createRow(ctx context.Context, id string, sum []byte, m marker
 	return s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: m.Meta["filename"], Size: m.Size,
 		SHA256: sum, Key: m.Key, Container: m.Info.Container, VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width,
 		Height: m.Info.Height, DurationMS: m.Info.Duration.Milliseconds(), RecordedAt: m.RecordedAt, RecordedAtSource: m.Source,
-		Fragmented: m.Info.Fragmented, Notes: m.Meta["notes"]}, by)
+		Fragmented: m.Info.Fragmented, Notes: m.Meta["notes"], VersionID: version}, by)
 }
 
 // link associates a stored upload with incidents: by the assignment rule,
@@ -525,42 +528,23 @@ func (s *Service) alreadyStored(ctx context.Context, id string, sum []byte, by s
 	return result{}, false, nil
 }
 
-// objectSHA256 is the sha256 user metadata of an object ("" when absent).
-func objectSHA256(meta map[string]string) string {
-	for k, v := range meta {
-		if strings.EqualFold(k, "sha256") || strings.EqualFold(k, "x-amz-meta-sha256") {
-			return v
-		}
-	}
-	return ""
-}
-
-// putOnce writes the original under object lock unless the object is
-// already there with the same hash.
-func (s *Service) putOnce(ctx context.Context, id string, m marker) error {
-	c, bucket := s.blobs.Client(), s.blobs.Bucket()
-	st, err := c.StatObject(ctx, bucket, m.Key, minio.StatObjectOptions{})
-	switch {
-	case err == nil:
-		if got := objectSHA256(st.UserMetadata); got != m.SHA256 {
-			return fmt.Errorf("object %s exists with SHA-256 %q, not %s", m.Key, got, m.SHA256)
-		}
-		return nil
-	case minio.ToErrorResponse(err).Code != "NoSuchKey":
-		return fmt.Errorf("stat %s: %w", m.Key, err)
-	}
+// putOnce writes the original through the one evidence writer (S3
+// SHA-256 checksum, retention) unless the object is already there with the
+// same hash (a retry after a crash between the object and its row adopts
+// it). It returns the object's version ID; another object under the key is
+// blob.ErrConflict.
+func (s *Service) putOnce(ctx context.Context, id string, m marker, sum []byte) (string, error) {
 	f, err := os.Open(s.binPath(id))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
-	if _, err := c.PutObject(ctx, bucket, m.Key, f, m.Size, minio.PutObjectOptions{
-		ContentType: "video/mp4", Mode: minio.Governance, RetainUntilDate: time.Now().Add(s.cfg.Retention).UTC(),
-		UserMetadata: map[string]string{"sha256": m.SHA256}, Checksum: minio.ChecksumSHA256,
-	}); err != nil {
-		return fmt.Errorf("store upload %s: %w", m.Key, err)
+	st, err := s.blobs.PutEvidence(ctx, blob.Evidence{Key: m.Key, Body: f, Size: m.Size, SHA256: sum, ContentType: "video/mp4",
+		Metadata: map[string]string{"sha256": m.SHA256}, RetainUntil: time.Now().Add(s.cfg.Retention)})
+	if err != nil {
+		return "", fmt.Errorf("store upload %s: %w", m.Key, err)
 	}
-	return nil
+	return st.VersionID, nil
 }
 
 // done removes a stored upload from the folder: the marker first (an

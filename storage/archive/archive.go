@@ -38,8 +38,8 @@ import (
 var ErrSpoolAlarm = errors.New("archive spool above alarm size")
 
 // ErrObjectConflict: an object already stored under a segment's key has
-// other contents. The archive never overwrites evidence.
-var ErrObjectConflict = errors.New("object exists with other contents")
+// other contents (blob.ErrConflict). The archive never overwrites evidence.
+var ErrObjectConflict = blob.ErrConflict
 
 // ErrConfig: a configuration field is invalid; the error names it.
 var ErrConfig = errors.New("invalid archive configuration")

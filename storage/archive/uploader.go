@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -16,8 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/minio/minio-go/v7"
 
+	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/internal/spool"
 )
@@ -240,7 +239,7 @@ func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
 		return err
 	}
 	meta := map[string]string{"Bwc-Recording": m.RecordingID.String(), "Bwc-Init": strconv.Itoa(m.N)}
-	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
+	if m.VersionID, err = a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
 		return fmt.Errorf("archive init segment %d of %s: %w", n, m.RecordingID, err)
 	}
 	if err := a.db.PutInitSegment(ctx, m); err != nil {
@@ -277,7 +276,7 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 		"Bwc-Chain":      hex.EncodeToString(m.Chain),
 		"Bwc-Prev-Chain": hex.EncodeToString(m.PrevChain),
 	}
-	if err := a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
+	if m.VersionID, err = a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
 		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.RecordingID, err)
 	}
 	if err := a.db.PutSegment(ctx, m); err != nil {
@@ -332,57 +331,17 @@ func readChecked(path string, sum []byte) ([]byte, error) {
 	return data, nil
 }
 
-// putObject stores an object once: with its SHA-256 as the S3 checksum
-// (the server verifies the body against it), GOVERNANCE retention and, when
-// the recording is held, a legal hold. An object already there with the
-// same SHA-256 (a retry after a crash) is success; with another one it is
-// ErrObjectConflict and nothing is written.
-func (a *Archive) putObject(ctx context.Context, key string, data, sum []byte, meta map[string]string, held bool, ctype string) error {
-	c, bucket := a.blobs.Client(), a.blobs.Bucket()
-	st, err := c.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
-	if err == nil {
-		same, err := a.sameContents(ctx, key, st, sum)
-		if err != nil {
-			return err
-		}
-		if !same {
-			return fmt.Errorf("%w: %s", ErrObjectConflict, key)
-		}
-		if held {
-			return a.blobs.SetLegalHold(ctx, key, true)
-		}
-		return nil
-	}
-	if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "NoSuchVersion" {
-		return fmt.Errorf("stat %s: %w", key, err)
-	}
-	um := map[string]string{"x-amz-checksum-sha256": base64.StdEncoding.EncodeToString(sum)}
-	for k, v := range meta {
-		um[k] = v
-	}
-	opts := minio.PutObjectOptions{
-		ContentType:      ctype,
-		UserMetadata:     um,
-		Mode:             minio.Governance,
-		RetainUntilDate:  time.Now().Add(a.cfg.Retention).UTC(),
-		DisableMultipart: true,
-	}
-	if held {
-		opts.LegalHold = minio.LegalHoldEnabled
-	}
-	if _, err := c.PutObject(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
-}
-
-func (a *Archive) sameContents(ctx context.Context, key string, st minio.ObjectInfo, sum []byte) (bool, error) {
-	if st.ChecksumSHA256 != "" {
-		return st.ChecksumSHA256 == base64.StdEncoding.EncodeToString(sum), nil
-	}
-	got, err := a.blobs.SHA256(ctx, key)
+// putObject stores an object once through the one evidence writer
+// (blob.PutEvidence): with its SHA-256 as the S3 checksum, GOVERNANCE
+// retention and, when the recording is held, a legal hold. An object
+// already there with the same SHA-256 (a retry after a crash) is success;
+// with another one it is ErrObjectConflict and nothing is written. It
+// returns the object's version ID.
+func (a *Archive) putObject(ctx context.Context, key string, data, sum []byte, meta map[string]string, held bool, ctype string) (string, error) {
+	st, err := a.blobs.PutEvidence(ctx, blob.Evidence{Key: key, Body: bytes.NewReader(data), Size: int64(len(data)), SHA256: sum,
+		ContentType: ctype, Metadata: meta, RetainUntil: time.Now().Add(a.cfg.Retention), LegalHold: held})
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return bytes.Equal(got, sum), nil
+	return st.VersionID, nil
 }
