@@ -97,8 +97,8 @@ func assertStoredOnce(t *testing.T, e *env, s *Service, id, sum string) {
 		t.Fatalf("uploads = %+v, %v", ups, err)
 	}
 	vs := versions(t, e, "uploads/")
-	if len(vs) != 1 || vs[0].Key != ups[0].Key {
-		t.Fatalf("object versions under uploads/: %+v, want one for %s", vs, ups[0].Key)
+	if len(vs) != 1 || vs[0].Key != ups[0].Key || vs[0].VersionID != ups[0].VersionID {
+		t.Fatalf("object versions under uploads/: %+v, want one for %s, version %q (indexed)", vs, ups[0].Key, ups[0].VersionID)
 	}
 	o, err := e.store.Open(ctx, ups[0].Key)
 	if err != nil {

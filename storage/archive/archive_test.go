@@ -156,6 +156,21 @@ func TestArchiveRecordingLandsInMinIOAndIndexAndDecodes(t *testing.T) {
 			t.Errorf("%s: retention %v until %v", k, *mode, until)
 		}
 	}
+	// the index holds each object's version ID
+	inits, err := db.InitSegments(ctx, info.RecordingID)
+	if err != nil || len(inits) != 1 {
+		t.Fatalf("init segments: %d, %v", len(inits), err)
+	}
+	indexed := map[string]string{inits[0].Key: inits[0].VersionID}
+	for _, sg := range segs {
+		indexed[sg.Key] = sg.VersionID
+	}
+	for k, v := range indexed {
+		oi, err := store.Client().StatObject(ctx, store.Bucket(), k, minio.StatObjectOptions{})
+		if err != nil || v == "" || oi.VersionID != v {
+			t.Errorf("%s: indexed version %q, object's %q (%v)", k, v, oi.VersionID, err)
+		}
+	}
 	oi, err := store.Client().StatObject(ctx, store.Bucket(), segs[0].Key, minio.StatObjectOptions{Checksum: true})
 	if err != nil || oi.ChecksumSHA256 == "" {
 		t.Errorf("segment 0 has no S3 SHA-256 checksum: %v", err)
