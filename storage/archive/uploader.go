@@ -245,7 +245,7 @@ func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
 	if err := a.db.PutInitSegment(ctx, m); err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, m.VersionID, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("init").Inc()
@@ -282,7 +282,7 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 	if err := a.db.PutSegment(ctx, m); err != nil {
 		return err
 	}
-	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, held); err != nil {
+	if err := a.holdAfterIndex(ctx, m.RecordingID, m.Key, m.VersionID, held); err != nil {
 		return err
 	}
 	a.m.uploaded.WithLabelValues("segment").Inc()
@@ -292,7 +292,7 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 
 // holdAfterIndex closes the race with Hold: a hold placed after the object
 // went up without one but before its row existed is applied here.
-func (a *Archive) holdAfterIndex(ctx context.Context, rec uuid.UUID, key string, heldBefore bool) error {
+func (a *Archive) holdAfterIndex(ctx context.Context, rec uuid.UUID, key, version string, heldBefore bool) error {
 	if heldBefore {
 		return nil
 	}
@@ -300,7 +300,7 @@ func (a *Archive) holdAfterIndex(ctx context.Context, rec uuid.UUID, key string,
 	if err != nil || !held {
 		return err
 	}
-	return a.blobs.SetLegalHold(ctx, key, true)
+	return a.blobs.SetLegalHold(ctx, key, version, true)
 }
 
 // unspool removes uploaded files: the metadata first, so that a crash in

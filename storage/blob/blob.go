@@ -174,9 +174,10 @@ func (s *Store) Open(ctx context.Context, key string) (*Object, error) {
 	return &Object{Object: o, Size: st.Size, ModTime: st.LastModified}, nil
 }
 
-// SetLegalHold puts (on) or lifts an S3 legal hold on one object.
-func (s *Store) SetLegalHold(ctx context.Context, key string, on bool) error {
-	return s.setLegalHold(ctx, key, "", on)
+// SetLegalHold puts (on) or lifts an S3 legal hold on one version of an
+// object ("": the current one).
+func (s *Store) SetLegalHold(ctx context.Context, key, version string, on bool) error {
+	return s.setLegalHold(ctx, key, version, on)
 }
 
 // SHA256 downloads an object and hashes it.

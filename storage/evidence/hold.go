@@ -35,7 +35,8 @@ func NewHolder(db *index.DB, blobs *blob.Store, log *slog.Logger) *Holder {
 
 // Hold marks a recording as evidence: the hold is recorded (who, case,
 // why), then an S3 legal hold is put on every object of the recording
-// already indexed; objects uploaded later get it at upload while the hold
+// already indexed (segments, upload original, export packages of its
+// incidents); objects stored later get it when written while the hold
 // lasts. Calling it again while held is index.ErrConflict.
 func (h *Holder) Hold(ctx context.Context, rec uuid.UUID, by, caseRef, reason string) (index.LegalHold, error) {
 	lh, err := h.db.PlaceHold(ctx, rec, by, caseRef, reason)
@@ -57,21 +58,20 @@ func (h *Holder) Release(ctx context.Context, rec uuid.UUID, by, reason string) 
 	return lh, h.apply(ctx, rec, false)
 }
 
+// apply puts or lifts the S3 legal hold on every object of the recording
+// (index.RecordingObjects), each at its indexed version. A release keeps
+// the hold of an export package that another held recording shares.
 func (h *Holder) apply(ctx context.Context, rec uuid.UUID, on bool) error {
-	inits, err := h.db.InitSegments(ctx, rec)
-	if err != nil {
-		return err
-	}
-	segs, err := h.db.Segments(ctx, rec)
+	objs, err := h.db.RecordingObjects(ctx, rec)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, i := range inits {
-		errs = append(errs, h.blobs.SetLegalHold(ctx, i.Key, on))
-	}
-	for _, s := range segs {
-		errs = append(errs, h.blobs.SetLegalHold(ctx, s.Key, on))
+	for _, o := range objs {
+		if !on && o.Shared {
+			continue
+		}
+		errs = append(errs, h.blobs.SetLegalHold(ctx, o.Key, o.VersionID, on))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("archive legal hold of %s (recorded in the index; retry to finish on the objects): %w", rec, err)

@@ -161,12 +161,33 @@ func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	st, err := x.store(ctx, id, f, size, sum.Sum(nil))
+	held, err := x.db.IncidentHeld(ctx, e.IncidentID)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	st, err := x.store(ctx, id, f, size, sum.Sum(nil), held)
 	if err != nil {
 		return fmt.Errorf("export %s: store package: %w", id, err)
 	}
 	x.log.Info("export ready", "export", id, "incident", e.IncidentID, "bytes", st.Size)
-	return x.db.ExportBuilt(ctx, id, exportKey(id), st.VersionID, st.SHA256, st.Size, nil)
+	if err := x.db.ExportBuilt(ctx, id, exportKey(id), st.VersionID, st.SHA256, st.Size, nil); err != nil {
+		return err
+	}
+	return x.holdAfterIndex(ctx, e.IncidentID, exportKey(id), st.VersionID, held)
+}
+
+// holdAfterIndex closes the race with a legal hold placed on a recording
+// of the incident while the package was stored without one (before its
+// row listed it among the recording's objects).
+func (x *Exporter) holdAfterIndex(ctx context.Context, incident uuid.UUID, key, version string, heldBefore bool) error {
+	if heldBefore {
+		return nil
+	}
+	held, err := x.db.IncidentHeld(ctx, incident)
+	if err != nil || !held {
+		return err
+	}
+	return x.blobs.SetLegalHold(ctx, key, version, true)
 }
 
 func exportKey(id uuid.UUID) string { return "exports/" + id.String() + ".zip" }
@@ -174,14 +195,19 @@ func exportKey(id uuid.UUID) string { return "exports/" + id.String() + ".zip" }
 // store writes the package through the one evidence writer. A package
 // already stored under the export's key by an earlier build whose result
 // was never recorded (a crash before ExportBuilt) is complete and signed:
-// it is the one recorded, as evidence is never overwritten.
-func (x *Exporter) store(ctx context.Context, id uuid.UUID, f io.Reader, size int64, digest []byte) (blob.Stored, error) {
+// it is the one recorded, as evidence is never overwritten. A package of an
+// incident with a held recording is stored under legal hold.
+func (x *Exporter) store(ctx context.Context, id uuid.UUID, f io.Reader, size int64, digest []byte, held bool) (blob.Stored, error) {
 	key := exportKey(id)
 	st, err := x.blobs.PutEvidence(ctx, blob.Evidence{Key: key, Body: f, Size: size, SHA256: digest, ContentType: "application/zip",
-		Metadata: map[string]string{"sha256": hex.EncodeToString(digest)}, RetainUntil: time.Now().Add(x.cfg.Retention)})
+		Metadata: map[string]string{"sha256": hex.EncodeToString(digest)}, RetainUntil: time.Now().Add(x.cfg.Retention), LegalHold: held})
 	if errors.Is(err, blob.ErrConflict) {
 		x.log.Warn("export package of an earlier build kept", "export", id, "key", key)
-		return x.blobs.Stat(ctx, key)
+		old, err := x.blobs.Stat(ctx, key)
+		if err == nil && held {
+			err = x.blobs.SetLegalHold(ctx, key, old.VersionID, true)
+		}
+		return old, err
 	}
 	return st, err
 }

@@ -88,3 +88,52 @@ func TestBuildStoresPackageWithVersion(t *testing.T) {
 		t.Fatalf("%d versions of %s, want 1", n, *got2.Key)
 	}
 }
+
+// TestBuildHoldsPackageOfHeldIncident: a package of an incident with a
+// recording under legal hold is stored under S3 legal hold.
+func TestBuildHoldsPackageOfHeldIncident(t *testing.T) {
+	ctx := context.Background()
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, err := db.CreateIncident(ctx, index.Incident{Number: "110-" + uuid.NewString()[:8]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := db.CreateDevice(ctx, index.Device{Serial: "CAM-" + uuid.NewString()[:8], Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := uuid.Must(uuid.NewV7())
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO recordings (id, device_id, started_at, video_codec, width, height)
+		VALUES ($1, $2, now(), 'H264', 640, 360)`, rec, dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.LinkIncident(ctx, rec, inc.ID, "supervisor", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PlaceHold(ctx, rec, "supervisor", "CASE-1", "court"); err != nil {
+		t.Fatal(err)
+	}
+	e, err := db.RequestExport(ctx, index.Export{IncidentID: inc.ID, RequestedBy: "reviewer", Reason: "court"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Build(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Export(ctx, e.ID)
+	if err != nil || got.Key == nil {
+		t.Fatalf("export after build: %+v, %v", got, err)
+	}
+	st, err := store.Client().GetObjectLegalHold(ctx, store.Bucket(), *got.Key, minio.GetObjectLegalHoldOptions{VersionID: got.VersionID})
+	if err != nil || st == nil || *st != minio.LegalHoldEnabled {
+		t.Fatalf("package of a held incident: legal hold %v, %v; want ON", st, err)
+	}
+}
