@@ -157,21 +157,46 @@ type Object struct {
 	ModTime time.Time
 }
 
-// Open opens an object for reading. A missing object is ErrNoObject.
+// Open opens the current version of an object for reading. A missing
+// object is ErrNoObject. Evidence is read by its indexed version
+// (OpenVersion), not by key.
 func (s *Store) Open(ctx context.Context, key string) (*Object, error) {
-	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	return s.OpenVersion(ctx, key, "")
+}
+
+// OpenVersion opens one version of an object for reading: the version the
+// index holds, so that a newer version PUT over the key or a delete marker
+// changes nothing a reader gets ("": the current version, for rows indexed
+// before version IDs). A missing object or version is ErrNoObject.
+func (s *Store) OpenVersion(ctx context.Context, key, version string) (*Object, error) {
+	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{VersionID: version})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", key, err)
+		return nil, fmt.Errorf("open %s: %w", describe(key, version), err)
 	}
 	st, err := o.Stat()
 	if err != nil {
 		o.Close()
-		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			return nil, fmt.Errorf("open %s: %w", key, ErrNoObject)
+		if missing(err) {
+			return nil, fmt.Errorf("open %s: %w", describe(key, version), ErrNoObject)
 		}
-		return nil, fmt.Errorf("open %s: %w", key, err)
+		return nil, fmt.Errorf("open %s: %w", describe(key, version), err)
 	}
 	return &Object{Object: o, Size: st.Size, ModTime: st.LastModified}, nil
+}
+
+// missing: the error says the key, or the version asked for, is not there
+// (a GET of a key whose current version is a delete marker is NoSuchKey).
+func missing(err error) bool {
+	code := minio.ToErrorResponse(err).Code
+	return code == "NoSuchKey" || code == "NoSuchVersion"
+}
+
+// describe names a key and, when one is asked for, its version.
+func describe(key, version string) string {
+	if version == "" {
+		return key
+	}
+	return key + " version " + version
 }
 
 // SetLegalHold puts (on) or lifts an S3 legal hold on one version of an
@@ -180,16 +205,18 @@ func (s *Store) SetLegalHold(ctx context.Context, key, version string, on bool) 
 	return s.setLegalHold(ctx, key, version, on)
 }
 
-// SHA256 downloads an object and hashes it.
-func (s *Store) SHA256(ctx context.Context, key string) ([]byte, error) {
-	o, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+// SHA256 downloads one version of an object ("": the current one) and
+// hashes it, with its size. A missing object or version is ErrNoObject.
+func (s *Store) SHA256(ctx context.Context, key, version string) ([]byte, int64, error) {
+	o, err := s.OpenVersion(ctx, key, version)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer o.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, o); err != nil {
-		return nil, err
+	n, err := io.Copy(h, o)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", describe(key, version), err)
 	}
-	return h.Sum(nil), nil
+	return h.Sum(nil), n, nil
 }

@@ -166,7 +166,7 @@ func checkObject(ctx context.Context, blobs *blob.Store, key string, sum []byte,
 		}
 		return st, "", err
 	}
-	got, err := blobs.SHA256(ctx, key)
+	got, _, err := blobs.SHA256(ctx, key, "")
 	if err != nil {
 		return st, "", err
 	}
