@@ -179,7 +179,7 @@ func (h *exports) downloadExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s.zip"`, id))
-	h.files.serve(w, r, *e.Key, "evidence.zip", "application/zip")
+	h.files.serve(w, r, *e.Key, e.VersionID, "evidence.zip", "application/zip")
 }
 
 // grantIncident lets a reviewer work on an incident outside their unit.

@@ -88,7 +88,7 @@ func (noHolds) Holds(context.Context, uuid.UUID) ([]index.LegalHold, error) { re
 // noObjects is an empty archive.
 type noObjects struct{}
 
-func (noObjects) Open(_ context.Context, key string) (*blob.Object, error) {
+func (noObjects) OpenVersion(_ context.Context, key, _ string) (*blob.Object, error) {
 	return nil, fmt.Errorf("%s: %w", key, blob.ErrNoObject)
 }
 

@@ -29,9 +29,10 @@ type ReplayStore interface {
 	UploadOfRecording(ctx context.Context, recordingID uuid.UUID) (index.Upload, error)
 }
 
-// ObjectStore opens archived objects.
+// ObjectStore opens archived objects at the version the index holds ("":
+// the current one, for rows indexed before version IDs).
 type ObjectStore interface {
-	Open(ctx context.Context, key string) (*blob.Object, error)
+	OpenVersion(ctx context.Context, key, version string) (*blob.Object, error)
 }
 
 // replays: a recording's media for players (HLS, the browser's MSE player,
@@ -173,7 +174,7 @@ func (h *replays) initObject(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	h.files.serve(w, r, in.Key, r.PathValue("file"), "video/mp4")
+	h.files.serve(w, r, in.Key, in.VersionID, r.PathValue("file"), "video/mp4")
 }
 
 func (h *replays) segmentObject(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +196,7 @@ func (h *replays) segmentObject(w http.ResponseWriter, r *http.Request) {
 		refused(w, "playback")
 		return
 	}
-	h.files.serve(w, r, seg.Key, r.PathValue("file"), "video/iso.segment")
+	h.files.serve(w, r, seg.Key, seg.VersionID, r.PathValue("file"), "video/iso.segment")
 }
 
 // seekAnswer locates a wall-clock instant.
@@ -303,7 +304,7 @@ func (h *replays) codecsOf(ctx context.Context, rec uuid.UUID, n int) (string, e
 	if err != nil {
 		return "", err
 	}
-	o, err := h.files.objects.Open(ctx, in.Key)
+	o, err := h.files.objects.OpenVersion(ctx, in.Key, in.VersionID)
 	if err != nil {
 		return "", err
 	}
@@ -340,7 +341,7 @@ func (h *replays) originalFile(w http.ResponseWriter, r *http.Request) {
 	if u.Container == "mov" {
 		ctype = "video/quicktime"
 	}
-	h.files.serve(w, r, u.Key, u.Filename, ctype)
+	h.files.serve(w, r, u.Key, u.VersionID, u.Filename, ctype)
 }
 
 // objectFiles serves archived objects (replay's media, export packages).
@@ -349,12 +350,14 @@ type objectFiles struct {
 	kit     *kit
 }
 
-// serveObject streams an archived object with range support.
-func (f objectFiles) serve(w http.ResponseWriter, r *http.Request, key, name, ctype string) {
-	o, err := f.objects.Open(r.Context(), key)
+// serve streams the indexed version of an archived object with range
+// support: a version PUT over the key later, or a delete marker, changes
+// nothing served.
+func (f objectFiles) serve(w http.ResponseWriter, r *http.Request, key, version, name, ctype string) {
+	o, err := f.objects.OpenVersion(r.Context(), key, version)
 	if err != nil {
 		if errors.Is(err, blob.ErrNoObject) {
-			f.kit.log.Error("indexed object missing from the bucket: run bwc verify", "key", key)
+			f.kit.log.Error("indexed object missing from the bucket: run bwc verify", "key", key, "version", version)
 			writeJSON(w, http.StatusNotFound, apiError{Error: "object missing from the archive"})
 			return
 		}

@@ -276,7 +276,7 @@ func (x *Exporter) addRecording(ctx context.Context, w *Writer, e index.Export, 
 			return m, false, err
 		}
 		name := fmt.Sprintf("uploads/%s/%s", u.ID, u.Filename)
-		if err := x.addObject(ctx, w, File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.SHA256, io.Discard); err != nil {
+		if err := x.addObject(ctx, w, File{Name: name, Kind: "upload", Recording: r.ID.String()}, u.Key, u.VersionID, u.SHA256, io.Discard); err != nil {
 			return m, false, err
 		}
 		return recordingMeta{Recording: r, Playable: []string{name}}, true, nil
@@ -321,13 +321,13 @@ func (x *Exporter) addRun(ctx context.Context, w *Writer, r index.Recording, run
 	defer playable.Close()
 	rec := r.ID.String()
 	if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/init-%d.mp4", r.ID, initN), Kind: "init", Recording: rec},
-		in.Key, in.SHA256, playable); err != nil {
+		in.Key, in.VersionID, in.SHA256, playable); err != nil {
 		return "", err
 	}
 	for _, s := range run {
 		seq := s.Seq
 		if err := x.addObject(ctx, w, File{Name: fmt.Sprintf("recordings/%s/%06d.m4s", r.ID, s.Seq), Kind: "segment", Recording: rec,
-			Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.SHA256, playable); err != nil {
+			Seq: &seq, Chain: hex.EncodeToString(s.Chain), PrevChain: hex.EncodeToString(s.PrevChain)}, s.Key, s.VersionID, s.SHA256, playable); err != nil {
 			return "", err
 		}
 	}
@@ -357,10 +357,11 @@ func (x *Exporter) addAudit(ctx context.Context, w *Writer, e index.Export) erro
 	return w.Add(File{Name: "audit.json", Kind: "audit"}, bytes.NewReader(auditJSON))
 }
 
-// addObject copies an archived object into the package (and into the
-// playable copy) and refuses it if it no longer hashes to its index entry.
-func (x *Exporter) addObject(ctx context.Context, w *Writer, f File, key string, want []byte, also io.Writer) error {
-	o, err := x.blobs.Open(ctx, key)
+// addObject copies the indexed version of an archived object into the
+// package (and into the playable copy) and refuses it if it no longer
+// hashes to its index entry.
+func (x *Exporter) addObject(ctx context.Context, w *Writer, f File, key, version string, want []byte, also io.Writer) error {
+	o, err := x.blobs.OpenVersion(ctx, key, version)
 	if err != nil {
 		return err
 	}

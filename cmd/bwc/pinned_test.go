@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// TestReplayPinnedToIndexedVersion: with the store's own client, 30 bytes
+// PUT over a segment's key (a new version), then a delete marker on it,
+// change nothing a reviewer gets: the segment route and the HLS media
+// segment return the bytes the index holds.
+func TestReplayPinnedToIndexedVersion(t *testing.T) {
+	ctx := context.Background()
+	p := startPlatform(t, testConfig(t))
+	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-PIN-1", Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := platformCamera(t, p, dev.Serial, 1).wait(); err != nil {
+		t.Fatal(err)
+	}
+	rec := archivedRecording(t, p, dev)
+	seg, err := p.db.Segment(ctx, rec.ID, 0)
+	if err != nil || seg.VersionID == "" {
+		t.Fatalf("segment 0 = %+v, %v; want one with a version", seg, err)
+	}
+	base := "http://" + p.web.Addr() + "/api/recordings/" + rec.ID.String()
+	forged := "forged bytes, not the camera's"
+	if _, err := p.blobs.Client().PutObject(ctx, p.blobs.Bucket(), seg.Key, strings.NewReader(forged), int64(len(forged)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSegmentServed(t, base, tok.Token, seg, "a version PUT over the key")
+	if err := p.blobs.Client().RemoveObject(ctx, p.blobs.Bucket(), seg.Key, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSegmentServed(t, base, tok.Token, seg, "a delete marker on the key")
+}
+
+// checkSegmentServed: the segment route and the playlist's first media
+// segment both serve the indexed bytes of seg (segment 0).
+func checkSegmentServed(t *testing.T, base, token string, seg index.Segment, after string) {
+	t.Helper()
+	playlist := getText(t, base+"/hls.m3u8", token)
+	var uri string
+	for _, l := range strings.Split(playlist, "\n") {
+		if strings.HasSuffix(l, ".m4s") {
+			uri = l
+			break
+		}
+	}
+	if uri != "segments/000000.m4s" {
+		t.Fatalf("after %s: first media segment of the playlist %q:\n%s", after, uri, playlist)
+	}
+	for _, url := range []string{base + "/segments/000000.m4s", base + "/" + uri} {
+		b := getBytes(t, url, token)
+		if sum := sha256.Sum256(b); !bytes.Equal(sum[:], seg.SHA256) || int64(len(b)) != seg.Size {
+			t.Fatalf("after %s: GET %s served %d bytes (%q...), want the indexed %d", after, url, len(b), b[:min(len(b), 30)], seg.Size)
+		}
+	}
+}
+
+func getBytes(t *testing.T, url, token string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %s", url, res.StatusCode, err, b)
+	}
+	return b
+}
