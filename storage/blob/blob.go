@@ -220,3 +220,32 @@ func (s *Store) SHA256(ctx context.Context, key, version string) ([]byte, int64,
 	}
 	return h.Sum(nil), n, nil
 }
+
+// Latest is what a key's newest version is: its version ID, or a delete
+// marker (an object removed by key: its versions stay).
+type Latest struct {
+	VersionID    string
+	DeleteMarker bool
+	Exists       bool // the key has any version at all
+}
+
+// LatestVersion lists a key's versions and reports the newest one.
+func (s *Store) LatestVersion(ctx context.Context, key string) (Latest, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine once the key is found
+	var out Latest
+	for oi := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		if oi.Err != nil {
+			return Latest{}, fmt.Errorf("versions of %s: %w", key, oi.Err)
+		}
+		if oi.Key != key {
+			continue
+		}
+		out.Exists = true
+		if oi.IsLatest {
+			out.VersionID, out.DeleteMarker = oi.VersionID, oi.IsDeleteMarker
+			return out, nil
+		}
+	}
+	return out, nil
+}

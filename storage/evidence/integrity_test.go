@@ -79,6 +79,29 @@ func versionOf(t *testing.T, store *blob.Store, key string) string {
 	return oi.VersionID
 }
 
+// flipByte replaces an object by one with a byte flipped, as a superuser
+// would: bypass governance retention, delete the version, put another.
+func flipByte(t *testing.T, store *blob.Store, key string) {
+	t.Helper()
+	ctx, c := context.Background(), store.Client()
+	o, err := c.GetObject(ctx, store.Bucket(), key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(o)
+	o.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if err := c.RemoveObject(ctx, store.Bucket(), key, minio.RemoveObjectOptions{VersionID: versionOf(t, store, key), GovernanceBypass: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, store.Bucket(), key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestVerifyReportsTampering: each kind of tampering a superuser could do
 // is reported by verify, naming the segment.
 func TestVerifyReportsTampering(t *testing.T) {
@@ -89,25 +112,25 @@ func TestVerifyReportsTampering(t *testing.T) {
 		want   string
 	}{
 		{"flip one byte of an object", func(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID, s index.Segment) {
-			c := store.Client()
-			o, err := c.GetObject(ctx, store.Bucket(), s.Key, minio.GetObjectOptions{})
-			if err != nil {
+			flipByte(t, store, s.Key)
+		}, "indexed version"},
+		{"flip one byte of an object indexed before version IDs", func(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID, s index.Segment) {
+			if _, err := storagetest.Superuser(t, db).Exec(ctx, `UPDATE segments SET version_id = NULL WHERE recording_id = $1 AND seq = $2`, rec, s.Seq); err != nil {
 				t.Fatal(err)
 			}
-			data, err := io.ReadAll(o)
-			o.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			data[len(data)/2] ^= 0x01
-			// as a superuser would: bypass governance retention, delete the version, put another
-			if err := c.RemoveObject(ctx, store.Bucket(), s.Key, minio.RemoveObjectOptions{VersionID: versionOf(t, store, s.Key), GovernanceBypass: true}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.PutObject(ctx, store.Bucket(), s.Key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			flipByte(t, store, s.Key)
 		}, "SHA-256 mismatch"},
+		{"put a version over the key", func(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID, s index.Segment) {
+			forged := "forged bytes, not the camera's"
+			if _, err := store.Client().PutObject(ctx, store.Bucket(), s.Key, strings.NewReader(forged), int64(len(forged)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not the indexed version"},
+		{"delete marker on the key", func(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID, s index.Segment) {
+			if err := store.Client().RemoveObject(ctx, store.Bucket(), s.Key, minio.RemoveObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, "latest version is a delete marker"},
 		{"delete one object", func(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID, s index.Segment) {
 			if err := store.Client().RemoveObject(ctx, store.Bucket(), s.Key, minio.RemoveObjectOptions{VersionID: versionOf(t, store, s.Key), GovernanceBypass: true}); err != nil {
 				t.Fatal(err)

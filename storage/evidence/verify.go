@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 
@@ -18,8 +19,9 @@ import (
 // Problem is one integrity failure found by Verify.
 type Problem struct {
 	Recording uuid.UUID
-	Seq       int64 // -1 when about an init segment or the whole recording
-	Init      int   // -1 when about a media segment
+	Seq       int64 // -1 when about an init segment, the upload original or the whole recording
+	Init      int   // -1 when about a media segment or the upload original
+	Upload    bool  // about the recording's upload original
 	Key       string
 	What      string
 }
@@ -30,15 +32,17 @@ func (p Problem) String() string {
 		return fmt.Sprintf("recording %s segment %06d (%s): %s", p.Recording, p.Seq, p.Key, p.What)
 	case p.Init >= 0:
 		return fmt.Sprintf("recording %s init segment %d (%s): %s", p.Recording, p.Init, p.Key, p.What)
+	case p.Upload:
+		return fmt.Sprintf("recording %s upload original (%s): %s", p.Recording, p.Key, p.What)
 	}
 	return fmt.Sprintf("recording %s: %s", p.Recording, p.What)
 }
 
 // Report is the outcome of Verify.
 type Report struct {
-	Recordings, Inits, Segments int
-	Bytes                       int64
-	Problems                    []Problem
+	Recordings, Inits, Segments, Uploads int
+	Bytes                                int64
+	Problems                             []Problem
 }
 
 // OK is true when nothing is wrong.
@@ -53,13 +57,15 @@ func (r Report) Write(w io.Writer) {
 	if !r.OK() {
 		status = fmt.Sprintf("FAILED: %d problem(s)", len(r.Problems))
 	}
-	fmt.Fprintf(w, "verified %d recording(s), %d init segment(s), %d segment(s), %d bytes: %s\n",
-		r.Recordings, r.Inits, r.Segments, r.Bytes, status)
+	fmt.Fprintf(w, "verified %d recording(s), %d init segment(s), %d segment(s), %d upload(s), %d bytes: %s\n",
+		r.Recordings, r.Inits, r.Segments, r.Uploads, r.Bytes, status)
 }
 
 // Verify checks recordings (all archived ones when recs is empty): every
-// indexed object exists in the bucket, its bytes hash to the indexed
-// SHA-256, each segment's prev_chain is the previous segment's chain and its
+// indexed object (init and media segments, an upload's original) exists in
+// the bucket at its indexed version, the bytes of that version hash to the
+// indexed SHA-256, the key's latest version is the indexed one and not a
+// delete marker, each segment's prev_chain is the previous segment's chain and its
 // chain recomputes from its fields (see package chain), the chain values
 // stored with the objects agree with the index, and sequence numbers run
 // from 0 without holes. The error is for failures to check (database or
@@ -91,6 +97,13 @@ func verifyRecording(ctx context.Context, db *index.DB, blobs *blob.Store, rec u
 	if err != nil {
 		return err
 	}
+	up, err := db.UploadOfRecording(ctx, rec)
+	switch {
+	case err == nil:
+		return checkUpload(ctx, blobs, rec, up, r)
+	case !errors.Is(err, index.ErrNotFound):
+		return err
+	}
 	if len(inits) == 0 && len(segs) == 0 {
 		r.Problems = append(r.Problems, Problem{Recording: rec, Seq: -1, Init: -1, What: "no archived segments in the index"})
 		return nil
@@ -99,16 +112,25 @@ func verifyRecording(ctx context.Context, db *index.DB, blobs *blob.Store, rec u
 	for _, in := range inits {
 		r.Inits++
 		initSHA[in.N] = in.SHA256
-		bad := func(what string) {
-			r.Problems = append(r.Problems, Problem{Recording: rec, Seq: -1, Init: in.N, Key: in.Key, What: what})
-		}
-		if _, what, err := checkObject(ctx, blobs, in.Key, in.SHA256, in.Size, r); err != nil {
+		_, whats, err := checkObject(ctx, blobs, object{in.Key, in.VersionID, in.SHA256, in.Size}, r)
+		if err != nil {
 			return err
-		} else if what != "" {
-			bad(what)
+		}
+		for _, what := range whats {
+			r.Problems = append(r.Problems, Problem{Recording: rec, Seq: -1, Init: in.N, Key: in.Key, What: what})
 		}
 	}
 	return checkSegments(ctx, blobs, rec, segs, initSHA, r)
+}
+
+// checkUpload checks an uploaded recording's original.
+func checkUpload(ctx context.Context, blobs *blob.Store, rec uuid.UUID, u index.Upload, r *Report) error {
+	r.Uploads++
+	_, whats, err := checkObject(ctx, blobs, object{u.Key, u.VersionID, u.SHA256, u.Size}, r)
+	for _, what := range whats {
+		r.Problems = append(r.Problems, Problem{Recording: rec, Seq: -1, Init: -1, Upload: true, Key: u.Key, What: what})
+	}
+	return err
 }
 
 // checkSegments checks a recording's media segments in order: sequence,
@@ -141,12 +163,14 @@ func checkSegments(ctx context.Context, blobs *blob.Store, rec uuid.UUID, segs [
 			bad("hash chain broken: the index row does not hash to its chain value (row edited?)")
 		}
 		prev = s.Chain
-		st, what, err := checkObject(ctx, blobs, s.Key, s.SHA256, s.Size, r)
+		st, whats, err := checkObject(ctx, blobs, object{s.Key, s.VersionID, s.SHA256, s.Size}, r)
 		if err != nil {
 			return err
 		}
-		if what != "" {
+		for _, what := range whats {
 			bad("%s", what)
+		}
+		if st.Key == "" { // the indexed version is not there to compare
 			continue
 		}
 		if c := st.UserMetadata["Bwc-Chain"]; c != hex.EncodeToString(s.Chain) {
@@ -156,26 +180,62 @@ func checkSegments(ctx context.Context, blobs *blob.Store, rec uuid.UUID, segs [
 	return nil
 }
 
-// checkObject downloads and hashes one object; what describes a problem.
-func checkObject(ctx context.Context, blobs *blob.Store, key string, sum []byte, size int64, r *Report) (minio.ObjectInfo, string, error) {
-	c, bucket := blobs.Client(), blobs.Bucket()
-	st, err := c.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+// object is an indexed object: where it is and what it must hash to.
+type object struct {
+	key, version string // version "": indexed before version IDs (the current one)
+	sha256       []byte
+	size         int64
+}
+
+// checkObject checks one object's key (its latest version is the indexed
+// one, not a delete marker), then downloads and hashes the indexed version;
+// whats describe the problems. The object info is the indexed version's
+// (zero when it is missing).
+func checkObject(ctx context.Context, blobs *blob.Store, o object, r *Report) (minio.ObjectInfo, []string, error) {
+	whats, err := checkLatest(ctx, blobs, o)
 	if err != nil {
-		if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" || code == "NoSuchVersion" {
-			return st, "object missing from the bucket", nil
+		return minio.ObjectInfo{}, nil, err
+	}
+	st, err := blobs.Client().StatObject(ctx, blobs.Bucket(), o.key, minio.StatObjectOptions{VersionID: o.version})
+	if err != nil {
+		code := minio.ToErrorResponse(err).Code
+		switch {
+		case code != "NoSuchKey" && code != "NoSuchVersion" && code != "MethodNotAllowed":
+			return minio.ObjectInfo{}, nil, err
+		case o.version == "":
+			return minio.ObjectInfo{}, append(whats, "object missing from the bucket"), nil
 		}
-		return st, "", err
+		return minio.ObjectInfo{}, append(whats, fmt.Sprintf("indexed version %s missing from the bucket (object missing)", o.version)), nil
 	}
-	got, _, err := blobs.SHA256(ctx, key, "")
+	got, n, err := blobs.SHA256(ctx, o.key, o.version)
 	if err != nil {
-		return st, "", err
+		return st, nil, err
 	}
-	r.Bytes += st.Size
-	if !bytes.Equal(got, sum) {
-		return st, fmt.Sprintf("SHA-256 mismatch: object %x, index %x", got, sum), nil
+	r.Bytes += n
+	if !bytes.Equal(got, o.sha256) {
+		return st, append(whats, fmt.Sprintf("SHA-256 mismatch: object %x, index %x", got, o.sha256)), nil
 	}
-	if st.Size != size {
-		return st, fmt.Sprintf("size %d, index says %d", st.Size, size), nil
+	if n != o.size {
+		return st, append(whats, fmt.Sprintf("size %d, index says %d", n, o.size)), nil
 	}
-	return st, "", nil
+	return st, whats, nil
+}
+
+// checkLatest names a key whose latest version is a delete marker, or not
+// the indexed version (a version PUT over the key). Reads are pinned to
+// the indexed version, so neither changes what replay serves; both are
+// someone writing evidence keys who should not.
+func checkLatest(ctx context.Context, blobs *blob.Store, o object) ([]string, error) {
+	l, err := blobs.LatestVersion(ctx, o.key)
+	switch {
+	case err != nil:
+		return nil, err
+	case !l.Exists:
+		return nil, nil // the object is missing: said by checkObject
+	case l.DeleteMarker:
+		return []string{fmt.Sprintf("latest version is a delete marker (%s): the key was deleted", l.VersionID)}, nil
+	case o.version != "" && l.VersionID != o.version:
+		return []string{fmt.Sprintf("latest version %s is not the indexed version %s: a new version was written over the key", l.VersionID, o.version)}, nil
+	}
+	return nil, nil
 }

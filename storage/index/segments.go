@@ -166,9 +166,11 @@ func (db *DB) InitSegments(ctx context.Context, recordingID uuid.UUID) ([]InitSe
 	return out, mapErr("init segments of "+recordingID.String(), err)
 }
 
-// ArchivedRecordings lists every recording that has archived objects.
+// ArchivedRecordings lists every recording that has archived objects:
+// segments, or an upload's original.
 func (db *DB) ArchivedRecordings(ctx context.Context) ([]uuid.UUID, error) {
-	rows, err := db.pool.Query(ctx, `SELECT recording_id FROM init_segments UNION SELECT recording_id FROM segments ORDER BY 1`)
+	rows, err := db.pool.Query(ctx, `SELECT recording_id FROM init_segments UNION SELECT recording_id FROM segments
+		UNION SELECT recording_id FROM uploads WHERE recording_id IS NOT NULL ORDER BY 1`)
 	if err != nil {
 		return nil, mapErr("archived recordings", err)
 	}
