@@ -17,10 +17,12 @@ import (
 // TestReplayPinnedToIndexedVersion: with the store's own client, 30 bytes
 // PUT over a segment's key (a new version), then a delete marker on it,
 // change nothing a reviewer gets: the segment route and the HLS media
-// segment return the bytes the index holds.
+// segment return the bytes the index holds. bwc verify exits non-zero
+// naming the key, each time.
 func TestReplayPinnedToIndexedVersion(t *testing.T) {
 	ctx := context.Background()
-	p := startPlatform(t, testConfig(t))
+	cfg := testConfig(t)
+	p := startPlatform(t, cfg)
 	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-PIN-1", Secret: "camera-secret-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,10 +45,23 @@ func TestReplayPinnedToIndexedVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSegmentServed(t, base, tok.Token, seg, "a version PUT over the key")
+	checkVerifyNames(t, cfg, rec, seg.Key, "is not the indexed version "+seg.VersionID)
 	if err := p.blobs.Client().RemoveObject(ctx, p.blobs.Bucket(), seg.Key, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	checkSegmentServed(t, base, tok.Token, seg, "a delete marker on the key")
+	checkVerifyNames(t, cfg, rec, seg.Key, "latest version is a delete marker")
+}
+
+// checkVerifyNames: bwc verify -recording fails, naming the key with what.
+func checkVerifyNames(t *testing.T, cfg Config, rec index.Recording, key, what string) {
+	t.Helper()
+	var out bytes.Buffer
+	err := verify(context.Background(), []string{"-recording", rec.ID.String(), "-database-url", cfg.DatabaseURL,
+		"-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey, "-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket}, &out)
+	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(out.String(), "("+key+"): ") || !strings.Contains(out.String(), what) {
+		t.Fatalf("bwc verify: err = %v, report:\n%s\nwant a failure naming %s: %q", err, out.String(), key, what)
+	}
 }
 
 // checkSegmentServed: the segment route and the playlist's first media

@@ -17,8 +17,9 @@ import (
 )
 
 // verify checks stored evidence end to end and exits non-zero on any
-// mismatch: by default every archived recording (objects present in MinIO,
-// SHA-256 as indexed, hash chain unbroken, no sequence holes); -recording
+// mismatch: by default every archived recording (each object's indexed
+// version present in MinIO and the key's latest, SHA-256 as indexed, hash
+// chain unbroken, no sequence holes; uploads' originals too); -recording
 // one of them; -audit the audit trail's hash chain; -package an evidence
 // package, offline.
 func verify(ctx context.Context, args []string, out io.Writer) error {
@@ -139,7 +140,7 @@ func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording s
 	}
 	rep.Write(out)
 	if !rep.OK() {
-		return fmt.Errorf("evidence: %d problem(s)", len(rep.Problems))
+		return fmt.Errorf("evidence: %d problem(s), the first: %s", len(rep.Problems), rep.Problems[0])
 	}
 	return nil
 }
