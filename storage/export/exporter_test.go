@@ -24,19 +24,7 @@ import (
 // second version) and recorded.
 func TestBuildStoresPackageWithVersion(t *testing.T) {
 	ctx := context.Background()
-	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc, err := db.CreateIncident(ctx, index.Incident{Number: "110-" + uuid.NewString()[:8]})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store, x, inc := newExporter(t, "110")
 	request := func() index.Export {
 		e, err := db.RequestExport(ctx, index.Export{IncidentID: inc.ID, RequestedBy: "reviewer", Reason: "court"}, false)
 		if err != nil {
@@ -93,19 +81,7 @@ func TestBuildStoresPackageWithVersion(t *testing.T) {
 // recording under legal hold is stored under S3 legal hold.
 func TestBuildHoldsPackageOfHeldIncident(t *testing.T) {
 	ctx := context.Background()
-	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc, err := db.CreateIncident(ctx, index.Incident{Number: "110-" + uuid.NewString()[:8]})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store, x, inc := newExporter(t, "110")
 	dev, err := db.CreateDevice(ctx, index.Device{Serial: "CAM-" + uuid.NewString()[:8], Secret: "camera-secret-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -136,4 +112,25 @@ func TestBuildHoldsPackageOfHeldIncident(t *testing.T) {
 	if err != nil || st == nil || *st != minio.LegalHoldEnabled {
 		t.Fatalf("package of a held incident: legal hold %v, %v; want ON", st, err)
 	}
+}
+
+// newExporter is the fixture of the exporter's tests: a fresh database and
+// bucket, an exporter over them with a new signing key, and an incident
+// numbered prefix-<random>.
+func newExporter(t *testing.T, prefix string) (*index.DB, *blob.Store, *export.Exporter, index.Incident) {
+	t.Helper()
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, err := db.CreateIncident(context.Background(), index.Incident{Number: prefix + "-" + uuid.NewString()[:8]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, store, x, inc
 }

@@ -4,8 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"io"
 	"strings"
@@ -16,9 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/storage/blob"
-	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
-	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
 // TestBuildReadsIndexedVersion: a version PUT over an upload original's key
@@ -26,19 +22,7 @@ import (
 // would otherwise refuse the forged bytes as tampered).
 func TestBuildReadsIndexedVersion(t *testing.T) {
 	ctx := context.Background()
-	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc, err := db.CreateIncident(ctx, index.Incident{Number: "130-" + uuid.NewString()[:8]})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store, x, inc := newExporter(t, "130")
 	orig := []byte("the phone's footage")
 	objKey := "uploads/2026/01/01/" + uuid.NewString() + "/a.mp4"
 	sum := sha256.Sum256(orig)
