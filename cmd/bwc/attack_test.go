@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // TestHTTPFloodsWhileACameraRecords: the wired platform under the HTTP
@@ -31,10 +29,7 @@ func TestHTTPFloodsWhileACameraRecords(t *testing.T) {
 	cfg.TrustedProxies = "127.0.0.1/32"
 	p := startPlatform(t, cfg)
 	base := "http://" + p.web.Addr()
-	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-FLOOD-1", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := platformDevice(t, p, "CAM-FLOOD-1")
 
 	cam := platformCamera(t, p, "CAM-FLOOD-1", 3)
 	stopPoll := pollReady(t, base)

@@ -33,8 +33,6 @@ type crashWorld struct {
 	inc     index.Incident
 }
 
-const crashSecret = "camera-secret-1"
-
 func newCrashWorld(t *testing.T) *crashWorld {
 	t.Helper()
 	ctx := context.Background()
@@ -54,7 +52,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 	w.cfg = cfg
 	var err error
 	serial := "CAM-CRASH-" + strings.ToUpper(uuid.NewString()[:6])
-	if w.dev, err = w.db.CreateDevice(ctx, index.Device{Serial: serial, Secret: crashSecret}); err != nil {
+	if w.dev, err = w.db.CreateDevice(ctx, index.Device{Serial: serial, Secret: cameraSecret}); err != nil {
 		t.Fatal(err)
 	}
 	if w.officer, err = w.db.CreateOfficer(ctx, index.Officer{Badge: "9001", Name: "Li Si"}); err != nil {
@@ -239,7 +237,7 @@ func TestCrashMatrix(t *testing.T) {
 			w := newCrashWorld(t)
 			w.srv.start()
 			c.fault(t, w)
-			cam := startCamera(t, w.srv.rtsp, w.dev.Serial, crashSecret, 0)
+			cam := startCamera(t, w.srv.rtsp, w.dev.Serial, cameraSecret, 0)
 			if c.spooled > 0 {
 				w.waitSpooled(t, c.spooled)
 			}

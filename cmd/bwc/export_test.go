@@ -151,7 +151,7 @@ func exportFixture(t *testing.T) (*platform, index.Incident, index.Recording) {
 	cfg := testConfig(t)
 	cfg.ExportDir = t.TempDir()
 	p := startPlatform(t, cfg)
-	dev, _ := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-EXP-1", Secret: "camera-secret-1"})
+	dev := platformDevice(t, p, "CAM-EXP-1")
 	off, _ := p.db.CreateOfficer(ctx, index.Officer{Badge: "7001", Name: "Sun Qi", Unit: "Patrol 3"})
 	if _, err := p.db.CheckOut(ctx, dev.ID, off.ID, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)

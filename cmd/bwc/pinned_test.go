@@ -23,10 +23,7 @@ func TestReplayPinnedToIndexedVersion(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
-	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-PIN-1", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := platformDevice(t, p, "CAM-PIN-1")
 	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, "test")
 	if err != nil {
 		t.Fatal(err)

@@ -39,10 +39,7 @@ func TestReplayHLS(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
-	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-HLS-1", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := platformDevice(t, p, "CAM-HLS-1")
 	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleReviewer, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +48,7 @@ func TestReplayHLS(t *testing.T) {
 	base := "http://" + p.web.Addr()
 
 	// a live recording: EVENT playlist without ENDLIST while it runs
-	liveDev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-HLS-LIVE", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	liveDev := platformDevice(t, p, "CAM-HLS-LIVE")
 	if err := platformCamera(t, p, dev.Serial, 4).wait(); err != nil { // 8 s
 		t.Fatal(err)
 	}

@@ -67,7 +67,21 @@ func startPlatform(t *testing.T, cfg Config) *platform {
 // camera-secret-1) publishing passes of the sample to the platform.
 func platformCamera(t *testing.T, p *platform, serial string, passes int) *camera {
 	t.Helper()
-	return startCamera(t, p.ingest.Addr(), serial, "camera-secret-1", passes)
+	return startCamera(t, p.ingest.Addr(), serial, cameraSecret, passes)
+}
+
+// cameraSecret is the digest secret of the tests' devices.
+const cameraSecret = "camera-secret-1"
+
+// platformDevice registers a camera with the platform's database, with
+// cameraSecret, for platformCamera to publish as.
+func platformDevice(t *testing.T, p *platform, serial string) index.Device {
+	t.Helper()
+	dev, err := p.db.CreateDevice(context.Background(), index.Device{Serial: serial, Secret: cameraSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev
 }
 
 // archivedRecording waits until the device's recording has ended and is
@@ -100,10 +114,7 @@ func TestCameraToArchive(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 
-	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-E2E-1", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := platformDevice(t, p, "CAM-E2E-1")
 	off, err := p.db.CreateOfficer(ctx, index.Officer{Badge: "4001", Name: "Chen Liu"})
 	if err != nil {
 		t.Fatal(err)

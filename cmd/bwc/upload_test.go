@@ -126,10 +126,7 @@ func TestUploadsRefusedAtTheReserveWhileACameraRecords(t *testing.T) {
 	cfg.UploadMinFree = int64(free) - 64<<20 // 64 MiB above the reserve
 	p := startPlatform(t, cfg)
 	base := "http://" + p.web.Addr()
-	dev, err := p.db.CreateDevice(ctx, index.Device{Serial: "CAM-RESERVE-1", Secret: "camera-secret-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := platformDevice(t, p, "CAM-RESERVE-1")
 	off, err := p.db.CreateOfficer(ctx, index.Officer{Badge: "4101", Name: "Zhao Min"})
 	if err != nil {
 		t.Fatal(err)
