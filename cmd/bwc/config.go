@@ -90,6 +90,9 @@ type Config struct {
 	SpoolDir        string        // -spool-dir
 	SegmentDuration time.Duration // -segment-duration
 	Retention       time.Duration // -retention: object lock of recordings, uploads and export packages
+	RetentionMode   string        // -retention-mode: compliance (nobody deletes before the date) or governance
+	Checkpoint      time.Duration // -checkpoint-interval: a signed checkpoint of live recordings and the audit head this often
+	VerifyPerHour   int64         // -verify-bytes-per-hour: background re-verification of stored evidence; 0: off
 	SpoolAlarmBytes int64         // -spool-alarm-bytes
 	StuckAfter      time.Duration // -stuck-after
 	ExportApproval  bool          // -export-approval
@@ -173,6 +176,9 @@ func defaultConfig() Config {
 		SpoolDir:        "/var/lib/bwc/spool",
 		SegmentDuration: 4 * time.Second,
 		Retention:       183 * 24 * time.Hour,
+		RetentionMode:   "compliance",
+		Checkpoint:      time.Minute,
+		VerifyPerHour:   1 << 30,
 		SpoolAlarmBytes: 10 << 30,
 		StuckAfter:      5 * time.Minute,
 		ExportApproval:  true,
@@ -271,7 +277,10 @@ func (c *Config) register(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "local folder where segments are fsynced before upload (keep it on durable disk)")
 	fs.DurationVar(&c.SegmentDuration, "segment-duration", c.SegmentDuration, "target length of archived segments (cut at the next keyframe)")
-	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention (GOVERNANCE) of every archived object")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention of every evidence object (segments, upload originals, export packages, seals)")
+	fs.StringVar(&c.RetentionMode, "retention-mode", c.RetentionMode, "object-lock mode: compliance (nobody, not even the MinIO root user, deletes a version before its retention ends) or governance (a user granted s3:BypassGovernanceRetention can)")
+	fs.DurationVar(&c.Checkpoint, "checkpoint-interval", c.Checkpoint, "how often a signed checkpoint of the live recordings' hash chains and the audit head is written (what verify can prove since)")
+	fs.Int64Var(&c.VerifyPerHour, "verify-bytes-per-hour", c.VerifyPerHour, "bytes of stored evidence re-read and re-hashed per hour in the background; 0: off")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 	fs.DurationVar(&c.StuckAfter, "stuck-after", c.StuckAfter, "a segment still in the spool after this long while PostgreSQL and MinIO answer fails /readyz by name")
 	fs.BoolVar(&c.ExportApproval, "export-approval", c.ExportApproval, "evidence exports need a supervisor's approval (false: built at once)")
@@ -426,6 +435,9 @@ func (c Config) validateArchive(v *validation) {
 	v.check(c.SpoolDir != "", "spool-dir", "required")
 	v.check(c.SegmentDuration >= time.Second && c.SegmentDuration <= time.Minute, "segment-duration", "between 1s and 1m")
 	v.check(c.Retention >= 24*time.Hour, "retention", "at least 24h")
+	v.check(c.RetentionMode == "compliance" || c.RetentionMode == "governance", "retention-mode", fmt.Sprintf("%q is not compliance or governance", c.RetentionMode))
+	v.check(c.Checkpoint >= time.Second && c.Checkpoint <= time.Hour, "checkpoint-interval", "between 1s and 1h")
+	v.check(c.VerifyPerHour >= 0, "verify-bytes-per-hour", "not negative")
 	v.check(c.SpoolAlarmBytes >= 1<<20, "spool-alarm-bytes", "at least 1 MiB")
 	v.check(c.StuckAfter >= time.Second, "stuck-after", "at least 1s")
 	v.check(c.ExportDir != "", "export-dir", "required")
