@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,14 +17,38 @@ import (
 	"github.com/bwcplatform/bwc/storage/internal/chain"
 )
 
-// Problem is one integrity failure found by Verify.
+// Problem is one integrity failure found by Verify. In JSON (bwc verify
+// -json) it also has "kind" (Kind).
 type Problem struct {
-	Recording uuid.UUID
-	Seq       int64 // -1 when about an init segment, the upload original or the whole recording
-	Init      int   // -1 when about a media segment or the upload original
-	Upload    bool  // about the recording's upload original
-	Key       string
-	What      string
+	Recording uuid.UUID `json:"recording"`
+	Seq       int64     `json:"seq"`  // -1 when about an init segment, the upload original or the whole recording
+	Init      int       `json:"init"` // -1 when about a media segment or the upload original
+	Upload    bool      `json:"-"`    // about the recording's upload original (kind "upload")
+	Key       string    `json:"key,omitempty"`
+	What      string    `json:"what"`
+}
+
+// Kind says what a problem is about: "segment", "init", "upload" or
+// "recording".
+func (p Problem) Kind() string {
+	switch {
+	case p.Seq >= 0:
+		return "segment"
+	case p.Init >= 0:
+		return "init"
+	case p.Upload:
+		return "upload"
+	}
+	return "recording"
+}
+
+// MarshalJSON adds "kind" to the fields.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type fields Problem // without this method
+	return json.Marshal(struct {
+		Kind string `json:"kind"`
+		fields
+	}{p.Kind(), fields(p)})
 }
 
 func (p Problem) String() string {
@@ -38,15 +63,31 @@ func (p Problem) String() string {
 	return fmt.Sprintf("recording %s: %s", p.Recording, p.What)
 }
 
-// Report is the outcome of Verify.
+// Report is the outcome of Verify. In JSON it also has "ok" (OK), and
+// "problems" is a list, empty when none.
 type Report struct {
-	Recordings, Inits, Segments, Uploads int
-	Bytes                                int64
-	Problems                             []Problem
+	Recordings int       `json:"recordings"`
+	Inits      int       `json:"inits"`
+	Segments   int       `json:"segments"`
+	Uploads    int       `json:"uploads"`
+	Bytes      int64     `json:"bytes"` // re-read and re-hashed
+	Problems   []Problem `json:"problems"`
 }
 
 // OK is true when nothing is wrong.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// MarshalJSON adds "ok" to the fields.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type fields Report // without this method
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
+	return json.Marshal(struct {
+		OK bool `json:"ok"`
+		fields
+	}{r.OK(), fields(r)})
+}
 
 // Write prints the report.
 func (r Report) Write(w io.Writer) {
