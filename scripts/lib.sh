@@ -10,8 +10,12 @@ BWC_TOOLS_DIR="${BWC_TOOLS_DIR:-${HOME}/.cache/bwc}"     # cached tool builds (M
 BWC_PG_PORT="${BWC_PG_PORT:-5439}"
 BWC_MINIO_PORT="${BWC_MINIO_PORT:-9100}"
 BWC_MINIO_CONSOLE_PORT="${BWC_MINIO_CONSOLE_PORT:-9101}"
-BWC_MINIO_USER="${BWC_MINIO_USER:-bwcadmin}"
+BWC_MINIO_USER="${BWC_MINIO_USER:-bwcadmin}"                # MinIO's root user: bwc setup-storage only
 BWC_MINIO_PASSWORD="${BWC_MINIO_PASSWORD:-bwc-dev-secret-key}"
+BWC_S3_SERVER_USER="${BWC_S3_SERVER_USER:-bwc-server}"       # the server's least-privilege MinIO user (bucket bwc-evidence)
+BWC_S3_SERVER_PASSWORD="${BWC_S3_SERVER_PASSWORD:-bwc-server-dev-secret}"
+BWC_S3_TEST_USER="${BWC_S3_TEST_USER:-bwc-test}"             # the same policy, for the tests' buckets t-*
+BWC_S3_TEST_PASSWORD="${BWC_S3_TEST_PASSWORD:-bwc-test-dev-secret}"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_BIN="${BWC_TOOLS_DIR}/minio-${MINIO_VERSION}/minio"
 

@@ -75,16 +75,32 @@ minio_down() {
 	fi
 }
 
+# the least-privilege MinIO identities (bwc setup-storage, with the root
+# user's keys, which only this script holds): the server's on the demo
+# bucket, and the tests' on every bucket named t-* (each test creates its
+# own bucket as the root user and works in it as this user)
+minio_setup() {
+	log "building bwc (for bwc setup-storage)"
+	(cd "$REPO" && go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc)
+	local admin=(-s3-endpoint "127.0.0.1:$BWC_MINIO_PORT" -s3-admin-access-key "$BWC_MINIO_USER" -s3-admin-secret-key "$BWC_MINIO_PASSWORD")
+	env -u BWC_S3_ACCESS_KEY -u BWC_S3_SECRET_KEY -u BWC_S3_BUCKET "$BWC_STATE_DIR/bwc" setup-storage "${admin[@]}" \
+		-s3-bucket bwc-evidence -s3-access-key "$BWC_S3_SERVER_USER" -s3-secret-key "$BWC_S3_SERVER_PASSWORD" >&2
+	env -u BWC_S3_ACCESS_KEY -u BWC_S3_SECRET_KEY -u BWC_S3_BUCKET "$BWC_STATE_DIR/bwc" setup-storage "${admin[@]}" \
+		-s3-bucket "" -s3-policy-buckets 't-*' -s3-access-key "$BWC_S3_TEST_USER" -s3-secret-key "$BWC_S3_TEST_PASSWORD" >&2
+}
+
 print_env() {
 	cat <<EOT
 export BWC_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
 export BWC_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
-export BWC_S3_ACCESS_KEY='$BWC_MINIO_USER'
-export BWC_S3_SECRET_KEY='$BWC_MINIO_PASSWORD'
+export BWC_S3_ACCESS_KEY='$BWC_S3_SERVER_USER'
+export BWC_S3_SECRET_KEY='$BWC_S3_SERVER_PASSWORD'
 export BWC_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/postgres?sslmode=disable'
 export BWC_TEST_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
-export BWC_TEST_S3_ACCESS_KEY='$BWC_MINIO_USER'
-export BWC_TEST_S3_SECRET_KEY='$BWC_MINIO_PASSWORD'
+export BWC_TEST_S3_ACCESS_KEY='$BWC_S3_TEST_USER'
+export BWC_TEST_S3_SECRET_KEY='$BWC_S3_TEST_PASSWORD'
+export BWC_TEST_S3_ADMIN_ACCESS_KEY='$BWC_MINIO_USER'
+export BWC_TEST_S3_ADMIN_SECRET_KEY='$BWC_MINIO_PASSWORD'
 export BWC_TEST_MINIO_BIN='$MINIO_BIN'
 export BWC_TEST_PG_BINDIR='$(pg_bindir)'
 EOT
@@ -120,11 +136,12 @@ up)
 	install_minio
 	pg_up
 	minio_up
+	minio_setup
 	runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='bwc'" | grep -q 1 ||
 		runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qc "CREATE DATABASE bwc" >/dev/null
 	print_env >"$BWC_STATE_DIR/env"
 	log "PostgreSQL: postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc (log $PGDIR/pg.log)"
-	log "MinIO:      http://127.0.0.1:$BWC_MINIO_PORT user $BWC_MINIO_USER (log $MINIODIR/minio.log)"
+	log "MinIO:      http://127.0.0.1:$BWC_MINIO_PORT server user $BWC_S3_SERVER_USER, root user $BWC_MINIO_USER for bwc setup-storage only (log $MINIODIR/minio.log)"
 	log "environment: source $BWC_STATE_DIR/env"
 	;;
 down)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,7 +21,8 @@ import (
 
 func (c Config) blobConfig() blob.Config {
 	return blob.Config{Endpoint: c.S3Endpoint, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey,
-		Bucket: c.S3Bucket, Region: c.S3Region, UseTLS: c.S3UseTLS}
+		Bucket: c.S3Bucket, Region: c.S3Region, UseTLS: c.S3UseTLS,
+		RetentionMode: blob.RetentionMode(strings.ToUpper(c.RetentionMode))} // "compliance" is blob.Compliance
 }
 
 func (c Config) archiveConfig() archive.Config {

@@ -2,7 +2,8 @@
 // subcommands. See the README for every setting.
 //
 //	bwc serve      run the platform (HTTP, RTSP ingest, archive, WebRTC relay)
-//	bwc migrate    apply the database schema
+//	bwc migrate    apply the database schema (as the schema owner)
+//	bwc setup-storage  create the evidence bucket and the server's MinIO user (administrator's keys)
 //	bwc seed-demo  create the demo officer, camera, incident and accounts
 //	bwc useradd    create an account (password on standard input)
 //	bwc verify     check stored evidence, the audit trail, or an evidence package offline
@@ -30,7 +31,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|seed-demo|useradd|verify|export-key|cam|relayload [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|setup-storage|seed-demo|useradd|verify|export-key|cam|relayload [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return migrateCmd(ctx, cfg)
+	case "setup-storage":
+		return setupStorage(ctx, rest, os.Stdout)
 	case "seed-demo":
 		cfg, err := loadConfig(cmd, rest)
 		if err != nil {
@@ -63,6 +66,6 @@ func run(ctx context.Context, args []string) error {
 	case "relayload":
 		return relayload(ctx, rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, seed-demo, useradd, verify, export-key, cam or relayload", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, setup-storage, seed-demo, useradd, verify, export-key, cam or relayload", cmd)
 	}
 }

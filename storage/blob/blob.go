@@ -22,14 +22,31 @@ import (
 // which cannot be turned on afterwards; evidence must not go there.
 var ErrNoObjectLock = errors.New("bucket has no object lock")
 
+// ErrNoBucket: the evidence bucket does not exist; the server does not
+// create it (its identity may not), `bwc setup-storage` does.
+var ErrNoBucket = errors.New("bucket does not exist")
+
+// RetentionMode is the S3 object-lock mode PutEvidence applies.
+type RetentionMode string
+
+const (
+	// Compliance: nobody, not even the store's root user, can delete a
+	// locked version or shorten its retention before the date.
+	Compliance RetentionMode = "COMPLIANCE"
+	// Governance: a user granted s3:BypassGovernanceRetention (the root
+	// user; never the platform's own identity) can.
+	Governance RetentionMode = "GOVERNANCE"
+)
+
 // Config says how to reach the object store.
 type Config struct {
-	Endpoint  string // host:port
-	AccessKey string
-	SecretKey string
-	Bucket    string
-	Region    string
-	UseTLS    bool
+	Endpoint      string // host:port
+	AccessKey     string
+	SecretKey     string
+	Bucket        string
+	Region        string
+	UseTLS        bool
+	RetentionMode RetentionMode // of every object PutEvidence writes
 }
 
 // Store is the evidence bucket.
@@ -42,6 +59,9 @@ type Store struct {
 // Open makes a client for the store; it does not contact it (see
 // EnsureBucket).
 func Open(cfg Config) (*Store, error) {
+	if cfg.RetentionMode != Compliance && cfg.RetentionMode != Governance {
+		return nil, fmt.Errorf("object store config: RetentionMode %q is not %s or %s", cfg.RetentionMode, Compliance, Governance)
+	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
@@ -82,10 +102,28 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 // Client is the underlying minio client, for the other storage packages.
 func (s *Store) Client() *minio.Client { return s.client }
 
-// EnsureBucket creates the evidence bucket with object lock when it is
-// missing, and checks that an existing one has object lock enabled. Errors
-// say what is wrong in words an operator can act on.
+// EnsureBucket checks that the evidence bucket exists and has object lock
+// enabled; it creates nothing (the platform's identity may not create
+// buckets: `bwc setup-storage` does, see CreateBucket). Errors say what is
+// wrong in words an operator can act on.
 func (s *Store) EnsureBucket(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	exists, err := s.client.BucketExists(ctx, s.cfg.Bucket)
+	if err != nil {
+		return s.explain("check bucket", err)
+	}
+	if !exists {
+		return fmt.Errorf("object store %s: %w: %q (run `bwc setup-storage` with the administrator's keys to create it with object lock)",
+			s.cfg.Endpoint, ErrNoBucket, s.cfg.Bucket)
+	}
+	return s.checkObjectLock(ctx)
+}
+
+// CreateBucket creates the evidence bucket with object lock when it is
+// missing and checks that an existing one has object lock: an
+// administrator's operation (`bwc setup-storage`, tests), not the server's.
+func (s *Store) CreateBucket(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	exists, err := s.client.BucketExists(ctx, s.cfg.Bucket)
@@ -98,6 +136,11 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 			return s.explain("create bucket", err)
 		}
 	}
+	return s.checkObjectLock(ctx)
+}
+
+// checkObjectLock refuses a bucket without object lock.
+func (s *Store) checkObjectLock(ctx context.Context) error {
 	enabled, err := s.ObjectLockEnabled(ctx)
 	if err != nil {
 		return err

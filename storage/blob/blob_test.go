@@ -12,9 +12,9 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
-func TestEnsureBucketCreatesItWithObjectLock(t *testing.T) {
+func TestCreateBucketWithObjectLock(t *testing.T) {
 	ctx := context.Background()
-	s := storagetest.NewStore(t) // calls EnsureBucket on a fresh name
+	s := storagetest.NewStore(t) // CreateBucket as the administrator, then EnsureBucket
 	on, err := s.ObjectLockEnabled(ctx)
 	if err != nil || !on {
 		t.Fatalf("object lock enabled = %v, %v; want true", on, err)
@@ -31,6 +31,40 @@ func TestEnsureBucketCreatesItWithObjectLock(t *testing.T) {
 	}
 }
 
+// TestEnsureBucketOnlyChecks: the server's EnsureBucket creates no bucket;
+// a missing one is ErrNoBucket, naming the command that creates it.
+func TestEnsureBucketOnlyChecks(t *testing.T) {
+	ctx := context.Background()
+	cfg := storagetest.BlobConfig(t)
+	s, err := blob.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.EnsureBucket(ctx)
+	if !errors.Is(err, blob.ErrNoBucket) || !strings.Contains(err.Error(), "bwc setup-storage") {
+		t.Fatalf("EnsureBucket of a missing bucket: err = %v, want ErrNoBucket naming bwc setup-storage", err)
+	}
+	admin, err := blob.Open(storagetest.AdminConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if ok, err := admin.Client().BucketExists(ctx, cfg.Bucket); err != nil || ok {
+		t.Fatalf("bucket exists after EnsureBucket = %v, %v; want false", ok, err)
+	}
+}
+
+func TestOpenRefusesUnknownRetentionMode(t *testing.T) {
+	cfg := storagetest.BlobConfig(t)
+	for _, mode := range []blob.RetentionMode{"", "compliance", "NONE"} {
+		cfg.RetentionMode = mode
+		if _, err := blob.Open(cfg); err == nil || !strings.Contains(err.Error(), "RetentionMode") {
+			t.Errorf("Open with RetentionMode %q: err = %v, want one naming RetentionMode", mode, err)
+		}
+	}
+}
+
 func TestEnsureBucketRefusesBucketWithoutObjectLock(t *testing.T) {
 	ctx := context.Background()
 	cfg := storagetest.BlobConfig(t)
@@ -38,12 +72,23 @@ func TestEnsureBucketRefusesBucketWithoutObjectLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Client().MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{}); err != nil {
+	defer s.Close()
+	admin, err := blob.Open(storagetest.AdminConfig(t, cfg))
+	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.EnsureBucket(ctx)
-	if !errors.Is(err, blob.ErrNoObjectLock) {
-		t.Fatalf("EnsureBucket on a bucket without lock: err = %v, want ErrNoObjectLock", err)
+	defer admin.Close()
+	if err := admin.Client().MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*blob.Store{"EnsureBucket": s, "CreateBucket": admin} {
+		check := st.EnsureBucket
+		if name == "CreateBucket" {
+			check = st.CreateBucket
+		}
+		if err := check(ctx); !errors.Is(err, blob.ErrNoObjectLock) {
+			t.Fatalf("%s on a bucket without lock: err = %v, want ErrNoObjectLock", name, err)
+		}
 	}
 }
 
@@ -55,8 +100,8 @@ func TestEnsureBucketExplainsFailures(t *testing.T) {
 		cfg  blob.Config
 		want string
 	}{
-		{"unreachable", blob.Config{Endpoint: "127.0.0.1:1", AccessKey: "a", SecretKey: "b", Bucket: good.Bucket}, "unreachable"},
-		{"wrong secret", blob.Config{Endpoint: good.Endpoint, AccessKey: good.AccessKey, SecretKey: "wrong-secret", Bucket: good.Bucket}, "credentials refused"},
+		{"unreachable", blob.Config{Endpoint: "127.0.0.1:1", AccessKey: "a", SecretKey: "b", Bucket: good.Bucket, RetentionMode: blob.Governance}, "unreachable"},
+		{"wrong secret", blob.Config{Endpoint: good.Endpoint, AccessKey: good.AccessKey, SecretKey: "wrong-secret", Bucket: good.Bucket, RetentionMode: blob.Governance}, "credentials refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

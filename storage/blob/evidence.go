@@ -31,7 +31,7 @@ type Evidence struct {
 	SHA256      []byte
 	ContentType string
 	Metadata    map[string]string // user metadata
-	RetainUntil time.Time         // object lock retention (governance mode)
+	RetainUntil time.Time         // object lock retention, in the store's RetentionMode
 	LegalHold   bool
 }
 
@@ -44,11 +44,12 @@ type Stored struct {
 }
 
 // PutEvidence stores an evidence object once: with its SHA-256 as the S3
-// checksum (the server verifies the body against it), governance retention
-// until RetainUntil and, when asked, a legal hold. When the key already
-// holds an object with the same SHA-256 (a retry after a crash) that
-// object is the result (and gets the legal hold when asked); with another
-// SHA-256 the error is ErrConflict and nothing is written.
+// checksum (the server verifies the body against it), retention in the
+// store's RetentionMode until RetainUntil and, when asked, a legal hold.
+// When the key already holds an object with the same SHA-256 (a retry
+// after a crash) that object is the result (and gets the legal hold when
+// asked); with another SHA-256 the error is ErrConflict and nothing is
+// written.
 func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	if e.Key == "" || len(e.SHA256) != sha256.Size || e.Size < 0 || e.Body == nil || e.RetainUntil.IsZero() {
 		return Stored{}, fmt.Errorf("put evidence %q: key, body, size, SHA-256 and retention are required", e.Key)
@@ -67,7 +68,7 @@ func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	opts := minio.PutObjectOptions{
 		ContentType:     e.ContentType,
 		UserMetadata:    um,
-		Mode:            minio.Governance,
+		Mode:            minio.RetentionMode(s.cfg.RetentionMode),
 		RetainUntilDate: e.RetainUntil.UTC(),
 	}
 	if e.Size <= maxSinglePut {

@@ -69,7 +69,7 @@ func TestPutEvidenceRetentionAndHold(t *testing.T) {
 		}
 		mode, until, err := s.Client().GetObjectRetention(ctx, s.Bucket(), key, got.VersionID)
 		if err != nil || mode == nil || *mode != minio.Governance || until == nil || until.Before(e.RetainUntil.Add(-time.Second)) {
-			t.Fatalf("%s: retention = %v until %v, %v; want governance until %v", key, mode, until, err, e.RetainUntil)
+			t.Fatalf("%s: retention = %v until %v, %v; want governance (the tests' stores) until %v", key, mode, until, err, e.RetainUntil)
 		}
 		checkLock(t, s, key, got.VersionID, hold)
 		st, err := s.Stat(ctx, key)

@@ -115,23 +115,55 @@ func Superuser(t testing.TB, db *index.DB) *pgx.Conn {
 	return c
 }
 
-// BlobConfig returns the test MinIO's settings with a fresh bucket name
-// (the bucket is not created).
+// BlobConfig returns the test MinIO's settings for the platform's
+// least-privilege test identity (BWC_TEST_S3_ACCESS_KEY, made by `bwc
+// setup-storage` for the buckets "t-*") with a fresh bucket name (the
+// bucket is not created) and governance retention, so that tests can
+// tamper as the administrator (Admin).
 func BlobConfig(t testing.TB) blob.Config {
 	t.Helper()
 	return blob.Config{
-		Endpoint:  Env(t, "BWC_TEST_S3_ENDPOINT"),
-		AccessKey: Env(t, "BWC_TEST_S3_ACCESS_KEY"),
-		SecretKey: Env(t, "BWC_TEST_S3_SECRET_KEY"),
-		Bucket:    uniqueName(t, "t-", 63),
+		Endpoint:      Env(t, "BWC_TEST_S3_ENDPOINT"),
+		AccessKey:     Env(t, "BWC_TEST_S3_ACCESS_KEY"),
+		SecretKey:     Env(t, "BWC_TEST_S3_SECRET_KEY"),
+		Bucket:        uniqueName(t, "t-", 63),
+		RetentionMode: blob.Governance,
 	}
 }
 
+// AdminConfig is cfg with the test MinIO's administrator (root) keys.
+func AdminConfig(t testing.TB, cfg blob.Config) blob.Config {
+	t.Helper()
+	cfg.AccessKey = Env(t, "BWC_TEST_S3_ADMIN_ACCESS_KEY")
+	cfg.SecretKey = Env(t, "BWC_TEST_S3_ADMIN_SECRET_KEY")
+	return cfg
+}
+
+// NewBucket creates a fresh evidence bucket (with object lock) as the
+// administrator, as `bwc setup-storage` does, and returns the settings of
+// the least-privilege test identity for it.
+func NewBucket(t testing.TB) blob.Config {
+	t.Helper()
+	cfg := BlobConfig(t)
+	admin, err := blob.Open(AdminConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := admin.CreateBucket(ctx); err != nil {
+		t.Fatalf("%v; %s", err, howToStart)
+	}
+	return cfg
+}
+
 // NewStore creates a fresh evidence bucket (with object lock) and returns
-// the store, whose idle connections are closed when the test ends.
+// the store opened with the platform's least-privilege test identity, as
+// the server opens it; its idle connections are closed when the test ends.
 func NewStore(t testing.TB) *blob.Store {
 	t.Helper()
-	s, err := blob.Open(BlobConfig(t))
+	s, err := blob.Open(NewBucket(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +173,22 @@ func NewStore(t testing.TB) *blob.Store {
 	if err := s.EnsureBucket(ctx); err != nil {
 		t.Fatalf("%v; %s", err, howToStart)
 	}
+	return s
+}
+
+// Admin returns the store's bucket opened with the MinIO administrator's
+// (root) keys, for tests that tamper with evidence as only an
+// administrator can (delete markers, governance-bypass deletes). The
+// platform's own code never gets it.
+func Admin(t testing.TB, store *blob.Store) *blob.Store {
+	t.Helper()
+	cfg := BlobConfig(t)
+	cfg.Bucket = store.Bucket()
+	s, err := blob.Open(AdminConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
