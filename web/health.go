@@ -13,10 +13,16 @@ import (
 )
 
 // Check is one readiness check: a dependency the platform cannot work
-// without (PostgreSQL, MinIO, ...).
+// without (PostgreSQL, MinIO, ...), or with Alarm an alarm /readyz shows
+// without failing readiness.
 type Check struct {
 	Name string
 	Func func(ctx context.Context) error
+	// Alarm: an error is shown (in "checks" and in "alarms") but leaves the
+	// node ready. For alarms about state every node shares (damaged
+	// evidence in the one bucket), where taking nodes out of the load
+	// balancer would stop every camera and fix nothing.
+	Alarm bool
 }
 
 // health answers the probes (/healthz, /readyz) and serves the metrics.
@@ -47,7 +53,8 @@ func (h *health) routes(r *router) {
 func (h *health) listenerFailed(err error) { h.listenerErr.Store(&err) }
 
 // readyz answers 200 when every dependency answers, 503 naming each that
-// does not.
+// does not; alarms (Check.Alarm) that fire are named under "alarms" and
+// leave the answer 200.
 //
 // Probes are exempt from the per-address limit (a load balancer shares its
 // address with everyone behind it), so the answer is computed at most once
@@ -65,18 +72,19 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (h *health) check(ctx context.Context) (int, map[string]any) {
 	type result struct {
-		name string
-		err  error
+		name  string
+		alarm bool
+		err   error
 	}
 	results := make(chan result, len(h.checks))
 	for _, c := range h.checks {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			defer cancel()
-			results <- result{c.Name, c.Func(ctx)}
+			results <- result{c.Name, c.Alarm, c.Func(ctx)}
 		}()
 	}
-	status := map[string]string{}
+	status, alarms := map[string]string{}, map[string]string{}
 	ready := true
 	if err := h.listenerErr.Load(); err != nil {
 		ready = false
@@ -84,10 +92,13 @@ func (h *health) check(ctx context.Context) (int, map[string]any) {
 	}
 	for range h.checks {
 		res := <-results
-		if res.err != nil {
+		switch {
+		case res.err != nil && res.alarm:
+			status[res.name], alarms[res.name] = res.err.Error(), res.err.Error()
+		case res.err != nil:
 			ready = false
 			status[res.name] = res.err.Error()
-		} else {
+		default:
 			status[res.name] = "ok"
 		}
 	}
@@ -95,7 +106,11 @@ func (h *health) check(ctx context.Context) (int, map[string]any) {
 	if !ready {
 		code, word = http.StatusServiceUnavailable, "not ready"
 	}
-	return code, map[string]any{"status": word, "checks": status}
+	body := map[string]any{"status": word, "checks": status}
+	if len(alarms) > 0 {
+		body["alarms"] = alarms
+	}
+	return code, body
 }
 
 // instrument counts requests and their latency per route pattern.
