@@ -40,7 +40,7 @@ func crashChild() int {
 		return fail(err)
 	}
 	store, err := blob.Open(blob.Config{Endpoint: os.Getenv("BWC_TEST_S3_ENDPOINT"), AccessKey: os.Getenv("BWC_TEST_S3_ACCESS_KEY"),
-		SecretKey: os.Getenv("BWC_TEST_S3_SECRET_KEY"), Bucket: os.Getenv("BWC_CRASH_BUCKET")})
+		SecretKey: os.Getenv("BWC_TEST_S3_SECRET_KEY"), Bucket: os.Getenv("BWC_CRASH_BUCKET"), RetentionMode: blob.Governance})
 	if err != nil {
 		return fail(err)
 	}

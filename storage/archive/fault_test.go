@@ -93,12 +93,12 @@ func (m *privateMinIO) stop() {
 }
 
 func (m *privateMinIO) store(t *testing.T) *blob.Store {
-	s, err := blob.Open(blob.Config{Endpoint: m.addr, AccessKey: m.user, SecretKey: m.pass, Bucket: "evidence"})
+	s, err := blob.Open(blob.Config{Endpoint: m.addr, AccessKey: m.user, SecretKey: m.pass, Bucket: "evidence", RetentionMode: blob.Governance})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.EnsureBucket(context.Background()); err != nil {
+	if err := s.CreateBucket(context.Background()); err != nil { // this MinIO's root user, as bwc setup-storage would
 		t.Fatal(err)
 	}
 	return s
