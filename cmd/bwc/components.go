@@ -12,6 +12,7 @@ import (
 	"github.com/bwcplatform/bwc/storage/archive"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/export"
+	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
 
@@ -40,6 +41,10 @@ func (c Config) ingestConfig() ingest.Config {
 		AuthFailuresPerAddr: c.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: c.RTSPAuthFailuresPerDevice,
 		AuthFailureWindow: c.RTSPAuthFailureWindow, RTSPSAddr: c.RTSPSAddr, TLSCert: c.RTSPTLSCert, TLSKey: c.RTSPTLSKey,
 		JournalDir: filepath.Join(c.SpoolDir, "journal")}
+}
+
+func (c Config) checkpointConfig() seal.CheckpointConfig {
+	return seal.CheckpointConfig{Every: c.Checkpoint, Node: c.Node, Retention: c.Retention}
 }
 
 func (c Config) exporterConfig() export.ExporterConfig {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
 
@@ -92,6 +93,7 @@ type Config struct {
 	Retention       time.Duration // -retention: object lock of recordings, uploads and export packages
 	RetentionMode   string        // -retention-mode: compliance (nobody deletes before the date) or governance
 	Checkpoint      time.Duration // -checkpoint-interval: a signed checkpoint of live recordings and the audit head this often
+	Node            string        // -node: this node's name in its checkpoints (default: the host name)
 	VerifyPerHour   int64         // -verify-bytes-per-hour: background re-verification of stored evidence; 0: off
 	SpoolAlarmBytes int64         // -spool-alarm-bytes
 	StuckAfter      time.Duration // -stuck-after
@@ -178,6 +180,7 @@ func defaultConfig() Config {
 		Retention:       183 * 24 * time.Hour,
 		RetentionMode:   "compliance",
 		Checkpoint:      time.Minute,
+		Node:            defaultNode(),
 		VerifyPerHour:   1 << 30,
 		SpoolAlarmBytes: 10 << 30,
 		StuckAfter:      5 * time.Minute,
@@ -280,6 +283,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention of every evidence object (segments, upload originals, export packages, seals)")
 	fs.StringVar(&c.RetentionMode, "retention-mode", c.RetentionMode, "object-lock mode: compliance (nobody, not even the MinIO root user, deletes a version before its retention ends) or governance (a user granted s3:BypassGovernanceRetention can)")
 	fs.DurationVar(&c.Checkpoint, "checkpoint-interval", c.Checkpoint, "how often a signed checkpoint of the live recordings' hash chains and the audit head is written (what verify can prove since)")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name in the checkpoints it writes (letters, digits, '.', '_', '-')")
 	fs.Int64Var(&c.VerifyPerHour, "verify-bytes-per-hour", c.VerifyPerHour, "bytes of stored evidence re-read and re-hashed per hour in the background; 0: off")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 	fs.DurationVar(&c.StuckAfter, "stuck-after", c.StuckAfter, "a segment still in the spool after this long while PostgreSQL and MinIO answer fails /readyz by name")
@@ -437,6 +441,7 @@ func (c Config) validateArchive(v *validation) {
 	v.check(c.Retention >= 24*time.Hour, "retention", "at least 24h")
 	v.check(c.RetentionMode == "compliance" || c.RetentionMode == "governance", "retention-mode", fmt.Sprintf("%q is not compliance or governance", c.RetentionMode))
 	v.check(c.Checkpoint >= time.Second && c.Checkpoint <= time.Hour, "checkpoint-interval", "between 1s and 1h")
+	v.check(seal.ValidNode(c.Node) == nil, "node", fmt.Sprint(seal.ValidNode(c.Node)))
 	v.check(c.VerifyPerHour >= 0, "verify-bytes-per-hour", "not negative")
 	v.check(c.SpoolAlarmBytes >= 1<<20, "spool-alarm-bytes", "at least 1 MiB")
 	v.check(c.StuckAfter >= time.Second, "stuck-after", "at least 1s")
@@ -505,4 +510,23 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// defaultNode is the host name, as a checkpoint's key takes it.
+func defaultNode() string {
+	h, _ := os.Hostname()
+	b := []byte(h)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
+			b[i] = '-'
+		}
+	}
+	n := strings.TrimLeft(string(b), "._-")
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	if n == "" {
+		return "bwc"
+	}
+	return n
 }

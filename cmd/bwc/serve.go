@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
 
@@ -73,14 +75,21 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err := p.openStores(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	if err := p.buildMedia(cfg, reg, log); err != nil {
-		return nil, err
-	}
-	// evidence exports: signed packages built in the background
+	// the platform's key: signs evidence packages, seals and checkpoints
 	key, err := export.LoadOrCreateKey(cfg.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing-key: %w", err)
 	}
+	if err := p.buildMedia(cfg, key, reg, log); err != nil {
+		return nil, err
+	}
+	// signed checkpoints of the live recordings and the audit head
+	cp, err := seal.NewCheckpointer(cfg.checkpointConfig(), p.db, p.blobs, key, log.With("component", "checkpoints"))
+	if err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, cp)
+	// evidence exports: signed packages built in the background
 	exporter, err := export.NewExporter(cfg.exporterConfig(), p.db, p.blobs, key, log.With("component", "exports"))
 	if err != nil {
 		return nil, err
@@ -128,11 +137,11 @@ func (p *platform) openStores(ctx context.Context, cfg Config, log *slog.Logger)
 
 // buildMedia builds the archive and the live ingest: cameras publish over
 // RTSP; every new recording goes to the spool, then MinIO and the index.
-func (p *platform) buildMedia(cfg Config, reg *prometheus.Registry, log *slog.Logger) (err error) {
+func (p *platform) buildMedia(cfg Config, key ed25519.PrivateKey, reg *prometheus.Registry, log *slog.Logger) (err error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("spool-dir: %w", err)
 	}
-	if p.archive, err = archive.New(cfg.archiveConfig(), p.db, p.blobs, reg, log.With("component", "archive")); err != nil {
+	if p.archive, err = archive.New(cfg.archiveConfig(), p.db, p.blobs, key, reg, log.With("component", "archive")); err != nil {
 		return err
 	}
 	p.services = append(p.services, p.archive)

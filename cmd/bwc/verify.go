@@ -31,7 +31,7 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	cfg.register(fs)
 	audit := fs.Bool("audit", false, "verify the audit trail's hash chain")
 	pkg := fs.String("package", "", "verify an evidence package (zip) offline")
-	pubKey := fs.String("public-key", "", "with -package: the platform's public key (PEM, from bwc export-key)")
+	pubKey := fs.String("public-key", "", "the platform's public key (PEM, from bwc export-key): required with -package; else seals and checkpoints are checked with it (default: the public half of -signing-key)")
 	recording := fs.String("recording", "", "verify one recording (its ID); default: every archived recording")
 	asJSON := fs.Bool("json", false, "print the report as one JSON document (check, ok, counts, problems; error when it could not check)")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
@@ -67,9 +67,13 @@ func verifyRun(ctx context.Context, cfg Config, report *verifyReport, pkg, pubKe
 	}
 	defer db.Close()
 	if report.check == "recordings" {
-		return verifyRecordings(ctx, cfg, db, recording, report)
+		return verifyRecordings(ctx, cfg, db, recording, pubKey, report)
 	}
 	n, problems, err := db.VerifyAudit(ctx)
+	if err != nil {
+		return err
+	}
+	anchored, err := auditAnchored(ctx, cfg, db, pubKey) // the head against the newest checkpoint
 	if err != nil {
 		return err
 	}
@@ -78,13 +82,17 @@ func verifyRun(ctx context.Context, cfg Config, report *verifyReport, pkg, pubKe
 		for _, p := range problems {
 			ps = append(ps, verifyProblem{Kind: "audit event", Seq: p.Seq, What: p.Reason})
 		}
-		report.writeJSON(map[string]any{"ok": len(problems) == 0, "events": n, "problems": ps})
+		ps = append(ps, anchored...)
+		report.writeJSON(map[string]any{"ok": len(ps) == 0, "events": n, "problems": ps})
 	}
 	for _, p := range problems {
 		report.text("FAIL %s\n", p)
 	}
-	if len(problems) > 0 {
-		return foundProblems{fmt.Sprintf("audit trail: %d problem(s) in %d events", len(problems), n)}
+	for _, p := range anchored {
+		report.text("FAIL %s (%s): %s\n", p.Kind, p.Key, p.What)
+	}
+	if len(problems)+len(anchored) > 0 {
+		return foundProblems{fmt.Sprintf("audit trail: %d problem(s) in %d events", len(problems)+len(anchored), n)}
 	}
 	report.text("OK audit trail: %d events, chain intact\n", n)
 	return nil
@@ -197,7 +205,7 @@ func exportKey(args []string, out io.Writer) error {
 }
 
 // verifyRecordings checks archived recordings against MinIO.
-func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording string, report *verifyReport) error {
+func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording, pubKey string, report *verifyReport) error {
 	var ids []uuid.UUID
 	if recording != "" {
 		id, err := uuid.Parse(recording)
@@ -209,11 +217,15 @@ func verifyRecordings(ctx context.Context, cfg Config, db *index.DB, recording s
 		}
 		ids = append(ids, id)
 	}
+	pub, err := platformPublicKey(cfg, pubKey)
+	if err != nil {
+		return err
+	}
 	store, err := blob.Open(cfg.blobConfig())
 	if err != nil {
 		return err
 	}
-	rep, err := evidence.Verify(ctx, db, store, ids)
+	rep, err := evidence.VerifyAnchored(ctx, db, store, pub, ids)
 	if err != nil {
 		return err
 	}

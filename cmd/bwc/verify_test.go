@@ -225,8 +225,13 @@ func TestVerifyJSONAuditAndPackage(t *testing.T) {
 // segments, once all are stored and indexed.
 func archivedIn(t *testing.T, db *index.DB, store *blob.Store) (uuid.UUID, []index.Segment) {
 	t.Helper()
-	cfg := testConfig(t).archiveConfig()
-	a, err := archive.New(cfg, db, store, nil, nil)
+	tc := testConfig(t)
+	key, err := export.LoadOrCreateKey(tc.SigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.archiveConfig()
+	a, err := archive.New(cfg, db, store, key, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ package archive
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +112,9 @@ type Archive struct {
 	log   *slog.Logger
 	m     *metrics
 
+	sealKey ed25519.PrivateKey // signs the seals of ended recordings
+	sealMu  sync.Mutex         // one seal written at a time (uploader and reconciliation)
+
 	ready     chan struct{} // closed by Run once the spool is recovered
 	closing   chan struct{} // closed by Close: ends the recorders
 	closeOnce sync.Once
@@ -126,11 +130,15 @@ type Archive struct {
 	stuck  stuckWatch // ages of spooled objects
 }
 
-// New validates the configuration and prepares the archive. It reads
+// New validates the configuration and prepares the archive; sealKey (the
+// platform's Ed25519 key) signs the seals of ended recordings. It reads
 // nothing from disk: Run recovers the spool, then uploads.
-func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, log *slog.Logger) (*Archive, error) {
+func New(cfg Config, db *index.DB, blobs *blob.Store, sealKey ed25519.PrivateKey, reg *prometheus.Registry, log *slog.Logger) (*Archive, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if len(sealKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: seal key is not an Ed25519 private key", ErrConfig)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -142,7 +150,7 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, 
 	if err != nil {
 		return nil, err
 	}
-	return &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m,
+	return &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m, sealKey: sealKey,
 		ready: make(chan struct{}), closing: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
 }
 

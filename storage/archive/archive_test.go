@@ -52,7 +52,7 @@ func configWith(spool string) Config {
 // and substitutes no default.
 func TestNewRejectsEveryInvalidField(t *testing.T) {
 	cfg := Config{SegmentDuration: -time.Second, BackoffMin: time.Second, BackoffMax: time.Millisecond, RetryWrite: -1, LinkBuffer: -1}
-	_, err := New(cfg, nil, nil, nil, nil)
+	_, err := New(cfg, nil, nil, sealKey, nil, nil)
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("New(invalid) = %v, want ErrConfig", err)
 	}
@@ -64,8 +64,11 @@ func TestNewRejectsEveryInvalidField(t *testing.T) {
 	}
 	ok := testConfig(t)
 	ok.RetryWrite, ok.LinkBuffer = 0, 0 // 0 means 0
-	if _, err := New(ok, nil, nil, nil, nil); err != nil {
+	if _, err := New(ok, nil, nil, sealKey, nil, nil); err != nil {
 		t.Errorf("New(valid, zero RetryWrite and LinkBuffer) = %v", err)
+	}
+	if _, err := New(ok, nil, nil, nil, nil, nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "seal key") {
+		t.Errorf("New without a seal key = %v, want ErrConfig naming the seal key", err)
 	}
 }
 
@@ -102,7 +105,7 @@ func checkComplete(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID,
 	if end := segs[len(segs)-1].EndDTS; end < want-50*time.Millisecond {
 		t.Errorf("archive ends at %v of %v: media lost at the end", end, want)
 	}
-	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{rec})
+	rep, err := evidence.VerifyAnchored(ctx, db, store, sealPub, []uuid.UUID{rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func TestArchiveRecordingLandsInMinIOAndIndexAndDecodes(t *testing.T) {
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	reg := prometheus.NewRegistry()
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, reg, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, reg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestArchiveRecordingLandsInMinIOAndIndexAndDecodes(t *testing.T) {
 func TestArchiveGapIsRecordedAndSequenceHasNoHole(t *testing.T) {
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	a, err := New(testConfig(t), db, store, nil, testLogger(t))
+	a, err := New(testConfig(t), db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func crashChild() int {
 	info.StartedAt, _ = time.Parse(time.RFC3339Nano, os.Getenv("BWC_CRASH_START"))
 	info.Tracks = []*media.Track{s.Video, s.Audio}
 	cfg := configWith(os.Getenv("BWC_CRASH_SPOOL"))
-	a, err := New(cfg, db, store, nil, nil)
+	a, err := New(cfg, db, store, sealKey, nil, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -161,7 +161,7 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 		"BWC_CRASH_START=" + start.Format(time.RFC3339Nano), "BWC_CRASH_SPOOL=" + cfg.SpoolDir}
 	fed, openSeq := killMidSegment(t, env, filepath.Join(cfg.SpoolDir, info.RecordingID.String()))
 
-	a, err := New(cfg, db, store, nil, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	if lost > cfg.FragmentDuration+time.Second {
 		t.Errorf("crash lost %v of media, want at most one fragment (%v) plus in-flight frames", lost, cfg.FragmentDuration)
 	}
-	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
+	rep, err := evidence.VerifyAnchored(ctx, db, store, sealPub, []uuid.UUID{info.RecordingID})
 	if err != nil || !rep.OK() {
 		var b strings.Builder
 		rep.Write(&b)

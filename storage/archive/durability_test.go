@@ -95,7 +95,7 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 	cfg.RetryWrite = time.Nanosecond // at the next keyframe
 	fs := &faultSink{from: 4 * time.Second, to: 6 * time.Second, failed: make(chan struct{}), release: make(chan struct{})}
 	cfg.sinkWrap = func(sk segmenter.Sink) segmenter.Sink { fs.Sink = sk; return fs }
-	a, err := New(cfg, db, store, reg, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, reg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestSpoolWriteErrorRetries(t *testing.T) {
 	if fs.failures == 0 {
 		t.Error("no write failed")
 	}
-	rep, err := evidence.Verify(ctx, db, store, []uuid.UUID{info.RecordingID})
+	rep, err := evidence.VerifyAnchored(ctx, db, store, sealPub, []uuid.UUID{info.RecordingID})
 	if err != nil || !rep.OK() {
 		var b bytes.Buffer
 		rep.Write(&b)
@@ -180,7 +180,7 @@ func TestStuckEvidenceAlarm(t *testing.T) {
 	cfg.StuckAfter = time.Second
 	cfg.ScanInterval = 100 * time.Millisecond
 	cfg.ReconcileEvery = 200 * time.Millisecond
-	a, err := New(cfg, db, store, prometheus.NewRegistry(), testLogger(t))
+	a, err := New(cfg, db, store, sealKey, prometheus.NewRegistry(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestReconcileRebuildsLostRow(t *testing.T) {
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
 	cfg.ReconcileEvery = 200 * time.Millisecond
-	a, err := New(cfg, db, store, prometheus.NewRegistry(), testLogger(t))
+	a, err := New(cfg, db, store, sealKey, prometheus.NewRegistry(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestEndedSpoolLeftoversRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, err := New(cfg, db, store, nil, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

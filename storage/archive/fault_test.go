@@ -176,7 +176,7 @@ func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart fun
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.SpoolAlarmBytes = 1 << 20 // a few segments: the outage must raise the alarm
-	a, err := New(cfg, db, store, nil, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

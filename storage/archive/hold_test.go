@@ -23,7 +23,7 @@ func archived(t *testing.T, passes int) (*Archive, *index.DB, *blob.Store, uuid.
 	t.Helper()
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
-	a, err := New(testConfig(t), db, store, nil, testLogger(t))
+	a, err := New(testConfig(t), db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestLegalHoldCoversLaterSegments(t *testing.T) {
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, nil, testLogger(t))
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

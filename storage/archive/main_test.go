@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,9 @@ import (
 
 	"go.uber.org/goleak"
 )
+
+// sealKey signs the seals of the tests' archives (sealPub checks them).
+var sealPub, sealKey, _ = ed25519.GenerateKey(nil)
 
 // TestMain fails the package when a test leaves a goroutine behind. A test
 // binary started with crashChildEnv set is the child of the crash test: it

@@ -27,13 +27,16 @@ import (
 //     linked by the assignment rule and audited as recording.recovered; a
 //     directory whose rec.json names no device is reported;
 //   - objects under the recording prefixes (YYYY/MM/DD/<id>/...) with no
-//     index row and no spooled metadata that will write it: reported.
+//     index row and no spooled metadata that will write it: reported;
+//   - (full passes: at start) ended recordings fully archived but not
+//     sealed: sealed (seal.go).
 //
 // It runs when the uploader starts and every ReconcileEvery.
 
 // Reconciled is what one reconciliation found.
 type Reconciled struct {
 	Rebuilt       []uuid.UUID // recording rows rebuilt from the spool
+	Sealed        []uuid.UUID // ended, fully archived recordings sealed (full passes only)
 	SpoolOrphans  []string    // spool directories without a row that could not be rebuilt (why)
 	ObjectOrphans []string    // bucket objects without an index row
 }
@@ -82,6 +85,13 @@ func (a *Archive) reconcile(ctx context.Context, prefixes []string) (Reconciled,
 			continue
 		}
 		out.Rebuilt = append(out.Rebuilt, id)
+	}
+	if len(prefixes) == 0 {
+		sealed, err := a.sealArchived(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		out.Sealed = sealed
 	}
 	objs, err := a.orphanObjects(ctx, prefixes)
 	if err != nil {

@@ -174,8 +174,8 @@ func ready(dir string) bool {
 }
 
 // uploadDir uploads everything sealed in one recording's directory, in
-// order, and removes the directory when the recording has ended and nothing
-// is left.
+// order, and when the recording has ended and nothing is left, writes its
+// seal (seal.go) and removes the directory.
 func (a *Archive) uploadDir(ctx context.Context, dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -212,6 +212,9 @@ func (a *Archive) uploadDir(ctx context.Context, dir string) error {
 		}
 	}
 	if ended && ready(dir) {
+		if err := a.sealSpooled(ctx, dir); err != nil {
+			return err
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}

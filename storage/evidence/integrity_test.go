@@ -50,7 +50,7 @@ func archived(t *testing.T, passes int) (*evidence.Holder, *index.DB, *blob.Stor
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := archiveConfig(t)
-	a, err := archive.New(cfg, db, store, nil, nil)
+	a, err := archive.New(cfg, db, store, sealKey, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

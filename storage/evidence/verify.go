@@ -26,12 +26,18 @@ type Problem struct {
 	Upload    bool      `json:"-"`    // about the recording's upload original (kind "upload")
 	Key       string    `json:"key,omitempty"`
 	What      string    `json:"what"`
+	Missing   *Span     `json:"missing,omitempty"`   // sequence numbers missing from the index (found against a seal or checkpoint)
+	AuditSeq  int64     `json:"audit_seq,omitempty"` // the audit event a checkpoint anchors (kind "audit")
+	About     string    `json:"-"`                   // "seal", "checkpoint" or "audit": found against a seal or checkpoint (seals.go); Key names it
 }
 
-// Kind says what a problem is about: "segment", "init", "upload" or
-// "recording".
+// Kind says what a problem is about: "segment", "init", "upload",
+// "recording", or "seal", "checkpoint", "audit" (found against a seal or
+// checkpoint).
 func (p Problem) Kind() string {
 	switch {
+	case p.About != "":
+		return p.About
 	case p.Seq >= 0:
 		return "segment"
 	case p.Init >= 0:
@@ -53,6 +59,10 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 
 func (p Problem) String() string {
 	switch {
+	case p.About != "" && p.Recording == uuid.Nil:
+		return fmt.Sprintf("%s (%s): %s", p.About, p.Key, p.What)
+	case p.About != "":
+		return fmt.Sprintf("recording %s (%s %s): %s", p.Recording, p.About, p.Key, p.What)
 	case p.Seq >= 0:
 		return fmt.Sprintf("recording %s segment %06d (%s): %s", p.Recording, p.Seq, p.Key, p.What)
 	case p.Init >= 0:
@@ -110,7 +120,8 @@ func (r Report) Write(w io.Writer) {
 // chain recomputes from its fields (see package chain), the chain values
 // stored with the objects agree with the index, and sequence numbers run
 // from 0 without holes. The error is for failures to check (database or
-// store unreachable), not for problems found.
+// store unreachable), not for problems found. VerifyAnchored (seals.go)
+// also checks the index against the signed seals and checkpoints.
 func Verify(ctx context.Context, db *index.DB, blobs *blob.Store, recs []uuid.UUID) (Report, error) {
 	var r Report
 	if len(recs) == 0 {

@@ -1,0 +1,150 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/chain"
+	"github.com/bwcplatform/bwc/storage/internal/spool"
+	"github.com/bwcplatform/bwc/storage/seal"
+)
+
+// Sealing. When every segment of an ended recording is in the bucket and
+// the index, and before its spool directory is removed, the archive writes
+// the recording's seal (package seal) from the index, WORM-locked and
+// signed, and an audit event naming it (recording.sealed, with the seal's
+// key and version). The seal's bytes depend only on the recording, so a
+// retry after a crash writes nothing new (PutEvidence finds the same
+// SHA-256) and the event is appended once. Reconciliation at start seals
+// ended recordings that are fully archived (no spool directory, no
+// journal) and not sealed: those archived before seals existed.
+
+// errSealMismatch: the index does not hold what the spool wrote; the
+// recording is not sealed (a seal would vouch for a truncated index).
+var errSealMismatch = errors.New("the index does not match what the spool wrote")
+
+// sealSpooled seals an ended recording whose spool directory holds nothing
+// left to upload, after checking the index against the spool's own count
+// and last chain value.
+func (a *Archive) sealSpooled(ctx context.Context, dir string) error {
+	rec, err := uuid.Parse(filepath.Base(dir))
+	if err != nil {
+		return err
+	}
+	n, last, err := spool.Written(dir, rec)
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", rec, err)
+	}
+	if n == 0 {
+		return nil // no media segment: nothing to seal
+	}
+	return a.sealRecording(ctx, rec, func(s seal.Seal) error {
+		if s.Segments != int64(n) || !bytes.Equal(s.FinalChain, last) {
+			return fmt.Errorf("seal %s: %w: index %d segments ending at %d, spool %d segments", rec, errSealMismatch,
+				s.Segments, s.FinalSeq, n)
+		}
+		return nil
+	})
+}
+
+// sealRecording builds a recording's seal from the index, checks it with
+// check, writes it and audits it once.
+func (a *Archive) sealRecording(ctx context.Context, rec uuid.UUID, check func(seal.Seal) error) error {
+	a.sealMu.Lock()
+	defer a.sealMu.Unlock()
+	s, err := a.buildSeal(ctx, rec)
+	if err != nil {
+		return err
+	}
+	if err := check(s); err != nil {
+		return err
+	}
+	key, version, err := seal.WriteSeal(ctx, a.blobs, a.sealKey, s, time.Now().Add(a.cfg.Retention))
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", rec, err)
+	}
+	audited, err := a.db.SealAudited(ctx, rec)
+	if err != nil || audited {
+		return err
+	}
+	r := rec
+	if _, err := a.db.Audit(ctx, index.AuditEvent{Actor: "system", Role: "system", Action: index.ActionSealed,
+		ObjectType: "recording", ObjectID: rec.String(), RecordingID: &r,
+		Details: map[string]any{"key": key, "version_id": version, "segments": s.Segments, "final_seq": s.FinalSeq,
+			"final_chain": fmt.Sprintf("%x", []byte(s.FinalChain))}}); err != nil {
+		return fmt.Errorf("seal %s: audit: %w", rec, err)
+	}
+	a.m.uploaded.WithLabelValues("seal").Inc()
+	a.log.Info("archive: recording sealed", "recording", rec, "segments", s.Segments, "key", key, "version", version)
+	return nil
+}
+
+// buildSeal is a recording's seal from the index. The segments must run
+// from 0 without holes, each linked to the one before: the index is what
+// the seal vouches for.
+func (a *Archive) buildSeal(ctx context.Context, rec uuid.UUID) (seal.Seal, error) {
+	r, err := a.db.Recording(ctx, rec)
+	if err != nil {
+		return seal.Seal{}, err
+	}
+	segs, err := a.db.Segments(ctx, rec)
+	if err != nil {
+		return seal.Seal{}, err
+	}
+	inits, err := a.db.InitSegments(ctx, rec)
+	if err != nil {
+		return seal.Seal{}, err
+	}
+	prev := chain.Genesis(rec)
+	for i, s := range segs {
+		if s.Seq != int64(i) || !bytes.Equal(s.PrevChain, prev) {
+			return seal.Seal{}, fmt.Errorf("seal %s: %w: segment %d breaks the chain at position %d", rec, errSealMismatch, s.Seq, i)
+		}
+		prev = s.Chain
+	}
+	if len(segs) == 0 {
+		return seal.Seal{}, fmt.Errorf("seal %s: %w: no segment indexed", rec, errSealMismatch)
+	}
+	last := segs[len(segs)-1]
+	s := seal.Seal{Recording: rec, Segments: int64(len(segs)), FinalSeq: last.Seq, FinalChain: last.Chain,
+		Start: r.StartedAt, End: last.EndedAt}
+	if last.EndedAt.Before(r.StartedAt) {
+		s.End = r.StartedAt
+	}
+	for _, in := range inits {
+		s.Inits = append(s.Inits, seal.Init{N: in.N, Key: in.Key, SHA256: in.SHA256})
+	}
+	return s, nil
+}
+
+// sealArchived seals the ended recordings that are fully archived but not
+// sealed: no spool directory here and no ingest journal that will still
+// write their row. It returns the recordings sealed.
+func (a *Archive) sealArchived(ctx context.Context) ([]uuid.UUID, error) {
+	ids, err := a.db.EndedUnsealed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sealed []uuid.UUID
+	var errs []error
+	for _, id := range ids {
+		if _, err := os.Stat(filepath.Join(a.cfg.SpoolDir, id.String())); err == nil {
+			continue // the uploader seals it once its spool is done
+		}
+		if err := a.sealRecording(ctx, id, func(seal.Seal) error { return nil }); err != nil {
+			a.log.Error("archive: cannot seal an archived recording", "recording", id, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		sealed = append(sealed, id)
+	}
+	return sealed, errors.Join(errs...)
+}
