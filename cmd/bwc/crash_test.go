@@ -49,6 +49,7 @@ func newCrashWorld(t *testing.T) *crashWorld {
 	cfg.SigningKey = filepath.Join(t.TempDir(), "key.pem")
 	cfg.SegmentDuration = 2 * time.Second
 	cfg.ReconnectGrace = time.Second
+	cfg.RetentionMode = "governance" // test buckets: the administrator can clean up
 	w.cfg = cfg
 	var err error
 	serial := "CAM-CRASH-" + strings.ToUpper(uuid.NewString()[:6])
@@ -84,7 +85,7 @@ func hostOf(t *testing.T, u string) string {
 func (w *crashWorld) client(t *testing.T) *minio.Client {
 	t.Helper()
 	c := w.cfg
-	st, err := blob.Open(blob.Config{Endpoint: w.s3.target, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket})
+	st, err := blob.Open(blob.Config{Endpoint: w.s3.target, AccessKey: c.S3AccessKey, SecretKey: c.S3SecretKey, Bucket: c.S3Bucket, RetentionMode: blob.Governance})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,9 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DatabaseURL = storagetest.DatabaseURL(t)
-	b := storagetest.BlobConfig(t)
+	b := storagetest.NewBucket(t) // created as the administrator; the platform works as the tests' least-privilege identity
 	cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Bucket = b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
+	cfg.RetentionMode = "governance" // test buckets: the administrator can clean up
 	cfg.HTTPAddr, cfg.RTSPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.WebRTCUDPAddr, cfg.WebRTCTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SpoolDir = t.TempDir()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
 // run starts the service's Run and waits until it is Ready; the returned
@@ -137,7 +138,7 @@ func deadStore(t *testing.T, e *env) *blob.Store {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s, err := blob.Open(blob.Config{Endpoint: addr, AccessKey: "x", SecretKey: "yyyyyyyy", Bucket: e.store.Bucket()})
+	s, err := blob.Open(blob.Config{Endpoint: addr, AccessKey: "x", SecretKey: "yyyyyyyy", Bucket: e.store.Bucket(), RetentionMode: blob.Governance})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,9 +252,11 @@ func TestUploadRowFailsAfterPut(t *testing.T) {
 	if len(r.Adopted) != 1 || !strings.Contains(r.Adopted[0], id) || len(r.Orphans) != 1 || r.Orphans[0] != orphan {
 		t.Fatalf("reconciliation = %+v", r)
 	}
-	// remove the orphan from the count (governance mode allows it with bypass)
+	// remove the orphan from the count (governance mode allows the
+	// administrator to, with bypass)
+	admin := storagetest.Admin(t, e.store)
 	for _, v := range versions(t, e, orphan) {
-		e.store.Client().RemoveObject(ctx, e.store.Bucket(), orphan, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: true})
+		admin.Client().RemoveObject(ctx, e.store.Bucket(), orphan, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: true})
 	}
 	assertStoredOnce(t, e, e.svc, id, sum)
 	// a second pass finds nothing to do

@@ -31,7 +31,7 @@ func TestVerifyUploads(t *testing.T) {
 			}
 		}, []string{"is not the indexed version " + u0}},
 		{"a delete marker", func(t *testing.T, store *blob.Store, u index.Upload) {
-			if err := store.Client().RemoveObject(ctx, store.Bucket(), u.Key, minio.RemoveObjectOptions{}); err != nil {
+			if err := storagetest.Admin(t, store).Client().RemoveObject(ctx, store.Bucket(), u.Key, minio.RemoveObjectOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"latest version is a delete marker"}},

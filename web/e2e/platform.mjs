@@ -69,7 +69,9 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
     BWC_S3_ENDPOINT: need('BWC_TEST_S3_ENDPOINT'),
     BWC_S3_ACCESS_KEY: need('BWC_TEST_S3_ACCESS_KEY'),
     BWC_S3_SECRET_KEY: need('BWC_TEST_S3_SECRET_KEY'),
-    BWC_S3_BUCKET: name.replace(/_/g, '-'),
+    // the tests' least-privilege identity works in buckets named t-*
+    BWC_S3_BUCKET: 't-' + name.replace(/_/g, '-'),
+    BWC_RETENTION_MODE: 'governance', // test buckets: the administrator can clean up
     BWC_HTTP_ADDR: `127.0.0.1:${httpPort}`,
     BWC_RTSP_ADDR: `127.0.0.1:${rtspPort}`,
     BWC_WEBRTC_UDP_ADDR: `127.0.0.1:${webrtcPort}`,
@@ -82,6 +84,14 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
     ...(tls ? { BWC_TLS_CERT: tls.cert, BWC_TLS_KEY: tls.key } : {}),
     ...extraEnv,
   };
+  // the operator's step: the bucket, as the MinIO administrator (the
+  // server's identity may not create buckets); the tests' identity and its
+  // policy on t-* stay as scripts/services.sh made them
+  const storage = spawnSync(bin, ['setup-storage', '-s3-policy-buckets', 't-*'], {
+    env: { ...env, BWC_S3_ADMIN_ACCESS_KEY: need('BWC_TEST_S3_ADMIN_ACCESS_KEY'), BWC_S3_ADMIN_SECRET_KEY: need('BWC_TEST_S3_ADMIN_SECRET_KEY') },
+    encoding: 'utf8',
+  });
+  if (storage.status !== 0) throw new Error(`setup-storage: ${storage.stderr}`);
   const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
   if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
   const proc = spawn(bin, ['serve', ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
