@@ -297,4 +297,3 @@ func TestEndedRecordingWithoutSealNamed(t *testing.T) {
 		t.Errorf("problems %+v", ps)
 	}
 }
-
