@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,9 +44,10 @@ const (
 // Scrubber re-verifies stored evidence in the background, round robin:
 // every archived recording, oldest first, with Verify (objects re-read at
 // their indexed version and re-hashed, hash chains, sequence numbers),
-// then again from the start, paced so that an hour re-reads about
-// BytesPerHour. A problem found is an alarm until a later pass finds the
-// recording intact: the gauge bwc_evidence_verify_problems, an error in
+// then the whole index against the signed seals and the newest checkpoint
+// (as VerifyAnchored does), then again from the start, paced so that an
+// hour re-reads about BytesPerHour. A problem found is an alarm until a
+// later pass finds it gone: the gauge bwc_evidence_verify_problems, an error in
 // the log (key recording) and Check's error, which /readyz shows as a
 // detail without failing readiness (every node shares the bucket: one
 // damaged object must not take every node out of the load balancer).
@@ -53,20 +55,25 @@ type Scrubber struct {
 	cfg   ScrubConfig
 	db    *index.DB
 	blobs *blob.Store
+	pub   ed25519.PublicKey // checks seals and checkpoints
 	log   *slog.Logger
 	m     *scrubMetrics
 	ready chan struct{}
 	once  sync.Once
 
 	mu       sync.Mutex
-	problems map[uuid.UUID][]Problem // by recording, as its last verification found them
+	problems map[uuid.UUID][]Problem // by recording, as its last verification found them; uuid.Nil: seals and checkpoints
 }
 
-// NewScrubber validates cfg and allocates; a nil reg registers nowhere, a
-// nil log discards.
-func NewScrubber(cfg ScrubConfig, db *index.DB, blobs *blob.Store, reg *prometheus.Registry, log *slog.Logger) (*Scrubber, error) {
+// NewScrubber validates cfg and allocates; pub is the platform's public
+// key (seals and checkpoints), needed unless off; a nil reg registers
+// nowhere, a nil log discards.
+func NewScrubber(cfg ScrubConfig, db *index.DB, blobs *blob.Store, pub ed25519.PublicKey, reg *prometheus.Registry, log *slog.Logger) (*Scrubber, error) {
 	if cfg.BytesPerHour < 0 {
 		return nil, fmt.Errorf("%w: BytesPerHour %d is negative (0: off)", ErrConfig, cfg.BytesPerHour)
+	}
+	if cfg.BytesPerHour > 0 && len(pub) != ed25519.PublicKeySize {
+		return nil, errors.New("evidence: background verification needs the platform's public key (seals and checkpoints)")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -78,7 +85,7 @@ func NewScrubber(cfg ScrubConfig, db *index.DB, blobs *blob.Store, reg *promethe
 	if err != nil {
 		return nil, err
 	}
-	return &Scrubber{cfg: cfg, db: db, blobs: blobs, log: log, m: m, ready: make(chan struct{}),
+	return &Scrubber{cfg: cfg, db: db, blobs: blobs, pub: pub, log: log, m: m, ready: make(chan struct{}),
 		problems: map[uuid.UUID][]Problem{}}, nil
 }
 
@@ -107,7 +114,7 @@ func (s *Scrubber) Run(ctx context.Context) error {
 			s.failed(ctx, "list recordings", uuid.Nil, err, &retry)
 			continue
 		}
-		if s.pass(ctx, recs, pace, &retry) {
+		if s.pass(ctx, recs, pace, &retry) && s.anchors(ctx, len(recs), pace, &retry) {
 			s.m.passes.Inc()
 			s.m.lastPass.SetToCurrentTime()
 		}
@@ -141,6 +148,24 @@ func (s *Scrubber) pass(ctx context.Context, recs []uuid.UUID, pace *pacer, retr
 	return true
 }
 
+// anchors checks the index against the seals and the newest checkpoint
+// (reading every seal: charged a few KiB per recording); false when it
+// could not.
+func (s *Scrubber) anchors(ctx context.Context, recordings int, pace *pacer, retry *durable.Backoff) bool {
+	if !sleep(ctx, pace.wait(time.Now())) {
+		return false
+	}
+	var r Report
+	err := anchors(ctx, s.db, s.blobs, s.pub, nil, &r)
+	pace.spend(listCost+int64(recordings)*4<<10, time.Now())
+	if err != nil {
+		s.failed(ctx, "seals and checkpoints", uuid.Nil, err, retry)
+		return false
+	}
+	s.record(uuid.Nil, r.Problems)
+	return true
+}
+
 // failed logs a failure to check (not a problem found: PostgreSQL or MinIO
 // unreachable, which their own readiness checks show) and backs off.
 func (s *Scrubber) failed(ctx context.Context, what string, rec uuid.UUID, err error, retry *durable.Backoff) {
@@ -165,11 +190,15 @@ func (s *Scrubber) record(rec uuid.UUID, found []Problem) {
 	switch {
 	case len(found) == 0 && len(before) > 0:
 		delete(s.problems, rec)
-		s.log.Info("evidence: background verification finds the recording intact again", "recording", rec)
+		if rec == uuid.Nil {
+			s.log.Info("evidence: background verification finds the index agreeing with the seals and checkpoints again")
+		} else {
+			s.log.Info("evidence: background verification finds the recording intact again", "recording", rec)
+		}
 	case len(found) > 0:
 		for _, p := range found {
 			if !slices.ContainsFunc(before, func(b Problem) bool { return b.String() == p.String() }) {
-				s.log.Error("evidence: stored evidence fails verification", "recording", rec, "kind", p.Kind(), "key", p.Key, "problem", p.What)
+				s.log.Error("evidence: stored evidence fails verification", "recording", p.Recording, "kind", p.Kind(), "key", p.Key, "problem", p.What)
 			}
 		}
 		s.problems[rec] = found
@@ -182,7 +211,8 @@ func (s *Scrubber) record(rec uuid.UUID, found []Problem) {
 func (s *Scrubber) forgetExcept(recs []uuid.UUID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	archived := make(map[uuid.UUID]bool, len(recs))
+	archived := make(map[uuid.UUID]bool, len(recs)+1)
+	archived[uuid.Nil] = true // the seals' and checkpoints' problems
 	for _, rec := range recs {
 		archived[rec] = true
 	}

@@ -29,7 +29,7 @@ func TestScrubberAlarm(t *testing.T) {
 	_, db, store, rec, segs := archived(t, 3)
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
-	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: scrubRate}, db, store, reg,
+	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: scrubRate}, db, store, sealPub, reg,
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -73,14 +73,58 @@ func TestScrubberAlarm(t *testing.T) {
 	}
 }
 
-// NewScrubber refuses a negative budget naming it; 0 is off: Run verifies
+// TestScrubberChecksSeals: the newest segment's row deleted (superuser
+// SQL) leaves no hole Verify could see; the scrubber's pass over the seals
+// names the recording and the missing segment, and clears once the row is
+// back.
+func TestScrubberChecksSeals(t *testing.T) {
+	ctx := context.Background()
+	_, db, store, rec, segs := archived(t, 3)
+	last := segs[len(segs)-1]
+	reg := prometheus.NewRegistry()
+	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: scrubRate}, db, store, sealPub, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, s)
+	mediatest.Eventually(t, "a clean pass", func() bool { return metric(t, reg, "bwc_evidence_verify_passes_total") >= 1 })
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("intact and sealed: %v", err)
+	}
+	su := storagetest.Superuser(t, db)
+	for _, q := range []string{`CREATE TEMP TABLE kept AS SELECT * FROM segments WHERE recording_id = $1 AND seq = $2`,
+		`DELETE FROM segments WHERE recording_id = $1 AND seq = $2`} {
+		if _, err := su.Exec(ctx, q, rec, last.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mediatest.Eventually(t, "the alarm", func() bool { return metric(t, reg, "bwc_evidence_verify_problems") >= 1 })
+	if ps := s.Problems(); !slices.ContainsFunc(ps, func(p evidence.Problem) bool {
+		return p.Recording == rec && p.Kind() == "seal" && p.Missing != nil && p.Missing.From == last.Seq
+	}) {
+		t.Fatalf("problems %v; want recording %s's segment %d missing against its seal", ps, rec, last.Seq)
+	}
+	if _, err := su.Exec(ctx, `INSERT INTO segments SELECT * FROM kept`); err != nil {
+		t.Fatal(err)
+	}
+	mediatest.Eventually(t, "the alarm cleared", func() bool { return metric(t, reg, "bwc_evidence_verify_problems") == 0 })
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("row back: Check = %v", err)
+	}
+}
+
+// NewScrubber refuses a negative budget naming it, and a budget without
+// the public key for the seals; 0 is off: Run verifies
 // nothing and returns when its context ends.
 func TestScrubberConfig(t *testing.T) {
-	if _, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: -1}, nil, nil, nil, nil); !errors.Is(err, evidence.ErrConfig) || !strings.Contains(err.Error(), "BytesPerHour") {
+	if _, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: -1}, nil, nil, sealPub, nil, nil); !errors.Is(err, evidence.ErrConfig) || !strings.Contains(err.Error(), "BytesPerHour") {
 		t.Fatalf("negative budget: %v; want ErrConfig naming BytesPerHour", err)
 	}
+	if _, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: 1 << 30}, nil, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "public key") {
+		t.Fatalf("no public key: %v; want an error naming it", err)
+	}
 	reg := prometheus.NewRegistry()
-	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: 0}, nil, nil, reg, nil) // off: never touches db or store
+	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: 0}, nil, nil, nil, reg, nil) // off: never touches db or store
 	if err != nil {
 		t.Fatal(err)
 	}
