@@ -11,6 +11,7 @@ import (
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/archive"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
@@ -45,6 +46,10 @@ func (c Config) ingestConfig() ingest.Config {
 
 func (c Config) checkpointConfig() seal.CheckpointConfig {
 	return seal.CheckpointConfig{Every: c.Checkpoint, Node: c.Node, Retention: c.Retention}
+}
+
+func (c Config) scrubConfig() evidence.ScrubConfig {
+	return evidence.ScrubConfig{BytesPerHour: c.VerifyPerHour}
 }
 
 func (c Config) exporterConfig() export.ExporterConfig {

@@ -52,7 +52,7 @@ func TestComponentConfigsAreComplete(t *testing.T) {
 	notFromConfig := map[string]bool{
 		"upload.Config.FreeSpace": true, // nil: statfs; tests simulate a full disk
 	}
-	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.ingestConfig(), c.exporterConfig(),
+	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.exporterConfig(),
 		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg} {
 		v := reflect.ValueOf(cfg)
 		for i := range v.NumField() {

@@ -54,6 +54,7 @@ type platform struct {
 	archive  *archive.Archive
 	ingest   *ingest.Server
 	relay    *relay.Server
+	scrub    *evidence.Scrubber
 	web      *web.Server
 	services []service     // run together; closed in reverse order
 	ready    chan struct{} // closed by run once every service is Ready
@@ -89,6 +90,12 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		return nil, err
 	}
 	p.services = append(p.services, cp)
+	// background verification of stored evidence (-verify-bytes-per-hour)
+	p.scrub, err = evidence.NewScrubber(cfg.scrubConfig(), p.db, p.blobs, key.Public().(ed25519.PublicKey), reg, log.With("component", "verification"))
+	if err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.scrub)
 	// evidence exports: signed packages built in the background
 	exporter, err := export.NewExporter(cfg.exporterConfig(), p.db, p.blobs, key, log.With("component", "exports"))
 	if err != nil {
@@ -114,14 +121,12 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	return p, nil
 }
 
-// openStores connects to PostgreSQL (migrating the schema) and MinIO
-// (ensuring the evidence bucket).
+// openStores connects to PostgreSQL (as the application's login, the
+// schema checked; see openDatabase) and MinIO (checking the evidence
+// bucket).
 func (p *platform) openStores(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
-	if p.db, err = index.OpenAs(ctx, cfg.DatabaseURL, cfg.DatabaseRole); err != nil {
-		return err
-	}
-	v, err := p.db.Migrate(ctx)
-	if err != nil {
+	var v int32
+	if p.db, v, err = openDatabase(ctx, cfg); err != nil {
 		return err
 	}
 	log.Info("database ready", "schema_version", v)
@@ -171,7 +176,8 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 		Uploads: up,
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest (RTSP listeners, database queue)", Func: p.ingest.Check},
-			{Name: "webrtc listeners", Func: p.relay.Check}, {Name: "uploads", Func: up.Check}},
+			{Name: "webrtc listeners", Func: p.relay.Check}, {Name: "uploads", Func: up.Check},
+			{Name: "evidence verification", Func: p.scrub.Check, Alarm: true}}, // shown, never unready: the bucket is every node's
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
 	})
@@ -262,13 +268,14 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) {
 	}
 }
 
+// migrateCmd is `bwc migrate`: the schema owner (-migrate-database-url,
+// else -database-url) applies the migrations.
 func migrateCmd(ctx context.Context, cfg Config) error {
-	db, err := index.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
+	url := cfg.MigrateURL
+	if url == "" {
+		url = cfg.DatabaseURL
 	}
-	defer db.Close()
-	v, err := db.Migrate(ctx)
+	v, err := migrateDatabase(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -279,14 +286,11 @@ func migrateCmd(ctx context.Context, cfg Config) error {
 // seedDemo creates, once, the demo officer, camera and incident, checks the
 // camera out to the officer and assigns the officer to the incident.
 func seedDemo(ctx context.Context, cfg Config) error {
-	db, err := index.Open(ctx, cfg.DatabaseURL)
+	db, _, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	// two officers, each wearing a demo camera, both sent to the demo incident
 	crew := []struct{ serial, badge, name string }{
 		{"DEMO-CAM-01", "DEMO-001", "Li Wei"},
