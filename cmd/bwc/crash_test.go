@@ -156,7 +156,7 @@ func (w *crashWorld) checkArchived(t *testing.T, sent time.Duration) {
 	var report bytes.Buffer
 	c := w.cfg
 	args := []string{"-database-url", w.db.URL(), "-s3-endpoint", w.s3.target, "-s3-access-key", c.S3AccessKey,
-		"-s3-secret-key", c.S3SecretKey, "-s3-bucket", c.S3Bucket, "-recording", rec.ID.String()}
+		"-s3-secret-key", c.S3SecretKey, "-s3-bucket", c.S3Bucket, "-recording", rec.ID.String(), "-signing-key", c.SigningKey}
 	if err := verify(ctx, args, &report); err != nil || !strings.Contains(report.String(), "OK") {
 		t.Errorf("bwc verify: %v\n%s", err, report.String())
 	}

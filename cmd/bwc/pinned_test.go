@@ -57,7 +57,7 @@ func checkVerifyNames(t *testing.T, cfg Config, rec index.Recording, key, what s
 	t.Helper()
 	var out bytes.Buffer
 	err := verify(context.Background(), []string{"-recording", rec.ID.String(), "-database-url", cfg.DatabaseURL,
-		"-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey, "-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket}, &out)
+		"-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey, "-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-signing-key", cfg.SigningKey}, &out)
 	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(out.String(), "("+key+"): ") || !strings.Contains(out.String(), what) {
 		t.Fatalf("bwc verify: err = %v, report:\n%s\nwant a failure naming %s: %q", err, out.String(), key, what)
 	}

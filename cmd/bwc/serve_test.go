@@ -175,7 +175,7 @@ func TestCameraToArchive(t *testing.T) {
 	// bwc verify finds it intact
 	var report bytes.Buffer
 	args := []string{"-database-url", cfg.DatabaseURL, "-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey,
-		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-recording", rec.ID.String()}
+		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-recording", rec.ID.String(), "-signing-key", cfg.SigningKey}
 	if err := verify(ctx, args, &report); err != nil || !strings.Contains(report.String(), "OK") {
 		t.Fatalf("bwc verify: %v\n%s", err, report.String())
 	}

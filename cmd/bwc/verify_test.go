@@ -23,6 +23,19 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
+// auditArgs are bwc verify -audit's arguments for db, with a bucket and
+// the platform's key to check the head against the newest checkpoint.
+func auditArgs(t *testing.T, db *index.DB) []string {
+	t.Helper()
+	cfg := testConfig(t)
+	openBucket(t, cfg)
+	if _, err := export.LoadOrCreateKey(cfg.SigningKey); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-audit", "-database-url", db.URL(), "-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey,
+		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-signing-key", cfg.SigningKey}
+}
+
 func TestVerifyAuditCommand(t *testing.T) {
 	db := storagetest.NewDB(t)
 	ctx := context.Background()
@@ -32,7 +45,7 @@ func TestVerifyAuditCommand(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := verify(ctx, []string{"-audit", "-database-url", db.URL()}, &out); err != nil {
+	if err := verify(ctx, auditArgs(t, db), &out); err != nil {
 		t.Fatalf("verify on an intact trail: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "3 events, chain intact") {
@@ -46,7 +59,7 @@ func TestVerifyAuditCommand(t *testing.T) {
 		}
 	}
 	out.Reset()
-	err := verify(ctx, []string{"-audit", "-database-url", db.URL()}, &out)
+	err := verify(ctx, auditArgs(t, db), &out)
 	if err == nil || !strings.Contains(out.String(), "audit event 2") {
 		t.Fatalf("verify after an edit: err=%v report=%q; want a failure naming event 2", err, out.String())
 	}
@@ -136,9 +149,9 @@ func verifyJSON(t *testing.T, args ...string) (verifyDoc, error) {
 func TestVerifyJSONRecordings(t *testing.T) {
 	db, cfg := storagetest.NewDB(t), testConfig(t)
 	store := openBucket(t, cfg)
-	rec, segs := archivedIn(t, db, store)
+	rec, segs := archivedIn(t, db, store, cfg.SigningKey)
 	args := []string{"-database-url", db.URL(), "-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey,
-		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket}
+		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-signing-key", cfg.SigningKey}
 	doc, err := verifyJSON(t, args...)
 	if err != nil || doc.Check != "recordings" || !*doc.OK || doc.Recordings != 1 || doc.Inits < 1 ||
 		doc.Segments != len(segs) || doc.Bytes == 0 || len(doc.Problems) != 0 {
@@ -172,7 +185,7 @@ func TestVerifyJSONAuditAndPackage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if doc, err := verifyJSON(t, "-audit", "-database-url", db.URL()); err != nil || doc.Check != "audit" || !*doc.OK || doc.Events != 3 {
+	if doc, err := verifyJSON(t, auditArgs(t, db)...); err != nil || doc.Check != "audit" || !*doc.OK || doc.Events != 3 {
 		t.Fatalf("intact trail: %+v, %v", doc, err)
 	}
 	su := storagetest.Superuser(t, db)
@@ -181,7 +194,7 @@ func TestVerifyJSONAuditAndPackage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	doc, err := verifyJSON(t, "-audit", "-database-url", db.URL())
+	doc, err := verifyJSON(t, auditArgs(t, db)...)
 	if err == nil || *doc.OK || len(doc.Problems) == 0 || doc.Problems[0].Kind != "audit event" || doc.Problems[0].Seq != 2 {
 		t.Fatalf("edited event 2: %+v, %v; want a failure naming audit event 2", doc, err)
 	}
@@ -223,10 +236,10 @@ func TestVerifyJSONAuditAndPackage(t *testing.T) {
 // archivedIn archives two passes of the sample into db and store (an
 // archive of its own, no camera) and returns the recording and its
 // segments, once all are stored and indexed.
-func archivedIn(t *testing.T, db *index.DB, store *blob.Store) (uuid.UUID, []index.Segment) {
+func archivedIn(t *testing.T, db *index.DB, store *blob.Store, keyPath string) (uuid.UUID, []index.Segment) {
 	t.Helper()
 	tc := testConfig(t)
-	key, err := export.LoadOrCreateKey(tc.SigningKey)
+	key, err := export.LoadOrCreateKey(keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
