@@ -27,8 +27,8 @@ import (
 type Config struct {
 	HTTPAddr        string        // -http-addr: the API, pages, probes and metrics
 	PprofAddr       string        // -pprof-addr: pprof debug server; empty: off
-	DatabaseURL     string        // -database-url: PostgreSQL
-	DatabaseRole    string        // -database-role: SET ROLE after migrating; empty: the login user
+	DatabaseURL     string        // -database-url: PostgreSQL, as the application's login (bwc_app); bwc migrate: the schema owner's
+	MigrateURL      string        // -migrate-database-url: the schema owner's URL; when set, serve (and seed-demo, useradd) migrate with it first
 	S3Endpoint      string        // -s3-endpoint: MinIO/S3, host:port
 	S3AccessKey     string        // -s3-access-key
 	S3SecretKey     string        // -s3-secret-key
@@ -132,8 +132,7 @@ type Config struct {
 func defaultConfig() Config {
 	return Config{
 		HTTPAddr:        "127.0.0.1:8080",
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5439/bwc?sslmode=disable",
-		DatabaseRole:    "bwc_app",
+		DatabaseURL:     "postgres://bwc_app@127.0.0.1:5439/bwc?sslmode=disable",
 		S3Endpoint:      "127.0.0.1:9100",
 		S3AccessKey:     "bwcadmin",
 		S3SecretKey:     "bwc-dev-secret-key",
@@ -223,8 +222,8 @@ func (c Config) uploadSweepEvery() time.Duration {
 func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address of the HTTP server (API, pages, /healthz, /readyz, /metrics)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of the pprof debug server; empty: off")
-	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL connection URL")
-	fs.StringVar(&c.DatabaseRole, "database-role", c.DatabaseRole, "role the server works as after migrating (SET ROLE); empty: the login user")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL connection URL of the application's login (bwc migrate: of the schema owner)")
+	fs.StringVar(&c.MigrateURL, "migrate-database-url", c.MigrateURL, "the schema owner's PostgreSQL URL: migrate with it before opening -database-url (empty: only check the schema version)")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3/MinIO endpoint, host:port")
 	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key")
 	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key")
@@ -364,7 +363,8 @@ func (c Config) validateBasics(v *validation) {
 	v.addr("pprof-addr", c.PprofAddr, true)
 	v.check(strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://"),
 		"database-url", "must be a postgres:// URL")
-	v.check(c.DatabaseRole == "" || validIdent(c.DatabaseRole), "database-role", fmt.Sprintf("%q is not a plain role name", c.DatabaseRole))
+	v.check(c.MigrateURL == "" || strings.HasPrefix(c.MigrateURL, "postgres://") || strings.HasPrefix(c.MigrateURL, "postgresql://"),
+		"migrate-database-url", "must be a postgres:// URL")
 	v.addr("s3-endpoint", c.S3Endpoint, false)
 	v.check(c.S3AccessKey != "", "s3-access-key", "required")
 	v.check(c.S3SecretKey != "", "s3-secret-key", "required")
@@ -490,15 +490,6 @@ func loadConfig(name string, args []string) (Config, error) {
 		return c, fmt.Errorf("bwc %s: unexpected arguments %q", name, fs.Args())
 	}
 	return c, c.Validate()
-}
-
-func validIdent(s string) bool {
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return s != "" && len(s) <= 63
 }
 
 // splitList splits a comma-separated setting, dropping empty items.

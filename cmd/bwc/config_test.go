@@ -48,7 +48,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"http-addr", func(c *Config) { c.HTTPAddr = "8080" }},
 		{"pprof-addr", func(c *Config) { c.PprofAddr = "localhost" }},
 		{"database-url", func(c *Config) { c.DatabaseURL = "mysql://x" }},
-		{"database-role", func(c *Config) { c.DatabaseRole = "bwc; DROP" }},
+		{"migrate-database-url", func(c *Config) { c.MigrateURL = "mysql://x" }},
 		{"s3-endpoint", func(c *Config) { c.S3Endpoint = "http://minio" }},
 		{"s3-access-key", func(c *Config) { c.S3AccessKey = "" }},
 		{"s3-secret-key", func(c *Config) { c.S3SecretKey = "" }},

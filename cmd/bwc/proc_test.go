@@ -75,7 +75,7 @@ func newServer(t *testing.T, cfg Config) *server {
 	s.env = append(os.Environ(), childEnv+"=serve",
 		"BWC_HTTP_ADDR="+s.http, "BWC_RTSP_ADDR="+s.rtsp,
 		"BWC_WEBRTC_UDP_ADDR=127.0.0.1:0", "BWC_WEBRTC_TCP_ADDR=127.0.0.1:0",
-		"BWC_DATABASE_URL="+cfg.DatabaseURL, "BWC_DATABASE_ROLE="+cfg.DatabaseRole,
+		"BWC_DATABASE_URL="+cfg.DatabaseURL, "BWC_MIGRATE_DATABASE_URL="+cfg.MigrateURL,
 		"BWC_S3_ENDPOINT="+cfg.S3Endpoint, "BWC_S3_ACCESS_KEY="+cfg.S3AccessKey, "BWC_S3_SECRET_KEY="+cfg.S3SecretKey,
 		"BWC_S3_BUCKET="+cfg.S3Bucket, "BWC_RETENTION_MODE="+cfg.RetentionMode, "BWC_SPOOL_DIR="+cfg.SpoolDir, "BWC_UPLOAD_DIR="+cfg.UploadDir,
 		"BWC_SIGNING_KEY="+cfg.SigningKey, "BWC_SEGMENT_DURATION="+cfg.SegmentDuration.String(),

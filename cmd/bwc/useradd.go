@@ -36,14 +36,11 @@ func useradd(ctx context.Context, args []string, stdin io.Reader) error {
 		return fmt.Errorf("read password from standard input: %w", err)
 	}
 	pw = strings.TrimRight(pw, "\r\n")
-	db, err := index.Open(ctx, cfg.DatabaseURL)
+	db, _, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return err
-	}
 	u := index.User{Login: *login, Role: *role, Unit: *unit}
 	if *badge != "" {
 		officers, err := db.Officers(ctx)

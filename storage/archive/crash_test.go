@@ -157,7 +157,7 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 	info := storagetest.NewRecording(t, db, s, start)
 	cfg := testConfig(t)
 
-	env := []string{"BWC_CRASH_DB=" + dbURL, "BWC_CRASH_BUCKET=" + store.Bucket(), "BWC_CRASH_REC=" + info.RecordingID.String(),
+	env := []string{"BWC_CRASH_DB=" + storagetest.AppURL(t, dbURL), "BWC_CRASH_BUCKET=" + store.Bucket(), "BWC_CRASH_REC=" + info.RecordingID.String(),
 		"BWC_CRASH_START=" + start.Format(time.RFC3339Nano), "BWC_CRASH_SPOOL=" + cfg.SpoolDir}
 	fed, openSeq := killMidSegment(t, env, filepath.Join(cfg.SpoolDir, info.RecordingID.String()))
 

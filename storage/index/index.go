@@ -52,50 +52,37 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 func invalid(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
 
-// AppRole is the database role the application works as: it may read and
-// write the platform's tables but only append to the audit trail (migration
-// 004 creates it and its grants).
+// AppRole is the database login the application works as: it may read
+// and write the platform's tables but only append to the audit trail and
+// the evidence index (migrations 004, 005 and 007 grant it). It is not a
+// superuser and owns nothing, so no statement of the server can widen its
+// rights. The schema is owned, and migrated, by another login (OwnerRole).
 const AppRole = "bwc_app"
+
+// OwnerRole is the conventional login that owns the database and runs the
+// migrations (`bwc migrate`); not a superuser.
+const OwnerRole = "bwc_owner"
+
+// ErrSchemaBehind: the database's schema is older than this binary's
+// migrations (or newer: a newer binary migrated it).
+var ErrSchemaBehind = errors.New("database schema is not at this version of bwc")
 
 // DB is the platform's database: a pgx pool plus the domain's queries.
 type DB struct {
 	url  string
-	role string
 	pool *pgxpool.Pool
 	now  func() time.Time
 }
 
-// Open connects to PostgreSQL and checks the connection, failing fast with a
-// message that names the server (never the password). The pool's
-// connections work as the login user; see OpenAs.
+// Open connects to PostgreSQL as the URL's login and checks the
+// connection, failing fast with a message that names the server (never the
+// password).
 func Open(ctx context.Context, databaseURL string) (*DB, error) {
-	return OpenAs(ctx, databaseURL, "")
-}
-
-// OpenAs is Open, with every pooled connection switched to role (SET ROLE)
-// once the role exists, so that the application holds only the privileges
-// of that role (AppRole: no UPDATE or DELETE of audit events). Migrate runs
-// on a separate connection as the login user, then resets the pool; if the
-// role does not exist after migrating, Migrate fails.
-func OpenAs(ctx context.Context, databaseURL, role string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL %s: %w", Redact(databaseURL), err)
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	if role != "" {
-		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-			var exists bool
-			if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return nil // before the first migration; Migrate resets the pool
-			}
-			_, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize())
-			return err
-		}
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL pool for %s: %w", Redact(databaseURL), err)
@@ -107,7 +94,7 @@ func OpenAs(ctx context.Context, databaseURL, role string) (*DB, error) {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d (database %q, user %q): %w",
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
 	}
-	return &DB{url: databaseURL, role: role, pool: pool, now: time.Now}, nil
+	return &DB{url: databaseURL, pool: pool, now: time.Now}, nil
 }
 
 // URL is the database URL the DB was opened with (for tools and tests that
@@ -128,20 +115,16 @@ func (db *DB) Ping(ctx context.Context) error {
 // Pool exposes the pool to the other storage packages of the platform.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// Migrate applies the embedded migrations that have not run yet. It is
-// idempotent and safe to call from several processes at once (tern holds an
-// advisory lock while it migrates).
+// Migrate applies the embedded migrations that have not run yet, as the
+// login of the URL the DB was opened with: the schema's owner (OwnerRole),
+// never the application's login. It is idempotent and safe to call from
+// several processes at once (tern holds an advisory lock while it migrates).
 func (db *DB) Migrate(ctx context.Context) (version int32, err error) {
 	conn, err := pgx.Connect(ctx, db.url)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	defer func() {
-		if err == nil && db.role != "" {
-			err = db.checkRole(ctx)
-		}
-	}()
 	m, err := migrate.NewMigrator(ctx, conn, versionTable)
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
@@ -163,18 +146,40 @@ func (db *DB) Migrate(ctx context.Context) (version int32, err error) {
 	return v, nil
 }
 
-// checkRole resets the pool so that every connection takes the role the
-// migrations created, and checks that they do.
-func (db *DB) checkRole(ctx context.Context) error {
-	db.pool.Reset()
-	var current string
-	if err := db.pool.QueryRow(ctx, `SELECT current_user`).Scan(&current); err != nil {
-		return fmt.Errorf("migrate: check role: %w", err)
+// LatestSchema is the version the embedded migrations bring a database to
+// (the highest migration number).
+func LatestSchema() int32 {
+	ents, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // embedded at build time
 	}
-	if current != db.role {
-		return fmt.Errorf("migrate: connections work as %q, want role %q (grant it to the login user)", current, db.role)
+	var latest int32
+	for _, e := range ents {
+		var n int32
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &n); err == nil && n > latest {
+			latest = n
+		}
 	}
-	return nil
+	return latest
+}
+
+// CheckSchema reads the database's schema version (the application's
+// login may read it, not change it) and fails with ErrSchemaBehind unless
+// it is LatestSchema: a server must not run on a schema it does not know.
+func (db *DB) CheckSchema(ctx context.Context) (int32, error) {
+	var v int32
+	err := db.pool.QueryRow(ctx, `SELECT version FROM `+versionTable).Scan(&v)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" { // undefined_table: never migrated
+			return 0, fmt.Errorf("read schema version: %w", err)
+		}
+	}
+	if want := LatestSchema(); v != want {
+		return v, fmt.Errorf("%w: the database is at schema version %d, this bwc needs %d: run `bwc migrate` as the schema owner (-database-url of %s)",
+			ErrSchemaBehind, v, want, OwnerRole)
+	}
+	return v, nil
 }
 
 // Redact hides the password of a database URL for logs and errors.

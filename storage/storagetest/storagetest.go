@@ -49,8 +49,9 @@ func uniqueName(t testing.TB, prefix string, max int) string {
 	return strings.Trim(prefix+name, "-") + suffix
 }
 
-// DatabaseURL creates a fresh, empty database and returns its URL. The
-// database is dropped when the test ends.
+// DatabaseURL creates a fresh, empty database owned by the schema owner
+// (index.OwnerRole) and returns its URL for that owner: what `bwc migrate`
+// connects with. The database is dropped when the test ends.
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	admin := Env(t, "BWC_TEST_DATABASE_URL")
@@ -62,8 +63,8 @@ func DatabaseURL(t testing.TB) string {
 	}
 	defer conn.Close(ctx)
 	name := strings.ReplaceAll(uniqueName(t, "t_", 63), "-", "_")
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create test database %s: %v", name, err)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" OWNER "+index.OwnerRole); err != nil {
+		t.Fatalf("create test database %s owned by %s: %v; %s", name, index.OwnerRole, err, howToStart)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,36 +79,68 @@ func DatabaseURL(t testing.TB) string {
 			t.Logf("drop test database %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(admin)
+	return withDatabase(t, Env(t, "BWC_TEST_DATABASE_OWNER_URL"), name)
+}
+
+// AppURL is the URL of the database of dbURL for the application's login
+// (index.AppRole): what `bwc serve` connects with.
+func AppURL(t testing.TB, dbURL string) string {
+	t.Helper()
+	return withDatabase(t, Env(t, "BWC_TEST_DATABASE_APP_URL"), databaseOf(t, dbURL))
+}
+
+// withDatabase is base (a URL from the environment) for database name.
+func withDatabase(t testing.TB, base, name string) string {
+	t.Helper()
+	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("BWC_TEST_DATABASE_URL: %v", err)
+		t.Fatalf("test database URL %s: %v", index.Redact(base), err)
 	}
 	u.Path = "/" + name
 	return u.String()
 }
 
-// NewDB opens a fresh, migrated database, closed when the test ends. Its
-// pool works as the application's role (index.AppRole), as `bwc serve` does.
+// databaseOf is the database name of a URL.
+func databaseOf(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("database URL %s: %v", index.Redact(dbURL), err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// NewDB opens a fresh database, migrated by its owner as `bwc migrate`
+// does, with a pool of the application's login (index.AppRole) as `bwc
+// serve` has; closed when the test ends.
 func NewDB(t testing.TB) *index.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := index.OpenAs(ctx, DatabaseURL(t), index.AppRole)
+	owner := DatabaseURL(t)
+	mig, err := index.Open(ctx, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(db.Close)
-	if _, err := db.Migrate(ctx); err != nil {
+	_, err = mig.Migrate(ctx)
+	mig.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
+	db, err := index.Open(ctx, AppURL(t, owner))
+	if err != nil {
+		t.Fatalf("%v; %s", err, howToStart)
+	}
+	t.Cleanup(db.Close)
 	return db
 }
 
-// Superuser connects to db's database as the login (super)user, for tests
-// that act as an administrator with full rights would (tampering, faults).
+// Superuser connects to db's database as the PostgreSQL superuser, for
+// tests that act as an administrator with full rights would (tampering,
+// faults).
 func Superuser(t testing.TB, db *index.DB) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, db.URL())
+	c, err := pgx.Connect(ctx, withDatabase(t, Env(t, "BWC_TEST_DATABASE_URL"), databaseOf(t, db.URL())))
 	if err != nil {
 		t.Fatal(err)
 	}

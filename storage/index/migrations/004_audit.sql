@@ -1,5 +1,6 @@
--- The application runs as the role bwc_app (the pool does SET ROLE after
--- connecting; see index.Open). It may read and write the tables of the
+-- The application runs as the login bwc_app (created by the administrator,
+-- see the README's production notes; created here without login when
+-- missing). It may read and write the tables of the
 -- platform, but on the audit trail it may only INSERT and SELECT: the
 -- database itself refuses UPDATE, DELETE and TRUNCATE of audit events, and a
 -- trigger refuses them for every role that has not disabled it. An edit made
@@ -7,7 +8,10 @@
 -- detects.
 DO $$
 BEGIN
-    CREATE ROLE bwc_app NOLOGIN;
+    -- checked first: the schema owner migrating is not allowed to create roles
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bwc_app') THEN
+        CREATE ROLE bwc_app NOLOGIN;
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL; -- roles are cluster-wide: another database created it
 END
