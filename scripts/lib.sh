@@ -16,6 +16,8 @@ BWC_S3_SERVER_USER="${BWC_S3_SERVER_USER:-bwc-server}"       # the server's leas
 BWC_S3_SERVER_PASSWORD="${BWC_S3_SERVER_PASSWORD:-bwc-server-dev-secret}"
 BWC_S3_TEST_USER="${BWC_S3_TEST_USER:-bwc-test}"             # the same policy, for the tests' buckets t-*
 BWC_S3_TEST_PASSWORD="${BWC_S3_TEST_PASSWORD:-bwc-test-dev-secret}"
+BWC_DB_OWNER_PASSWORD="${BWC_DB_OWNER_PASSWORD:-bwc-owner-dev-pass}" # login bwc_owner: owns the database, runs bwc migrate
+BWC_DB_APP_PASSWORD="${BWC_DB_APP_PASSWORD:-bwc-app-dev-pass}"       # login bwc_app: the server's
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_BIN="${BWC_TOOLS_DIR}/minio-${MINIO_VERSION}/minio"
 

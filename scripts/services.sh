@@ -43,6 +43,60 @@ pg_up() {
 	fi
 }
 
+psql_su() { runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+
+# Who may log in, how: the superuser postgres without a password from this
+# machine only (the tests create a database each with it; this is a dev
+# setup), every other login (bwc_owner, bwc_app) with its password checked
+# by SCRAM-SHA-256. Production: passwords for every login (README).
+pg_hba() {
+	cat >"$PGDIR/data/pg_hba.conf" <<-EOT
+	# written by scripts/services.sh
+	local all postgres                trust
+	host  all postgres 127.0.0.1/32   trust
+	local all all                     scram-sha-256
+	host  all all      127.0.0.1/32   scram-sha-256
+	EOT
+	runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$PGDIR/data" reload >/dev/null
+}
+
+# The two logins, neither a superuser: bwc_owner owns the database and runs
+# the migrations, bwc_app is the server's (the migrations grant it what it
+# may do). Passwords are (re)set on every run.
+pg_roles() {
+	psql_su -d postgres \
+		-v owner_pw="$BWC_DB_OWNER_PASSWORD" -v app_pw="$BWC_DB_APP_PASSWORD" >/dev/null <<-'EOT'
+	SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['bwc_owner', 'bwc_app']) r
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
+	ALTER ROLE bwc_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD :'owner_pw';
+	ALTER ROLE bwc_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD :'app_pw';
+	EOT
+}
+
+# The demo database, owned by bwc_owner. A database made by an earlier
+# version of this script (owned, and migrated, by postgres) is handed over:
+# its tables, sequences and functions to bwc_owner, and bwc_app's grants on
+# what bwc_owner creates from now on.
+pg_database() {
+	if ! psql_su -d postgres -c "SELECT 1 FROM pg_database WHERE datname='bwc'" | grep -q 1; then
+		psql_su -d postgres -c "CREATE DATABASE bwc OWNER bwc_owner" >/dev/null
+		return
+	fi
+	if psql_su -d postgres -c "SELECT 1 FROM pg_database WHERE datname='bwc' AND pg_get_userbyid(datdba) = 'bwc_owner'" | grep -q 1; then return; fi
+	log "handing the database bwc over to bwc_owner"
+	psql_su -d bwc >/dev/null <<-'EOT'
+	ALTER DATABASE bwc OWNER TO bwc_owner;
+	SELECT format('ALTER TABLE public.%I OWNER TO bwc_owner', tablename) FROM pg_tables WHERE schemaname = 'public' \gexec
+	SELECT format('ALTER SEQUENCE public.%I OWNER TO bwc_owner', sequencename) FROM pg_sequences
+	 WHERE schemaname = 'public' AND sequenceowner <> 'bwc_owner' \gexec
+	SELECT format('ALTER FUNCTION %s OWNER TO bwc_owner', p.oid::regprocedure) FROM pg_proc p
+	 JOIN pg_namespace n ON n.oid = p.pronamespace
+	 WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') \gexec
+	ALTER DEFAULT PRIVILEGES FOR ROLE bwc_owner IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO bwc_app;
+	ALTER DEFAULT PRIVILEGES FOR ROLE bwc_owner IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO bwc_app;
+	EOT
+}
+
 pg_down() {
 	local bin; bin="$(pg_bindir)"
 	if [ -n "$bin" ] && [ -f "$PGDIR/data/PG_VERSION" ]; then
@@ -91,11 +145,14 @@ minio_setup() {
 
 print_env() {
 	cat <<EOT
-export BWC_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
+export BWC_DATABASE_URL='postgres://bwc_app:$BWC_DB_APP_PASSWORD@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
+export BWC_OWNER_DATABASE_URL='postgres://bwc_owner:$BWC_DB_OWNER_PASSWORD@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
 export BWC_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
 export BWC_S3_ACCESS_KEY='$BWC_S3_SERVER_USER'
 export BWC_S3_SECRET_KEY='$BWC_S3_SERVER_PASSWORD'
 export BWC_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$BWC_PG_PORT/postgres?sslmode=disable'
+export BWC_TEST_DATABASE_OWNER_URL='postgres://bwc_owner:$BWC_DB_OWNER_PASSWORD@127.0.0.1:$BWC_PG_PORT/postgres?sslmode=disable'
+export BWC_TEST_DATABASE_APP_URL='postgres://bwc_app:$BWC_DB_APP_PASSWORD@127.0.0.1:$BWC_PG_PORT/postgres?sslmode=disable'
 export BWC_TEST_S3_ENDPOINT='127.0.0.1:$BWC_MINIO_PORT'
 export BWC_TEST_S3_ACCESS_KEY='$BWC_S3_TEST_USER'
 export BWC_TEST_S3_SECRET_KEY='$BWC_S3_TEST_PASSWORD'
@@ -137,10 +194,11 @@ up)
 	pg_up
 	minio_up
 	minio_setup
-	runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='bwc'" | grep -q 1 ||
-		runuser -u postgres -- psql -h 127.0.0.1 -p "$BWC_PG_PORT" -U postgres -qc "CREATE DATABASE bwc" >/dev/null
+	pg_hba
+	pg_roles
+	pg_database
 	print_env >"$BWC_STATE_DIR/env"
-	log "PostgreSQL: postgres://postgres@127.0.0.1:$BWC_PG_PORT/bwc (log $PGDIR/pg.log)"
+	log "PostgreSQL: 127.0.0.1:$BWC_PG_PORT database bwc: server login bwc_app, schema owner bwc_owner (bwc migrate) (log $PGDIR/pg.log)"
 	log "MinIO:      http://127.0.0.1:$BWC_MINIO_PORT server user $BWC_S3_SERVER_USER, root user $BWC_MINIO_USER for bwc setup-storage only (log $MINIODIR/minio.log)"
 	log "environment: source $BWC_STATE_DIR/env"
 	;;

@@ -22,7 +22,8 @@ import (
 func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := defaultConfig()
-	cfg.DatabaseURL = storagetest.DatabaseURL(t)
+	owner := storagetest.DatabaseURL(t)
+	cfg.DatabaseURL, cfg.MigrateURL = storagetest.AppURL(t, owner), owner // the server's login; the owner migrates at start
 	b := storagetest.NewBucket(t) // created as the administrator; the platform works as the tests' least-privilege identity
 	cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Bucket = b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
 	cfg.RetentionMode = "governance" // test buckets: the administrator can clean up

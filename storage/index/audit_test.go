@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -73,6 +74,67 @@ func TestAuditIsAppendOnlyForTheApplication(t *testing.T) {
 	su := storagetest.Superuser(t, db)
 	if _, err := su.Exec(ctx, `UPDATE audit_events SET actor = 'x' WHERE seq = 1`); err == nil {
 		t.Error("UPDATE by the superuser with the trigger on succeeded")
+	}
+}
+
+// TestAppLoginCannotWidenItsRights: the server's login is bwc_app itself,
+// not a superuser that SET ROLE'd: RESET ROLE, SET ROLE or SET SESSION
+// AUTHORIZATION on one of its connections gives it nothing more, so it
+// still cannot change or remove audit events or indexed segments.
+func TestAppLoginCannotWidenItsRights(t *testing.T) {
+	db := storagetest.NewDB(t)
+	appendEvents(t, db, 2)
+	ctx := context.Background()
+	conn, err := db.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var session, current string
+	var super, createRole bool
+	if err := conn.QueryRow(ctx, `SELECT session_user, current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = session_user`).
+		Scan(&session, &current, &super, &createRole); err != nil || session != index.AppRole || current != index.AppRole || super || createRole {
+		t.Fatalf("login %q working as %q (superuser %v, createrole %v), %v; want %s, neither", session, current, super, createRole, err, index.AppRole)
+	}
+	if _, err := conn.Exec(ctx, `RESET ROLE`); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{`SET ROLE postgres`, `SET ROLE ` + index.OwnerRole, `SET SESSION AUTHORIZATION postgres`} {
+		if _, err := conn.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "denied") {
+			t.Errorf("%s as the application: err = %v, want permission denied", sql, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&current); err != nil || current != index.AppRole {
+		t.Fatalf("after RESET ROLE the connection works as %q, %v; want %s", current, err, index.AppRole)
+	}
+	start := time.Now().UTC().Truncate(time.Second)
+	id := archivedRecording(t, db, start)
+	if err := db.PutInitSegment(ctx, index.InitSegment{RecordingID: id, Key: id.String() + "/init-0.mp4", SHA256: sum("init"), Size: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSegment(ctx, index.Segment{RecordingID: id, Key: id.String() + "/000000.m4s", SHA256: sum("seg"),
+		PrevChain: sum("prev"), Chain: sum("chain"), Size: 200, StartedAt: start, EndedAt: start.Add(2 * time.Second),
+		EndDTS: 2 * time.Second, SealedAt: start.Add(3 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	rec := id.String()
+	for _, sql := range []string{
+		`UPDATE audit_events SET actor = 'someone else' WHERE seq = 1`,
+		`DELETE FROM audit_events WHERE seq = 2`,
+		`TRUNCATE audit_events`,
+		`ALTER TABLE audit_events DISABLE TRIGGER USER`,
+		`UPDATE segments SET size = size + 1 WHERE recording_id = '` + rec + `'`,
+		`DELETE FROM segments WHERE recording_id = '` + rec + `'`,
+		`DELETE FROM init_segments WHERE recording_id = '` + rec + `'`,
+		`UPDATE schema_version SET version = 1`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "denied") && !strings.Contains(err.Error(), "must be owner") {
+			t.Errorf("%s as the application after RESET ROLE: err = %v, want permission denied", sql, err)
+		}
+	}
+	var events, segs int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_events), (SELECT count(*) FROM segments)`).Scan(&events, &segs); err != nil || events != 2 || segs != 1 {
+		t.Fatalf("after the refused statements: %d events, %d segments, %v; want 2 and 1", events, segs, err)
 	}
 }
 

@@ -260,3 +260,40 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestAppLoginChecksButCannotMigrate: on a database its owner has not
+// migrated yet, the application's login is told to run bwc migrate as the
+// owner, and cannot migrate itself; once the owner has, the check passes.
+func TestAppLoginChecksButCannotMigrate(t *testing.T) {
+	ctx := context.Background()
+	owner := storagetest.DatabaseURL(t)
+	app, err := index.Open(ctx, storagetest.AppURL(t, owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if _, err := app.CheckSchema(ctx); !errors.Is(err, index.ErrSchemaBehind) || !contains(err.Error(), "run `bwc migrate` as the schema owner") {
+		t.Fatalf("CheckSchema before migrating: err = %v, want ErrSchemaBehind saying to run bwc migrate as the owner", err)
+	}
+	if _, err := app.Migrate(ctx); err == nil || !contains(err.Error(), "permission denied") {
+		t.Fatalf("Migrate as the application's login: err = %v, want permission denied", err)
+	}
+	db, err := index.Open(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v, err := db.Migrate(ctx)
+	if err != nil || v != index.LatestSchema() {
+		t.Fatalf("Migrate as the owner = %d, %v; want %d", v, err, index.LatestSchema())
+	}
+	if got, err := app.CheckSchema(ctx); err != nil || got != v {
+		t.Fatalf("CheckSchema after migrating = %d, %v; want %d", got, err, v)
+	}
+	if _, err := storagetest.Superuser(t, db).Exec(ctx, `UPDATE schema_version SET version = version - 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.CheckSchema(ctx); !errors.Is(err, index.ErrSchemaBehind) {
+		t.Fatalf("CheckSchema one version behind: err = %v, want ErrSchemaBehind", err)
+	}
+}
