@@ -16,12 +16,15 @@ export BWC_RTSP_ADDR="${BWC_RTSP_ADDR:-127.0.0.1:8554}"
 export BWC_SPOOL_DIR="${BWC_SPOOL_DIR:-$BWC_STATE_DIR/spool}"
 export BWC_UPLOAD_DIR="${BWC_UPLOAD_DIR:-$BWC_STATE_DIR/uploads}"
 export BWC_SIGNING_KEY="${BWC_SIGNING_KEY:-$BWC_STATE_DIR/signing-key.pem}"
+# the demo's evidence stays removable by the MinIO root user (governance);
+# production keeps the default, compliance (README: production notes)
+export BWC_RETENTION_MODE="${BWC_RETENTION_MODE:-governance}"
 
 log "building bwc"
 go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc
 BWC="$BWC_STATE_DIR/bwc"
 
-"$BWC" migrate
+"$BWC" migrate -database-url "$BWC_OWNER_DATABASE_URL" # as the schema owner; the server logs in as bwc_app
 "$BWC" seed-demo
 
 "$BWC" serve &

@@ -55,10 +55,14 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
   const bin = need('BWC_BIN');
   const admin = new URL(need('BWC_TEST_DATABASE_URL'));
   const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
-  const created = spawnSync('psql', [admin.href, '-qc', `CREATE DATABASE ${name}`], { encoding: 'utf8' });
+  // owned by the schema owner, who migrates it (-migrate-database-url);
+  // the server logs in as the application's login
+  const created = spawnSync('psql', [admin.href, '-qc', `CREATE DATABASE ${name} OWNER bwc_owner`], { encoding: 'utf8' });
   if (created.status !== 0) throw new Error(`create database: ${created.stderr}`);
-  const db = new URL(admin.href);
+  const db = new URL(need('BWC_TEST_DATABASE_APP_URL'));
   db.pathname = '/' + name;
+  const owner = new URL(need('BWC_TEST_DATABASE_OWNER_URL'));
+  owner.pathname = '/' + name;
   const httpPort = await freePort();
   const rtspPort = await freePort();
   const webrtcPort = await freePort();
@@ -66,6 +70,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
   const env = {
     ...process.env,
     BWC_DATABASE_URL: db.href,
+    BWC_MIGRATE_DATABASE_URL: owner.href,
     BWC_S3_ENDPOINT: need('BWC_TEST_S3_ENDPOINT'),
     BWC_S3_ACCESS_KEY: need('BWC_TEST_S3_ACCESS_KEY'),
     BWC_S3_SECRET_KEY: need('BWC_TEST_S3_SECRET_KEY'),
