@@ -134,8 +134,8 @@ func defaultConfig() Config {
 		HTTPAddr:        "127.0.0.1:8080",
 		DatabaseURL:     "postgres://bwc_app@127.0.0.1:5439/bwc?sslmode=disable",
 		S3Endpoint:      "127.0.0.1:9100",
-		S3AccessKey:     "bwcadmin",
-		S3SecretKey:     "bwc-dev-secret-key",
+		S3AccessKey:     "bwc-server", // the least-privilege user bwc setup-storage makes (scripts/services.sh), never the root user
+		S3SecretKey:     "bwc-server-dev-secret",
 		S3Bucket:        "bwc-evidence",
 		S3Region:        "us-east-1",
 		LogLevel:        "info",
@@ -227,7 +227,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "S3/MinIO endpoint, host:port")
 	fs.StringVar(&c.S3AccessKey, "s3-access-key", c.S3AccessKey, "S3 access key")
 	fs.StringVar(&c.S3SecretKey, "s3-secret-key", c.S3SecretKey, "S3 secret key")
-	fs.StringVar(&c.S3Bucket, "s3-bucket", c.S3Bucket, "evidence bucket (created with object lock when missing)")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", c.S3Bucket, "evidence bucket (with object lock; bwc setup-storage creates it)")
 	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "S3 region")
 	fs.BoolVar(&c.S3UseTLS, "s3-tls", c.S3UseTLS, "use HTTPS to reach S3")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")

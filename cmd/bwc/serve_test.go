@@ -23,8 +23,10 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	owner := storagetest.DatabaseURL(t)
-	cfg.DatabaseURL, cfg.MigrateURL = storagetest.AppURL(t, owner), owner // the server's login; the owner migrates at start
-	b := storagetest.NewBucket(t) // created as the administrator; the platform works as the tests' least-privilege identity
+	// the server's login; the schema owner migrates at start
+	cfg.DatabaseURL, cfg.MigrateURL = storagetest.AppURL(t, owner), owner
+	// created as the administrator; the platform works as the tests' least-privilege identity
+	b := storagetest.NewBucket(t)
 	cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Bucket = b.Endpoint, b.AccessKey, b.SecretKey, b.Bucket
 	cfg.RetentionMode = "governance" // test buckets: the administrator can clean up
 	cfg.HTTPAddr, cfg.RTSPAddr = "127.0.0.1:0", "127.0.0.1:0"
