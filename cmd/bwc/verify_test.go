@@ -233,12 +233,13 @@ func TestVerifyJSONAuditAndPackage(t *testing.T) {
 	}
 }
 
-// archivedIn archives two passes of the sample into db and store (an
+// archivedIn archives three passes of the sample into db and store (an
 // archive of its own, no camera) and returns the recording and its
 // segments, once all are stored and indexed.
 func archivedIn(t *testing.T, db *index.DB, store *blob.Store, keyPath string) (uuid.UUID, []index.Segment) {
 	t.Helper()
-	tc := testConfig(t)
+	tc := defaultConfig() // bwc serve's archive, with short segments
+	tc.SpoolDir, tc.SegmentDuration, tc.FragmentDuration = t.TempDir(), 2*time.Second, 500*time.Millisecond
 	key, err := export.LoadOrCreateKey(keyPath)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +255,7 @@ func archivedIn(t *testing.T, db *index.DB, store *blob.Store, keyPath string) (
 	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
 	a.Attach(st)
-	storagetest.Feed(st, s.Loop(2, start))
+	storagetest.Feed(st, s.Loop(3, start))
 	st.Close()
 	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
 	segs, err := db.Segments(context.Background(), info.RecordingID)
@@ -264,7 +265,8 @@ func archivedIn(t *testing.T, db *index.DB, store *blob.Store, keyPath string) (
 	return info.RecordingID, segs
 }
 
-// openBucket creates cfg's evidence bucket and opens it as bwc serve does.
+// openBucket opens cfg's evidence bucket (testConfig created it) as bwc
+// serve does.
 func openBucket(t *testing.T, cfg Config) *blob.Store {
 	t.Helper()
 	store, err := blob.Open(cfg.blobConfig())
