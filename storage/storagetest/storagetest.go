@@ -1,6 +1,10 @@
 // Package storagetest gives integration tests the real PostgreSQL and MinIO
 // that scripts/test.sh starts: each caller gets a fresh database and a fresh
-// bucket, so tests never see each other's data. When the services are not
+// bucket, so tests never see each other's data. Like the server, tests work
+// with the least-privilege credentials scripts/services.sh makes (the
+// database login bwc_app, the MinIO user bwc-test); the database is created
+// and migrated by its owner bwc_owner and the bucket by the MinIO root user,
+// and tampering goes through Superuser and Admin. When the services are not
 // configured the test fails (never skips) with a message saying how to start
 // them.
 package storagetest
