@@ -182,14 +182,7 @@ func (w *writer) pop(o *op) {
 func (w *writer) wait(ctx context.Context, o *op, d time.Duration, err error) bool {
 	w.met.dbRetries.Inc()
 	w.log.Warn("database write failed, retrying", "op", o.String(), "in", d, "err", err)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return durable.Sleep(ctx, d)
 }
 
 // drain applies what is queued with a deadline (at shutdown). What it

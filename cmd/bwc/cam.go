@@ -28,6 +28,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediafile"
+	"github.com/bwcplatform/bwc/storage/durable"
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
@@ -131,7 +132,7 @@ func runCameras(ctx context.Context, o camOptions, serials []string, sample *med
 		go func() {
 			defer wg.Done()
 			// spread the starts over a second so that keyframes do not align
-			if !sleepCtx(ctx, time.Duration(i)*time.Second/time.Duration(len(serials))) {
+			if !durable.Sleep(ctx, time.Duration(i)*time.Second/time.Duration(len(serials))) {
 				return
 			}
 			url := fmt.Sprintf("rtsp://%s:%s@%s/live/%s", serial, o.secret, o.server, serial)
@@ -142,24 +143,12 @@ func runCameras(ctx context.Context, o camOptions, serials []string, sample *med
 				}
 				nReconnects.Add(1)
 				log.Warn("camera dropped, reconnecting", "device", serial, "err", err)
-				sleepCtx(ctx, time.Second)
+				durable.Sleep(ctx, time.Second)
 			}
 		}()
 	}
 	wg.Wait()
 	return nSent.Load(), nReconnects.Load()
-}
-
-// sleepCtx waits d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // samplePeakRSS is the server's peak memory while the cameras are

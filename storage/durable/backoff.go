@@ -1,6 +1,9 @@
 package durable
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Backoff is the platform's one retry policy for evidence writes that fail
 // for a reason that may pass (PostgreSQL or MinIO down, a full disk): wait
@@ -25,3 +28,20 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset records a success: the next failure waits Min again.
 func (b *Backoff) Reset() { b.next = 0 }
+
+// Sleep waits d, or until ctx ends; it reports whether the wait ran its
+// course (false: ctx ended). The wait between retries of every loop that
+// backs off.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

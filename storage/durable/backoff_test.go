@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -16,5 +17,16 @@ func TestBackoff(t *testing.T) {
 	b.Reset()
 	if got := b.Next(); got != 100*time.Millisecond {
 		t.Fatalf("after a success: wait %v, want the minimum", got)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if !Sleep(ctx, 0) || !Sleep(ctx, time.Millisecond) {
+		t.Fatal("Sleep with a live context reported it ended")
+	}
+	cancel()
+	if Sleep(ctx, 0) || Sleep(ctx, time.Hour) {
+		t.Fatal("Sleep with an ended context reported its course run")
 	}
 }

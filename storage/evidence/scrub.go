@@ -105,7 +105,7 @@ func (s *Scrubber) Run(ctx context.Context) error {
 	pace := newPacer(s.cfg.BytesPerHour, time.Now())
 	retry := durable.Backoff{Min: time.Second, Max: time.Minute}
 	for ctx.Err() == nil {
-		if !sleep(ctx, pace.wait(time.Now())) {
+		if !durable.Sleep(ctx, pace.wait(time.Now())) {
 			break
 		}
 		recs, err := s.db.ArchivedRecordings(ctx)
@@ -127,7 +127,7 @@ func (s *Scrubber) Run(ctx context.Context) error {
 // archived lose their alarms.
 func (s *Scrubber) pass(ctx context.Context, recs []uuid.UUID, pace *pacer, retry *durable.Backoff) bool {
 	for _, rec := range recs {
-		if !sleep(ctx, pace.wait(time.Now())) {
+		if !durable.Sleep(ctx, pace.wait(time.Now())) {
 			return false
 		}
 		rep, err := Verify(ctx, s.db, s.blobs, []uuid.UUID{rec})
@@ -152,7 +152,7 @@ func (s *Scrubber) pass(ctx context.Context, recs []uuid.UUID, pace *pacer, retr
 // (reading every seal: charged a few KiB per recording); false when it
 // could not.
 func (s *Scrubber) anchors(ctx context.Context, recordings int, pace *pacer, retry *durable.Backoff) bool {
-	if !sleep(ctx, pace.wait(time.Now())) {
+	if !durable.Sleep(ctx, pace.wait(time.Now())) {
 		return false
 	}
 	var r Report
@@ -178,7 +178,7 @@ func (s *Scrubber) failed(ctx context.Context, what string, rec uuid.UUID, err e
 	} else {
 		s.log.Warn("evidence: background verification could not check", "step", what, "recording", rec, "err", err)
 	}
-	sleep(ctx, retry.Next())
+	durable.Sleep(ctx, retry.Next())
 }
 
 // record keeps what rec's verification found: new problems are logged at
@@ -259,21 +259,6 @@ func (s *Scrubber) Check(context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %d problem(s), the first: %s", ErrDamaged, len(ps), ps[0])
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // pacer is a token bucket on bytes: tokens accrue at the hourly budget's
