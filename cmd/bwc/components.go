@@ -49,7 +49,7 @@ func (c Config) checkpointConfig() seal.CheckpointConfig {
 }
 
 func (c Config) scrubConfig() evidence.ScrubConfig {
-	return evidence.ScrubConfig{BytesPerHour: c.VerifyPerHour}
+	return evidence.ScrubConfig{BytesPerHour: c.VerifyPerHour, RetryMin: c.VerifyRetryMin, RetryMax: c.VerifyRetryMax}
 }
 
 func (c Config) exporterConfig() export.ExporterConfig {

@@ -124,6 +124,8 @@ type Config struct {
 	UploadRetryMin        time.Duration // uploads: first retry delay of a completion
 	UploadRetryMax        time.Duration // uploads: cap of the completion retry backoff
 	UploadReconcileEvery  time.Duration // uploads: the bucket is checked for objects without a row this often
+	VerifyRetryMin        time.Duration // background verification: first retry delay after it could not check
+	VerifyRetryMax        time.Duration // background verification: cap of that backoff
 }
 
 // defaultConfig is the one table of defaults, safe on a single machine:
@@ -208,6 +210,8 @@ func defaultConfig() Config {
 		UploadRetryMin:        time.Second,
 		UploadRetryMax:        time.Minute,
 		UploadReconcileEvery:  time.Hour,
+		VerifyRetryMin:        time.Second,
+		VerifyRetryMax:        time.Minute,
 	}
 }
 
@@ -465,12 +469,13 @@ func (c Config) validateTuning(v *validation) {
 		{"FragmentDuration", c.FragmentDuration}, {"ArchiveBackoffMin", c.ArchiveBackoffMin},
 		{"ArchiveScanInterval", c.ArchiveScanInterval}, {"ArchiveReconcileEvery", c.ArchiveReconcileEvery},
 		{"UploadRetryMin", c.UploadRetryMin},
-		{"UploadReconcileEvery", c.UploadReconcileEvery},
+		{"UploadReconcileEvery", c.UploadReconcileEvery}, {"VerifyRetryMin", c.VerifyRetryMin},
 	} {
 		v.check(d.value > 0, d.field, "must be positive")
 	}
 	v.check(c.ArchiveBackoffMax >= c.ArchiveBackoffMin, "ArchiveBackoffMax", "at least ArchiveBackoffMin")
 	v.check(c.UploadRetryMax >= c.UploadRetryMin, "UploadRetryMax", "at least UploadRetryMin")
+	v.check(c.VerifyRetryMax >= c.VerifyRetryMin, "VerifyRetryMax", "at least VerifyRetryMin")
 	v.check(c.ArchiveRetryWrite >= 0, "ArchiveRetryWrite", "must not be negative (0: at the next keyframe)")
 	v.check(c.ArchiveWorkers >= 1, "ArchiveWorkers", "at least 1")
 	v.check(c.ArchiveRingFrames >= 1, "ArchiveRingFrames", "at least 1")

@@ -31,6 +31,9 @@ type ScrubConfig struct {
 	// BytesPerHour is how much stored evidence is re-read and re-hashed per
 	// hour; 0: off.
 	BytesPerHour int64
+	// RetryMin and RetryMax bound the backoff after a step could not
+	// check (PostgreSQL or MinIO unreachable).
+	RetryMin, RetryMax time.Duration
 }
 
 // What a step costs besides the bytes it re-reads (listing, stat and
@@ -72,8 +75,11 @@ func NewScrubber(cfg ScrubConfig, db *index.DB, blobs *blob.Store, pub ed25519.P
 	if cfg.BytesPerHour < 0 {
 		return nil, fmt.Errorf("%w: BytesPerHour %d is negative (0: off)", ErrConfig, cfg.BytesPerHour)
 	}
+	if cfg.RetryMin <= 0 || cfg.RetryMax < cfg.RetryMin {
+		return nil, fmt.Errorf("%w: RetryMin %v and RetryMax %v must be positive, RetryMin <= RetryMax", ErrConfig, cfg.RetryMin, cfg.RetryMax)
+	}
 	if cfg.BytesPerHour > 0 && len(pub) != ed25519.PublicKeySize {
-		return nil, errors.New("evidence: background verification needs the platform's public key (seals and checkpoints)")
+		return nil, fmt.Errorf("%w: background verification needs the platform's public key (seals and checkpoints)", ErrConfig)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -103,7 +109,7 @@ func (s *Scrubber) Run(ctx context.Context) error {
 		return nil
 	}
 	pace := newPacer(s.cfg.BytesPerHour, time.Now())
-	retry := durable.Backoff{Min: time.Second, Max: time.Minute}
+	retry := durable.Backoff{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}
 	for ctx.Err() == nil {
 		if !durable.Sleep(ctx, pace.wait(time.Now())) {
 			break

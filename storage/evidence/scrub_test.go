@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,7 +30,7 @@ func TestScrubberAlarm(t *testing.T) {
 	_, db, store, rec, segs := archived(t, 3)
 	reg := prometheus.NewRegistry()
 	var logs syncBuffer
-	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: scrubRate}, db, store, sealPub, reg,
+	s, err := evidence.NewScrubber(scrubConfig(scrubRate), db, store, sealPub, reg,
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestScrubberChecksSeals(t *testing.T) {
 	_, db, store, rec, segs := archived(t, 3)
 	last := segs[len(segs)-1]
 	reg := prometheus.NewRegistry()
-	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: scrubRate}, db, store, sealPub, reg, nil)
+	s, err := evidence.NewScrubber(scrubConfig(scrubRate), db, store, sealPub, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +118,17 @@ func TestScrubberChecksSeals(t *testing.T) {
 // the public key for the seals; 0 is off: Run verifies
 // nothing and returns when its context ends.
 func TestScrubberConfig(t *testing.T) {
-	if _, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: -1}, nil, nil, sealPub, nil, nil); !errors.Is(err, evidence.ErrConfig) || !strings.Contains(err.Error(), "BytesPerHour") {
+	if _, err := evidence.NewScrubber(scrubConfig(-1), nil, nil, sealPub, nil, nil); !errors.Is(err, evidence.ErrConfig) || !strings.Contains(err.Error(), "BytesPerHour") {
 		t.Fatalf("negative budget: %v; want ErrConfig naming BytesPerHour", err)
 	}
-	if _, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: 1 << 30}, nil, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "public key") {
+	if _, err := evidence.NewScrubber(scrubConfig(1<<30), nil, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "public key") {
 		t.Fatalf("no public key: %v; want an error naming it", err)
 	}
+	if _, err := evidence.NewScrubber(evidence.ScrubConfig{RetryMin: time.Second}, nil, nil, sealPub, nil, nil); !errors.Is(err, evidence.ErrConfig) || !strings.Contains(err.Error(), "RetryMax") {
+		t.Fatalf("no retry cap: %v; want ErrConfig naming RetryMax", err)
+	}
 	reg := prometheus.NewRegistry()
-	s, err := evidence.NewScrubber(evidence.ScrubConfig{BytesPerHour: 0}, nil, nil, nil, reg, nil) // off: never touches db or store
+	s, err := evidence.NewScrubber(scrubConfig(0), nil, nil, nil, reg, nil) // off: never touches db or store
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,4 +181,9 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// scrubConfig is a valid configuration re-reading rate bytes an hour.
+func scrubConfig(rate int64) evidence.ScrubConfig {
+	return evidence.ScrubConfig{BytesPerHour: rate, RetryMin: 10 * time.Millisecond, RetryMax: time.Second}
 }
