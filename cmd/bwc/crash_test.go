@@ -17,6 +17,7 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
@@ -160,8 +161,10 @@ func (w *crashWorld) checkArchived(t *testing.T, sent time.Duration) {
 	if err := verify(ctx, args, &report); err != nil || !strings.Contains(report.String(), "OK") {
 		t.Errorf("bwc verify: %v\n%s", err, report.String())
 	}
-	// no object without its index row
+	// no object without its index row, but the recording's seal (which must
+	// be there: the recording ended) and the checkpoints
 	indexed := map[string]bool{}
+	sealed := false
 	for _, s := range segs {
 		indexed[s.Key] = true
 	}
@@ -176,9 +179,16 @@ func (w *crashWorld) checkArchived(t *testing.T, sent time.Duration) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
 		}
-		if !indexed[o.Key] {
+		switch {
+		case o.Key == seal.Key(rec.ID):
+			sealed = true
+		case strings.HasPrefix(o.Key, seal.CheckpointPrefix):
+		case !indexed[o.Key]:
 			t.Errorf("object %s has no index row", o.Key)
 		}
+	}
+	if !sealed {
+		t.Errorf("recording %s ended and archived, but its seal %s is not in the bucket", rec.ID, seal.Key(rec.ID))
 	}
 	if code, body := w.srv.ready(); code != 200 {
 		t.Errorf("/readyz = %d %s", code, body)
