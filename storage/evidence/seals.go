@@ -39,7 +39,11 @@ func (s Span) String() string {
 // platform's public key: a recording deleted from the index, its newest
 // segments deleted, a forged seal or checkpoint, an ended recording left
 // unsealed, and (when recs is empty: everything is verified) an audit
-// trail truncated or rewritten up to the checkpoint's head. What happened
+// trail truncated or rewritten up to the checkpoint's head. Seals and
+// checkpoints are written once: each is read at the first version under
+// its key, and a key holding more versions, or a delete marker, is named
+// (whoever holds the signing key could otherwise replace a seal with one
+// agreeing with a truncated index). What happened
 // after the newest checkpoint (at most -checkpoint-interval) to a
 // recording not sealed yet is not detectable this way.
 func VerifyAnchored(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed25519.PublicKey, recs []uuid.UUID) (Report, error) {
@@ -73,25 +77,28 @@ func anchors(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed25519.P
 	return err
 }
 
-// checkSeals checks every seal (or those of recs), and names ended
+// checkSeals checks every seal (or those of recs), each at the first
+// version under its key, names the seal keys rewritten, and names ended
 // recordings that have none.
 func checkSeals(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed25519.PublicKey, recs []uuid.UUID, r *Report) error {
-	ids := recs
-	if len(ids) == 0 {
-		var err error
-		if ids, err = seal.Sealed(ctx, blobs); err != nil {
-			return err
-		}
+	docs, rewritten, err := seal.Seals(ctx, blobs, recs)
+	if err != nil {
+		return err
+	}
+	for _, w := range rewritten {
+		id, _ := seal.RecordingOf(w.Key)
+		r.Problems = append(r.Problems, anchorProblem("seal", id, w.Key, rewrittenWhat("seal", w)))
 	}
 	sealed := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		s, err := seal.ReadSeal(ctx, blobs, pub, id)
+	for _, d := range docs {
+		id, _ := seal.RecordingOf(d.Key)
+		s, err := seal.ReadSealAt(ctx, blobs, pub, id, d.Version)
 		switch {
 		case errors.Is(err, seal.ErrNotFound):
-			continue
+			continue // deleted since listed
 		case errors.Is(err, seal.ErrSignature) || errors.Is(err, seal.ErrFormat):
 			sealed[id] = true
-			r.Problems = append(r.Problems, anchorProblem("seal", id, seal.Key(id), fmt.Sprintf("the seal is not one the platform signed (forged or damaged): %v", err)))
+			r.Problems = append(r.Problems, anchorProblem("seal", id, d.Key, fmt.Sprintf("the seal is not one the platform signed (forged or damaged): %v", err)))
 			continue
 		case err != nil:
 			return err
@@ -102,6 +109,20 @@ func checkSeals(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed2551
 		}
 	}
 	return unsealed(ctx, db, recs, sealed, r)
+}
+
+// rewrittenWhat says what was done to a seal or checkpoint key (doc names
+// which): it was written once, so any other version is not the platform's.
+func rewrittenWhat(doc string, w seal.Rewritten) string {
+	switch {
+	case w.Versions > 1 && w.DeleteMarker:
+		return fmt.Sprintf("%s rewritten: %d versions and a delete marker over them; the first is checked", doc, w.Versions)
+	case w.Versions > 1:
+		return fmt.Sprintf("%s rewritten: %d versions; the first is checked", doc, w.Versions)
+	case w.Versions == 1:
+		return fmt.Sprintf("delete marker over the %s; its version is checked", doc)
+	}
+	return fmt.Sprintf("delete marker over the %s, and no version of it left", doc)
 }
 
 // unsealed names recordings that ended more than SealGrace ago with
@@ -199,25 +220,29 @@ func missing(have map[int64][]byte, last int64) []Span {
 	return out
 }
 
-// newestCheckpoint is the newest checkpoint that verifies (key "" when
-// there is none); newer ones that do not verify are named.
+// newestCheckpoint is the newest checkpoint that verifies, read at the
+// first version under its key (key "" when there is none); newer ones that
+// do not verify are named, and so are checkpoint keys rewritten.
 func newestCheckpoint(ctx context.Context, blobs *blob.Store, pub ed25519.PublicKey, r *Report) (seal.Checkpoint, string, error) {
-	keys, err := seal.Checkpoints(ctx, blobs, time.Now())
+	docs, rewritten, err := seal.Checkpoints(ctx, blobs, time.Now())
 	if err != nil {
 		return seal.Checkpoint{}, "", err
 	}
-	for _, k := range keys {
-		c, err := seal.ReadCheckpoint(ctx, blobs, pub, k)
+	for _, w := range rewritten {
+		r.Problems = append(r.Problems, anchorProblem("checkpoint", uuid.Nil, w.Key, rewrittenWhat("checkpoint", w)))
+	}
+	for _, d := range docs {
+		c, err := seal.ReadCheckpointAt(ctx, blobs, pub, d.Key, d.Version)
 		switch {
 		case errors.Is(err, seal.ErrSignature) || errors.Is(err, seal.ErrFormat):
-			r.Problems = append(r.Problems, anchorProblem("checkpoint", uuid.Nil, k, fmt.Sprintf("the checkpoint is not one the platform signed (forged or damaged): %v", err)))
+			r.Problems = append(r.Problems, anchorProblem("checkpoint", uuid.Nil, d.Key, fmt.Sprintf("the checkpoint is not one the platform signed (forged or damaged): %v", err)))
 			continue
 		case errors.Is(err, seal.ErrNotFound):
 			continue // deleted since listed
 		case err != nil:
 			return seal.Checkpoint{}, "", err
 		}
-		return c, k, nil
+		return c, d.Key, nil
 	}
 	return seal.Checkpoint{}, "", nil
 }
@@ -296,7 +321,8 @@ func auditAgainst(ctx context.Context, db *index.DB, c seal.Checkpoint, key stri
 
 // AuditAnchored checks the audit trail against the newest valid
 // checkpoint (bwc verify -audit): the event it anchors is still there
-// with its hash. Checkpoints that do not verify are named too. It returns
+// with its hash. Checkpoints that do not verify, and checkpoint keys
+// rewritten (the first version is checked), are named too. It returns
 // the checkpoint's key ("" when there is none).
 func AuditAnchored(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed25519.PublicKey) (string, []Problem, error) {
 	if len(pub) != ed25519.PublicKeySize {

@@ -1,14 +1,17 @@
 package evidence_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
@@ -243,9 +246,9 @@ func TestCheckpointNamesTruncatedAuditTrail(t *testing.T) {
 	}
 }
 
-// A seal signed by another key over a recording's seal, and a forged
-// checkpoint newer than the real one: each named; the real checkpoint is
-// still used.
+// A seal signed by another key under a recording's seal key (the real one
+// removed by the administrator), and a forged checkpoint newer than the
+// real one: each named as not the platform's.
 func TestForgedSealAndCheckpointNamed(t *testing.T) {
 	x := newAnchored(t)
 	rec, segs := x.ended(t)
@@ -256,27 +259,179 @@ func TestForgedSealAndCheckpointNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	put := func(key string, doc []byte) {
-		if _, err := x.admin.Client().PutObject(ctx, x.store.Bucket(), key, strings.NewReader(string(doc)), int64(len(doc)), minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(seal.Key(rec), forged)
+	x.removeVersions(t, seal.Key(rec))
+	x.put(t, x.admin, seal.Key(rec), forged)
 	fc, err := seal.MarshalCheckpoint(seal.Checkpoint{At: time.Now().Add(time.Minute), Node: "forger"}, other)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fkey := seal.CheckpointKey(time.Now().Add(time.Minute), "forger")
-	put(fkey, fc)
+	x.put(t, x.admin, fkey, fc)
 	ps := x.verify(t, "seal")
-	if ps[0].Recording != rec || ps[0].Key != seal.Key(rec) || !strings.Contains(ps[0].What, "not one the platform signed") {
+	if len(ps) != 1 || ps[0].Recording != rec || ps[0].Key != seal.Key(rec) || !strings.Contains(ps[0].What, "not one the platform signed") {
 		t.Errorf("seal problems %+v", ps)
 	}
 	cps := x.verify(t, "checkpoint")
 	if cps[0].Key != fkey || !strings.Contains(cps[0].What, "not one the platform signed") {
 		t.Errorf("checkpoint problems %+v", cps)
 	}
+}
+
+// put stores doc under key with a plain PUT (a new version over whatever
+// is there) through store's identity.
+func (x *anchored) put(t *testing.T, store *blob.Store, key string, doc []byte) {
+	t.Helper()
+	if _, err := store.Client().PutObject(context.Background(), x.store.Bucket(), key, bytes.NewReader(doc), int64(len(doc)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// removeVersions removes every version of key (the administrator, in
+// governance mode).
+func (x *anchored) removeVersions(t *testing.T, key string) {
+	t.Helper()
+	ctx := context.Background()
+	for v := range x.admin.Client().ListObjects(ctx, x.store.Bucket(), minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		if v.Err != nil {
+			t.Fatal(v.Err)
+		}
+		if err := x.admin.Client().RemoveObject(ctx, x.store.Bucket(), v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// wantWhat: one problem is about key and recording rec and says what.
+func wantWhat(t *testing.T, ps []evidence.Problem, rec uuid.UUID, key, what string) {
+	t.Helper()
+	if !slices.ContainsFunc(ps, func(p evidence.Problem) bool {
+		return p.Recording == rec && p.Key == key && strings.Contains(p.What, what)
+	}) {
+		t.Errorf("no problem about %s (recording %s) saying %q: %+v", key, rec, what, ps)
+	}
+}
+
+// rewriteSeal truncates an ended recording's index by its newest two
+// segments (rows and objects) and PUTs, with the server's own identity, a
+// newer seal over its key, validly signed with the platform's key, that
+// agrees with the truncated index.
+func (x *anchored) rewriteSeal(t *testing.T, rec uuid.UUID, segs []index.Segment) {
+	t.Helper()
+	s, err := seal.ReadSeal(context.Background(), x.store, sealPub, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(len(segs))
+	x.deleteSegments(t, rec, segs, n-2)
+	s.Segments, s.FinalSeq, s.FinalChain, s.End = n-2, n-3, segs[n-3].Chain, segs[n-3].EndedAt
+	doc, err := seal.MarshalSeal(s, sealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.put(t, x.store, seal.Key(rec), doc)
+}
+
+// A seal replaced by whoever holds the signing key: a newer, validly
+// signed version that agrees with the truncated index. Verify names the
+// rewritten seal, and the missing segments from the first version.
+func TestRewrittenSealNamedAndFirstVersionChecked(t *testing.T) {
+	x := newAnchored(t)
+	rec, segs := x.ended(t)
+	x.clean(t)
+	x.rewriteSeal(t, rec, segs)
+	n := int64(len(segs))
+	ps := x.verify(t, "seal")
+	wantWhat(t, ps, rec, seal.Key(rec), "seal rewritten: 2 versions; the first is checked")
+	wantMissing(t, ps, rec, n-2, n-1, "the seal says")
+	// verifying that recording only goes the same way
+	rep, err := evidence.VerifyAnchored(context.Background(), x.db, x.store, sealPub, []uuid.UUID{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWhat(t, rep.Problems, rec, seal.Key(rec), "seal rewritten: 2 versions")
+	wantMissing(t, rep.Problems, rec, n-2, n-1, "the seal says")
+}
+
+// A checkpoint replaced likewise (same key, newer version, the live
+// recording's last two segments gone): named, and the missing segments
+// come from its first version; bwc verify -audit names it too.
+func TestRewrittenCheckpointNamedAndFirstVersionChecked(t *testing.T) {
+	x := newAnchored(t)
+	rec, _ := x.live(t, 3)
+	ctx := context.Background()
+	key, err := x.cp.Checkpoint(ctx)
+	if err != nil || key == "" {
+		t.Fatalf("checkpoint %q: %v", key, err)
+	}
+	x.clean(t)
+	c, err := seal.ReadCheckpoint(ctx, x.store, sealPub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(c.Live, func(l seal.Live) bool { return l.Recording == rec })
+	if i < 0 || c.Live[i].Seq < 2 {
+		t.Fatalf("the checkpoint %+v does not see recording %s at segment 2 or later", c.Live, rec)
+	}
+	seq := c.Live[i].Seq
+	segs := x.segments(t, rec, int(seq)+1)
+	x.deleteSegments(t, rec, segs, seq-1)
+	c.Live[i].Seq, c.Live[i].Chain = seq-2, segs[seq-2].Chain
+	doc, err := seal.MarshalCheckpoint(c, sealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.put(t, x.store, key, doc)
+	ps := x.verify(t, "checkpoint")
+	wantWhat(t, ps, uuid.Nil, key, "checkpoint rewritten: 2 versions; the first is checked")
+	wantMissing(t, ps, rec, seq-1, seq, "the checkpoint of")
+	k, aps, err := evidence.AuditAnchored(ctx, x.db, x.store, sealPub)
+	if err != nil || k != key {
+		t.Fatalf("AuditAnchored: %q %v, want the checkpoint %s", k, err, key)
+	}
+	wantWhat(t, aps, uuid.Nil, key, "checkpoint rewritten: 2 versions")
+}
+
+// A delete marker over a seal (the administrator's keys): named, and the
+// seal is still checked; the recording does not pass for unsealed.
+func TestDeleteMarkerOverSealNamedAndSealChecked(t *testing.T) {
+	x := newAnchored(t)
+	rec, segs := x.ended(t)
+	x.clean(t)
+	if err := x.admin.Client().RemoveObject(context.Background(), x.store.Bucket(), seal.Key(rec), minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	x.sql(t, `UPDATE recordings SET started_at = started_at - interval '2 hours', ended_at = now() - interval '1 hour' WHERE id = $1`, rec)
+	n := int64(len(segs))
+	x.deleteSegments(t, rec, segs, n-2)
+	ps := x.verify(t, "seal")
+	wantWhat(t, ps, rec, seal.Key(rec), "delete marker over the seal; its version is checked")
+	wantMissing(t, ps, rec, n-2, n-1, "the seal says")
+	if slices.ContainsFunc(ps, func(p evidence.Problem) bool { return strings.Contains(p.What, "has no seal") }) {
+		t.Errorf("a sealed recording under a delete marker named as unsealed: %+v", ps)
+	}
+}
+
+// The background verification runs the same checks: a rewritten seal is
+// named, with the segments missing against its first version.
+func TestScrubberNamesRewrittenSeal(t *testing.T) {
+	x := newAnchored(t)
+	rec, segs := x.ended(t)
+	x.rewriteSeal(t, rec, segs)
+	reg := prometheus.NewRegistry()
+	s, err := evidence.NewScrubber(scrubConfig(scrubRate), x.db, x.store, sealPub, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, s)
+	n := int64(len(segs))
+	mediatest.Eventually(t, "the rewritten seal and the missing segments named", func() bool {
+		ps := s.Problems()
+		return slices.ContainsFunc(ps, func(p evidence.Problem) bool {
+			return p.Key == seal.Key(rec) && strings.Contains(p.What, "seal rewritten: 2 versions")
+		}) && slices.ContainsFunc(ps, func(p evidence.Problem) bool {
+			return p.Recording == rec && p.Missing != nil && p.Missing.From == n-2 && p.Missing.To == n-1
+		})
+	})
 }
 
 // An ended recording with no seal (its seal deleted by the administrator)

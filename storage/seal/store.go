@@ -22,11 +22,27 @@ var ErrNotFound = blob.ErrNoObject
 
 // Write stores a signed document under key through the one evidence writer
 // (blob.PutEvidence: SHA-256 checksum, the store's retention mode until
-// retainUntil) and returns its version ID. Writing the same bytes again is
-// a no-op that returns the stored version; other bytes under the key are
-// blob.ErrConflict.
+// retainUntil) and returns its version ID. A seal or checkpoint is written
+// once: when the key already holds a version, the first one is the
+// document, so writing the same bytes again (a retry) returns that version
+// and writes nothing, whatever was put or deleted over it since; other
+// bytes are blob.ErrConflict.
 func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retainUntil time.Time) (string, error) {
 	sum := sha256.Sum256(doc)
+	docs, _, err := versions(ctx, store, key)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := find(docs, key); ok {
+		got, _, err := store.SHA256(ctx, key, d.Version)
+		if err != nil {
+			return "", err
+		}
+		if !bytes.Equal(got, sum[:]) {
+			return "", fmt.Errorf("%w: %s", blob.ErrConflict, key)
+		}
+		return d.Version, nil
+	}
 	st, err := store.PutEvidence(ctx, blob.Evidence{Key: key, Body: bytes.NewReader(doc), Size: int64(len(doc)),
 		SHA256: sum[:], ContentType: "application/json", RetainUntil: retainUntil})
 	if err != nil {
@@ -59,9 +75,100 @@ func WriteCheckpoint(ctx context.Context, store *blob.Store, key ed25519.Private
 	return k, v, err
 }
 
-// read reads the current version of a document (at most MaxSize bytes).
-func read(ctx context.Context, store *blob.Store, key string) ([]byte, error) {
-	o, err := store.Open(ctx, key)
+// Doc is a seal or checkpoint in the bucket and the version of it to
+// read: the first one written under its key, the one the platform wrote.
+type Doc struct {
+	Key     string
+	Version string
+}
+
+// Rewritten is a seal or checkpoint key that holds more than the one
+// version the platform wrote, or whose latest version is a delete marker.
+// Seals and checkpoints are written once, so either is tampering (the
+// server's own identity can put versions; a delete marker needs more):
+// readers keep to the first version, and verify names the key.
+type Rewritten struct {
+	Key          string
+	Versions     int  // object versions under the key, delete markers not counted
+	DeleteMarker bool // the key's latest version is a delete marker
+}
+
+// versions lists the keys under prefix with their versions, in one
+// listing: each key's first version (keys left with delete markers only
+// have none), and the keys rewritten. The first version is the oldest by
+// modification time; S3 lists a key's versions newest first, which
+// decides a tie.
+func versions(ctx context.Context, store *blob.Store, prefix string) ([]Doc, []Rewritten, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine on an error
+	type seen struct {
+		first   string
+		firstAt time.Time
+		n       int
+		marker  bool
+	}
+	byKey := map[string]*seen{}
+	var keys []string
+	for o := range store.Client().ListObjects(ctx, store.Bucket(), minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			return nil, nil, fmt.Errorf("list versions of %s: %w", prefix, o.Err)
+		}
+		k := byKey[o.Key]
+		if k == nil {
+			k = &seen{}
+			byKey[o.Key] = k
+			keys = append(keys, o.Key)
+		}
+		if o.IsDeleteMarker {
+			k.marker = k.marker || o.IsLatest
+			continue
+		}
+		k.n++
+		if k.first == "" || !o.LastModified.After(k.firstAt) {
+			k.first, k.firstAt = o.VersionID, o.LastModified
+		}
+	}
+	sort.Strings(keys)
+	var docs []Doc
+	var rewritten []Rewritten
+	for _, key := range keys {
+		k := byKey[key]
+		if k.n > 0 {
+			docs = append(docs, Doc{Key: key, Version: k.first})
+		}
+		if k.n > 1 || k.marker {
+			rewritten = append(rewritten, Rewritten{Key: key, Versions: k.n, DeleteMarker: k.marker})
+		}
+	}
+	return docs, rewritten, nil
+}
+
+// find is key's entry in docs.
+func find(docs []Doc, key string) (Doc, bool) {
+	for _, d := range docs {
+		if d.Key == key {
+			return d, true
+		}
+	}
+	return Doc{}, false
+}
+
+// first is the first version of key ("" and ErrNotFound when it has none).
+func first(ctx context.Context, store *blob.Store, key string) (string, error) {
+	docs, _, err := versions(ctx, store, key)
+	if err != nil {
+		return "", err
+	}
+	d, ok := find(docs, key)
+	if !ok {
+		return "", fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	return d.Version, nil
+}
+
+// read reads one version of a document (at most MaxSize bytes).
+func read(ctx context.Context, store *blob.Store, key, version string) ([]byte, error) {
+	o, err := store.OpenVersion(ctx, key, version)
 	if err != nil {
 		return nil, err
 	}
@@ -73,12 +180,22 @@ func read(ctx context.Context, store *blob.Store, key string) ([]byte, error) {
 	return data, nil
 }
 
-// ReadSeal reads a recording's seal and checks its signature: ErrNotFound
-// when there is none, ErrSignature or ErrFormat when it is not one the
-// platform signed. A valid seal stored under another recording's key is
-// ErrFormat.
+// ReadSeal reads a recording's seal at its first version (see Seals) and
+// checks its signature: ErrNotFound when there is none, ErrSignature or
+// ErrFormat when it is not one the platform signed.
 func ReadSeal(ctx context.Context, store *blob.Store, pub ed25519.PublicKey, rec uuid.UUID) (Seal, error) {
-	data, err := read(ctx, store, Key(rec))
+	v, err := first(ctx, store, Key(rec))
+	if err != nil {
+		return Seal{}, err
+	}
+	return ReadSealAt(ctx, store, pub, rec, v)
+}
+
+// ReadSealAt reads one version of a recording's seal and checks its
+// signature. A valid seal stored under another recording's key is
+// ErrFormat.
+func ReadSealAt(ctx context.Context, store *blob.Store, pub ed25519.PublicKey, rec uuid.UUID, version string) (Seal, error) {
+	data, err := read(ctx, store, Key(rec), version)
 	if err != nil {
 		return Seal{}, err
 	}
@@ -92,9 +209,20 @@ func ReadSeal(ctx context.Context, store *blob.Store, pub ed25519.PublicKey, rec
 	return s, nil
 }
 
-// ReadCheckpoint reads a checkpoint and checks its signature.
+// ReadCheckpoint reads a checkpoint at its first version and checks its
+// signature.
 func ReadCheckpoint(ctx context.Context, store *blob.Store, pub ed25519.PublicKey, key string) (Checkpoint, error) {
-	data, err := read(ctx, store, key)
+	v, err := first(ctx, store, key)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return ReadCheckpointAt(ctx, store, pub, key, v)
+}
+
+// ReadCheckpointAt reads one version of a checkpoint and checks its
+// signature.
+func ReadCheckpointAt(ctx context.Context, store *blob.Store, pub ed25519.PublicKey, key, version string) (Checkpoint, error) {
+	data, err := read(ctx, store, key, version)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -108,55 +236,83 @@ func ReadCheckpoint(ctx context.Context, store *blob.Store, pub ed25519.PublicKe
 	return c, nil
 }
 
-// list lists the keys under a prefix.
-func list(ctx context.Context, store *blob.Store, prefix string) ([]string, error) {
-	var keys []string
-	for o := range store.Client().ListObjects(ctx, store.Bucket(), minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, o.Err)
-		}
-		keys = append(keys, o.Key)
+// RecordingOf is the recording whose seal's key is key (false: not a
+// seal's key).
+func RecordingOf(key string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(strings.TrimSuffix(strings.TrimPrefix(key, SealPrefix), ".json"))
+	if err != nil || Key(id) != key {
+		return uuid.Nil, false
 	}
-	return keys, nil
+	return id, true
 }
 
-// Sealed lists the recordings that have a seal in the bucket (whatever its
-// contents: ReadSeal checks them).
-func Sealed(ctx context.Context, store *blob.Store) ([]uuid.UUID, error) {
-	keys, err := list(ctx, store, SealPrefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []uuid.UUID
-	for _, k := range keys {
-		id, err := uuid.Parse(strings.TrimSuffix(strings.TrimPrefix(k, SealPrefix), ".json"))
-		if err != nil || Key(id) != k {
-			continue // not a seal's key
-		}
-		out = append(out, id)
-	}
-	return out, nil
-}
-
-// Checkpoints lists the checkpoints' keys, newest first. It lists this
-// month's and last month's first and the whole prefix only when those hold
-// none (checkpoints are written every minute while anything changes).
-func Checkpoints(ctx context.Context, store *blob.Store, now time.Time) ([]string, error) {
-	this := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
-	var keys []string
-	for _, month := range []time.Time{this, this.AddDate(0, -1, 0)} {
-		k, err := list(ctx, store, CheckpointPrefix+month.Format("2006-01"))
+// Seals lists the seals in the bucket (one listing), or those of recs (one
+// listing each): each at its first version, by key, and the seal keys
+// rewritten (more than one version, or a delete marker over them).
+func Seals(ctx context.Context, store *blob.Store, recs []uuid.UUID) ([]Doc, []Rewritten, error) {
+	if len(recs) == 0 {
+		docs, rewritten, err := versions(ctx, store, SealPrefix)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		keys = append(keys, k...)
+		return sealKeys(docs, func(d Doc) string { return d.Key }), sealKeys(rewritten, func(w Rewritten) string { return w.Key }), nil
 	}
-	if len(keys) == 0 {
-		var err error
-		if keys, err = list(ctx, store, CheckpointPrefix); err != nil {
-			return nil, err
+	var docs []Doc
+	var rewritten []Rewritten
+	for _, rec := range recs {
+		d, w, err := versions(ctx, store, Key(rec))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, x := range d {
+			if x.Key == Key(rec) {
+				docs = append(docs, x)
+			}
+		}
+		for _, x := range w {
+			if x.Key == Key(rec) {
+				rewritten = append(rewritten, x)
+			}
 		}
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
-	return keys, nil
+	return docs, rewritten, nil
+}
+
+// sealKeys keeps the entries whose key is a seal's.
+func sealKeys[T any](in []T, key func(T) string) []T {
+	var out []T
+	for _, x := range in {
+		if _, ok := RecordingOf(key(x)); ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Checkpoints lists the checkpoints, newest first, each at its first
+// version, and the checkpoint keys rewritten. It lists this month's and
+// last month's first (one listing each) and the whole prefix only when
+// those hold none (checkpoints are written every minute while anything
+// changes); a rewritten checkpoint key is named when it is listed.
+func Checkpoints(ctx context.Context, store *blob.Store, now time.Time) ([]Doc, []Rewritten, error) {
+	this := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	var docs []Doc
+	var rewritten []Rewritten
+	for _, month := range []time.Time{this, this.AddDate(0, -1, 0)} {
+		d, w, err := versions(ctx, store, CheckpointPrefix+month.Format("2006-01"))
+		if err != nil {
+			return nil, nil, err
+		}
+		docs, rewritten = append(docs, d...), append(rewritten, w...)
+	}
+	if len(docs) == 0 {
+		d, w, err := versions(ctx, store, CheckpointPrefix)
+		if err != nil {
+			return nil, nil, err
+		}
+		docs, rewritten = d, w
+	}
+	sort.Slice(docs, func(i, j int) bool { return docs[i].Key > docs[j].Key })
+	sort.Slice(rewritten, func(i, j int) bool { return rewritten[i].Key > rewritten[j].Key })
+	return docs, rewritten, nil
 }

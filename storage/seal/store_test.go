@@ -1,9 +1,11 @@
 package seal_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -53,9 +55,9 @@ func TestWriteReadSeal(t *testing.T) {
 	if _, err := seal.ReadSeal(ctx, store, otherKey.Public().(ed25519.PublicKey), s.Recording); !errors.Is(err, seal.ErrSignature) {
 		t.Errorf("read with another public key: %v", err)
 	}
-	ids, err := seal.Sealed(ctx, store)
-	if err != nil || len(ids) != 1 || ids[0] != s.Recording {
-		t.Errorf("sealed: %v %v", ids, err)
+	docs, rewritten, err := seal.Seals(ctx, store, nil)
+	if err != nil || len(docs) != 1 || docs[0] != (seal.Doc{Key: k, Version: v}) || len(rewritten) != 0 {
+		t.Errorf("seals: %v %v %v", docs, rewritten, err)
 	}
 }
 
@@ -91,14 +93,14 @@ func TestCheckpointsNewestFirst(t *testing.T) {
 		}
 		want = append([]string{k}, want...)
 	}
-	keys, err := seal.Checkpoints(ctx, store, now)
-	if err != nil {
-		t.Fatal(err)
+	keys, rewritten, err := seal.Checkpoints(ctx, store, now)
+	if err != nil || len(rewritten) != 0 {
+		t.Fatal(rewritten, err)
 	}
-	if len(keys) < 2 || keys[0] != want[0] || keys[1] != want[1] {
+	if len(keys) < 2 || keys[0].Key != want[0] || keys[1].Key != want[1] {
 		t.Fatalf("checkpoints %v, want newest first %v", keys, want)
 	}
-	c, err := seal.ReadCheckpoint(ctx, store, testKey().Public().(ed25519.PublicKey), keys[0])
+	c, err := seal.ReadCheckpoint(ctx, store, testKey().Public().(ed25519.PublicKey), keys[0].Key)
 	if err != nil || c.Node != "a" || c.AuditSeq != 17 {
 		t.Fatalf("read %+v %v", c, err)
 	}
@@ -109,7 +111,135 @@ func TestCheckpointsNewestFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := seal.Checkpoints(ctx, old, now); err != nil || len(keys) != 1 || keys[0] != k {
+	if keys, _, err := seal.Checkpoints(ctx, old, now); err != nil || len(keys) != 1 || keys[0].Key != k {
 		t.Errorf("a year-old checkpoint: %v %v", keys, err)
+	}
+}
+
+// put stores doc under key as a plain PUT (a new version over whatever is
+// there), as anyone with the server's identity can.
+func put(t *testing.T, store *blob.Store, key string, doc []byte) string {
+	t.Helper()
+	info, err := store.Client().PutObject(context.Background(), store.Bucket(), key, bytes.NewReader(doc), int64(len(doc)), minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.VersionID
+}
+
+// A newer, validly signed seal or checkpoint PUT over one already written
+// (the server's own identity can) changes nothing that is read: the first
+// version is, the key is reported as rewritten, and a retry of the
+// platform's write returns the first version while the forger's bytes are
+// a conflict.
+func TestRewrittenSealAndCheckpointReadAtFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	store := storagetest.NewStore(t)
+	pub := testKey().Public().(ed25519.PublicKey)
+	retain := time.Now().Add(24 * time.Hour)
+	s := testSeal()
+	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := s
+	short.Segments, short.FinalSeq = 5, 4
+	forged, err := seal.MarshalSeal(short, testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 := put(t, store, k, forged); v2 == v1 || v2 == "" {
+		t.Fatalf("the forged version %q, the first %q", v2, v1)
+	}
+	if got, err := seal.ReadSeal(ctx, store, pub, s.Recording); err != nil || got.Segments != 7 {
+		t.Fatalf("read after the rewrite: %d segments %v, want the first version's 7", got.Segments, err)
+	}
+	want := []seal.Rewritten{{Key: k, Versions: 2}}
+	for _, recs := range [][]uuid.UUID{nil, {s.Recording}} {
+		docs, rewritten, err := seal.Seals(ctx, store, recs)
+		if err != nil || !reflect.DeepEqual(docs, []seal.Doc{{Key: k, Version: v1}}) || !reflect.DeepEqual(rewritten, want) {
+			t.Errorf("seals of %v: %v %v %v, want the first version and %v", recs, docs, rewritten, err, want)
+		}
+	}
+	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain); err != nil || v != v1 {
+		t.Errorf("retry of the seal: version %q %v, want the first %q", v, err, v1)
+	}
+	if _, _, err := seal.WriteSeal(ctx, store, testKey(), short, retain); !errors.Is(err, blob.ErrConflict) {
+		t.Errorf("the forger's seal written by the platform: %v, want ErrConflict", err)
+	}
+	if _, rewritten, _ := seal.Seals(ctx, store, nil); !reflect.DeepEqual(rewritten, want) {
+		t.Errorf("after the retries: %v, want %v (nothing written)", rewritten, want)
+	}
+
+	c := testCheckpoint()
+	ck, cv1, err := seal.WriteCheckpoint(ctx, store, testKey(), c, retain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := c
+	c2.AuditSeq, c2.Live = 3, nil
+	doc, err := seal.MarshalCheckpoint(c2, testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, store, ck, doc)
+	docs, rewritten, err := seal.Checkpoints(ctx, store, c.At)
+	if err != nil || !reflect.DeepEqual(docs, []seal.Doc{{Key: ck, Version: cv1}}) || !reflect.DeepEqual(rewritten, []seal.Rewritten{{Key: ck, Versions: 2}}) {
+		t.Errorf("checkpoints: %v %v %v", docs, rewritten, err)
+	}
+	if got, err := seal.ReadCheckpoint(ctx, store, pub, ck); err != nil || got.AuditSeq != 17 || len(got.Live) != 1 {
+		t.Errorf("read after the rewrite: %+v %v, want the first version", got, err)
+	}
+}
+
+// A delete marker over a seal (the administrator's keys) hides nothing: the
+// seal reads at its version, the key is reported, and a retry does not
+// write a second version. A key left with a delete marker only is reported
+// and has no seal.
+func TestDeleteMarkerOverSeal(t *testing.T) {
+	ctx := context.Background()
+	store := storagetest.NewStore(t)
+	admin := storagetest.Admin(t, store)
+	pub := testKey().Public().(ed25519.PublicKey)
+	retain := time.Now().Add(24 * time.Hour)
+	s := testSeal()
+	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s
+	g.Recording = uuid.New()
+	gone, gv, err := seal.WriteSeal(ctx, store, testKey(), g, retain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{k, gone} {
+		if err := admin.Client().RemoveObject(ctx, store.Bucket(), key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// governance mode: the administrator can remove the version itself
+	if err := admin.Client().RemoveObject(ctx, store.Bucket(), gone, minio.RemoveObjectOptions{VersionID: gv, GovernanceBypass: true}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := store.LatestVersion(ctx, k); err != nil || !l.DeleteMarker {
+		t.Fatalf("latest version of the seal %+v %v, want a delete marker", l, err)
+	}
+	if got, err := seal.ReadSeal(ctx, store, pub, s.Recording); err != nil || got.Segments != 7 {
+		t.Fatalf("read under the delete marker: %+v %v", got, err)
+	}
+	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain); err != nil || v != v1 {
+		t.Errorf("retry under the delete marker: version %q %v, want the first %q", v, err, v1)
+	}
+	docs, rewritten, err := seal.Seals(ctx, store, nil)
+	want := []seal.Rewritten{{Key: k, Versions: 1, DeleteMarker: true}, {Key: gone, DeleteMarker: true}}
+	if gone < k {
+		want[0], want[1] = want[1], want[0]
+	}
+	if err != nil || !reflect.DeepEqual(docs, []seal.Doc{{Key: k, Version: v1}}) || !reflect.DeepEqual(rewritten, want) {
+		t.Errorf("seals: %v %v %v, want %v", docs, rewritten, err, want)
+	}
+	if _, err := seal.ReadSeal(ctx, store, pub, g.Recording); !errors.Is(err, seal.ErrNotFound) {
+		t.Errorf("a key with a delete marker only: %v, want ErrNotFound", err)
 	}
 }
