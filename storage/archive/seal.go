@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -20,10 +21,13 @@ import (
 // Sealing. When every segment of an ended recording is in the bucket and
 // the index, and before its spool directory is removed, the archive writes
 // the recording's seal (package seal) from the index, WORM-locked and
-// signed, and an audit event naming it (recording.sealed, with the seal's
-// key and version). The seal's bytes depend only on the recording, so a
-// retry after a crash writes nothing new (PutEvidence finds the same
-// SHA-256) and the event is appended once. Reconciliation at start seals
+// signed, and indexes it (the seals table: key, version, SHA-256) together
+// with an audit event naming it (recording.sealed, with the seal's key and
+// version), in one transaction. The seal's bytes depend only on the
+// recording, so a retry after a crash writes nothing new (the same
+// SHA-256 is found under the key) and the row and event are written once.
+// A recording under legal hold gets its seal held like its segments (and
+// index.RecordingObjects lists the seal, so Hold and Release cover it). Reconciliation at start seals
 // ended recordings that are fully archived (no spool directory, no
 // journal) and not sealed: those archived before seals existed.
 
@@ -56,7 +60,9 @@ func (a *Archive) sealSpooled(ctx context.Context, dir string) error {
 }
 
 // sealRecording builds a recording's seal from the index, checks it with
-// check, writes it and audits it once.
+// check, writes it (with a legal hold when the recording is held, as its
+// segments) and records it once: the seal row and its audit event in one
+// transaction (index.RecordSeal).
 func (a *Archive) sealRecording(ctx context.Context, rec uuid.UUID, check func(seal.Seal) error) error {
 	a.sealMu.Lock()
 	defer a.sealMu.Unlock()
@@ -67,24 +73,51 @@ func (a *Archive) sealRecording(ctx context.Context, rec uuid.UUID, check func(s
 	if err := check(s); err != nil {
 		return err
 	}
+	held, err := a.db.Held(ctx, rec)
+	if err != nil {
+		return err
+	}
 	key, version, err := seal.WriteSeal(ctx, a.blobs, a.sealKey, s, time.Now().Add(a.cfg.Retention))
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", rec, err)
 	}
-	audited, err := a.db.SealAudited(ctx, rec)
-	if err != nil || audited {
-		return err
+	doc, err := seal.MarshalSeal(s, a.sealKey)
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", rec, err)
 	}
-	r := rec
-	if _, err := a.db.Audit(ctx, index.AuditEvent{Actor: "system", Role: "system", Action: index.ActionSealed,
-		ObjectType: "recording", ObjectID: rec.String(), RecordingID: &r,
-		Details: map[string]any{"key": key, "version_id": version, "segments": s.Segments, "final_seq": s.FinalSeq,
-			"final_chain": fmt.Sprintf("%x", []byte(s.FinalChain))}}); err != nil {
-		return fmt.Errorf("seal %s: audit: %w", rec, err)
+	sum := sha256.Sum256(doc) // the bytes written: Ed25519 signs deterministically
+	added, err := a.db.RecordSeal(ctx, index.SealRow{RecordingID: rec, Key: key, VersionID: version, SHA256: sum[:]},
+		map[string]any{"segments": s.Segments, "final_seq": s.FinalSeq, "final_chain": fmt.Sprintf("%x", []byte(s.FinalChain))})
+	if err != nil {
+		return fmt.Errorf("seal %s: index and audit: %w", rec, err)
 	}
-	a.m.uploaded.WithLabelValues("seal").Inc()
-	a.log.Info("archive: recording sealed", "recording", rec, "segments", s.Segments, "key", key, "version", version)
+	if err := a.holdSeal(ctx, rec, key, version, held); err != nil {
+		return fmt.Errorf("seal %s: legal hold: %w", rec, err)
+	}
+	if added {
+		a.m.uploaded.WithLabelValues("seal").Inc()
+		a.log.Info("archive: recording sealed", "recording", rec, "segments", s.Segments, "key", key, "version", version)
+	}
 	return nil
+}
+
+// holdSeal puts the legal hold on the seal's indexed version when the
+// recording is held now: a hold placed between the write and the row
+// (which Holder.apply could not see yet) as with segments
+// (holdAfterIndex), and a seal found already written by a retry, which the
+// write returns as it was.
+func (a *Archive) holdSeal(ctx context.Context, rec uuid.UUID, key, version string, heldBefore bool) error {
+	held := heldBefore
+	if !held {
+		var err error
+		if held, err = a.db.Held(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if !held {
+		return nil
+	}
+	return a.blobs.SetLegalHold(ctx, key, version, true)
 }
 
 // buildSeal is a recording's seal from the index. The segments must run

@@ -14,6 +14,7 @@ import (
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/blob"
+	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/storage/storagetest"
@@ -79,6 +80,13 @@ func checkSealed(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID) s
 	version, _ := evs[0].Details["version_id"].(string)
 	if evs[0].Details["key"] != seal.Key(rec) || version == "" {
 		t.Fatalf("audit event details %v", evs[0].Details)
+	}
+	row, err := db.Seal(ctx, rec)
+	if err != nil || row.Key != seal.Key(rec) || row.VersionID != version {
+		t.Fatalf("seal row %+v, %v; want key %s version %s", row, err, seal.Key(rec), version)
+	}
+	if got, _, err := store.SHA256(ctx, row.Key, row.VersionID); err != nil || !bytes.Equal(got, row.SHA256) {
+		t.Fatalf("the seal's SHA-256 %x (%v), indexed %x", got, err, row.SHA256)
 	}
 	mode, until, err := store.Client().GetObjectRetention(ctx, store.Bucket(), seal.Key(rec), version)
 	if err != nil || mode == nil || until == nil || until.Before(time.Now().Add(24*time.Hour)) {
@@ -155,10 +163,11 @@ func TestReconcileSealsArchivedRecordings(t *testing.T) {
 	storagetest.Run(t, a)
 	rec := record(t, a, cfg, db, 2)
 	first := checkSealed(t, db, store, rec)
-	// as if archived before seals: no seal object, no audit event
+	// as if archived before seals: no seal object, row or audit event
 	su := storagetest.Superuser(t, db)
 	for _, sql := range []string{`ALTER TABLE audit_events DISABLE TRIGGER USER`,
-		`DELETE FROM audit_events WHERE action = 'recording.sealed'`, `UPDATE recordings SET status = 'ended', ended_at = now() WHERE id = $1`} {
+		`DELETE FROM audit_events WHERE action = 'recording.sealed'`, `DELETE FROM seals`,
+		`UPDATE recordings SET status = 'ended', ended_at = now(), sealed = false WHERE id = $1`} {
 		args := []any{}
 		if strings.Contains(sql, "$1") {
 			args = append(args, rec)
@@ -183,5 +192,61 @@ func TestReconcileSealsArchivedRecordings(t *testing.T) {
 	}
 	if out, err := a.Reconcile(ctx); err != nil || len(out.Sealed) != 0 {
 		t.Errorf("a second reconciliation sealed %v: %v", out.Sealed, err)
+	}
+}
+
+// sealHold is the S3 legal hold of a recording's seal at its indexed
+// version, read through the S3 API.
+func sealHold(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID) bool {
+	t.Helper()
+	ctx := context.Background()
+	row, err := db.Seal(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Client().GetObjectLegalHold(ctx, store.Bucket(), row.Key, minio.GetObjectLegalHoldOptions{VersionID: row.VersionID})
+	if code := minio.ToErrorResponse(err).Code; err != nil && code != "NoSuchObjectLockConfiguration" {
+		t.Fatalf("legal hold of %s@%s: %v (%s)", row.Key, row.VersionID, err, code)
+	}
+	return err == nil && st != nil && *st == minio.LegalHoldEnabled
+}
+
+// A recording sealed while under legal hold gets its seal held like its
+// segments; the release lifts the seal's hold with the others. A recording
+// not held gets a seal without one.
+func TestSealOfAHeldRecordingIsHeld(t *testing.T) {
+	ctx := context.Background()
+	s := mediatest.Load(t)
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	cfg := testConfig(t)
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, a)
+	holds := evidence.NewHolder(db, store, testLogger(t))
+	info := storagetest.NewRecording(t, db, s, time.Now().UTC())
+	if _, err := holds.Hold(ctx, info.RecordingID, "sgt.wu", "CASE-12", "evidence"); err != nil {
+		t.Fatal(err)
+	}
+	st := media.NewStream(info)
+	a.Attach(st)
+	storagetest.Feed(st, s.Loop(2, time.Now().UTC()))
+	st.Close()
+	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
+	checkSealed(t, db, store, info.RecordingID)
+	if !sealHold(t, db, store, info.RecordingID) {
+		t.Fatal("the seal of a recording sealed under legal hold has no S3 legal hold")
+	}
+	if _, err := holds.Release(ctx, info.RecordingID, "lt.chen", "case closed"); err != nil {
+		t.Fatal(err)
+	}
+	if sealHold(t, db, store, info.RecordingID) {
+		t.Fatal("the release left the seal's legal hold on")
+	}
+	free := record(t, a, cfg, db, 2)
+	checkSealed(t, db, store, free)
+	if sealHold(t, db, store, free) {
+		t.Fatal("the seal of a recording never held has a legal hold")
 	}
 }

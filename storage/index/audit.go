@@ -68,42 +68,55 @@ func auditHash(prev []byte, e *AuditEvent, details string) []byte {
 // Audit appends an event to the trail and returns it with its sequence
 // number and hashes.
 func (db *DB) Audit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	e, details, err := db.newAudit(e)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	if err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return appendAudit(ctx, tx, &e, details) }); err != nil {
+		return AuditEvent{}, mapErr("append audit event "+e.Action, err)
+	}
+	return e, nil
+}
+
+// newAudit checks an event and gives it its ID, time and canonical details.
+func (db *DB) newAudit(e AuditEvent) (AuditEvent, string, error) {
 	if e.Action == "" || e.Actor == "" {
-		return AuditEvent{}, invalid("action", "an audit event needs an action and an actor")
+		return AuditEvent{}, "", invalid("action", "an audit event needs an action and an actor")
 	}
 	details := []byte("{}")
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil { // map keys sorted: canonical
-			return AuditEvent{}, fmt.Errorf("audit %s: details: %w", e.Action, err)
+			return AuditEvent{}, "", fmt.Errorf("audit %s: details: %w", e.Action, err)
 		}
 	}
 	e.ID = uuid.Must(uuid.NewV7())
 	e.At = db.now().UTC().Truncate(time.Microsecond)
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLock); err != nil {
-			return err
-		}
-		err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
-		switch {
-		case err == pgx.ErrNoRows:
-			e.Seq, e.PrevHash = 0, make([]byte, sha256.Size)
-		case err != nil:
-			return err
-		}
-		e.Seq++
-		e.Hash = auditHash(e.PrevHash, &e, string(details))
-		_, err = tx.Exec(ctx, `INSERT INTO audit_events (seq, id, at, actor, role, action, object_type, object_id,
-			incident_id, recording_id, remote_addr, details, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			e.Seq, e.ID, e.At, e.Actor, e.Role, e.Action, e.ObjectType, e.ObjectID,
-			e.IncidentID, e.RecordingID, e.RemoteAddr, string(details), e.PrevHash, e.Hash)
+	return e, string(details), nil
+}
+
+// appendAudit appends e inside tx, after the trail's newest event (under
+// the advisory lock that gives the chain one order), filling in its
+// sequence number and hashes. It is the one insert into audit_events.
+func appendAudit(ctx context.Context, tx pgx.Tx, e *AuditEvent, details string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLock); err != nil {
 		return err
-	})
-	if err != nil {
-		return AuditEvent{}, mapErr("append audit event "+e.Action, err)
 	}
-	return e, nil
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
+	switch {
+	case err == pgx.ErrNoRows:
+		e.Seq, e.PrevHash = 0, make([]byte, sha256.Size)
+	case err != nil:
+		return err
+	}
+	e.Seq++
+	e.Hash = auditHash(e.PrevHash, e, details)
+	_, err = tx.Exec(ctx, `INSERT INTO audit_events (seq, id, at, actor, role, action, object_type, object_id,
+		incident_id, recording_id, remote_addr, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		e.Seq, e.ID, e.At, e.Actor, e.Role, e.Action, e.ObjectType, e.ObjectID,
+		e.IncidentID, e.RecordingID, e.RemoteAddr, details, e.PrevHash, e.Hash)
+	return err
 }
 
 // AuditFilter selects audit events; zero fields select everything.

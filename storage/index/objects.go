@@ -8,10 +8,11 @@ import (
 )
 
 // EvidenceObject is one object in the bucket that holds (part of) a
-// recording: an init or media segment, the upload original, or an export
-// package of an incident the recording is (or was) linked to.
+// recording: an init or media segment, the upload original, the
+// recording's seal, or an export package of an incident the recording is
+// (or was) linked to.
 type EvidenceObject struct {
-	Kind      string // "init", "segment", "upload" or "export"
+	Kind      string // "init", "segment", "upload", "seal" or "export"
 	Key       string
 	VersionID string // "" for rows written before version IDs (the current version)
 	// Shared: an export package of an incident another recording under an
@@ -30,6 +31,8 @@ func (db *DB) RecordingObjects(ctx context.Context, recordingID uuid.UUID) ([]Ev
 		SELECT 'segment', object_key, COALESCE(version_id, ''), false FROM segments WHERE recording_id = $1
 		UNION ALL
 		SELECT 'upload', object_key, COALESCE(version_id, ''), false FROM uploads WHERE recording_id = $1
+		UNION ALL
+		SELECT 'seal', object_key, COALESCE(version_id, ''), false FROM seals WHERE recording_id = $1
 		UNION ALL
 		SELECT 'export', e.object_key, COALESCE(e.version_id, ''), EXISTS (
 			SELECT 1 FROM recording_incidents o JOIN legal_holds h ON h.recording_id = o.recording_id AND h.released_at IS NULL

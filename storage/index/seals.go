@@ -22,15 +22,15 @@ type ChainHead struct {
 }
 
 // UnsealedHeads returns, for every live-archived recording not sealed yet
-// (not ended, or ended without a recording.sealed event), its latest
-// indexed segment, in recording order. Recordings with no segment yet are
-// left out: there is nothing of theirs to anchor.
+// (live, or ended without a row in seals), its latest indexed segment, in
+// recording order. Recordings with no segment yet are left out: there is
+// nothing of theirs to anchor. It reads the partial index
+// recordings_unsealed (migration 010), not every recording ever made.
 func (db *DB) UnsealedHeads(ctx context.Context) ([]ChainHead, error) {
 	rows, err := db.pool.Query(ctx, `SELECT r.id, s.seq, s.chain FROM recordings r
 		JOIN LATERAL (SELECT seq, chain FROM segments WHERE recording_id = r.id ORDER BY seq DESC LIMIT 1) s ON true
-		WHERE r.source = 'rtsp' AND (r.status <> 'ended' OR NOT EXISTS (SELECT 1 FROM audit_events a
-			WHERE a.recording_id = r.id AND a.action = $1))
-		ORDER BY r.id`, ActionSealed)
+		WHERE r.source = 'rtsp' AND NOT r.sealed
+		ORDER BY r.id`)
 	if err != nil {
 		return nil, mapErr("unsealed recordings", err)
 	}
@@ -39,12 +39,12 @@ func (db *DB) UnsealedHeads(ctx context.Context) ([]ChainHead, error) {
 }
 
 // EndedUnsealed lists the ended live-archived recordings with segments and
-// no recording.sealed event.
+// no seal (recordings_unsealed, as UnsealedHeads).
 func (db *DB) EndedUnsealed(ctx context.Context) ([]uuid.UUID, error) {
 	rows, err := db.pool.Query(ctx, `SELECT r.id FROM recordings r
-		WHERE r.source = 'rtsp' AND r.status = 'ended' AND EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = r.id)
-		  AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.recording_id = r.id AND a.action = $1)
-		ORDER BY r.id`, ActionSealed)
+		WHERE r.source = 'rtsp' AND NOT r.sealed AND r.status = 'ended'
+		  AND EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = r.id)
+		ORDER BY r.id`)
 	if err != nil {
 		return nil, mapErr("ended unsealed recordings", err)
 	}
@@ -65,12 +65,70 @@ func (db *DB) EndedArchived(ctx context.Context, before time.Time) ([]uuid.UUID,
 	return out, mapErr("ended recordings", err)
 }
 
-// SealAudited reports whether a recording's seal is in the audit trail.
-func (db *DB) SealAudited(ctx context.Context, rec uuid.UUID) (bool, error) {
-	var ok bool
-	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events WHERE recording_id = $1 AND action = $2)`,
-		rec, ActionSealed).Scan(&ok)
-	return ok, mapErr("seal of "+rec.String()+" audited", err)
+// SealRow is a recording's seal as indexed: the object in the bucket and
+// the version written.
+type SealRow struct {
+	RecordingID uuid.UUID
+	Key         string
+	VersionID   string // "" when the store returned none
+	SHA256      []byte // nil for seals indexed from the audit trail (migration 010)
+	SealedAt    time.Time
+}
+
+// RecordSeal indexes a recording's seal and appends its audit event
+// (ActionSealed by the system; details: the seal's key and version_id and
+// whatever else details holds), in one transaction, once: when the
+// recording already has a seal row nothing is written and it returns
+// false. The row marks the recording sealed (recordings.sealed), which
+// takes it out of UnsealedHeads and EndedUnsealed.
+func (db *DB) RecordSeal(ctx context.Context, s SealRow, details map[string]any) (bool, error) {
+	what := "seal of " + s.RecordingID.String()
+	if s.Key == "" {
+		return false, invalid("key", "a seal needs its object key")
+	}
+	d := map[string]any{"key": s.Key, "version_id": s.VersionID}
+	for k, v := range details {
+		if _, ok := d[k]; !ok {
+			d[k] = v
+		}
+	}
+	rec := s.RecordingID
+	e, det, err := db.newAudit(AuditEvent{Actor: "system", Role: "system", Action: ActionSealed,
+		ObjectType: "recording", ObjectID: rec.String(), RecordingID: &rec, Details: d})
+	if err != nil {
+		return false, err
+	}
+	var added bool
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO seals (recording_id, object_key, version_id, sha256, sealed_at)
+			VALUES ($1, $2, NULLIF($3, ''), $4, $5) ON CONFLICT (recording_id) DO NOTHING`,
+			s.RecordingID, s.Key, s.VersionID, s.SHA256, e.At)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE recordings SET sealed = true WHERE id = $1 AND NOT sealed`, s.RecordingID); err != nil {
+			return err
+		}
+		if added = tag.RowsAffected() == 1; !added {
+			return nil
+		}
+		return appendAudit(ctx, tx, &e, det)
+	})
+	if err != nil {
+		return false, mapErr(what, err)
+	}
+	return added, nil
+}
+
+// Seal is a recording's indexed seal; ErrNotFound when it has none.
+func (db *DB) Seal(ctx context.Context, rec uuid.UUID) (SealRow, error) {
+	rows, err := db.pool.Query(ctx, `SELECT recording_id, object_key, COALESCE(version_id, ''), sha256, sealed_at
+		FROM seals WHERE recording_id = $1`, rec)
+	if err != nil {
+		return SealRow{}, mapErr("seal of "+rec.String(), err)
+	}
+	s, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[SealRow])
+	return s, mapErr("seal of "+rec.String(), err)
 }
 
 // AuditHead is the audit chain's newest event: its sequence number and
