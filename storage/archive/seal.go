@@ -77,7 +77,7 @@ func (a *Archive) sealRecording(ctx context.Context, rec uuid.UUID, check func(s
 	if err != nil {
 		return err
 	}
-	key, version, err := seal.WriteSeal(ctx, a.blobs, a.sealKey, s, time.Now().Add(a.cfg.Retention))
+	key, version, err := seal.WriteSeal(ctx, a.blobs, a.sealKey, s, time.Now().Add(a.cfg.Retention), held)
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", rec, err)
 	}

@@ -26,8 +26,9 @@ var ErrNotFound = blob.ErrNoObject
 // once: when the key already holds a version, the first one is the
 // document, so writing the same bytes again (a retry) returns that version
 // and writes nothing, whatever was put or deleted over it since; other
-// bytes are blob.ErrConflict.
-func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retainUntil time.Time) (string, error) {
+// bytes are blob.ErrConflict. held puts a legal hold on a document written
+// (a seal of a recording under legal hold).
+func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retainUntil time.Time, held bool) (string, error) {
 	sum := sha256.Sum256(doc)
 	docs, _, err := versions(ctx, store, key)
 	if err != nil {
@@ -44,22 +45,22 @@ func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retai
 		return d.Version, nil
 	}
 	st, err := store.PutEvidence(ctx, blob.Evidence{Key: key, Body: bytes.NewReader(doc), Size: int64(len(doc)),
-		SHA256: sum[:], ContentType: "application/json", RetainUntil: retainUntil})
+		SHA256: sum[:], ContentType: "application/json", RetainUntil: retainUntil, LegalHold: held})
 	if err != nil {
 		return "", err
 	}
 	return st.VersionID, nil
 }
 
-// WriteSeal signs and stores a recording's seal; it returns the key and
-// version ID.
-func WriteSeal(ctx context.Context, store *blob.Store, key ed25519.PrivateKey, s Seal, retainUntil time.Time) (string, string, error) {
+// WriteSeal signs and stores a recording's seal, with a legal hold when
+// held; it returns the key and version ID.
+func WriteSeal(ctx context.Context, store *blob.Store, key ed25519.PrivateKey, s Seal, retainUntil time.Time, held bool) (string, string, error) {
 	doc, err := MarshalSeal(s, key)
 	if err != nil {
 		return "", "", err
 	}
 	k := Key(s.Recording)
-	v, err := Write(ctx, store, k, doc, retainUntil)
+	v, err := Write(ctx, store, k, doc, retainUntil, held)
 	return k, v, err
 }
 
@@ -71,7 +72,7 @@ func WriteCheckpoint(ctx context.Context, store *blob.Store, key ed25519.Private
 		return "", "", err
 	}
 	k := CheckpointKey(c.At, c.Node)
-	v, err := Write(ctx, store, k, doc, retainUntil)
+	v, err := Write(ctx, store, k, doc, retainUntil, false)
 	return k, v, err
 }
 

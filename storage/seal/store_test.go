@@ -28,16 +28,16 @@ func TestWriteReadSeal(t *testing.T) {
 	pub := key.Public().(ed25519.PublicKey)
 	s := testSeal()
 	retain := time.Now().Add(24 * time.Hour)
-	k, v, err := seal.WriteSeal(ctx, store, key, s, retain)
+	k, v, err := seal.WriteSeal(ctx, store, key, s, retain, false)
 	if err != nil || k != seal.Key(s.Recording) || v == "" {
 		t.Fatalf("write: %q %q %v", k, v, err)
 	}
-	if _, v2, err := seal.WriteSeal(ctx, store, key, s, retain); err != nil || v2 != v {
+	if _, v2, err := seal.WriteSeal(ctx, store, key, s, retain, false); err != nil || v2 != v {
 		t.Fatalf("rewrite: version %q (first %q) %v", v2, v, err)
 	}
 	other := s
 	other.Segments, other.FinalSeq = 5, 4
-	if _, _, err := seal.WriteSeal(ctx, store, key, other, retain); !errors.Is(err, blob.ErrConflict) {
+	if _, _, err := seal.WriteSeal(ctx, store, key, other, retain, false); !errors.Is(err, blob.ErrConflict) {
 		t.Fatalf("a different seal under the key: %v, want ErrConflict", err)
 	}
 	mode, until, err := store.Client().GetObjectRetention(ctx, store.Bucket(), k, v)
@@ -138,7 +138,7 @@ func TestRewrittenSealAndCheckpointReadAtFirstVersion(t *testing.T) {
 	pub := testKey().Public().(ed25519.PublicKey)
 	retain := time.Now().Add(24 * time.Hour)
 	s := testSeal()
-	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain)
+	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +161,10 @@ func TestRewrittenSealAndCheckpointReadAtFirstVersion(t *testing.T) {
 			t.Errorf("seals of %v: %v %v %v, want the first version and %v", recs, docs, rewritten, err, want)
 		}
 	}
-	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain); err != nil || v != v1 {
+	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain, false); err != nil || v != v1 {
 		t.Errorf("retry of the seal: version %q %v, want the first %q", v, err, v1)
 	}
-	if _, _, err := seal.WriteSeal(ctx, store, testKey(), short, retain); !errors.Is(err, blob.ErrConflict) {
+	if _, _, err := seal.WriteSeal(ctx, store, testKey(), short, retain, false); !errors.Is(err, blob.ErrConflict) {
 		t.Errorf("the forger's seal written by the platform: %v, want ErrConflict", err)
 	}
 	if _, rewritten, _ := seal.Seals(ctx, store, nil); !reflect.DeepEqual(rewritten, want) {
@@ -203,13 +203,13 @@ func TestDeleteMarkerOverSeal(t *testing.T) {
 	pub := testKey().Public().(ed25519.PublicKey)
 	retain := time.Now().Add(24 * time.Hour)
 	s := testSeal()
-	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain)
+	k, v1, err := seal.WriteSeal(ctx, store, testKey(), s, retain, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := s
 	g.Recording = uuid.New()
-	gone, gv, err := seal.WriteSeal(ctx, store, testKey(), g, retain)
+	gone, gv, err := seal.WriteSeal(ctx, store, testKey(), g, retain, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDeleteMarkerOverSeal(t *testing.T) {
 	if got, err := seal.ReadSeal(ctx, store, pub, s.Recording); err != nil || got.Segments != 7 {
 		t.Fatalf("read under the delete marker: %+v %v", got, err)
 	}
-	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain); err != nil || v != v1 {
+	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain, false); err != nil || v != v1 {
 		t.Errorf("retry under the delete marker: version %q %v, want the first %q", v, err, v1)
 	}
 	docs, rewritten, err := seal.Seals(ctx, store, nil)
