@@ -35,9 +35,9 @@ func NewHolder(db *index.DB, blobs *blob.Store, log *slog.Logger) *Holder {
 
 // Hold marks a recording as evidence: the hold is recorded (who, case,
 // why), then an S3 legal hold is put on every object of the recording
-// already indexed (segments, upload original, export packages of its
-// incidents); objects stored later get it when written while the hold
-// lasts. Calling it again while held is index.ErrConflict.
+// already indexed (segments, upload original, seal, export packages of
+// its incidents); objects stored later (segments, the seal) get it when
+// written while the hold lasts. Calling it again while held is index.ErrConflict.
 func (h *Holder) Hold(ctx context.Context, rec uuid.UUID, by, caseRef, reason string) (index.LegalHold, error) {
 	lh, err := h.db.PlaceHold(ctx, rec, by, caseRef, reason)
 	if err != nil {
