@@ -26,8 +26,9 @@ var ErrNotFound = blob.ErrNoObject
 // once: when the key already holds a version, the first one is the
 // document, so writing the same bytes again (a retry) returns that version
 // and writes nothing, whatever was put or deleted over it since; other
-// bytes are blob.ErrConflict. held puts a legal hold on a document written
-// (a seal of a recording under legal hold).
+// bytes are blob.ErrConflict. held puts a legal hold on the document (a
+// seal of a recording under legal hold): on the first version when there
+// is one, as blob.PutEvidence does on a retry.
 func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retainUntil time.Time, held bool) (string, error) {
 	sum := sha256.Sum256(doc)
 	docs, _, err := versions(ctx, store, key)
@@ -41,6 +42,11 @@ func Write(ctx context.Context, store *blob.Store, key string, doc []byte, retai
 		}
 		if !bytes.Equal(got, sum[:]) {
 			return "", fmt.Errorf("%w: %s", blob.ErrConflict, key)
+		}
+		if held {
+			if err := store.SetLegalHold(ctx, key, d.Version, true); err != nil {
+				return "", err
+			}
 		}
 		return d.Version, nil
 	}

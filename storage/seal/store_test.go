@@ -161,8 +161,12 @@ func TestRewrittenSealAndCheckpointReadAtFirstVersion(t *testing.T) {
 			t.Errorf("seals of %v: %v %v %v, want the first version and %v", recs, docs, rewritten, err, want)
 		}
 	}
-	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain, false); err != nil || v != v1 {
+	// a retry once the recording is held: the hold goes on the first version
+	if _, v, err := seal.WriteSeal(ctx, store, testKey(), s, retain, true); err != nil || v != v1 {
 		t.Errorf("retry of the seal: version %q %v, want the first %q", v, err, v1)
+	}
+	if st, err := store.Client().GetObjectLegalHold(ctx, store.Bucket(), k, minio.GetObjectLegalHoldOptions{VersionID: v1}); err != nil || st == nil || *st != minio.LegalHoldEnabled {
+		t.Errorf("legal hold on the first version after a held retry: %v %v", st, err)
 	}
 	if _, _, err := seal.WriteSeal(ctx, store, testKey(), short, retain, false); !errors.Is(err, blob.ErrConflict) {
 		t.Errorf("the forger's seal written by the platform: %v, want ErrConflict", err)
