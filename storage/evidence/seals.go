@@ -64,6 +64,9 @@ func anchors(ctx context.Context, db *index.DB, blobs *blob.Store, pub ed25519.P
 	if err := checkSeals(ctx, db, blobs, pub, recs, r); err != nil {
 		return err
 	}
+	if err := checkAuditedRecordings(ctx, db, recs, r); err != nil {
+		return err
+	}
 	c, key, err := newestCheckpoint(ctx, blobs, pub, r)
 	if err != nil || key == "" {
 		return err

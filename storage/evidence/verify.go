@@ -28,7 +28,7 @@ type Problem struct {
 	What      string    `json:"what"`
 	Missing   *Span     `json:"missing,omitempty"`   // sequence numbers missing from the index (found against a seal or checkpoint)
 	AuditSeq  int64     `json:"audit_seq,omitempty"` // the audit event a checkpoint anchors (kind "audit")
-	About     string    `json:"-"`                   // "seal", "checkpoint" or "audit": found against a seal or checkpoint (seals.go); Key names it
+	About     string    `json:"-"`                   // "seal", "checkpoint" or "audit": found against a seal, a checkpoint or the audit trail (seals.go, auditrefs.go); Key names the object, if any
 }
 
 // Kind says what a problem is about: "segment", "init", "upload",
@@ -61,6 +61,8 @@ func (p Problem) String() string {
 	switch {
 	case p.About != "" && p.Recording == uuid.Nil:
 		return fmt.Sprintf("%s (%s): %s", p.About, p.Key, p.What)
+	case p.About != "" && p.Key == "":
+		return fmt.Sprintf("recording %s (%s): %s", p.Recording, p.About, p.What)
 	case p.About != "":
 		return fmt.Sprintf("recording %s (%s %s): %s", p.Recording, p.About, p.Key, p.What)
 	case p.Seq >= 0:
