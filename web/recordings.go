@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,7 +24,7 @@ type RecordingStore interface {
 	RecordingLinks(ctx context.Context, id uuid.UUID, history bool) ([]index.IncidentLink, error)
 	LinkIncident(ctx context.Context, recordingID, incidentID uuid.UUID, by, reason string) (index.IncidentLink, error)
 	UnlinkIncident(ctx context.Context, recordingID, incidentID uuid.UUID, by, reason string) (index.IncidentLink, error)
-	BindOfficer(ctx context.Context, id, officerID uuid.UUID, by, reason string) (index.Recording, error)
+	BindOfficerFrom(ctx context.Context, id uuid.UUID, previous *uuid.UUID, officerID uuid.UUID, by, reason string) (index.Recording, error)
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 }
 
@@ -161,8 +162,13 @@ func (h *recordings) unlinkRecording(w http.ResponseWriter, r *http.Request) {
 	h.kit.reply(w, r, http.StatusOK, l, err)
 }
 
-// bindRecording binds a recording (made by a camera nobody had checked
-// out) to an officer, then links it to the officer's incidents.
+// bindRecording binds a recording to an officer, then links it to the
+// officer's incidents. A reason is required. Binding a recording nobody is
+// bound to (a camera recording without a check-out) is a supervisor's
+// call; re-binding one already bound to another officer changes who may see
+// it, so it needs an admin (mayRebind). The change is a compare-and-set on
+// the officer the handler saw: a concurrent change is 409, not overwritten.
+// Audited with the previous officer and the reason.
 func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
@@ -180,19 +186,36 @@ func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, &index.FieldError{Field: "officer_id", Reason: "must be an officer's UUID"})
 		return
 	}
+	if strings.TrimSpace(in.Reason) == "" {
+		h.kit.fail(w, r, &index.FieldError{Field: "reason", Reason: "required: say why the recording is bound to this officer"})
+		return
+	}
 	ctx := r.Context()
 	if _, err := h.officers.Officer(ctx, officer); err != nil {
 		h.kit.fail(w, r, err)
 		return
 	}
-	p, _ := PrincipalFrom(ctx)
-	rec, err := h.db.BindOfficer(ctx, id, officer, p.Login, in.Reason)
+	cur, err := visibleRecording(ctx, h.db, id)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
 	}
+	p, _ := PrincipalFrom(ctx)
+	if cur.OfficerID != nil && *cur.OfficerID != officer && !mayRebind(p) {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "this recording is already bound to another officer: only an admin may re-bind it (with a reason)"})
+		return
+	}
+	rec, err := h.db.BindOfficerFrom(ctx, id, cur.OfficerID, officer, p.Login, in.Reason)
+	if err != nil {
+		h.kit.fail(w, r, err)
+		return
+	}
+	previous := ""
+	if cur.OfficerID != nil {
+		previous = cur.OfficerID.String()
+	}
 	_ = h.kit.audit(r, index.AuditEvent{Action: "recording.bind", ObjectType: "recording", ObjectID: id.String(),
-		RecordingID: &id, Details: map[string]any{"officer": officer.String(), "reason": in.Reason}})
+		RecordingID: &id, Details: map[string]any{"officer": officer.String(), "previous_officer": previous, "reason": in.Reason}})
 	if _, err := h.db.AutoLink(ctx, id, h.linkBuffer); err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -200,6 +223,10 @@ func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 	h.refresh.refresh(id)
 	writeJSON(w, http.StatusOK, rec)
 }
+
+// mayRebind: re-binding a recording already bound to an officer (who then
+// loses it, and another gains it) is an admin's decision.
+func mayRebind(p Principal) bool { return p.Role == index.RoleAdmin }
 
 // incidentFinder resolves an incident given by ID or by its number.
 type incidentFinder struct {

@@ -3,8 +3,11 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -47,7 +50,8 @@ func TestRecordingBindingAndLinks(t *testing.T) {
 		code   int
 	}{
 		{"unbound listed", sup, "GET", "/api/recordings?unbound=1", "", 200},
-		{"bind to unknown officer", sup, "POST", base + "/officer", `{"officer_id":"` + inc1.ID.String() + `"}`, 404},
+		{"bind to unknown officer", sup, "POST", base + "/officer", `{"officer_id":"` + inc1.ID.String() + `","reason":"x"}`, 404},
+		{"bind without reason", sup, "POST", base + "/officer", `{"officer_id":"` + o.ID.String() + `"}`, 400},
 		{"bind", sup, "POST", base + "/officer", `{"officer_id":"` + o.ID.String() + `","reason":"forgot check-out"}`, 200},
 		{"unlink without reason", sup, "DELETE", base + "/links/" + inc1.ID.String(), "", 400},
 		{"unlink", sup, "DELETE", base + "/links/" + inc1.ID.String() + "?reason=wrong+incident", "", 200},
@@ -89,5 +93,77 @@ func TestRecordingBindingAndLinks(t *testing.T) {
 	}
 	if _, _, list := off.do("GET", "/api/recordings", ""); len(list) != 0 {
 		t.Fatalf("officer sees %d recordings of others", len(list))
+	}
+}
+
+// TestRebindNeedsAnAdminAndAReason: binding an unbound recording is a
+// supervisor's call, with a reason; re-binding one bound to another officer
+// is refused to a supervisor (403, nothing changed) and done by an admin
+// with a reason, audited with the previous officer; binding to the officer
+// it has is 409.
+func TestRebindNeedsAnAdminAndAReason(t *testing.T) {
+	admin, db := newAPI(t)
+	ctx := context.Background()
+	sup := admin.loginAs(db, index.RoleSupervisor)
+	var offs [2]index.Officer
+	for i := range offs {
+		var err error
+		if offs[i], err = db.CreateOfficer(ctx, index.Officer{Badge: fmt.Sprint("41", i), Name: fmt.Sprint("Officer ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev, err := db.CreateDevice(ctx, index.Device{Serial: "CAM-REBIND", Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.CreateRecording(ctx, index.Recording{DeviceID: dev.ID, StartedAt: time.Now().Add(-time.Minute)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/api/recordings/" + rec.ID.String() + "/officer"
+	bind := func(o index.Officer, reason string) string {
+		return fmt.Sprintf(`{"officer_id":%q,"reason":%q}`, o.ID, reason)
+	}
+	steps := []struct {
+		name   string
+		client apiClient
+		body   string
+		code   int
+		holder index.Officer // who the recording is bound to afterwards
+		errHas string
+	}{
+		{"bind without reason", sup, bind(offs[0], " "), 400, index.Officer{}, "reason"},
+		{"supervisor binds the unbound", sup, bind(offs[0], "no check-out at shift start"), 200, offs[0], ""},
+		{"supervisor re-binds", sup, bind(offs[1], "wrong officer"), 403, offs[0], "only an admin"},
+		{"admin re-binds without reason", admin, bind(offs[1], ""), 400, offs[0], "reason"},
+		{"admin re-binds", admin, bind(offs[1], "camera swapped between officers"), 200, offs[1], ""},
+		{"admin binds to the officer it has", admin, bind(offs[1], "again"), 409, offs[1], "already bound"},
+	}
+	for _, st := range steps {
+		code, body, _ := st.client.do("POST", path, st.body)
+		if code != st.code || !strings.Contains(fmt.Sprint(body["error"]), st.errHas) {
+			t.Fatalf("%s: %d %v, want %d with %q", st.name, code, body, st.code, st.errHas)
+		}
+		got, err := db.Recording(ctx, rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (st.holder.ID == uuid.Nil) != (got.OfficerID == nil) || got.OfficerID != nil && *got.OfficerID != st.holder.ID {
+			t.Fatalf("%s: bound to %v, want %v", st.name, got.OfficerID, st.holder.ID)
+		}
+	}
+	events, err := db.AuditEvents(ctx, index.AuditFilter{RecordingID: &rec.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binds []map[string]any
+	for _, e := range events {
+		if e.Action == "recording.bind" {
+			binds = append(binds, e.Details)
+		}
+	}
+	if len(binds) != 2 || binds[0]["previous_officer"] != "" || binds[1]["previous_officer"] != offs[0].ID.String() ||
+		binds[1]["officer"] != offs[1].ID.String() || binds[1]["reason"] != "camera swapped between officers" {
+		t.Fatalf("recording.bind events = %v", binds)
 	}
 }

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -269,26 +270,51 @@ func (db *DB) Gaps(ctx context.Context, id uuid.UUID) ([]Gap, error) {
 	return out, mapErr("gaps of recording "+id.String(), err)
 }
 
-// BindOfficer binds a recording to an officer afterwards (a camera that
-// recorded without a check-out), keeping the change with who made it.
-func (db *DB) BindOfficer(ctx context.Context, id, officerID uuid.UUID, by, reason string) (Recording, error) {
+// ErrBindingChanged: the recording's officer is no longer the one the
+// caller saw when it decided to bind (someone else bound it meanwhile).
+// It is an ErrConflict too.
+var ErrBindingChanged = errors.New("the recording's officer changed meanwhile")
+
+// BindOfficerFrom binds a recording to an officer, as a compare-and-set:
+// only while its officer is still previous (nil: unbound), the officer the
+// caller saw and decided on. The change is kept in the binding history with
+// who made it and why; a reason is required. An officer changed meanwhile
+// is ErrBindingChanged (and ErrConflict); binding to the officer it already
+// has is ErrConflict; an unknown recording or officer ErrNotFound. Who may
+// bind or re-bind is the caller's rule (web).
+func (db *DB) BindOfficerFrom(ctx context.Context, id uuid.UUID, previous *uuid.UUID, officerID uuid.UUID, by, reason string) (Recording, error) {
+	what := "bind recording " + id.String()
 	if strings.TrimSpace(by) == "" {
 		return Recording{}, &FieldError{Field: "by", Reason: "required"}
 	}
+	if strings.TrimSpace(reason) == "" {
+		return Recording{}, &FieldError{Field: "reason", Reason: "required to bind a recording to an officer"}
+	}
+	if previous != nil && *previous == officerID {
+		return Recording{}, fmt.Errorf("%s: already bound to officer %s: %w", what, officerID, ErrConflict)
+	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE recordings SET officer_id = $2 WHERE id = $1`, id, officerID)
+		tag, err := tx.Exec(ctx, `UPDATE recordings SET officer_id = $2 WHERE id = $1 AND officer_id IS NOT DISTINCT FROM $3`,
+			id, officerID, previous)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recordings WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return pgx.ErrNoRows
+			}
+			return fmt.Errorf("%w (%w)", ErrBindingChanged, ErrConflict)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO recording_bindings (id, recording_id, officer_id, changed_by, reason) VALUES ($1, $2, $3, $4, $5)`,
 			uuid.Must(uuid.NewV7()), id, officerID, by, reason)
 		return err
 	})
 	if err != nil {
-		return Recording{}, mapErr("bind recording "+id.String(), err)
+		return Recording{}, mapErr(what, err)
 	}
 	return db.Recording(ctx, id)
 }

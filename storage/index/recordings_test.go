@@ -118,7 +118,7 @@ func TestManualLinksAndBinding(t *testing.T) {
 	if links, _ := db.AutoLink(ctx, rec.ID, 5*time.Minute); len(links) != 0 {
 		t.Fatalf("unbound recording auto-linked: %+v", links)
 	}
-	rec, err = db.BindOfficer(ctx, rec.ID, f.officers[0].ID, "sup1", "camera not checked out at shift start")
+	rec, err = db.BindOfficerFrom(ctx, rec.ID, nil, f.officers[0].ID, "sup1", "camera not checked out at shift start")
 	if err != nil || rec.OfficerID == nil || *rec.OfficerID != f.officers[0].ID {
 		t.Fatalf("bind: %+v %v", rec, err)
 	}
@@ -205,5 +205,59 @@ func TestRecordingLifecycle(t *testing.T) {
 	gaps, err := db.Gaps(ctx, rec.ID)
 	if err != nil || len(gaps) != 1 || gaps[0].EndedAt.Sub(gaps[0].StartedAt) != 7*time.Second {
 		t.Fatalf("gaps = %+v %v", gaps, err)
+	}
+}
+
+// TestBindOfficerFromIsCompareAndSet: a binding needs a reason and
+// changes the officer only while it is still the one the caller saw; a
+// stale view of it is ErrBindingChanged (an ErrConflict), leaving the
+// binding and its history as they were.
+func TestBindOfficerFromIsCompareAndSet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	db := f.db
+	rec, err := db.CreateRecording(ctx, index.Recording{DeviceID: f.devices[0].ID, StartedAt: time.Now().Add(-time.Minute)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := f.officers[0].ID, f.officers[1].ID
+	unknown := uuid.Must(uuid.NewV7())
+	steps := []struct {
+		name     string
+		rec      uuid.UUID
+		previous *uuid.UUID
+		officer  uuid.UUID
+		reason   string
+		want     error // nil: bound
+		sentinel error // a second error the answer must be too
+	}{
+		{"no reason", rec.ID, nil, a, "  ", index.ErrInvalid, nil},
+		{"unknown recording", unknown, nil, a, "why", index.ErrNotFound, nil},
+		{"unknown officer", rec.ID, nil, unknown, "why", index.ErrNotFound, nil},
+		{"stale: says bound, is unbound", rec.ID, &b, a, "why", index.ErrBindingChanged, index.ErrConflict},
+		{"bind the unbound", rec.ID, nil, a, "no check-out", nil, nil},
+		{"stale: says unbound, is bound", rec.ID, nil, b, "why", index.ErrBindingChanged, index.ErrConflict},
+		{"stale: says bound to another", rec.ID, &b, b, "why", index.ErrConflict, nil},
+		{"to the same officer", rec.ID, &a, a, "why", index.ErrConflict, nil},
+		{"re-bind from the officer it has", rec.ID, &a, b, "wrong officer", nil, nil},
+	}
+	for _, st := range steps {
+		got, err := db.BindOfficerFrom(ctx, st.rec, st.previous, st.officer, "sup1", st.reason)
+		switch {
+		case st.want == nil && (err != nil || got.OfficerID == nil || *got.OfficerID != st.officer):
+			t.Fatalf("%s: %+v %v", st.name, got, err)
+		case st.want != nil && !errors.Is(err, st.want):
+			t.Fatalf("%s: %v, want %v", st.name, err, st.want)
+		case st.sentinel != nil && !errors.Is(err, st.sentinel):
+			t.Fatalf("%s: %v, want it to be %v too", st.name, err, st.sentinel)
+		}
+	}
+	now, err := db.Recording(ctx, rec.ID)
+	if err != nil || now.OfficerID == nil || *now.OfficerID != b {
+		t.Fatalf("recording after the steps = %+v %v", now, err)
+	}
+	hist, err := db.Bindings(ctx, rec.ID)
+	if err != nil || len(hist) != 2 || *hist[0].OfficerID != a || *hist[1].OfficerID != b || hist[1].Reason != "wrong officer" {
+		t.Fatalf("binding history = %+v %v", hist, err)
 	}
 }
