@@ -341,6 +341,7 @@ func (h *replays) originalFile(w http.ResponseWriter, r *http.Request) {
 	if u.Container == "mov" {
 		ctype = "video/quicktime"
 	}
+	w.Header().Set("Content-Disposition", uploadDisposition(u))
 	h.files.serve(w, r, u.Key, u.VersionID, u.Filename, ctype)
 }
 

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -82,4 +83,14 @@ func (h *uploads) listUploads(w http.ResponseWriter, r *http.Request) {
 		list = []index.Upload{}
 	}
 	h.kit.reply(w, r, http.StatusOK, list, err)
+}
+
+// uploadDisposition is the Content-Disposition of an upload's original
+// file: its name as sanitised on arrival (never the name as given), with
+// RFC 2231 encoding for names that are not ASCII (证据.mp4).
+func uploadDisposition(u index.Upload) string {
+	if d := mime.FormatMediaType("inline", map[string]string{"filename": u.Filename}); d != "" {
+		return d
+	}
+	return "inline"
 }

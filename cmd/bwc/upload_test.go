@@ -36,7 +36,8 @@ func (s *session) tus(method, path string, h map[string]string) *http.Response {
 // TestUploadGateThroughTheServer: through the real router and auth, an
 // upload declaring more than the disk can hold above the reserve is 507; an
 // officer cannot see or resume another officer's upload (403) while a
-// supervisor can; upload IDs with an encoded "/" or ".." never reach the
+// supervisor can, nor attach one to an incident they were never assigned
+// to (403); upload IDs with an encoded "/" or ".." never reach the
 // upload folder (a planted upload beside it is neither read nor removed).
 func TestUploadGateThroughTheServer(t *testing.T) {
 	ctx := context.Background()
@@ -62,6 +63,22 @@ func TestUploadGateThroughTheServer(t *testing.T) {
 	wu, he, sup := loginAs(t, base, "off-wu", "long-enough-password"), loginAs(t, base, "off-he", "long-enough-password"),
 		loginAs(t, base, "sup-up", "long-enough-password")
 	md := "filename " + base64.StdEncoding.EncodeToString([]byte("a.mp4"))
+
+	// an incident only Wu is assigned to: He may not attach to it
+	inc, err := p.db.CreateIncident(ctx, index.Incident{Number: "110-WU", OpenedAt: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.db.Assign(ctx, inc.ID, officers[0].ID, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	withInc := md + ",incident " + base64.StdEncoding.EncodeToString([]byte(inc.Number))
+	if res := he.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": "1000", "Upload-Metadata": withInc}); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("an officer attaching to an incident never assigned to them: %d, want 403", res.StatusCode)
+	}
+	if res := wu.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": "1000", "Upload-Metadata": withInc}); res.StatusCode != http.StatusCreated {
+		t.Fatalf("an officer attaching to their incident: %d, want 201", res.StatusCode)
+	}
 
 	if res := wu.tus("POST", "/api/uploads/", map[string]string{"Upload-Length": strconv.FormatInt(1<<60, 10), "Upload-Metadata": md}); res.StatusCode != http.StatusInsufficientStorage {
 		t.Fatalf("an upload larger than the disk: %d", res.StatusCode)

@@ -486,10 +486,14 @@ func (s *Service) createRow(ctx context.Context, id string, sum []byte, version 
 		}
 	}
 	by := m.Meta["uploaded_by"]
-	return s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: m.Meta["filename"], Size: m.Size,
+	name, original := m.Meta["filename"], m.Meta["original_name"]
+	if _, ok := m.Meta["original_name"]; !ok { // received before names were sanitised on arrival
+		name, original = SanitizeName(name), storable(name, maxOriginalBytes)
+	}
+	return s.db.CreateUpload(ctx, rec, index.Upload{TusID: id, UploadedBy: by, Filename: name, OriginalName: original, Size: m.Size,
 		SHA256: sum, Key: m.Key, Container: m.Info.Container, VideoCodec: m.Info.Video, AudioCodec: m.Info.Audio, Width: m.Info.Width,
 		Height: m.Info.Height, DurationMS: m.Info.Duration.Milliseconds(), RecordedAt: m.RecordedAt, RecordedAtSource: m.Source,
-		Fragmented: m.Info.Fragmented, Notes: m.Meta["notes"], VersionID: version}, by)
+		Fragmented: m.Info.Fragmented, Notes: storable(m.Meta["notes"], maxNotesBytes), VersionID: version}, by)
 }
 
 // link associates a stored upload with incidents: by the assignment rule,

@@ -261,11 +261,10 @@ func (s *Service) beforeCreate(ev tusd.HookEvent) (tusd.HTTPResponse, tusd.FileI
 	if ev.Upload.SizeIsDeferred || ev.Upload.Size <= 0 {
 		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_SIZE", "Upload-Length is required and must be positive", http.StatusBadRequest)
 	}
-	name := strings.TrimSpace(md["filename"])
-	if name == "" {
-		name = "upload.mp4"
-	}
-	out := tusd.MetaData{"filename": filepath.Base(name), "uploaded_by": u.Login, "notes": md["notes"], "recorded_at": md["recorded_at"]}
+	// the name is cleaned here, once: every later use (index, package,
+	// download) takes "filename"; the name as given is kept for the record
+	out := tusd.MetaData{"filename": SanitizeName(md["filename"]), "original_name": storable(md["filename"], maxOriginalBytes),
+		"uploaded_by": u.Login, "notes": storable(md["notes"], maxNotesBytes), "recorded_at": md["recorded_at"]}
 	if v := md["sha256"]; v != "" {
 		if !hexSum.MatchString(v) {
 			return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, refuse("ERR_SHA256", "metadata sha256 must be 64 hex digits", http.StatusBadRequest)
@@ -280,7 +279,8 @@ func (s *Service) beforeCreate(ev tusd.HookEvent) (tusd.HTTPResponse, tusd.FileI
 	if err := s.checkRefs(ev.Context, u, md, out); err != nil {
 		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, err
 	}
-	s.audit(ev.Context, u.Login, "upload.start", "", map[string]any{"filename": out["filename"], "size": ev.Upload.Size})
+	s.audit(ev.Context, u.Login, "upload.start", "", map[string]any{"filename": out["filename"], "original_name": out["original_name"],
+		"size": ev.Upload.Size})
 	return tusd.HTTPResponse{}, tusd.FileInfoChanges{MetaData: out}, nil
 }
 
@@ -314,6 +314,11 @@ func (s *Service) checkRefs(ctx context.Context, u Uploader, md, out tusd.MetaDa
 		if err != nil {
 			return refuse("ERR_INCIDENT", "no incident "+v, http.StatusBadRequest)
 		}
+		if u.Role == index.RoleOfficer {
+			if err := s.mayAttach(ctx, u, inc); err != nil {
+				return err
+			}
+		}
 		out["incident"] = inc.ID.String()
 	}
 	if v := strings.TrimSpace(md["device"]); v != "" {
@@ -323,6 +328,29 @@ func (s *Service) checkRefs(ctx context.Context, u Uploader, md, out tusd.MetaDa
 		out["device"] = v
 	}
 	return nil
+}
+
+// mayAttach: an officer attaches uploads only to incidents they are or
+// were assigned to (any time range); a refusal is audited (upload.refused,
+// with the incident and why). Supervisors and admins attach to any.
+func (s *Service) mayAttach(ctx context.Context, u Uploader, inc index.Incident) error {
+	ok, err := s.db.EverAssigned(ctx, inc.ID, *u.OfficerID)
+	if err != nil {
+		s.log.Error("upload refused: assignments unreadable", "officer", u.OfficerID, "incident", inc.ID, "err", err)
+		return refuse("ERR_UNAVAILABLE", "the incident's assignments cannot be read now; try again", http.StatusServiceUnavailable)
+	}
+	if ok {
+		return nil
+	}
+	why := "officer " + u.OfficerID.String() + " was never assigned to incident " + inc.Number
+	e := index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "upload.refused", ObjectType: "incident", ObjectID: inc.ID.String(),
+		IncidentID: &inc.ID, Details: map[string]any{"incident": inc.Number, "reason": why}}
+	if _, err := s.db.Audit(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("audit trail write failed", "action", e.Action, "incident", inc.ID, "err", err)
+	}
+	s.log.Warn("upload refused", "officer", u.OfficerID, "incident", inc.ID, "reason", why)
+	return refuse("ERR_INCIDENT_NOT_ASSIGNED", "you may attach uploads only to incidents you are or were assigned to; you were never assigned to incident "+
+		inc.Number, http.StatusForbidden)
 }
 
 func (s *Service) incident(ctx context.Context, ref string) (index.Incident, error) {

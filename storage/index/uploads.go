@@ -14,7 +14,7 @@ type Upload struct {
 	RecordingID      uuid.UUID `json:"recording_id"`
 	TusID            string    `json:"-"`
 	UploadedBy       string    `json:"uploaded_by"`
-	Filename         string    `json:"filename"`
+	Filename         string    `json:"filename"` // sanitised on arrival (upload.SanitizeName): the name every use sees
 	Size             int64     `json:"size"`
 	SHA256           []byte    `json:"sha256"`
 	Key              string    `json:"-"`
@@ -29,11 +29,13 @@ type Upload struct {
 	Fragmented       bool      `json:"fragmented"`
 	Notes            string    `json:"notes"`
 	CreatedAt        time.Time `json:"created_at"`
-	VersionID        string    `json:"-"` // the original's version in the bucket ("" for rows written before)
+	VersionID        string    `json:"-"`             // the original's version in the bucket ("" for rows written before)
+	OriginalName     string    `json:"original_name"` // the name as the client gave it, for the record only
 }
 
 const uploadCols = `id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container, video_codec, audio_codec,
-	width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, created_at, COALESCE(version_id, '') AS version_id`
+	width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, created_at, COALESCE(version_id, '') AS version_id,
+	original_name`
 
 // CreateUpload stores an upload with its recording (source upload, ended,
 // spanning the file's duration) in one transaction. A file already stored
@@ -52,10 +54,11 @@ func (db *DB) CreateUpload(ctx context.Context, rec Recording, u Upload, by stri
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO uploads (id, recording_id, tus_id, uploaded_by, filename, size, sha256, object_key, container,
-			video_codec, audio_codec, width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, version_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULLIF($19, ''))`,
+			video_codec, audio_codec, width, height, duration_ms, recorded_at, recorded_at_source, fragmented, notes, version_id, original_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULLIF($19, ''), $20)`,
 			u.ID, u.RecordingID, u.TusID, u.UploadedBy, u.Filename, u.Size, u.SHA256, u.Key, u.Container,
-			u.VideoCodec, u.AudioCodec, u.Width, u.Height, u.DurationMS, rec.StartedAt, u.RecordedAtSource, u.Fragmented, u.Notes, u.VersionID)
+			u.VideoCodec, u.AudioCodec, u.Width, u.Height, u.DurationMS, rec.StartedAt, u.RecordedAtSource, u.Fragmented, u.Notes, u.VersionID,
+			u.OriginalName)
 		return err
 	})
 	if err != nil {
@@ -144,4 +147,14 @@ func (db *DB) UploadByKey(ctx context.Context, key string) (Upload, error) {
 		return Upload{}, err
 	}
 	return out[0], nil
+}
+
+// EverAssigned reports whether an officer is or was assigned to an
+// incident, over any time range: the incidents an officer may attach an
+// upload to.
+func (db *DB) EverAssigned(ctx context.Context, incidentID, officerID uuid.UUID) (bool, error) {
+	var ok bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM assignments WHERE incident_id = $1 AND officer_id = $2)`,
+		incidentID, officerID).Scan(&ok)
+	return ok, mapErr("assignments of officer "+officerID.String()+" to incident "+incidentID.String(), err)
 }
