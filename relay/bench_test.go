@@ -19,7 +19,7 @@ func BenchmarkFanout(b *testing.B) {
 	s := &Server{met: newMetrics(nil)}
 	vs := make([]*viewer, viewers)
 	for i := range vs {
-		v := newViewer(s, uuid.New(), "bench", 256)
+		v := newViewer(s, uuid.New(), Viewer{Name: "bench"}, 256)
 		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "bench")
 		if err != nil {
 			b.Fatal(err)

@@ -13,6 +13,7 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -346,16 +347,34 @@ func (s *Server) goWorker(f func()) {
 	}()
 }
 
+// Viewer is who opens a viewing session: Name for the logs and the audit
+// trail (a login), Owner the identity the session belongs to (the web
+// layer's user or token ID), which PATCH and DELETE are checked against.
+type Viewer struct {
+	Name  string
+	Owner string
+}
+
+// SessionRef is the reference of a viewing session wherever it is shown
+// to anyone but its opener (audit details, logs, stats listings):
+// "view-" and the first 12 hex digits of the SHA-256 of its ID. It tells
+// sessions apart and cannot be turned back into the ID, which only the
+// opener holds (the Location of their WHEP answer).
+func SessionRef(session string) string {
+	sum := sha256.Sum256([]byte(session))
+	return "view-" + hex.EncodeToString(sum[:6])
+}
+
 // Answer is the result of a WHEP offer.
 type Answer struct {
 	SDP       string
-	Session   string
+	Session   string // the session's ID: for its opener only (SessionRef elsewhere)
 	AudioNote string // why audio is not sent, when it is not
 }
 
 // Offer starts a viewing session of a live recording: it answers the
 // browser's SDP offer (ICE candidates gathered, no trickle needed).
-func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer string) (Answer, error) {
+func (s *Server) Offer(ctx context.Context, rec uuid.UUID, who Viewer, offer string) (Answer, error) {
 	st, ok := s.src.Stream(rec)
 	if !ok {
 		return Answer{}, fmt.Errorf("view %s: %w", rec, media.ErrNotLive)
@@ -371,7 +390,7 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 	if video == nil {
 		return Answer{}, fmt.Errorf("view %s: no video yet: %w", rec, media.ErrNotLive)
 	}
-	v := newViewer(s, rec, viewerName, s.cfg.QueueFrames)
+	v := newViewer(s, rec, who, s.cfg.QueueFrames)
 	pc, err := s.peerConnection(video, audio)
 	if err != nil {
 		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
@@ -390,7 +409,7 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, viewerName, offer str
 		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
 	}
 	s.met.viewers.Inc()
-	s.log.Info("live view started", "recording", rec, "viewer", viewerName, "session", v.id, "audio", audio != nil)
+	s.log.Info("live view started", "recording", rec, "viewer", who.Name, "session", v.ref, "audio", audio != nil)
 	return Answer{SDP: pc.LocalDescription().SDP, Session: v.id, AudioNote: note}, nil
 }
 
@@ -639,16 +658,16 @@ func (s *Server) Delete(session string) error {
 	return nil
 }
 
-// Session returns the recording a session views (for authorization of
-// PATCH/DELETE).
-func (s *Server) Session(session string) (uuid.UUID, bool) {
+// Session returns the recording a session views and the owner it belongs
+// to (for the authorization of PATCH/DELETE).
+func (s *Server) Session(session string) (rec uuid.UUID, owner string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.sessions[session]
 	if v == nil {
-		return uuid.Nil, false
+		return uuid.Nil, "", false
 	}
-	return v.recording, true
+	return v.recording, v.owner, true
 }
 
 // viewerClosed forgets a session; the last viewer of a feed stops it.
@@ -667,7 +686,7 @@ func (s *Server) viewerClosed(v *viewer, why string) {
 	s.mu.Unlock()
 	s.met.viewers.Dec()
 	st := v.stats()
-	s.log.Info("live view ended", "recording", v.recording, "viewer", v.name, "session", v.id, "why", why,
+	s.log.Info("live view ended", "recording", v.recording, "viewer", v.name, "session", v.ref, "why", why,
 		"packets", st.Packets, "dropped_frames", st.Dropped)
 	if s.onEnd != nil {
 		s.onEnd(st, why)
@@ -687,7 +706,8 @@ func (s *Server) Viewers(rec uuid.UUID) int {
 	return n
 }
 
-// Stats lists every viewing session.
+// Stats lists every viewing session, each by its reference (SessionRef),
+// never its ID.
 func (s *Server) Stats() []ViewerStats {
 	s.mu.Lock()
 	vs := make([]*viewer, 0, len(s.sessions))

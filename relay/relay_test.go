@@ -223,7 +223,7 @@ func TestViewerGetsTheCameraStreamFromAKeyframe(t *testing.T) {
 	id, st := liveSample(t, src)
 	awaitVideo(t, st, 15) // join mid-GOP
 	b, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +258,11 @@ func TestViewerGetsTheCameraStreamFromAKeyframe(t *testing.T) {
 		t.Fatalf("only %d of %d access units arrived intact (gaps %v)", intact, len(got), b.gaps)
 	}
 	vs := r.Stats()
-	if len(vs) != 1 || vs[0].Packets == 0 || vs[0].Viewer != "sup1" {
+	if len(vs) != 1 || vs[0].Packets == 0 || vs[0].Viewer != "sup1" || vs[0].Ref != SessionRef(a.Session) {
 		t.Fatalf("stats = %+v", vs)
+	}
+	if rec, owner, ok := r.Session(a.Session); !ok || rec != id || owner != "user:sup1" {
+		t.Fatalf("Session = %v %q %v", rec, owner, ok)
 	}
 }
 
@@ -279,19 +282,19 @@ func TestSessionsEndAndErrors(t *testing.T) {
 	r := newRelay(t, src)
 	ended := make(chan string, 4)
 	r.OnViewerEnd(func(_ ViewerStats, why string) { ended <- why })
-	if _, err := r.Offer(context.Background(), uuid.New(), "sup1", "v=0"); !errors.Is(err, media.ErrNotLive) {
+	if _, err := r.Offer(context.Background(), uuid.New(), Viewer{Name: "sup1", Owner: "user:sup1"}, "v=0"); !errors.Is(err, media.ErrNotLive) {
 		t.Fatalf("unknown recording: %v", err)
 	}
 	id, st := liveSample(t, src)
 	mediatest.Eventually(t, "video track", func() bool { return st.Info().Video() != nil })
-	if _, err := r.Offer(context.Background(), id, "sup1", "this is not SDP"); !errors.Is(err, ErrBadOffer) {
+	if _, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, "this is not SDP"); !errors.Is(err, ErrBadOffer) {
 		t.Fatalf("bad offer: %v", err)
 	}
 	if n := r.Viewers(id); n != 0 {
 		t.Fatalf("viewers after a bad offer = %d", n)
 	}
 	b, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +309,7 @@ func TestSessionsEndAndErrors(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 	b2, offer2 := newBrowser(t)
-	a2, err := r.Offer(context.Background(), id, "sup2", offer2)
+	a2, err := r.Offer(context.Background(), id, Viewer{Name: "sup2", Owner: "user:sup2"}, offer2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +326,7 @@ func TestSessionsEndAndErrors(t *testing.T) {
 // counts the loss and resumes at the next keyframe; pushing never blocks.
 func TestSlowViewerSkipsToKeyframe(t *testing.T) {
 	r := &Server{met: newMetrics(nil)}
-	v := newViewer(r, uuid.New(), "slow", 4)
+	v := newViewer(r, uuid.New(), Viewer{Name: "slow"}, 4)
 	key := &frame{kind: media.Video, key: true}
 	delta := &frame{kind: media.Video}
 	audio := &frame{kind: media.Audio}
@@ -394,7 +397,7 @@ func TestTwentyViewersOneStalled(t *testing.T) {
 		if i == 0 {
 			b.stall()
 		}
-		a, err := r.Offer(context.Background(), id, fmt.Sprintf("sup%d", i), offer)
+		a, err := r.Offer(context.Background(), id, Viewer{Name: fmt.Sprintf("sup%d", i), Owner: fmt.Sprintf("user:%d", i)}, offer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,11 +457,38 @@ func TestPublicIPsAnnounced(t *testing.T) {
 	id, st := liveSample(t, src)
 	mediatest.Eventually(t, "video track", func() bool { return st.Info().Video() != nil })
 	_, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, "sup1", offer)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(a.SDP, " 203.0.113.7 ") || strings.Contains(a.SDP, " 127.0.0.1 ") {
 		t.Fatalf("answer candidates do not announce the public address:\n%s", a.SDP)
+	}
+}
+
+// TestSessionRef: the reference shown for a session is view- and 12 hex
+// digits of its ID's SHA-256: stable, distinct per session, and not the ID
+// nor any part of it.
+func TestSessionRef(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := uuid.NewString()
+		ref := SessionRef(id)
+		if len(ref) != len("view-")+12 || !strings.HasPrefix(ref, "view-") || strings.Trim(ref[5:], "0123456789abcdef") != "" {
+			t.Fatalf("SessionRef(%s) = %q", id, ref)
+		}
+		if ref != SessionRef(id) || seen[ref] {
+			t.Fatalf("SessionRef(%s) = %q: unstable or shared", id, ref)
+		}
+		seen[ref] = true
+		for _, part := range strings.Split(id, "-") {
+			if len(part) >= 8 && strings.Contains(ref, part) {
+				t.Fatalf("SessionRef(%s) = %q shows part of the ID", id, ref)
+			}
+		}
+	}
+	// the first 12 hex digits of SHA-256("0190c1c2-0000-7000-8000-000000000000")
+	if got := SessionRef("0190c1c2-0000-7000-8000-000000000000"); got != "view-b08cb7e151c6" {
+		t.Fatalf("SessionRef = %q, want view-b08cb7e151c6", got)
 	}
 }

@@ -19,9 +19,11 @@ import (
 // what is queued and resumes at the next keyframe; the feed and the other
 // viewers never wait for it.
 type viewer struct {
-	id        string
+	id        string // the session's ID, held by its opener only
+	ref       string // SessionRef(id): what others see
 	recording uuid.UUID
 	name      string // who watches
+	owner     string // whose session it is (Viewer.Owner)
 	pc        *webrtc.PeerConnection
 	video     *webrtc.TrackLocalStaticRTP
 	audio     *webrtc.TrackLocalStaticRTP
@@ -53,8 +55,9 @@ type viewer struct {
 	latencyNS   atomic.Int64  // frame packetized → written, latest video frame
 }
 
-func newViewer(s *Server, rec uuid.UUID, name string, size int) *viewer {
-	return &viewer{id: uuid.NewString(), recording: rec, name: name, s: s, started: time.Now(),
+func newViewer(s *Server, rec uuid.UUID, who Viewer, size int) *viewer {
+	id := uuid.NewString()
+	return &viewer{id: id, ref: SessionRef(id), recording: rec, name: who.Name, owner: who.Owner, s: s, started: time.Now(),
 		queue: make([]*frame, size), wake: make(chan struct{}, 1), closed: make(chan struct{}),
 		tokens: paceBurst, last: time.Now()}
 }
@@ -228,7 +231,7 @@ func (v *viewer) close(why string) {
 
 // ViewerStats describes one viewer.
 type ViewerStats struct {
-	Session     string        `json:"session"`
+	Ref         string        `json:"ref"` // SessionRef of the session, never its ID
 	RecordingID uuid.UUID     `json:"recording_id"`
 	Viewer      string        `json:"viewer"`
 	Since       time.Time     `json:"since"`
@@ -246,7 +249,7 @@ type ViewerStats struct {
 func (v *viewer) stats() ViewerStats {
 	el := time.Since(v.started).Seconds()
 	b := v.sentBytes.Load()
-	return ViewerStats{Session: v.id, RecordingID: v.recording, Viewer: v.name, Since: v.started,
+	return ViewerStats{Ref: v.ref, RecordingID: v.recording, Viewer: v.name, Since: v.started,
 		Packets: v.sentPackets.Load(), Bytes: b, BitrateKbps: float64(b) * 8 / 1000 / max(el, 1e-3),
 		Dropped: v.dropped.Load(), PLIs: v.plis.Load(), NACKs: v.nacks.Load(),
 		LossPercent: float64(v.lossPermil.Load()) / 10, Jitter: v.jitter.Load(), Latency: time.Duration(v.latencyNS.Load())}

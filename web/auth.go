@@ -28,6 +28,7 @@ type Principal struct {
 	Login     string     // the user's login, or "token:<name>"
 	Role      string     //
 	UserID    uuid.UUID  // uuid.Nil for API tokens
+	TokenID   uuid.UUID  // the API token's ID; uuid.Nil for users
 	OfficerID *uuid.UUID // the officer an officer's account belongs to
 	Unit      string     //
 }
@@ -125,7 +126,7 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 		if err != nil {
 			return Principal{}, "", err
 		}
-		return Principal{Login: "token:" + t.Name, Role: t.Role}, "", nil
+		return Principal{Login: "token:" + t.Name, Role: t.Role, TokenID: t.ID}, "", nil
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || len(c.Value) > maxTokenLen {

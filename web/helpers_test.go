@@ -64,12 +64,12 @@ func (f *fakeLive) CameraURL() string                { return "rtsp://127.0.0.1:
 // noRelay has no live recording to show.
 type noRelay struct{}
 
-func (noRelay) Offer(_ context.Context, rec uuid.UUID, _, _ string) (relay.Answer, error) {
+func (noRelay) Offer(_ context.Context, rec uuid.UUID, _ relay.Viewer, _ string) (relay.Answer, error) {
 	return relay.Answer{}, fmt.Errorf("recording %s: %w", rec, media.ErrNotLive)
 }
 func (noRelay) Patch(string, string) error                  { return relay.ErrNoSession }
 func (noRelay) Delete(string) error                         { return relay.ErrNoSession }
-func (noRelay) Session(string) (uuid.UUID, bool)            { return uuid.Nil, false }
+func (noRelay) Session(string) (uuid.UUID, string, bool)    { return uuid.Nil, "", false }
 func (noRelay) Viewers(uuid.UUID) int                       { return 0 }
 func (noRelay) LinkHeaders() []string                       { return nil }
 func (noRelay) OnViewerEnd(func(relay.ViewerStats, string)) {}

@@ -28,10 +28,10 @@ type LiveSource interface {
 
 // LiveRelay is what web needs of the WebRTC relay.
 type LiveRelay interface {
-	Offer(ctx context.Context, rec uuid.UUID, viewer, offer string) (relay.Answer, error)
+	Offer(ctx context.Context, rec uuid.UUID, who relay.Viewer, offer string) (relay.Answer, error)
 	Patch(session, frag string) error
 	Delete(session string) error
-	Session(session string) (uuid.UUID, bool)
+	Session(session string) (rec uuid.UUID, owner string, ok bool)
 	Viewers(rec uuid.UUID) int
 	LinkHeaders() []string
 	OnViewerEnd(func(relay.ViewerStats, string))
@@ -173,13 +173,20 @@ func (h *live) whepOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := PrincipalFrom(r.Context())
-	a, err := h.relay.Offer(r.Context(), id, p.Login, offer)
+	owner := viewOwner(p)
+	if owner == "" {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "a live view needs a user or an API token it belongs to"})
+		return
+	}
+	a, err := h.relay.Offer(r.Context(), id, relay.Viewer{Name: p.Login, Owner: owner}, offer)
 	if err != nil {
 		h.relayFail(w, r, err)
 		return
 	}
+	// the session's ID goes to its opener only (Location below); the
+	// trail, which reviewers read, gets its reference
 	if err := h.kit.audit(r, index.AuditEvent{Action: "live.view.start", ObjectType: "recording", ObjectID: id.String(),
-		RecordingID: &id, Details: map[string]any{"session": a.Session}}); err != nil {
+		RecordingID: &id, Details: map[string]any{"session": relay.SessionRef(a.Session)}}); err != nil {
 		_ = h.relay.Delete(a.Session) // no unaudited viewing
 		refused(w, "live view")
 		return
@@ -197,14 +204,40 @@ func (h *live) whepOffer(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, a.SDP)
 }
 
-// session checks that the path's session views the path's recording.
-func (h *live) whepSession(w http.ResponseWriter, r *http.Request) (string, bool) {
+// viewOwner is the identity a viewing session belongs to: the user's ID,
+// or for an API token (no user) the token's ID; never a login, which a
+// renamed or re-created account could share. "" when there is neither.
+func viewOwner(p Principal) string {
+	switch {
+	case p.UserID != uuid.Nil:
+		return "user:" + p.UserID.String()
+	case p.TokenID != uuid.Nil:
+		return "token:" + p.TokenID.String()
+	}
+	return ""
+}
+
+// mayTouchView: a viewing session is its opener's; an admin may also end
+// (DELETE) anyone's.
+func mayTouchView(p Principal, owner string, ending bool) bool {
+	if o := viewOwner(p); o != "" && o == owner {
+		return true
+	}
+	return ending && p.Role == index.RoleAdmin
+}
+
+// whepSession checks that the path's session views the path's recording
+// and that the principal may act on it (mayTouchView); otherwise the
+// session is answered 404, as if it did not exist: whether someone else's
+// session exists is not told.
+func (h *live) whepSession(w http.ResponseWriter, r *http.Request, ending bool) (string, bool) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
 		return "", false
 	}
 	sess := r.PathValue("session")
-	if rec, ok := h.relay.Session(sess); !ok || rec != id {
+	p, _ := PrincipalFrom(r.Context())
+	if rec, owner, ok := h.relay.Session(sess); !ok || rec != id || !mayTouchView(p, owner, ending) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such viewing session"})
 		return "", false
 	}
@@ -213,7 +246,7 @@ func (h *live) whepSession(w http.ResponseWriter, r *http.Request) (string, bool
 
 // whepPatch: trickled ICE candidates.
 func (h *live) whepPatch(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.whepSession(w, r)
+	sess, ok := h.whepSession(w, r, false)
 	if !ok {
 		return
 	}
@@ -228,9 +261,10 @@ func (h *live) whepPatch(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// whepDelete ends a viewing session (audited when it ends).
+// whepDelete ends a viewing session (audited when it ends): the opener's,
+// or anyone's for an admin.
 func (h *live) whepDelete(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.whepSession(w, r)
+	sess, ok := h.whepSession(w, r, true)
 	if !ok {
 		return
 	}
@@ -245,7 +279,7 @@ func (h *live) whepDelete(w http.ResponseWriter, r *http.Request) {
 func (h *live) viewEnded(st relay.ViewerStats, why string) {
 	rec := st.RecordingID
 	e := index.AuditEvent{Actor: st.Viewer, Action: "live.view.stop", ObjectType: "recording", ObjectID: rec.String(),
-		RecordingID: &rec, Details: map[string]any{"session": st.Session, "why": why,
+		RecordingID: &rec, Details: map[string]any{"session": st.Ref, "why": why,
 			"seconds": int(time.Since(st.Since).Seconds()), "packets": st.Packets, "dropped_frames": st.Dropped}}
 	_ = h.kit.auditEvent(context.Background(), e)
 }

@@ -173,7 +173,7 @@ func loadViewer(ctx context.Context, r *relay.Server, id uuid.UUID, got, lost *a
 		return nil, err
 	}
 	<-gathered
-	a, err := r.Offer(ctx, id, "relayload", pc.LocalDescription().SDP)
+	a, err := r.Offer(ctx, id, relay.Viewer{Name: "relayload", Owner: "relayload"}, pc.LocalDescription().SDP)
 	if err != nil {
 		pc.Close()
 		return nil, err
