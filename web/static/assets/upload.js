@@ -27,7 +27,10 @@ async function upload(file, form, row) {
       recorded_at: new Date(file.lastModified).toISOString().replace(/\.\d{3}Z$/, 'Z') };
     const res = await fetch('/api/uploads/', { method: 'POST', headers: { ...tus, 'Upload-Length': String(file.size),
       'Upload-Metadata': Object.entries(meta).filter(([, v]) => v).map(([k, v]) => `${k} ${b64(v)}`).join(',') } });
-    if (res.status !== 201) throw new Error(await res.text());
+    if (res.status !== 201) {
+      const body = await res.text();
+      throw new Error(body.startsWith('ERR_INCIDENT_NOT_ASSIGNED') ? t('up.notAssigned') : body);
+    }
     url = res.headers.get('Location');
     localStorage.setItem(key, url);
   }
