@@ -3,6 +3,7 @@ package index_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -259,5 +260,38 @@ func TestBindOfficerFromIsCompareAndSet(t *testing.T) {
 	hist, err := db.Bindings(ctx, rec.ID)
 	if err != nil || len(hist) != 2 || *hist[0].OfficerID != a || *hist[1].OfficerID != b || hist[1].Reason != "wrong officer" {
 		t.Fatalf("binding history = %+v %v", hist, err)
+	}
+}
+
+// TestBindOfficerFromRace: re-binds racing from the same officer: exactly
+// one wins, every other is ErrBindingChanged, one history row is added.
+func TestBindOfficerFromRace(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	db := f.db
+	a, b := f.officers[0].ID, f.officers[1].ID
+	rec, err := db.CreateRecording(ctx, index.Recording{DeviceID: f.devices[0].ID, OfficerID: &a, StartedAt: time.Now().Add(-time.Minute)}, "check-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := db.BindOfficerFrom(ctx, rec.ID, &a, b, fmt.Sprint("admin", i), "camera swapped")
+			errs <- err
+		}()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, index.ErrBindingChanged):
+			t.Fatalf("a losing re-bind: %v, want ErrBindingChanged", err)
+		}
+	}
+	if hist, err := db.Bindings(ctx, rec.ID); won != 1 || err != nil || len(hist) != 2 {
+		t.Fatalf("%d re-binds won; history %+v %v", won, hist, err)
 	}
 }
