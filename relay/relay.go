@@ -624,11 +624,11 @@ func (s *Server) Patch(session, frag string) error {
 	v := s.sessions[session]
 	s.mu.Unlock()
 	if v == nil {
-		return fmt.Errorf("patch %s: %w", session, ErrNoSession)
+		return fmt.Errorf("patch %s: %w", SessionRef(session), ErrNoSession)
 	}
 	for _, c := range candidates(frag) {
 		if err := v.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c}); err != nil {
-			return fmt.Errorf("patch %s: %w: %v", session, ErrBadOffer, err)
+			return fmt.Errorf("patch %s: %w: %v", SessionRef(session), ErrBadOffer, err)
 		}
 	}
 	return nil
@@ -652,7 +652,7 @@ func (s *Server) Delete(session string) error {
 	v := s.sessions[session]
 	s.mu.Unlock()
 	if v == nil {
-		return fmt.Errorf("delete %s: %w", session, ErrNoSession)
+		return fmt.Errorf("delete %s: %w", SessionRef(session), ErrNoSession)
 	}
 	v.close("viewer left")
 	return nil

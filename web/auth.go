@@ -108,8 +108,10 @@ func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 
 // ownAudit are the changing routes that write their own, more telling
 // audit events (an upload's chunks: upload.start/complete, not one event
-// per chunk).
-var ownAudit = map[string]bool{"PATCH /api/uploads/{id}": true}
+// per chunk; a live view's trickle ICE and end, whose path holds the
+// session ID: web/live.go audits them by the session's reference).
+var ownAudit = map[string]bool{"PATCH /api/uploads/{id}": true,
+	"PATCH /api/live/{id}/whep/{session}": true, "DELETE /api/live/{id}/whep/{session}": true}
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -272,6 +273,14 @@ func (h *live) whepDelete(w http.ResponseWriter, r *http.Request) {
 		h.relayFail(w, r, err)
 		return
 	}
+	// the change, as every API change is audited, with the session's
+	// reference in place of its ID (the route's generic event would put the
+	// path, ID included, in the trail)
+	ref := relay.SessionRef(sess)
+	id, _ := uuid.Parse(r.PathValue("id"))
+	_ = h.kit.audit(r, index.AuditEvent{Action: "api.change", ObjectType: "route",
+		ObjectID: strings.Replace(r.URL.Path, sess, ref, 1), RecordingID: &id,
+		Details: map[string]any{"route": "DELETE /api/live/{id}/whep/{session}", "status": http.StatusOK, "session": ref}})
 	w.WriteHeader(http.StatusOK)
 }
 

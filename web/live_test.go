@@ -167,7 +167,20 @@ func TestWHEPSessionsBelongToTheirOpener(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("audit: %d", code)
 	}
-	trail := fmt.Sprint(events)
+	all, err := db.AuditEvents(context.Background(), index.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail := fmt.Sprintf("%+v", all) // every event, api.change of the routes included
+	ended := false                   // the admin's DELETE of sup2's view is in the trail, by reference
+	for _, e := range all {
+		if e.Action == "api.change" && e.Role == index.RoleAdmin && e.Details["session"] == relay.SessionRef(of["sup2"][strings.LastIndex(of["sup2"], "/")+1:]) {
+			ended = true
+		}
+	}
+	if !ended {
+		t.Fatalf("the admin ending sup2's view is not in the trail: %+v", all)
+	}
 	refs := map[string]int{}
 	for name, path := range of {
 		id := path[strings.LastIndex(path, "/")+1:]
