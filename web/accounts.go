@@ -362,8 +362,9 @@ func (a *accounts) changePassword(w http.ResponseWriter, r *http.Request) {
 }
 
 // resetPassword: POST /api/users/{id}/password {password}. An
-// administrator sets a new password (meeting the policy); the user must
-// change it at their next login, and their sessions end.
+// administrator (a person, not a token) sets a new password (meeting the
+// policy); the user must change it at their next login, and their
+// sessions end.
 func (a *accounts) resetPassword(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
@@ -373,6 +374,11 @@ func (a *accounts) resetPassword(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	if !decode(w, r, &in) {
+		return
+	}
+	if p, _ := PrincipalFrom(r.Context()); p.UserID == uuid.Nil {
+		// a leaked token must not turn into a person's account
+		writeJSON(w, http.StatusForbidden, apiError{Error: "an API token may not reset passwords: an administrator must"})
 		return
 	}
 	if len(in.Password) > index.MaxPasswordLen {

@@ -270,6 +270,10 @@ func TestAdminPasswordReset(t *testing.T) {
 	if code, _, _ := e.anon.loginAs(e.db, index.RoleSupervisor).do("POST", path, `{"password":"a temporary phrase"}`); code != 403 {
 		t.Fatalf("reset by a supervisor: %d, want 403", code)
 	}
+	_, tok, _ := e.admin.do("POST", "/api/tokens", `{"name":"idm","role":"admin"}`)
+	if code, body := e.bearer(tok["token"].(string), "POST", path, `{"password":"a temporary phrase"}`); code != 403 {
+		t.Fatalf("reset with an admin API token: %d %v, want 403", code, body)
+	}
 	if code, body, _ := e.admin.do("POST", path, `{"password":"a temporary phrase"}`); code != 200 || body["must_change_password"] != true {
 		t.Fatalf("reset: %d %v", code, body)
 	}
@@ -381,6 +385,19 @@ func TestExportFourEyes(t *testing.T) {
 	}
 	if !e.audited("sup-a", "export.decide.refused", "their own export") || !e.audited("token:dispatch", "export.decide.refused", "API token") {
 		t.Fatal("refusals not audited as export.decide.refused with the reason")
+	}
+	inIncident, err := e.db.AuditEvents(ctx, index.AuditFilter{IncidentID: &inc.ID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := 0
+	for _, ev := range inIncident {
+		if ev.Action == "export.decide.refused" {
+			refusals++
+		}
+	}
+	if refusals != 4 {
+		t.Fatalf("%d refusals in the incident's trail, want 4", refusals)
 	}
 	if ex, _ := e.db.Export(ctx, uuid.MustParse(id)); ex.Status != index.ExportRequested {
 		t.Fatalf("export after the refusals: %s, want requested", ex.Status)

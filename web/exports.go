@@ -143,8 +143,12 @@ func (h *exports) decideExport(approve bool) http.HandlerFunc {
 		}
 		p, _ := PrincipalFrom(r.Context())
 		refuse := func(why string) {
-			_ = h.kit.audit(r, index.AuditEvent{Action: "export.decide.refused", ObjectType: "export", ObjectID: id.String(),
-				Details: map[string]any{"approve": approve, "why": why}})
+			ev := index.AuditEvent{Action: "export.decide.refused", ObjectType: "export", ObjectID: id.String(),
+				Details: map[string]any{"approve": approve, "why": why}}
+			if e, err := h.db.Export(r.Context(), id); err == nil {
+				ev.IncidentID = &e.IncidentID // in the incident's trail too
+			}
+			_ = h.kit.audit(r, ev)
 			writeJSON(w, http.StatusForbidden, apiError{Error: why})
 		}
 		if p.UserID == uuid.Nil {
