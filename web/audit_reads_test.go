@@ -482,3 +482,31 @@ func TestReadRefusedWhenNotAudited(t *testing.T) {
 		t.Fatalf("events = %+v, want the one first read", evs)
 	}
 }
+
+// TestConcurrentReadsAreCountedOnce: reads of one object at once make one
+// first event and one count, whatever their interleaving.
+func TestConcurrentReadsAreCountedOnce(t *testing.T) {
+	e := startAudited(t, testConfig(), nil)
+	const workers, each = 8, 25
+	codes := make(chan int, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				codes <- e.send("supervisor", "GET", "/api/live", true)
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 200 {
+			t.Fatalf("GET /api/live = %d", code)
+		}
+	}
+	e.stop()
+	evs := e.events("supervisor")
+	if len(evs) != 2 || evs[0].Details["count"] != nil || fmt.Sprint(evs[1].Details["count"]) != fmt.Sprint(workers*each-1) {
+		t.Fatalf("events = %+v, want a first and a count of %d", evs, workers*each-1)
+	}
+}
