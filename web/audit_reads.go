@@ -32,12 +32,13 @@ import (
 // written as one event with the count and the first and last time when the
 // period ends, and at Close.
 
-// maxPendingAudits bounds the keys counted in one period. A key costs a few
-// hundred bytes, so the bound is a few MB; a node's users (a duty room of
-// walls, reviewers paging through incidents) make a few thousand keys in a
-// period. A principal walking through objects one by one could make more:
-// at the bound the period's counts are written at once (more events, never
-// more memory).
+// maxPendingAudits bounds the keys counted in one period. A key holds its
+// first event (about a kilobyte with its details), so the bound is about
+// 10 MB; a node's users (a duty room of walls, reviewers paging through
+// incidents) make a few thousand keys in a period. A principal walking
+// through objects one by one could make more: at the bound the period's
+// counts are written at once (more events, never more memory; the request
+// that reached it waits until the owner goroutine takes them).
 const maxPendingAudits = 10_000
 
 // auditWriteTimeout bounds the write of one aggregated event (at the end of
