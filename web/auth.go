@@ -97,6 +97,7 @@ func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		switch {
 		case p.MustChangePassword && !passwordChangeRoutes[pattern]:
+			rt.kit.auditRefusal(r, r.PathValue("id"), "password change required")
 			writeJSON(w, http.StatusForbidden, apiError{Error: errPasswordChangeRequired})
 			return
 		case !slices.Contains(roles, p.Role):
