@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ type User struct {
 	Role      string     `json:"role"`
 	Unit      string     `json:"unit"`
 	OfficerID *uuid.UUID `json:"officer_id"`
+	Oversees  []string   `json:"oversees"` // a supervisor's units (empty: their own unit)
 	Disabled  bool       `json:"disabled"`
 	CreatedAt time.Time  `json:"created_at"`
 }
@@ -144,11 +146,11 @@ func (db *DB) CreateUser(ctx context.Context, u User, password string) (User, er
 	return u, nil
 }
 
-const userCols = `id, login, role, unit, officer_id, disabled, created_at`
+const userCols = `id, login, role, unit, officer_id, oversees, disabled, created_at`
 
 func scanUser(r pgx.Row) (User, error) {
 	var u User
-	err := r.Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt)
+	err := r.Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Oversees, &u.Disabled, &u.CreatedAt)
 	return u, err
 }
 
@@ -166,6 +168,20 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 func (db *DB) UserByLogin(ctx context.Context, login string) (User, error) {
 	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE login = $1`, login))
 	return u, mapErr("user "+login, err)
+}
+
+// SetUserScope sets a user's unit and the units a supervisor oversees
+// (empty: their own unit); they take effect at the user's next request.
+func (db *DB) SetUserScope(ctx context.Context, id uuid.UUID, unit string, oversees []string) (User, error) {
+	clean := []string{}
+	for _, o := range oversees {
+		if o = strings.TrimSpace(o); o != "" && !slices.Contains(clean, o) {
+			clean = append(clean, o)
+		}
+	}
+	u, err := scanUser(db.pool.QueryRow(ctx, `UPDATE users SET unit = $2, oversees = $3 WHERE id = $1 RETURNING `+userCols,
+		id, strings.TrimSpace(unit), clean))
+	return u, mapErr("set scope of user "+id.String(), err)
 }
 
 // SetUserDisabled disables or re-enables an account; disabling ends its
@@ -210,7 +226,7 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 		known  = true
 	)
 	err := db.pool.QueryRow(ctx, `SELECT `+userCols+`, password_hash, locked_until FROM users WHERE login = $1`, login).
-		Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &hash, &locked)
+		Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Oversees, &u.Disabled, &u.CreatedAt, &hash, &locked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		known, hash = false, dummyHash
 	} else if err != nil {
@@ -297,10 +313,10 @@ func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remo
 // when it is unknown, expired or its user is disabled.
 func (db *DB) SessionByToken(ctx context.Context, token string) (Session, error) {
 	var s Session
-	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.disabled, u.created_at, s.csrf_token, s.expires_at
+	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.oversees, u.disabled, u.created_at, s.csrf_token, s.expires_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`, tokenHash(token)).
-		Scan(&s.User.ID, &s.User.Login, &s.User.Role, &s.User.Unit, &s.User.OfficerID, &s.User.Disabled, &s.User.CreatedAt, &s.CSRFToken, &s.ExpiresAt)
+		Scan(&s.User.ID, &s.User.Login, &s.User.Role, &s.User.Unit, &s.User.OfficerID, &s.User.Oversees, &s.User.Disabled, &s.User.CreatedAt, &s.CSRFToken, &s.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrUnauthenticated
 	}
