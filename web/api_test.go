@@ -68,6 +68,16 @@ func newAPI(t *testing.T) (apiClient, *index.DB) {
 	return anon.loginAs(db, index.RoleAdmin), db
 }
 
+// login is the client's login (GET /api/session).
+func (c apiClient) login() string {
+	c.t.Helper()
+	code, s, _ := c.do("GET", "/api/session", "")
+	if code != 200 {
+		c.t.Fatalf("session: %d", code)
+	}
+	return s["login"].(string)
+}
+
 // loginAs creates a user with the role (and an officer for the officer
 // role) and logs in.
 func (c apiClient) loginAs(db *index.DB, role string) apiClient {

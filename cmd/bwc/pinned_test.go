@@ -25,7 +25,8 @@ func TestReplayPinnedToIndexedVersion(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-PIN-1")
-	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, "test")
+	// an admin token: a reviewer sees only recordings of incidents granted to it (web/authz.go)
+	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleAdmin, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

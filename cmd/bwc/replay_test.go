@@ -40,7 +40,8 @@ func TestReplayHLS(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-HLS-1")
-	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleReviewer, "test")
+	// an admin token: a reviewer sees only recordings of incidents granted to it (web/authz.go)
+	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleAdmin, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
