@@ -95,8 +95,14 @@ func (c apiClient) loginAs(db *index.DB, role string) apiClient {
 	if _, err := db.CreateUser(ctx, u, "correct horse battery"); err != nil {
 		c.t.Fatal(err)
 	}
+	return c.logIn(login, "correct horse battery")
+}
+
+// logIn logs in as an existing user.
+func (c apiClient) logIn(login, password string) apiClient {
+	c.t.Helper()
 	res, err := http.Post(c.url+"/api/login", "application/json",
-		strings.NewReader(`{"login":"`+login+`","password":"correct horse battery"}`))
+		strings.NewReader(`{"login":"`+login+`","password":"`+password+`"}`))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -105,7 +111,7 @@ func (c apiClient) loginAs(db *index.DB, role string) apiClient {
 		CSRF string `json:"csrf_token"`
 	}
 	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 {
-		c.t.Fatalf("login as %s: %d %v", role, res.StatusCode, err)
+		c.t.Fatalf("login as %s: %d %v", login, res.StatusCode, err)
 	}
 	for _, ck := range res.Cookies() {
 		if ck.Name == "bwc_session" {
