@@ -737,4 +737,28 @@ func TestListingsAreScoped(t *testing.T) {
 			t.Errorf("dashboard of %s as the supervisor of U1: %d, want %d", unit, got, code)
 		}
 	}
+
+	// an admin sets the units the supervisor oversees: U2 instead of their
+	// own; it holds from the next request
+	sup, err := e.db.UserByLogin(context.Background(), "m-supervisor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := e.call(index.RoleSupervisor, "PUT", "/api/users/"+sup.ID.String(), `{"unit":"U1","oversees":["U2"]}`); code != 403 {
+		t.Fatalf("a supervisor setting their own scope: %d, want 403", code)
+	}
+	if code := e.call(index.RoleAdmin, "PUT", "/api/users/"+sup.ID.String(), `{"unit":"U1","oversees":[" U2 ","U2"]}`); code != 200 {
+		t.Fatalf("PUT /api/users/{id}: %d", code)
+	}
+	if u, _ := e.db.UserByLogin(context.Background(), "m-supervisor"); !slices.Equal(u.Oversees, []string{"U2"}) {
+		t.Fatalf("oversees = %q, want [U2]", u.Oversees)
+	}
+	w := []string{e.fix[scopeOther].rec.String(), e.fix[scopeGranted].rec.String()}
+	slices.Sort(w)
+	if got := ids(index.RoleSupervisor, "/api/recordings", "id"); !slices.Equal(got, w) {
+		t.Errorf("recordings of a supervisor overseeing U2 = %v, want %v", got, w)
+	}
+	if code := e.call(index.RoleSupervisor, "GET", "/api/recordings/"+e.fix[scopeOwn].rec.String(), ""); code != 403 {
+		t.Errorf("a U1 recording for a supervisor overseeing only U2: %d, want 403", code)
+	}
 }
