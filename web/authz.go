@@ -44,10 +44,16 @@ const (
 	ResLive Resource = "live"
 	// ResDashboard: the supervision dashboard (by unit).
 	ResDashboard Resource = "dashboard"
+	// ResOfficer: an officer (roster, check-out to, assignment to, binding
+	// a recording to).
+	ResOfficer Resource = "officer"
+	// ResCamera: a body camera and its check-outs: free cameras, and those
+	// checked out to an officer in scope.
+	ResCamera Resource = "camera"
 )
 
 // Resources lists the table's resources, for tests and the README.
-var Resources = []Resource{ResRecording, ResIncident, ResExport, ResAudit, ResLive, ResDashboard}
+var Resources = []Resource{ResRecording, ResIncident, ResExport, ResAudit, ResLive, ResDashboard, ResOfficer, ResCamera}
 
 // Scope kinds (storage/index/scope.go turns them into SQL).
 const (
@@ -71,6 +77,9 @@ var authzTable = map[Resource]map[string]string{
 	ResAudit:     {index.RoleSupervisor: ScopeUnits, index.RoleReviewer: ScopeIncidents, index.RoleAdmin: ScopeAll},
 	ResLive:      {index.RoleSupervisor: ScopeUnits, index.RoleAdmin: ScopeAll},
 	ResDashboard: {index.RoleSupervisor: ScopeUnits, index.RoleAdmin: ScopeAll},
+	// reviewers read officers' names on every timeline anyway
+	ResOfficer: {index.RoleOfficer: ScopeOwn, index.RoleSupervisor: ScopeUnits, index.RoleReviewer: ScopeAll, index.RoleAdmin: ScopeAll},
+	ResCamera:  {index.RoleSupervisor: ScopeUnits, index.RoleAdmin: ScopeAll},
 }
 
 // ScopeKind is the table's entry for a resource and role (ScopeNone when
@@ -114,6 +123,8 @@ type ScopeStore interface {
 	RecordingInScope(ctx context.Context, id uuid.UUID, s index.Scope) (bool, error)
 	IncidentInScope(ctx context.Context, id uuid.UUID, s index.Scope) (bool, error)
 	RecordingsInScope(ctx context.Context, ids []uuid.UUID, s index.Scope) (map[uuid.UUID]bool, error)
+	OfficerInScope(ctx context.Context, id uuid.UUID, s index.Scope) (bool, error)
+	DeviceInScope(ctx context.Context, id uuid.UUID, s index.Scope) (bool, error)
 }
 
 // authz applies the table to requests. Every handler group that touches
@@ -144,6 +155,22 @@ func (a *authz) incident(w http.ResponseWriter, r *http.Request, res Resource, i
 	s := a.scope(r, res)
 	ok, err := a.db.IncidentInScope(r.Context(), id, s)
 	return a.decide(w, r, res, "incident", id, s, ok, err)
+}
+
+// officer answers whether the request may touch the officer (ResOfficer),
+// like recording.
+func (a *authz) officer(w http.ResponseWriter, r *http.Request, id uuid.UUID) bool {
+	s := a.scope(r, ResOfficer)
+	ok, err := a.db.OfficerInScope(r.Context(), id, s)
+	return a.decide(w, r, ResOfficer, "officer", id, s, ok, err)
+}
+
+// device answers whether the request may touch the camera (ResCamera),
+// like recording.
+func (a *authz) device(w http.ResponseWriter, r *http.Request, id uuid.UUID) bool {
+	s := a.scope(r, ResCamera)
+	ok, err := a.db.DeviceInScope(r.Context(), id, s)
+	return a.decide(w, r, ResCamera, "device", id, s, ok, err)
 }
 
 func (a *authz) decide(w http.ResponseWriter, r *http.Request, res Resource, typ string, id uuid.UUID, s index.Scope, ok bool, err error) bool {
@@ -203,8 +230,11 @@ func refusalReason(res Resource, typ string, s index.Scope) string {
 		if typ == "incident" {
 			return "you are not assigned to this incident"
 		}
-		return "not your recording"
+		return "not your " + typ
 	case ScopeUnits:
+		if typ == "device" {
+			return fmt.Sprintf("camera checked out to an officer of a unit you do not oversee (you oversee %q)", s.Units)
+		}
 		return fmt.Sprintf("%s of a unit you do not oversee (you oversee %q)", typ, s.Units)
 	case ScopeIncidents:
 		if typ == "incident" {
@@ -255,6 +285,9 @@ type ScopedStore interface {
 	IncidentsInScope(ctx context.Context, s index.Scope) ([]index.Incident, error)
 	IncidentRecordingsInScope(ctx context.Context, incidentID uuid.UUID, s index.Scope) ([]index.Recording, error)
 	ExportsInScope(ctx context.Context, incident *uuid.UUID, s index.Scope) ([]index.Export, error)
+	OfficersInScope(ctx context.Context, s index.Scope) ([]index.Officer, error)
+	DevicesInScope(ctx context.Context, s index.Scope) ([]index.Device, error)
+	CheckoutsInScope(ctx context.Context, openOnly bool, s index.Scope) ([]index.Checkout, error)
 }
 
 // UserScopes is what setting a user's scope needs of the index.

@@ -299,18 +299,24 @@ var matrixInScope = map[string]map[string][]string{
 	// downloads: the export's incident in scope, and for reviewers only their
 	// own requests (the fixtures' exports were requested by someone else)
 	"download": {index.RoleSupervisor: matrixScopes, index.RoleAdmin: matrixScopes},
+	"officer":  {index.RoleOfficer: {scopeOwn}, index.RoleSupervisor: {scopeOwn, scopeUnit}, index.RoleReviewer: matrixScopes, index.RoleAdmin: matrixScopes, "token": matrixScopes},
+	// a camera checked out to the scope's officer
+	"camera": {index.RoleSupervisor: {scopeOwn, scopeUnit}, index.RoleAdmin: matrixScopes},
 }
 
 type matrixFixture struct {
-	officer, rec, inc, export uuid.UUID
-	at                        time.Time // an instant inside the recording's segment
+	officer, rec, inc, export, device uuid.UUID
+	at                                time.Time // an instant inside the recording's segment
 }
 
 // matrixRow is how a route is exercised: res is the resource whose scope
-// decides ("" : no object, the role check only); ok the statuses the
-// handler answers when the request is allowed (never 401 or 403).
+// decides ("" : no object, the role check only), also a second one the
+// request names (the incident of a link, the officer of a check-out); ok
+// the statuses the handler answers when the request is allowed (never
+// 401 or 403).
 type matrixRow struct {
 	res  string
+	also string
 	path func(f matrixFixture) string
 	body func(f matrixFixture) string
 	ok   []int
@@ -325,6 +331,9 @@ func incPath(suffix string) func(matrixFixture) string {
 }
 func expPath(suffix string) func(matrixFixture) string {
 	return func(f matrixFixture) string { return "/api/exports/" + f.export.String() + suffix }
+}
+func devPath(suffix string) func(matrixFixture) string {
+	return func(f matrixFixture) string { return "/api/devices/" + f.device.String() + suffix }
 }
 func livePath(suffix string) func(matrixFixture) string {
 	return func(f matrixFixture) string { return "/api/live/" + f.rec.String() + suffix }
@@ -344,9 +353,9 @@ var matrixRows = map[string]matrixRow{
 	"GET /api/recordings/{id}/holds":               {res: "recording", path: recPath("/holds"), ok: []int{200}},
 	"POST /api/recordings/{id}/hold":               {res: "recording", path: recPath("/hold"), body: body(`{"case_ref":"CASE-M"}`), ok: []int{201, 409}},
 	"DELETE /api/recordings/{id}/hold":             {res: "recording", path: recPath("/hold?reason=matrix"), ok: []int{200, 404}},
-	"POST /api/recordings/{id}/officer":            {res: "recording", path: recPath("/officer"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `","reason":"matrix"}` }, ok: []int{200}},
-	"POST /api/recordings/{id}/links":              {res: "recording", path: recPath("/links"), body: func(f matrixFixture) string { return `{"incident_id":"` + f.inc.String() + `"}` }, ok: []int{409}}, // already linked
-	"DELETE /api/recordings/{id}/links/{incident}": {res: "recording", path: func(f matrixFixture) string { return "/api/recordings/" + f.rec.String() + "/links/" + f.inc.String() }, ok: []int{400}},    // no reason
+	"POST /api/recordings/{id}/officer":            {res: "recording", also: "officer", path: recPath("/officer"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `","reason":"matrix"}` }, ok: []int{200}},
+	"POST /api/recordings/{id}/links":              {res: "recording", also: "incident", path: recPath("/links"), body: func(f matrixFixture) string { return `{"incident_id":"` + f.inc.String() + `"}` }, ok: []int{409}}, // already linked
+	"DELETE /api/recordings/{id}/links/{incident}": {res: "recording", also: "incident", path: func(f matrixFixture) string { return "/api/recordings/" + f.rec.String() + "/links/" + f.inc.String() }, ok: []int{400}},    // no reason
 	"GET /api/recordings/{id}/seek": {res: "recording", path: func(f matrixFixture) string {
 		return "/api/recordings/" + f.rec.String() + "/seek?at=" + f.at.UTC().Format(time.RFC3339Nano)
 	}, ok: []int{200}},
@@ -356,7 +365,7 @@ var matrixRows = map[string]matrixRow{
 	"GET /api/incidents":                               {path: fixed("/api/incidents"), ok: []int{200}},
 	"GET /api/incidents/{id}":                          {res: "incident", path: incPath(""), ok: []int{200}},
 	"GET /api/incidents/{id}/assignments":              {res: "incident", path: incPath("/assignments"), ok: []int{200}},
-	"POST /api/incidents/{id}/assignments":             {res: "incident", path: incPath("/assignments"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{201, 409}},
+	"POST /api/incidents/{id}/assignments":             {res: "incident", also: "officer", path: incPath("/assignments"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{201, 409}},
 	"POST /api/incidents/{id}/assignments/{aid}/clear": {res: "incident", path: incPath("/assignments/" + uuid.NewString() + "/clear"), ok: []int{404}},
 	"GET /api/incidents/{id}/timeline":                 {res: "incident", path: incPath("/timeline"), ok: []int{200}},
 	"POST /api/incidents/{id}/grants":                  {res: "incident", path: incPath("/grants"), body: body(`{"login":"someone"}`), ok: []int{201}},
@@ -393,13 +402,13 @@ var matrixRows = map[string]matrixRow{
 	"DELETE /api/tokens/{id}":         {path: fixed("/api/tokens/" + uuid.NewString()), ok: []int{404}},
 	"POST /api/officers":              {path: fixed("/api/officers"), ok: []int{400}},
 	"GET /api/officers":               {path: fixed("/api/officers"), ok: []int{200}},
-	"GET /api/officers/{id}":          {path: fixed("/api/officers/" + uuid.NewString()), ok: []int{404}},
+	"GET /api/officers/{id}":          {res: "officer", path: func(f matrixFixture) string { return "/api/officers/" + f.officer.String() }, ok: []int{200}},
 	"POST /api/devices":               {path: fixed("/api/devices"), ok: []int{400}},
 	"GET /api/devices":                {path: fixed("/api/devices"), ok: []int{200}},
-	"GET /api/devices/{id}":           {path: fixed("/api/devices/NO-SUCH-CAM"), ok: []int{404}},
-	"POST /api/devices/{id}/status":   {path: fixed("/api/devices/NO-SUCH-CAM/status"), ok: []int{404}},
-	"POST /api/devices/{id}/checkout": {path: fixed("/api/devices/NO-SUCH-CAM/checkout"), ok: []int{400}},
-	"POST /api/devices/{id}/checkin":  {path: fixed("/api/devices/NO-SUCH-CAM/checkin"), ok: []int{404}},
+	"GET /api/devices/{id}":           {res: "camera", path: devPath(""), ok: []int{200}},
+	"POST /api/devices/{id}/status":   {res: "camera", path: devPath("/status"), body: body(`{"status":"active"}`), ok: []int{200}},
+	"POST /api/devices/{id}/checkout": {res: "camera", also: "officer", path: devPath("/checkout"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{409}}, // already out
+	"POST /api/devices/{id}/checkin":  {res: "camera", path: devPath("/checkin"), ok: []int{200, 409}},                                                                                                           // checks the camera in (no later route depends on it); again: 409
 	"GET /api/checkouts":              {path: fixed("/api/checkouts"), ok: []int{200}},
 	"GET /api/info":                   {path: fixed("/api/info"), ok: []int{200}},
 	"POST /api/uploads/":              {path: fixed("/api/uploads/"), ok: []int{404}}, // the test's upload service admits nothing
@@ -446,6 +455,13 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		if _, err := db.Assign(ctx, inc.ID, o.ID, now.Add(-2*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
+		dev, err := db.CreateDevice(ctx, index.Device{Serial: fmt.Sprint("CAM-M-", i), Secret: "camera-secret-m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CheckOut(ctx, dev.ID, o.ID, now.Add(-3*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		start := now.Add(-time.Hour)
 		rec, err := db.CreateRecording(ctx, index.Recording{OfficerID: &o.ID, StartedAt: start, Source: index.SourceRTSP}, "fixture")
 		if err != nil {
@@ -462,7 +478,7 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.fix[sc] = matrixFixture{officer: o.ID, rec: rec.ID, inc: inc.ID, export: ex.ID, at: start.Add(time.Second)}
+		e.fix[sc] = matrixFixture{officer: o.ID, rec: rec.ID, inc: inc.ID, export: ex.ID, device: dev.ID, at: start.Add(time.Second)}
 	}
 	off := e.fix[scopeOwn].officer
 	users := map[string]index.User{
@@ -578,7 +594,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					if code != http.StatusForbidden {
 						t.Errorf("%s as %s: %d, want 403 (role)", rt.Pattern, role, code)
 					}
-				case row.res != "" && !slices.Contains(matrixInScope[row.res][role], sc):
+				case row.res != "" && !slices.Contains(matrixInScope[row.res][role], sc),
+					row.also != "" && !slices.Contains(matrixInScope[row.also][role], sc):
 					if code != http.StatusForbidden {
 						t.Errorf("%s as %s on %s: %d, want 403 (out of scope)", rt.Pattern, role, sc, code)
 					}
@@ -679,6 +696,8 @@ func TestListingsAreScoped(t *testing.T) {
 	rec := func(f matrixFixture) uuid.UUID { return f.rec }
 	inc := func(f matrixFixture) uuid.UUID { return f.inc }
 	exp := func(f matrixFixture) uuid.UUID { return f.export }
+	off := func(f matrixFixture) uuid.UUID { return f.officer }
+	dev := func(f matrixFixture) uuid.UUID { return f.device }
 	for _, role := range matrixRoles {
 		if got, w := ids(role, "/api/recordings", "id"), want("recording", role, rec); !slices.Equal(got, w) {
 			t.Errorf("GET /api/recordings as %s = %v, want %v", role, got, w)
@@ -690,6 +709,42 @@ func TestListingsAreScoped(t *testing.T) {
 			if got, w := ids(role, "/api/exports", "id"), want("export", role, exp); !slices.Equal(got, w) {
 				t.Errorf("GET /api/exports as %s = %v, want %v", role, got, w)
 			}
+			if got, w := ids(role, "/api/officers", "id"), want("officer", role, off); !slices.Equal(got, w) {
+				t.Errorf("GET /api/officers as %s = %v, want %v", role, got, w)
+			}
+		}
+		if role == index.RoleSupervisor || role == index.RoleAdmin {
+			if got, w := ids(role, "/api/devices", "id"), want("camera", role, dev); !slices.Equal(got, w) {
+				t.Errorf("GET /api/devices as %s = %v, want %v", role, got, w)
+			}
+			if got, w := ids(role, "/api/checkouts?open=true", "device_id"), want("camera", role, dev); !slices.Equal(got, w) {
+				t.Errorf("GET /api/checkouts as %s = %v, want %v", role, got, w)
+			}
+		}
+	}
+	// a free camera is every supervisor's, but only to check out to an
+	// officer of a unit they oversee
+	free, err := e.db.CreateDevice(context.Background(), index.Device{Serial: "CAM-FREE", Secret: "camera-secret-f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(index.RoleSupervisor, "/api/devices", "id"); !slices.Contains(got, free.ID.String()) {
+		t.Errorf("a free camera is not listed for the supervisor: %v", got)
+	}
+	u1, err := e.db.CreateOfficer(context.Background(), index.Officer{Badge: "M-U1", Name: "Free officer", Unit: "U1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := e.db.CreateOfficer(context.Background(), index.Officer{Badge: "M-U2", Name: "Free officer", Unit: "U2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		officer uuid.UUID
+		code    int
+	}{{u2.ID, 403}, {u1.ID, 201}} {
+		if got := e.call(index.RoleSupervisor, "POST", "/api/devices/CAM-FREE/checkout", `{"officer_id":"`+st.officer.String()+`"}`); got != st.code {
+			t.Errorf("supervisor of U1 checks a free camera out to officer %s: %d, want %d", st.officer, got, st.code)
 		}
 	}
 	// a supervisor opens every incident's timeline, but sees only the

@@ -47,7 +47,6 @@ type officerFinder interface {
 // officer's recordings by the rule), the dashboard and the timeline.
 type incidents struct {
 	db         IncidentStore
-	officers   officerFinder
 	linker     AutoLinker
 	dashboards Dashboards
 	timeline   TimelineStore
@@ -136,8 +135,7 @@ func (h *incidents) assign(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	if _, err := h.officers.Officer(r.Context(), officer); err != nil {
-		h.kit.fail(w, r, err)
+	if !h.az.officer(w, r, officer) {
 		return
 	}
 	a, err := h.db.Assign(r.Context(), id, officer, in.At)

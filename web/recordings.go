@@ -194,6 +194,9 @@ func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
+	if !h.az.officer(w, r, officer) {
+		return
+	}
 	p, _ := PrincipalFrom(ctx)
 	rec, err := h.db.BindOfficer(ctx, id, officer, p.Login, in.Reason)
 	if err != nil {

@@ -176,3 +176,90 @@ func (db *DB) ExportsInScope(ctx context.Context, incident *uuid.UUID, s Scope) 
 	}
 	return db.exportsWhere(ctx, strings.Join(where, " AND "), a.args)
 }
+
+// officerSQL is the condition that the officer off (a column: its id) is
+// in scope: ScopeUnits, an officer of the units.
+func (s Scope) officerSQL(off string, a *sqlArgs) string {
+	switch s.Kind {
+	case ScopeAll:
+		return "TRUE"
+	case ScopeOwn:
+		if s.OfficerID == nil {
+			return "FALSE"
+		}
+		return off + " = " + a.add(*s.OfficerID)
+	case ScopeUnits:
+		return `EXISTS (SELECT 1 FROM officers so WHERE so.id = ` + off + ` AND so.unit = ANY(` + a.add(nonNil(s.Units)) + `))`
+	}
+	return "FALSE"
+}
+
+// deviceSQL is the condition that the camera dev (a column: its id) is in
+// scope: ScopeUnits, a camera nobody has checked out or one checked out to
+// an officer of the units.
+func (s Scope) deviceSQL(dev string, a *sqlArgs) string {
+	switch s.Kind {
+	case ScopeAll:
+		return "TRUE"
+	case ScopeUnits:
+	default:
+		return "FALSE"
+	}
+	return `(NOT EXISTS (SELECT 1 FROM checkouts sc WHERE sc.device_id = ` + dev + ` AND sc.checked_in_at IS NULL)
+		OR EXISTS (SELECT 1 FROM checkouts sc WHERE sc.device_id = ` + dev + ` AND sc.checked_in_at IS NULL AND ` + s.officerSQL("sc.officer_id", a) + `))`
+}
+
+// OfficerInScope reports whether the officer is in the scope;
+// ErrNotFound when there is no such officer.
+func (db *DB) OfficerInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
+	a := &sqlArgs{}
+	q := `SELECT ` + s.officerSQL("o.id", a) + ` FROM officers o WHERE o.id = ` + a.add(id)
+	var ok bool
+	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
+	return ok, mapErr("scope of officer "+id.String(), err)
+}
+
+// DeviceInScope reports whether the camera is in the scope; ErrNotFound
+// when there is no such camera.
+func (db *DB) DeviceInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
+	a := &sqlArgs{}
+	q := `SELECT ` + s.deviceSQL("d.id", a) + ` FROM devices d WHERE d.id = ` + a.add(id)
+	var ok bool
+	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
+	return ok, mapErr("scope of device "+id.String(), err)
+}
+
+// OfficersInScope lists the officers in the scope by badge.
+func (db *DB) OfficersInScope(ctx context.Context, s Scope) ([]Officer, error) {
+	a := &sqlArgs{}
+	rows, err := db.pool.Query(ctx, `SELECT `+officerCols+` FROM officers WHERE `+s.officerSQL("officers.id", a)+` ORDER BY badge`, a.args...)
+	if err != nil {
+		return nil, mapErr("list officers", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Officer, error) { return scanOfficer(r) })
+	return out, mapErr("list officers", err)
+}
+
+// DevicesInScope lists the cameras in the scope by serial.
+func (db *DB) DevicesInScope(ctx context.Context, s Scope) ([]Device, error) {
+	a := &sqlArgs{}
+	rows, err := db.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE `+s.deviceSQL("devices.id", a)+` ORDER BY serial`, a.args...)
+	if err != nil {
+		return nil, mapErr("list devices", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
+	return out, mapErr("list devices", err)
+}
+
+// CheckoutsInScope lists the check-outs (open ones only when openOnly) of
+// officers in the scope, newest first.
+func (db *DB) CheckoutsInScope(ctx context.Context, openOnly bool, s Scope) ([]Checkout, error) {
+	a := &sqlArgs{args: []any{openOnly}}
+	rows, err := db.pool.Query(ctx, `SELECT `+checkoutCols+` FROM checkouts
+		WHERE (NOT $1 OR checked_in_at IS NULL) AND `+s.officerSQL("checkouts.officer_id", a)+` ORDER BY checked_out_at DESC, id`, a.args...)
+	if err != nil {
+		return nil, mapErr("list check-outs", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Checkout, error) { return scanCheckout(r) })
+	return out, mapErr("list check-outs", err)
+}
