@@ -817,3 +817,55 @@ func TestListingsAreScoped(t *testing.T) {
 		t.Errorf("a U1 recording for a supervisor overseeing only U2: %d, want 403", code)
 	}
 }
+
+// TestAuthzTable walks the authorization table: every resource has a
+// known scope for every role; administrators see everything; an officer
+// never reaches beyond their own; a reviewer's reach is their incidents
+// (or all, for officers' names); a resource missing from the table is
+// nobody's.
+func TestAuthzTable(t *testing.T) {
+	kinds := []string{web.ScopeNone, web.ScopeOwn, web.ScopeUnits, web.ScopeIncidents, web.ScopeAll}
+	seen := map[web.Resource]bool{}
+	for _, res := range web.Resources {
+		if seen[res] {
+			t.Errorf("resource %s listed twice", res)
+		}
+		seen[res] = true
+		for _, role := range allRoles {
+			k := web.ScopeKind(res, role)
+			if !slices.Contains(kinds, k) {
+				t.Errorf("%s × %s: unknown scope %q", res, role, k)
+			}
+			var allowed []string
+			switch role {
+			case index.RoleAdmin:
+				allowed = []string{web.ScopeAll}
+			case index.RoleOfficer:
+				allowed = []string{web.ScopeNone, web.ScopeOwn}
+			case index.RoleSupervisor:
+				allowed = []string{web.ScopeNone, web.ScopeUnits, web.ScopeAll}
+			case index.RoleReviewer:
+				allowed = []string{web.ScopeNone, web.ScopeIncidents}
+				if res == web.ResOfficer {
+					allowed = append(allowed, web.ScopeAll)
+				}
+			}
+			if !slices.Contains(allowed, k) {
+				t.Errorf("%s × %s = %s, want one of %v", res, role, k, allowed)
+			}
+		}
+	}
+	if len(web.Resources) < 8 {
+		t.Fatalf("only %d resources: the walk is not seeing the table", len(web.Resources))
+	}
+	for _, role := range allRoles {
+		if k := web.ScopeKind("no such resource", role); k != web.ScopeNone {
+			t.Errorf("an unknown resource for %s = %s, want none", role, k)
+		}
+	}
+	// the recordings a reviewer sees are those of their incidents: the two
+	// rows must agree, or a reviewer could replay what they cannot open
+	if web.ScopeKind(web.ResRecording, index.RoleReviewer) != web.ScopeKind(web.ResIncident, index.RoleReviewer) {
+		t.Error("a reviewer's recordings and incidents have different scopes")
+	}
+}
