@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -259,9 +258,6 @@ func (o object) String() string {
 	return o.ID.String()
 }
 
-// errRefused marks a refusal for callers that branch.
-var errRefused = errors.New("access refused")
-
 // refuse answers an out-of-scope access to a single object: 403 with a
 // clear error, and an access.refused event in the audit trail (object,
 // route, reason). It is the one way every route refuses an object.
@@ -276,7 +272,7 @@ func (k *kit) refuse(w http.ResponseWriter, r *http.Request, o object, reason st
 	}
 	_ = k.audit(r, e)
 	k.log.Warn("access refused", "actor", actor(r), "route", r.Pattern, o.Type, o.String(), "reason", reason)
-	writeJSON(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("%s: %s %s: %s", errRefused, o.Type, o, reason)})
+	writeJSON(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("access refused: %s %s: %s", o.Type, o, reason)})
 }
 
 // ScopedStore is what listings need of the index: lists filtered by a
