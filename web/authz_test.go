@@ -785,7 +785,7 @@ func TestListingsAreScoped(t *testing.T) {
 		t.Errorf("audit trail as reviewer names recordings %v, want only %v", got, w)
 	}
 	if got, w := ids(index.RoleSupervisor, "/api/audit?limit=1000", "recording_id"), want("recording", index.RoleSupervisor, rec); !slices.Equal(slices.Compact(got), w) {
-		t.Errorf("audit trail as supervisor names recordings %v, want only %v", got, w)
+		t.Errorf("audit trail as supervisor names recordings %q, want only %q", got, w)
 	}
 	for unit, code := range map[string]int{"U1": 200, "U2": 403} {
 		if got := e.call(index.RoleSupervisor, "GET", "/api/dashboard?unit="+unit, ""); got != code {
@@ -815,6 +815,20 @@ func TestListingsAreScoped(t *testing.T) {
 	}
 	if code := e.call(index.RoleSupervisor, "GET", "/api/recordings/"+e.fix[scopeOwn].rec.String(), ""); code != 403 {
 		t.Errorf("a U1 recording for a supervisor overseeing only U2: %d, want 403", code)
+	}
+	// an unbound recording (a camera nobody had checked out) is every
+	// supervisor's to bind, nobody's own, and no reviewer's
+	unbound, err := e.db.CreateRecording(context.Background(), index.Recording{StartedAt: time.Now().Add(-time.Minute)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for role, code := range map[string]int{index.RoleOfficer: 403, index.RoleSupervisor: 200, index.RoleReviewer: 403, index.RoleAdmin: 200, "token": 403} {
+		if got := e.call(role, "GET", "/api/recordings/"+unbound.ID.String(), ""); got != code {
+			t.Errorf("unbound recording as %s: %d, want %d", role, got, code)
+		}
+	}
+	if got := ids(index.RoleSupervisor, "/api/recordings?unbound=1", "id"); !slices.Equal(got, []string{unbound.ID.String()}) {
+		t.Errorf("unbound recordings for the supervisor = %v", got)
 	}
 }
 

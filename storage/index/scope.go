@@ -60,7 +60,7 @@ func (s Scope) recordingSQL(rec, off string, a *sqlArgs) string {
 		if s.OfficerID == nil {
 			return "FALSE"
 		}
-		return off + " = " + a.add(*s.OfficerID)
+		return "(" + off + " IS NOT NULL AND " + off + " = " + a.add(*s.OfficerID) + ")" // an unbound recording is nobody's own: false, not NULL
 	case ScopeUnits:
 		return "(" + off + ` IS NULL OR EXISTS (SELECT 1 FROM officers so WHERE so.id = ` + off + ` AND so.unit = ANY(` + a.add(nonNil(s.Units)) + `)))`
 	case ScopeIncidents:
@@ -101,7 +101,7 @@ func nonNil(s []string) []string {
 // ErrNotFound when there is no such recording.
 func (db *DB) RecordingInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
 	a := &sqlArgs{}
-	q := `SELECT ` + s.recordingSQL("r.id", "r.officer_id", a) + ` FROM recordings r WHERE r.id = ` + a.add(id)
+	q := `SELECT coalesce(` + s.recordingSQL("r.id", "r.officer_id", a) + `, false) FROM recordings r WHERE r.id = ` + a.add(id)
 	var ok bool
 	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
 	return ok, mapErr("scope of recording "+id.String(), err)
@@ -134,7 +134,7 @@ func (db *DB) RecordingsInScope(ctx context.Context, ids []uuid.UUID, s Scope) (
 // ErrNotFound when there is no such incident.
 func (db *DB) IncidentInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
 	a := &sqlArgs{}
-	q := `SELECT ` + s.incidentSQL("i.id", a) + ` FROM incidents i WHERE i.id = ` + a.add(id)
+	q := `SELECT coalesce(` + s.incidentSQL("i.id", a) + `, false) FROM incidents i WHERE i.id = ` + a.add(id)
 	var ok bool
 	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
 	return ok, mapErr("scope of incident "+id.String(), err)
@@ -187,7 +187,7 @@ func (s Scope) officerSQL(off string, a *sqlArgs) string {
 		if s.OfficerID == nil {
 			return "FALSE"
 		}
-		return off + " = " + a.add(*s.OfficerID)
+		return "(" + off + " IS NOT NULL AND " + off + " = " + a.add(*s.OfficerID) + ")"
 	case ScopeUnits:
 		return `EXISTS (SELECT 1 FROM officers so WHERE so.id = ` + off + ` AND so.unit = ANY(` + a.add(nonNil(s.Units)) + `))`
 	}
@@ -213,7 +213,7 @@ func (s Scope) deviceSQL(dev string, a *sqlArgs) string {
 // ErrNotFound when there is no such officer.
 func (db *DB) OfficerInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
 	a := &sqlArgs{}
-	q := `SELECT ` + s.officerSQL("o.id", a) + ` FROM officers o WHERE o.id = ` + a.add(id)
+	q := `SELECT coalesce(` + s.officerSQL("o.id", a) + `, false) FROM officers o WHERE o.id = ` + a.add(id)
 	var ok bool
 	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
 	return ok, mapErr("scope of officer "+id.String(), err)
@@ -223,7 +223,7 @@ func (db *DB) OfficerInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, 
 // when there is no such camera.
 func (db *DB) DeviceInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
 	a := &sqlArgs{}
-	q := `SELECT ` + s.deviceSQL("d.id", a) + ` FROM devices d WHERE d.id = ` + a.add(id)
+	q := `SELECT coalesce(` + s.deviceSQL("d.id", a) + `, false) FROM devices d WHERE d.id = ` + a.add(id)
 	var ok bool
 	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
 	return ok, mapErr("scope of device "+id.String(), err)
