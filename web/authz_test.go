@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bwcplatform/bwc/ingest"
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
@@ -436,6 +437,8 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	opts := testOptions(db)
 	opts.Objects = store
 	opts.Holds = evidence.NewHolder(db, store, nil)
+	live := &scopedLive{fakeLive: fakeLive{ch: make(chan struct{})}}
+	opts.Ingest = live
 	s := newServer(t, opts)
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
@@ -479,6 +482,7 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 			t.Fatal(err)
 		}
 		e.fix[sc] = matrixFixture{officer: o.ID, rec: rec.ID, inc: inc.ID, export: ex.ID, device: dev.ID, at: start.Add(time.Second)}
+		live.recs = append(live.recs, ingest.Live{RecordingID: rec.ID, Device: fmt.Sprint("CAM-M-", i), Indexed: true, Status: index.RecordingLive})
 	}
 	off := e.fix[scopeOwn].officer
 	users := map[string]index.User{
@@ -510,6 +514,15 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	}
 	return e
 }
+
+// scopedLive has the fixtures' recordings live (as the ingest lists
+// them).
+type scopedLive struct {
+	fakeLive
+	recs []ingest.Live
+}
+
+func (l *scopedLive) Live() []ingest.Live { return slices.Clone(l.recs) }
 
 // archive stores one init and one media segment of a recording in MinIO
 // and indexes them, as the archive does.
@@ -714,6 +727,9 @@ func TestListingsAreScoped(t *testing.T) {
 			}
 		}
 		if role == index.RoleSupervisor || role == index.RoleAdmin {
+			if got, w := ids(role, "/api/live", "recording_id"), want("live", role, rec); !slices.Equal(got, w) {
+				t.Errorf("GET /api/live as %s = %v, want %v", role, got, w)
+			}
 			if got, w := ids(role, "/api/devices", "id"), want("camera", role, dev); !slices.Equal(got, w) {
 				t.Errorf("GET /api/devices as %s = %v, want %v", role, got, w)
 			}
