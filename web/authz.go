@@ -34,7 +34,8 @@ const (
 	// of a link or a grant.
 	ResIncident Resource = "incident"
 	// ResExport: an evidence export of an incident (request, list,
-	// approval, download).
+	// approval, download), by its incident; a reviewer downloads only the
+	// exports they requested (exports.go, refused through kit.refuse too).
 	ResExport Resource = "export"
 	// ResAudit: the audit trail (events about recordings and incidents in
 	// scope; events about neither, such as logins, for admins only).

@@ -17,7 +17,6 @@ import (
 type ExportStore interface {
 	RequestExport(ctx context.Context, e index.Export, approvalRequired bool) (index.Export, error)
 	Export(ctx context.Context, id uuid.UUID) (index.Export, error)
-	Exports(ctx context.Context, incident *uuid.UUID) ([]index.Export, error)
 	DecideExport(ctx context.Context, id uuid.UUID, by string, approve bool, reason string) (index.Export, error)
 	GrantIncident(ctx context.Context, incident uuid.UUID, login, by string) error
 }
