@@ -846,6 +846,22 @@ func TestListingsAreScoped(t *testing.T) {
 	if got := ids(index.RoleSupervisor, "/api/recordings?unbound=1", "id"); !slices.Equal(got, []string{unbound.ID.String()}) {
 		t.Errorf("unbound recordings for the supervisor = %v", got)
 	}
+	// a supervisor token (a dispatch system) has no unit: unbound
+	// recordings only, every incident
+	tok, err := e.db.CreateAPIToken(context.Background(), "dispatch", index.RoleSupervisor, "m-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clients["supervisor token"] = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok.Token) }
+	if got := ids("supervisor token", "/api/recordings", "id"); !slices.Equal(got, []string{unbound.ID.String()}) {
+		t.Errorf("recordings for a supervisor token = %v, want only the unbound one", got)
+	}
+	if got := ids("supervisor token", "/api/incidents", "id"); len(got) != len(matrixScopes) {
+		t.Errorf("incidents for a supervisor token = %v, want all %d", got, len(matrixScopes))
+	}
+	if code := e.call("supervisor token", "GET", "/api/recordings/"+e.fix[scopeOwn].rec.String(), ""); code != 403 {
+		t.Errorf("a unit's recording for a supervisor token: %d, want 403", code)
+	}
 }
 
 // TestAuthzTable walks the authorization table: every resource has a
