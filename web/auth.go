@@ -30,6 +30,7 @@ type Principal struct {
 	UserID    uuid.UUID  // uuid.Nil for API tokens
 	OfficerID *uuid.UUID // the officer an officer's account belongs to
 	Unit      string     //
+	Oversees  []string   // a supervisor's units (empty: Unit); see authz.go
 	TokenID   uuid.UUID  // the API token (uuid.Nil for users)
 	CreatorID uuid.UUID  // the user who created the API token
 	// MustChangePassword: an administrator reset the password; the
@@ -171,7 +172,7 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 		return Principal{}, "", err
 	}
 	u := sess.User
-	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit,
+	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit, Oversees: u.Oversees,
 		MustChangePassword: u.MustChangePassword}, sess.CSRFToken, nil
 }
 

@@ -27,7 +27,7 @@ type RecordingStore interface {
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 }
 
-// recordings: the list and detail of recordings (by the visibility rule),
+// recordings: the list and detail of recordings (by the authorization rule, authz.go),
 // their incident links and officer binding.
 type recordings struct {
 	db         RecordingStore
@@ -35,6 +35,7 @@ type recordings struct {
 	incidents  incidentFinder
 	refresh    liveRefresher
 	linkBuffer time.Duration
+	az         *authz
 	kit        *kit
 }
 
@@ -47,7 +48,7 @@ func (h *recordings) routes(r *router) {
 }
 
 // listRecordings answers GET /api/recordings?status=&officer=&device=&unbound=&from=&to=&limit=
-// Officers see their own recordings only.
+// The list is filtered by the principal's scope (authz.go).
 func (h *recordings) listRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := index.RecordingFilter{Status: q.Get("status"), Unbound: q.Get("unbound") == "1" || q.Get("unbound") == "true"}
@@ -66,12 +67,8 @@ func (h *recordings) listRecordings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p, _ := PrincipalFrom(r.Context())
-	f, ok := visibleFilter(p, f)
-	if !ok {
-		writeJSON(w, http.StatusOK, []index.Recording{})
-		return
-	}
+	scope := h.az.scope(r, ResRecording)
+	f.Scope = &scope
 	recs, err := h.db.Recordings(r.Context(), f)
 	h.kit.reply(w, r, http.StatusOK, recs, err)
 }
@@ -90,8 +87,11 @@ func (h *recordings) getRecording(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) {
+		return
+	}
 	ctx := r.Context()
-	rec, err := visibleRecording(ctx, h.db, id)
+	rec, err := h.db.Recording(ctx, id)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -125,6 +125,9 @@ func (h *recordings) linkRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) || !h.az.incident(w, r, ResIncident, inc.ID) {
+		return
+	}
 	p, _ := PrincipalFrom(ctx)
 	l, err := h.db.LinkIncident(ctx, id, inc.ID, p.Login, in.Reason)
 	if err == nil {
@@ -148,6 +151,9 @@ func (h *recordings) unlinkRecording(w http.ResponseWriter, r *http.Request) {
 	}
 	reason, ok := reasonOf(w, r)
 	if !ok {
+		return
+	}
+	if !h.az.recording(w, r, ResRecording, id) || !h.az.incident(w, r, ResIncident, incID) {
 		return
 	}
 	ctx := r.Context()
@@ -180,9 +186,15 @@ func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, &index.FieldError{Field: "officer_id", Reason: "must be an officer's UUID"})
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) {
+		return
+	}
 	ctx := r.Context()
 	if _, err := h.officers.Officer(ctx, officer); err != nil {
 		h.kit.fail(w, r, err)
+		return
+	}
+	if !h.az.officer(w, r, officer) {
 		return
 	}
 	p, _ := PrincipalFrom(ctx)

@@ -54,7 +54,7 @@ func TestRecordingBindingAndLinks(t *testing.T) {
 		{"link by number", sup, "POST", base + "/links", `{"incident_number":"110-B","reason":"seen on footage"}`, 201},
 		{"link twice", sup, "POST", base + "/links", `{"incident_id":"` + inc2.ID.String() + `"}`, 409},
 		{"link unknown number", sup, "POST", base + "/links", `{"incident_number":"110-ZZZ"}`, 400},
-		{"officer cannot see another's recording", off, "GET", base, "", 404},
+		{"officer cannot see another's recording (403, audited)", off, "GET", base, "", 403},
 	}
 	for _, st := range steps {
 		if code, body, _ := st.client.do(st.method, st.path, st.body); code != st.code {
@@ -84,7 +84,7 @@ func TestRecordingBindingAndLinks(t *testing.T) {
 	for _, e := range events {
 		actions = append(actions, e.Action)
 	}
-	if got := fmt.Sprint(actions); got != "[recording.bind recording.unlink recording.link]" {
+	if got := fmt.Sprint(actions); got != "[recording.bind recording.unlink recording.link access.refused]" {
 		t.Fatalf("audit actions = %s", got)
 	}
 	if _, _, list := off.do("GET", "/api/recordings", ""); len(list) != 0 {

@@ -42,6 +42,9 @@ type Index interface {
 	ReplayStore
 	ExportStore
 	UploadStore
+	ScopeStore
+	ScopedStore
+	UserScopes
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -155,16 +158,18 @@ func (s *Server) build(o Options) http.Handler {
 	s.health.routes(r)
 	refresh := liveRefresher{live: o.Ingest, log: log}
 	finder := incidentFinder{db}
+	az := &authz{db: db, kit: k}
 	for _, g := range []interface{ routes(*router) }{
 		newAccounts(cfg, db, k, e, o.Metrics),
-		&auditTrail{log: o.Audit, kit: k},
-		&roster{db: db, camera: o.Ingest, kit: k},
-		&incidents{db: db, officers: db, linker: db, dashboards: db, timeline: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
-		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
-		&holds{holds: o.Holds, recordings: db, kit: k},
-		newLive(o.Ingest, o.Relay, s.closing, k),
-		newReplays(db, o.Objects, k),
-		&exports{db: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, kit: k},
+		&userScopes{db: db, kit: k},
+		&auditTrail{log: o.Audit, az: az, kit: k},
+		&roster{db: db, scoped: db, camera: o.Ingest, az: az, kit: k},
+		&incidents{db: db, linker: db, dashboards: db, timeline: db, scoped: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
+		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
+		&holds{holds: o.Holds, az: az, kit: k},
+		newLive(o.Ingest, o.Relay, s.closing, az, k),
+		newReplays(db, o.Objects, az, k),
+		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
 		&uploads{service: o.Uploads, db: db, kit: k},
 	} {
 		g.routes(r)

@@ -95,8 +95,12 @@ func (db *DB) Export(ctx context.Context, id uuid.UUID) (Export, error) {
 
 // Exports lists the exports of an incident (all when nil), newest first.
 func (db *DB) Exports(ctx context.Context, incident *uuid.UUID) ([]Export, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+exportCols+` FROM exports WHERE $1::uuid IS NULL OR incident_id = $1
-		ORDER BY requested_at DESC LIMIT 500`, incident)
+	return db.exportsWhere(ctx, `$1::uuid IS NULL OR incident_id = $1`, []any{incident})
+}
+
+// exportsWhere lists the exports matching a condition, newest first.
+func (db *DB) exportsWhere(ctx context.Context, where string, args []any) ([]Export, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+exportCols+` FROM exports e WHERE `+where+` ORDER BY requested_at DESC LIMIT 500`, args...)
 	if err != nil {
 		return nil, mapErr("exports", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ type User struct {
 	Role      string     `json:"role"`
 	Unit      string     `json:"unit"`
 	OfficerID *uuid.UUID `json:"officer_id"`
+	Oversees  []string   `json:"oversees"` // a supervisor's units (empty: their own unit)
 	Disabled  bool       `json:"disabled"`
 	CreatedAt time.Time  `json:"created_at"`
 	// MustChangePassword: an administrator reset the password; until the
@@ -163,7 +165,7 @@ func (db *DB) createUser(ctx context.Context, u User, password string) (User, er
 	return u, nil
 }
 
-const userCols = `id, login, role, unit, officer_id, disabled, created_at, must_change_password`
+const userCols = `id, login, role, unit, officer_id, oversees, disabled, created_at, must_change_password`
 
 func scanUser(r pgx.Row) (User, error) {
 	var u User
@@ -173,7 +175,7 @@ func scanUser(r pgx.Row) (User, error) {
 
 // fields are the scan targets of userCols, in order.
 func (u *User) fields() []any {
-	return []any{&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &u.MustChangePassword}
+	return []any{&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Oversees, &u.Disabled, &u.CreatedAt, &u.MustChangePassword}
 }
 
 // Users lists every user by login.
@@ -190,6 +192,20 @@ func (db *DB) Users(ctx context.Context) ([]User, error) {
 func (db *DB) UserByLogin(ctx context.Context, login string) (User, error) {
 	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE login = $1`, login))
 	return u, mapErr("user "+login, err)
+}
+
+// SetUserScope sets a user's unit and the units a supervisor oversees
+// (empty: their own unit); they take effect at the user's next request.
+func (db *DB) SetUserScope(ctx context.Context, id uuid.UUID, unit string, oversees []string) (User, error) {
+	clean := []string{}
+	for _, o := range oversees {
+		if o = strings.TrimSpace(o); o != "" && !slices.Contains(clean, o) {
+			clean = append(clean, o)
+		}
+	}
+	u, err := scanUser(db.pool.QueryRow(ctx, `UPDATE users SET unit = $2, oversees = $3 WHERE id = $1 RETURNING `+userCols,
+		id, strings.TrimSpace(unit), clean))
+	return u, mapErr("set scope of user "+id.String(), err)
 }
 
 // SetUserDisabled disables or re-enables an account. Disabling ends its
@@ -332,7 +348,7 @@ func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remo
 // when it is unknown, expired or its user is disabled.
 func (db *DB) SessionByToken(ctx context.Context, token string) (Session, error) {
 	var s Session
-	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.disabled, u.created_at, u.must_change_password,
+	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.oversees, u.disabled, u.created_at, u.must_change_password,
 			s.csrf_token, s.expires_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`, tokenHash(token)).
