@@ -284,10 +284,21 @@ func (k *kit) auditRefusal(r *http.Request, object, reason string) {
 	if object != "" {
 		typ, id = objectType(routeOf(r)), object
 	}
+	k.auditRefused(r, typ, id, reason, nil)
+}
+
+// auditRefused writes (aggregated) a refusal of the object typ/id;
+// link, when set, names the recording or incident on the event so that
+// it shows in that object's trail.
+func (k *kit) auditRefused(r *http.Request, typ, id, reason string, link func(*index.AuditEvent)) {
 	id, reason = auditText(id), auditText(reason)
 	_ = k.aggregate(r, "access.refused", id+"\x00"+reason, func() index.AuditEvent {
-		return index.AuditEvent{Action: "access.refused", ObjectType: typ, ObjectID: id,
+		e := index.AuditEvent{Action: "access.refused", ObjectType: typ, ObjectID: id,
 			Details: map[string]any{"method": r.Method, "reason": reason}}
+		if link != nil {
+			link(&e)
+		}
+		return e
 	})
 }
 

@@ -273,15 +273,14 @@ func (o object) String() string {
 // clear error, and an access.refused event in the audit trail (object,
 // route, reason). It is the one way every route refuses an object.
 func (k *kit) refuse(w http.ResponseWriter, r *http.Request, o object, reason string) {
-	e := index.AuditEvent{Action: "access.refused", ObjectType: o.Type, ObjectID: o.String(),
-		Details: map[string]any{"route": r.Pattern, "path": r.URL.Path, "reason": reason}}
-	switch o.Type {
-	case "recording":
-		e.RecordingID = &o.ID
-	case "incident":
-		e.IncidentID = &o.ID
-	}
-	_ = k.audit(r, e)
+	k.auditRefused(r, o.Type, o.String(), reason, func(e *index.AuditEvent) {
+		switch o.Type {
+		case "recording":
+			e.RecordingID = &o.ID
+		case "incident":
+			e.IncidentID = &o.ID
+		}
+	})
 	k.log.Warn("access refused", "actor", actor(r), "route", r.Pattern, o.Type, o.String(), "reason", reason)
 	writeJSON(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("access refused: %s %s: %s", o.Type, o, reason)})
 }
