@@ -68,6 +68,16 @@ func newAPI(t *testing.T) (apiClient, *index.DB) {
 	return anon.loginAs(db, index.RoleAdmin), db
 }
 
+// login is the client's login (GET /api/session).
+func (c apiClient) login() string {
+	c.t.Helper()
+	code, s, _ := c.do("GET", "/api/session", "")
+	if code != 200 {
+		c.t.Fatalf("session: %d", code)
+	}
+	return s["login"].(string)
+}
+
 // loginAs creates a user with the role (and an officer for the officer
 // role) and logs in.
 func (c apiClient) loginAs(db *index.DB, role string) apiClient {
@@ -85,8 +95,14 @@ func (c apiClient) loginAs(db *index.DB, role string) apiClient {
 	if _, err := db.CreateUser(ctx, u, "correct horse battery"); err != nil {
 		c.t.Fatal(err)
 	}
+	return c.logIn(login, "correct horse battery")
+}
+
+// logIn logs in as an existing user.
+func (c apiClient) logIn(login, password string) apiClient {
+	c.t.Helper()
 	res, err := http.Post(c.url+"/api/login", "application/json",
-		strings.NewReader(`{"login":"`+login+`","password":"correct horse battery"}`))
+		strings.NewReader(`{"login":"`+login+`","password":"`+password+`"}`))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -95,7 +111,7 @@ func (c apiClient) loginAs(db *index.DB, role string) apiClient {
 		CSRF string `json:"csrf_token"`
 	}
 	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 {
-		c.t.Fatalf("login as %s: %d %v", role, res.StatusCode, err)
+		c.t.Fatalf("login as %s: %d %v", login, res.StatusCode, err)
 	}
 	for _, ck := range res.Cookies() {
 		if ck.Name == "bwc_session" {

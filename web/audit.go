@@ -10,6 +10,7 @@ import (
 // auditTrail: the audit trail, for reviewers, supervisors and admins.
 type auditTrail struct {
 	log AuditLog
+	az  *authz
 	kit *kit
 }
 
@@ -47,6 +48,7 @@ func (h *auditTrail) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	f.Scope = h.az.auditScope(r)
 	evs, err := h.log.AuditEvents(r.Context(), f)
 	if evs == nil {
 		evs = []index.AuditEvent{}

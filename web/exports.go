@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -17,10 +18,8 @@ import (
 type ExportStore interface {
 	RequestExport(ctx context.Context, e index.Export, approvalRequired bool) (index.Export, error)
 	Export(ctx context.Context, id uuid.UUID) (index.Export, error)
-	Exports(ctx context.Context, incident *uuid.UUID) ([]index.Export, error)
-	DecideExport(ctx context.Context, id uuid.UUID, by string, approve bool, reason string) (index.Export, error)
+	DecideExport(ctx context.Context, id uuid.UUID, byID uuid.UUID, by string, approve bool, reason string) (index.Export, error)
 	GrantIncident(ctx context.Context, incident uuid.UUID, login, by string) error
-	MayReview(ctx context.Context, incident uuid.UUID, login, unit string) (bool, error)
 }
 
 // ExportBuilder builds approved exports in the background.
@@ -35,10 +34,12 @@ type ExportBuilder interface {
 // reviewers.
 type exports struct {
 	db        ExportStore
+	scoped    ScopedStore
 	builder   ExportBuilder
 	incidents incidentFinder
 	files     objectFiles
 	approval  bool // exports need a supervisor's approval
+	az        *authz
 	kit       *kit
 }
 
@@ -54,8 +55,9 @@ func (h *exports) routes(r *router) {
 }
 
 // requestExport: a reviewer (or supervisor) asks for the evidence package
-// of an incident, with a reason. A reviewer must be granted the incident
-// or belong to the unit of an officer assigned to it.
+// of an incident, with a reason, by the rule (authz.go): a reviewer must
+// be granted the incident or belong to the unit of an officer assigned to
+// it.
 func (h *exports) requestExport(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		IncidentID string     `json:"incident_id"`
@@ -72,22 +74,12 @@ func (h *exports) requestExport(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	p, _ := PrincipalFrom(ctx)
-	if p.Role == index.RoleReviewer {
-		ok, err := h.db.MayReview(ctx, inc.ID, p.Login, p.Unit)
-		if err != nil {
-			h.kit.fail(w, r, err)
-			return
-		}
-		if !ok {
-			_ = h.kit.audit(r, index.AuditEvent{Action: "export.refused", ObjectType: "incident", ObjectID: inc.ID.String(), IncidentID: &inc.ID,
-				Details: map[string]any{"why": "incident not granted"}})
-			writeJSON(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("incident %s is not granted to you", inc.Number)})
-			return
-		}
+	if !h.az.incident(w, r, ResExport, inc.ID) {
+		return
 	}
-	e, err := h.db.RequestExport(ctx, index.Export{IncidentID: inc.ID, From: in.From, To: in.To, RequestedBy: p.Login, Reason: in.Reason},
-		h.approval)
+	p, _ := PrincipalFrom(ctx)
+	e, err := h.db.RequestExport(ctx, index.Export{IncidentID: inc.ID, From: in.From, To: in.To, RequestedBy: p.Login, Reason: in.Reason,
+		RequestedByID: personOf(p)}, h.approval)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -110,27 +102,46 @@ func (h *exports) listExports(w http.ResponseWriter, r *http.Request) {
 		}
 		inc = &id
 	}
-	list, err := h.db.Exports(r.Context(), inc)
+	list, err := h.scoped.ExportsInScope(r.Context(), inc, h.az.scope(r, ResExport))
+	if list == nil {
+		list = []index.Export{}
+	}
 	h.kit.reply(w, r, http.StatusOK, list, err)
 }
 
-func (h *exports) getExport(w http.ResponseWriter, r *http.Request) {
+// export loads the path's export if its incident is in the request's
+// scope (authz.go).
+func (h *exports) export(w http.ResponseWriter, r *http.Request) (index.Export, bool) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
-		return
+		return index.Export{}, false
 	}
 	e, err := h.db.Export(r.Context(), id)
-	h.kit.reply(w, r, http.StatusOK, e, err)
+	if err != nil {
+		h.kit.fail(w, r, err)
+		return index.Export{}, false
+	}
+	return e, h.az.incident(w, r, ResExport, e.IncidentID)
+}
+
+func (h *exports) getExport(w http.ResponseWriter, r *http.Request) {
+	if e, ok := h.export(w, r); ok {
+		writeJSON(w, http.StatusOK, e)
+	}
 }
 
 // decideExport: a supervisor other than the requester approves (the
-// package is then built) or rejects (with a reason).
+// package is then built) or rejects (with a reason). Four eyes means two
+// people: the requester's user ID may not decide, whichever login or
+// session it uses, and an API token never decides. Refusals are 403 and
+// audited (export.decide.refused, with the reason).
 func (h *exports) decideExport(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok := pathID(w, r, "id")
+		e, ok := h.export(w, r)
 		if !ok {
 			return
 		}
+		id := e.ID
 		var in struct {
 			Reason string `json:"reason"`
 		}
@@ -138,7 +149,24 @@ func (h *exports) decideExport(approve bool) http.HandlerFunc {
 			return
 		}
 		p, _ := PrincipalFrom(r.Context())
-		e, err := h.db.DecideExport(r.Context(), id, p.Login, approve, in.Reason)
+		refuse := func(why string) {
+			ev := index.AuditEvent{Action: "export.decide.refused", ObjectType: "export", ObjectID: id.String(),
+				Details: map[string]any{"approve": approve, "why": why}}
+			if e, err := h.db.Export(r.Context(), id); err == nil {
+				ev.IncidentID = &e.IncidentID // in the incident's trail too
+			}
+			_ = h.kit.audit(r, ev)
+			writeJSON(w, http.StatusForbidden, apiError{Error: why})
+		}
+		if p.UserID == uuid.Nil {
+			refuse("an API token may not approve or reject an export: a person must")
+			return
+		}
+		e, err := h.db.DecideExport(r.Context(), id, p.UserID, p.Login, approve, in.Reason)
+		if errors.Is(err, index.ErrFourEyes) {
+			refuse("the requester may not approve or reject their own export (four eyes)")
+			return
+		}
 		if err != nil {
 			h.kit.fail(w, r, err)
 			return
@@ -156,18 +184,14 @@ func (h *exports) decideExport(approve bool) http.HandlerFunc {
 
 // downloadExport streams a ready package (audited).
 func (h *exports) downloadExport(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "id")
+	e, ok := h.export(w, r)
 	if !ok {
 		return
 	}
-	e, err := h.db.Export(r.Context(), id)
-	if err != nil {
-		h.kit.fail(w, r, err)
-		return
-	}
+	id := e.ID
 	p, _ := PrincipalFrom(r.Context())
 	if p.Role == index.RoleReviewer && e.RequestedBy != p.Login {
-		writeJSON(w, http.StatusForbidden, apiError{Error: "only the requester or a supervisor may download this export"})
+		h.kit.refuse(w, r, object{Type: "export", ID: id}, "only the requester or a supervisor may download this export")
 		return
 	}
 	if e.Status != index.ExportReady || e.Key == nil {
@@ -185,7 +209,7 @@ func (h *exports) downloadExport(w http.ResponseWriter, r *http.Request) {
 // grantIncident lets a reviewer work on an incident outside their unit.
 func (h *exports) grantIncident(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
-	if !ok {
+	if !ok || !h.az.incident(w, r, ResIncident, id) {
 		return
 	}
 	var in struct {

@@ -19,9 +19,9 @@ type EvidenceHolds interface {
 // holds: legal holds on recordings (S3 object lock), placed by staff,
 // released by administrators.
 type holds struct {
-	holds      EvidenceHolds
-	recordings recordingFinder
-	kit        *kit
+	holds EvidenceHolds
+	az    *authz
+	kit   *kit
 }
 
 func (h *holds) routes(r *router) {
@@ -49,8 +49,7 @@ func (h *holds) placeHold(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if _, err := h.recordings.Recording(ctx, id); err != nil {
-		h.kit.fail(w, r, err)
+	if !h.az.recording(w, r, ResRecording, id) {
 		return
 	}
 	p, _ := PrincipalFrom(ctx)
@@ -76,6 +75,9 @@ func (h *holds) releaseHold(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, &index.FieldError{Field: "reason", Reason: "required to release a legal hold"})
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) {
+		return
+	}
 	p, _ := PrincipalFrom(r.Context())
 	hold, err := h.holds.Release(r.Context(), id, p.Login, reason)
 	if err == nil {
@@ -87,7 +89,7 @@ func (h *holds) releaseHold(w http.ResponseWriter, r *http.Request) {
 
 func (h *holds) listHolds(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
-	if !ok {
+	if !ok || !h.az.recording(w, r, ResRecording, id) {
 		return
 	}
 	hold, err := h.holds.Holds(r.Context(), id)

@@ -11,7 +11,8 @@ import (
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
-// TestLegalHoldAPI: a reviewer marks a recording as evidence for a case;
+// TestLegalHoldAPI: a reviewer marks a recording of an incident granted
+// to them as evidence for a case (not before the grant: 403, audited);
 // a second hold is a conflict; only an administrator releases it, with a
 // reason; both are in the audit trail and the hold history.
 func TestLegalHoldAPI(t *testing.T) {
@@ -33,6 +34,19 @@ func TestLegalHoldAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "/api/recordings/" + rec.ID.String()
+	if code, body, _ := rev.do("POST", base+"/hold", `{"case_ref":"C-0"}`); code != 403 {
+		t.Fatalf("hold on a recording of no incident granted: %d %v, want 403", code, body)
+	}
+	inc, err := db.CreateIncident(ctx, index.Incident{Number: "110-HOLD", OpenedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.LinkIncident(ctx, rec.ID, inc.ID, "test", "fixture"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.GrantIncident(ctx, inc.ID, rev.login(), "test"); err != nil {
+		t.Fatal(err)
+	}
 	for _, st := range []struct {
 		name   string
 		c      apiClient
@@ -57,7 +71,7 @@ func TestLegalHoldAPI(t *testing.T) {
 		t.Fatalf("hold history = %v", hist)
 	}
 	events, err := db.AuditEvents(ctx, index.AuditFilter{RecordingID: &rec.ID})
-	if err != nil || len(events) != 2 || events[0].Action != "evidence.hold" || events[1].Action != "evidence.release" {
+	if err != nil || len(events) != 3 || events[0].Action != "access.refused" || events[1].Action != "evidence.hold" || events[2].Action != "evidence.release" {
 		t.Fatalf("audit = %+v %v", events, err)
 	}
 }

@@ -29,12 +29,11 @@ type AutoLinker interface {
 
 // Dashboards is what the supervision dashboard needs of the index.
 type Dashboards interface {
-	Dashboard(ctx context.Context, from, to time.Time, unit string) (index.Dashboard, error)
+	Dashboard(ctx context.Context, from, to time.Time, units []string) (index.Dashboard, error)
 }
 
 // TimelineStore is what an incident's timeline needs beyond the incident.
 type TimelineStore interface {
-	IncidentRecordings(ctx context.Context, incidentID uuid.UUID) ([]index.Recording, []index.IncidentLink, error)
 	Gaps(ctx context.Context, id uuid.UUID) ([]index.Gap, error)
 	RecordingLinks(ctx context.Context, id uuid.UUID, history bool) ([]index.IncidentLink, error)
 }
@@ -48,23 +47,25 @@ type officerFinder interface {
 // officer's recordings by the rule), the dashboard and the timeline.
 type incidents struct {
 	db         IncidentStore
-	officers   officerFinder
 	linker     AutoLinker
 	dashboards Dashboards
 	timeline   TimelineStore
+	scoped     ScopedStore
 	refresh    liveRefresher
 	linkBuffer time.Duration
+	az         *authz
 	kit        *kit
 }
 
 func (h *incidents) routes(r *router) {
 	r.handle("POST /api/incidents", supervisors, h.createIncident)
-	r.handle("GET /api/incidents", staff, list(h.kit, h.db.Incidents))
-	r.handle("GET /api/incidents/{id}", staff, h.getIncident)
+	// officers read the incidents they are or were assigned to (authz.go)
+	r.handle("GET /api/incidents", anyone, h.listIncidents)
+	r.handle("GET /api/incidents/{id}", anyone, h.getIncident)
 	r.handle("POST /api/incidents/{id}/assignments", supervisors, h.assign)
-	r.handle("GET /api/incidents/{id}/assignments", staff, h.listAssignments)
+	r.handle("GET /api/incidents/{id}/assignments", anyone, h.listAssignments)
 	r.handle("POST /api/incidents/{id}/assignments/{aid}/clear", supervisors, h.clearAssignment)
-	r.handle("GET /api/incidents/{id}/timeline", staff, h.incidentTimeline)
+	r.handle("GET /api/incidents/{id}/timeline", anyone, h.incidentTimeline)
 	r.handle("GET /api/dashboard", supervisors, h.dashboard)
 }
 
@@ -89,8 +90,23 @@ func (h *incidents) createIncident(w http.ResponseWriter, r *http.Request) {
 	h.kit.reply(w, r, http.StatusCreated, inc, err)
 }
 
-func (h *incidents) getIncident(w http.ResponseWriter, r *http.Request) {
+// listIncidents: the incidents in the principal's scope, newest first.
+func (h *incidents) listIncidents(w http.ResponseWriter, r *http.Request) {
+	list, err := h.scoped.IncidentsInScope(r.Context(), h.az.scope(r, ResIncident))
+	if list == nil {
+		list = []index.Incident{}
+	}
+	h.kit.reply(w, r, http.StatusOK, list, err)
+}
+
+// incidentInScope reads the path's incident ID and checks the rule.
+func (h *incidents) incidentInScope(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
 	id, ok := pathID(w, r, "id")
+	return id, ok && h.az.incident(w, r, ResIncident, id)
+}
+
+func (h *incidents) getIncident(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.incidentInScope(w, r)
 	if !ok {
 		return
 	}
@@ -99,7 +115,7 @@ func (h *incidents) getIncident(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *incidents) assign(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "id")
+	id, ok := h.incidentInScope(w, r)
 	if !ok {
 		return
 	}
@@ -119,8 +135,7 @@ func (h *incidents) assign(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	if _, err := h.officers.Officer(r.Context(), officer); err != nil {
-		h.kit.fail(w, r, err)
+	if !h.az.officer(w, r, officer) {
 		return
 	}
 	a, err := h.db.Assign(r.Context(), id, officer, in.At)
@@ -138,7 +153,7 @@ func (h *incidents) assign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *incidents) listAssignments(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "id")
+	id, ok := h.incidentInScope(w, r)
 	if !ok {
 		return
 	}
@@ -154,7 +169,7 @@ func (h *incidents) listAssignments(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *incidents) clearAssignment(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "id")
+	id, ok := h.incidentInScope(w, r)
 	if !ok {
 		return
 	}
@@ -188,11 +203,15 @@ func (h *incidents) dashboard(w http.ResponseWriter, r *http.Request) {
 	if from.IsZero() {
 		from = to.Add(-7 * 24 * time.Hour)
 	}
-	unit := q.Get("unit")
-	if p, _ := PrincipalFrom(r.Context()); p.Role == index.RoleSupervisor && p.Unit != "" && unit == "" {
-		unit = p.Unit // a supervisor sees their own unit unless they ask for another
+	// the units overseen (all for admins), or the one asked for if overseen
+	units := h.az.units(r)
+	if unit := q.Get("unit"); unit != "" {
+		if !h.az.mayUnit(w, r, unit) {
+			return
+		}
+		units = []string{unit}
 	}
-	d, err := h.dashboards.Dashboard(r.Context(), from, to, unit)
+	d, err := h.dashboards.Dashboard(r.Context(), from, to, units)
 	h.kit.reply(w, r, http.StatusOK, d, err)
 }
 
@@ -214,7 +233,7 @@ type timeline struct {
 // timeline: an incident with every linked recording (officer, device,
 // span, gaps, how it was linked) on one wall-clock axis, earliest first.
 func (h *incidents) incidentTimeline(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "id")
+	id, ok := h.incidentInScope(w, r)
 	if !ok {
 		return
 	}
@@ -229,7 +248,7 @@ func (h *incidents) incidentTimeline(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	recs, _, err := h.timeline.IncidentRecordings(ctx, id)
+	recs, err := h.scoped.IncidentRecordingsInScope(ctx, id, h.az.scope(r, ResRecording)) // only what the principal may see
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -255,6 +274,9 @@ func (h *incidents) incidentTimeline(w http.ResponseWriter, r *http.Request) {
 			tl.To = &end
 		}
 	}
-	_ = h.kit.audit(r, index.AuditEvent{Action: "incident.view", ObjectType: "incident", ObjectID: id.String(), IncidentID: &id})
+	if err := h.kit.auditRead(r, index.AuditEvent{Action: "incident.view", ObjectType: "incident", ObjectID: id.String(), IncidentID: &id}); err != nil {
+		refused(w, "incident timeline")
+		return
+	}
 	writeJSON(w, http.StatusOK, tl)
 }

@@ -47,13 +47,14 @@ type live struct {
 	ingest  LiveSource
 	relay   LiveRelay
 	closing <-chan struct{} // closed when the server stops: event streams end
+	az      *authz
 	kit     *kit
 }
 
 // newLive builds the live group; the relay reports to it the end of every
 // view, for the audit trail.
-func newLive(src LiveSource, rl LiveRelay, closing <-chan struct{}, k *kit) *live {
-	h := &live{ingest: src, relay: rl, closing: closing, kit: k}
+func newLive(src LiveSource, rl LiveRelay, closing <-chan struct{}, az *authz, k *kit) *live {
+	h := &live{ingest: src, relay: rl, closing: closing, az: az, kit: k}
 	rl.OnViewerEnd(h.viewEnded)
 	return h
 }
@@ -72,18 +73,29 @@ type liveItem struct {
 	Viewers int `json:"viewers"`
 }
 
-func (h *live) liveItems() []liveItem {
+// liveItems is the live list, filtered by the request's scope (authz.go).
+func (h *live) liveItems(r *http.Request) ([]liveItem, error) {
 	l := h.ingest.Live()
-	out := make([]liveItem, len(l))
+	ids := make([]uuid.UUID, len(l))
 	for i, x := range l {
-		out[i] = liveItem{Live: x}
-		out[i].Viewers = h.relay.Viewers(x.RecordingID)
+		ids[i] = x.RecordingID
 	}
-	return out
+	in, err := h.az.inScope(r, ResLive, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]liveItem, 0, len(l))
+	for _, x := range l {
+		if in[x.RecordingID] {
+			out = append(out, liveItem{Live: x, Viewers: h.relay.Viewers(x.RecordingID)})
+		}
+	}
+	return out, nil
 }
 
 func (h *live) listLive(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.liveItems())
+	items, err := h.liveItems(r)
+	h.kit.reply(w, r, http.StatusOK, items, err)
 }
 
 // liveEvents streams the live list as server-sent events: at once, on
@@ -97,7 +109,12 @@ func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	send := func() bool {
-		b, err := json.Marshal(h.liveItems())
+		items, err := h.liveItems(r)
+		if err != nil {
+			h.kit.log.Warn("live list not sent", "actor", actor(r), "err", err)
+			return false
+		}
+		b, err := json.Marshal(items)
 		if err != nil {
 			return false
 		}
@@ -169,6 +186,9 @@ func (h *live) whepOffer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.az.recording(w, r, ResLive, id) {
+		return
+	}
 	offer, ok := h.readSDP(w, r, "application/sdp")
 	if !ok {
 		return
@@ -233,7 +253,7 @@ func mayTouchView(p Principal, owner string, ending bool) bool {
 // session exists is not told.
 func (h *live) whepSession(w http.ResponseWriter, r *http.Request, ending bool) (string, bool) {
 	id, ok := pathID(w, r, "id")
-	if !ok {
+	if !ok || !h.az.recording(w, r, ResLive, id) {
 		return "", false
 	}
 	sess := r.PathValue("session")

@@ -100,7 +100,16 @@ func (v viewer) send(t *testing.T, base, method, path, ctype string) (int, http.
 // the opener's Location only: the audit trail carries its reference.
 func TestWHEPSessionsBelongToTheirOpener(t *testing.T) {
 	db := storagetest.NewDB(t)
-	rec := uuid.Must(uuid.NewV7())
+	// a live camera nobody checked out: unbound, in every supervisor's scope
+	dev, err := db.CreateDevice(context.Background(), index.Device{Serial: "CAM-WHEP", Secret: "camera-secret-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.CreateRecording(context.Background(), index.Recording{DeviceID: dev.ID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := r.ID
 	rl := &ownRelay{live: rec, sess: map[string]relay.Viewer{}}
 	opts := testOptions(db)
 	opts.Relay = rl

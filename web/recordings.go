@@ -28,7 +28,7 @@ type RecordingStore interface {
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 }
 
-// recordings: the list and detail of recordings (by the visibility rule),
+// recordings: the list and detail of recordings (by the authorization rule, authz.go),
 // their incident links and officer binding.
 type recordings struct {
 	db         RecordingStore
@@ -36,6 +36,7 @@ type recordings struct {
 	incidents  incidentFinder
 	refresh    liveRefresher
 	linkBuffer time.Duration
+	az         *authz
 	kit        *kit
 }
 
@@ -48,7 +49,7 @@ func (h *recordings) routes(r *router) {
 }
 
 // listRecordings answers GET /api/recordings?status=&officer=&device=&unbound=&from=&to=&limit=
-// Officers see their own recordings only.
+// The list is filtered by the principal's scope (authz.go).
 func (h *recordings) listRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := index.RecordingFilter{Status: q.Get("status"), Unbound: q.Get("unbound") == "1" || q.Get("unbound") == "true"}
@@ -67,12 +68,8 @@ func (h *recordings) listRecordings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p, _ := PrincipalFrom(r.Context())
-	f, ok := visibleFilter(p, f)
-	if !ok {
-		writeJSON(w, http.StatusOK, []index.Recording{})
-		return
-	}
+	scope := h.az.scope(r, ResRecording)
+	f.Scope = &scope
 	recs, err := h.db.Recordings(r.Context(), f)
 	h.kit.reply(w, r, http.StatusOK, recs, err)
 }
@@ -91,8 +88,11 @@ func (h *recordings) getRecording(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) {
+		return
+	}
 	ctx := r.Context()
-	rec, err := visibleRecording(ctx, h.db, id)
+	rec, err := h.db.Recording(ctx, id)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -126,6 +126,9 @@ func (h *recordings) linkRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) || !h.az.incident(w, r, ResIncident, inc.ID) {
+		return
+	}
 	p, _ := PrincipalFrom(ctx)
 	l, err := h.db.LinkIncident(ctx, id, inc.ID, p.Login, in.Reason)
 	if err == nil {
@@ -151,6 +154,9 @@ func (h *recordings) unlinkRecording(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) || !h.az.incident(w, r, ResIncident, incID) {
+		return
+	}
 	ctx := r.Context()
 	p, _ := PrincipalFrom(ctx)
 	l, err := h.db.UnlinkIncident(ctx, id, incID, p.Login, reason)
@@ -168,7 +174,8 @@ func (h *recordings) unlinkRecording(w http.ResponseWriter, r *http.Request) {
 // call; re-binding one already bound to another officer changes who may see
 // it, so it needs an admin (mayRebind). The change is a compare-and-set on
 // the officer the handler saw: a concurrent change is 409, not overwritten.
-// Audited with the previous officer and the reason.
+// Audited with the previous officer and the reason. Binding to the officer
+// it has already changes nothing (200, idempotent for retries).
 func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
@@ -190,19 +197,30 @@ func (h *recordings) bindRecording(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, &index.FieldError{Field: "reason", Reason: "required: say why the recording is bound to this officer"})
 		return
 	}
+	if !h.az.recording(w, r, ResRecording, id) {
+		return
+	}
 	ctx := r.Context()
 	if _, err := h.officers.Officer(ctx, officer); err != nil {
 		h.kit.fail(w, r, err)
 		return
 	}
-	cur, err := visibleRecording(ctx, h.db, id)
+	if !h.az.officer(w, r, officer) {
+		return
+	}
+	cur, err := h.db.Recording(ctx, id)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
 	}
+	if cur.OfficerID != nil && *cur.OfficerID == officer {
+		writeJSON(w, http.StatusOK, cur) // bound to this officer already: nothing to change
+		return
+	}
 	p, _ := PrincipalFrom(ctx)
-	if cur.OfficerID != nil && *cur.OfficerID != officer && !mayRebind(p) {
-		writeJSON(w, http.StatusForbidden, apiError{Error: "this recording is already bound to another officer: only an admin may re-bind it (with a reason)"})
+	if cur.OfficerID != nil && !mayRebind(p) {
+		h.kit.refuse(w, r, object{Type: "recording", ID: id},
+			"this recording is already bound to another officer: only an admin may re-bind it (with a reason)")
 		return
 	}
 	rec, err := h.db.BindOfficerFrom(ctx, id, cur.OfficerID, officer, p.Login, in.Reason)

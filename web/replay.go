@@ -36,7 +36,7 @@ type ObjectStore interface {
 }
 
 // replays: a recording's media for players (HLS, the browser's MSE player,
-// an upload's original file) and seeking, by the visibility rule; every
+// an upload's original file) and seeking, by the authorization rule; every
 // playback is audited before media flows.
 //
 // Evidence is streamed through the server, not by presigned URLs: every
@@ -45,11 +45,12 @@ type replays struct {
 	db    ReplayStore
 	files objectFiles
 	views viewAudit
+	az    *authz
 	kit   *kit
 }
 
-func newReplays(db ReplayStore, objects ObjectStore, k *kit) *replays {
-	return &replays{db: db, files: objectFiles{objects, k}, views: viewAudit{seen: map[string]time.Time{}}, kit: k}
+func newReplays(db ReplayStore, objects ObjectStore, az *authz, k *kit) *replays {
+	return &replays{db: db, files: objectFiles{objects, k}, views: viewAudit{seen: map[string]time.Time{}}, az: az, kit: k}
 }
 
 func (h *replays) routes(r *router) {
@@ -62,13 +63,16 @@ func (h *replays) routes(r *router) {
 }
 
 // viewable loads the path's recording if the request may see it (the
-// visibility rule); anything else is 404, as if absent.
+// authorization rule: out of scope is 403 and audited).
 func (h *replays) viewable(w http.ResponseWriter, r *http.Request) (index.Recording, bool) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
 		return index.Recording{}, false
 	}
-	rec, err := visibleRecording(r.Context(), h.db, id)
+	if !h.az.recording(w, r, ResRecording, id) {
+		return index.Recording{}, false
+	}
+	rec, err := h.db.Recording(r.Context(), id)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return index.Recording{}, false

@@ -35,13 +35,15 @@ type CameraEndpoint interface {
 // publish to.
 type roster struct {
 	db     RosterStore
+	scoped ScopedStore
 	camera CameraEndpoint
+	az     *authz
 	kit    *kit
 }
 
 func (h *roster) routes(r *router) {
 	r.handle("POST /api/officers", adminOnly, h.createOfficer)
-	r.handle("GET /api/officers", staff, list(h.kit, h.db.Officers))
+	r.handle("GET /api/officers", staff, h.listOfficers)
 	r.handle("GET /api/officers/{id}", staff, h.getOfficer)
 
 	r.handle("POST /api/devices", adminOnly, h.createDevice)
@@ -70,9 +72,18 @@ func (h *roster) createOfficer(w http.ResponseWriter, r *http.Request) {
 	h.kit.reply(w, r, http.StatusCreated, o, err)
 }
 
+// listOfficers: the officers in the principal's scope (authz.go).
+func (h *roster) listOfficers(w http.ResponseWriter, r *http.Request) {
+	list, err := h.scoped.OfficersInScope(r.Context(), h.az.scope(r, ResOfficer))
+	if list == nil {
+		list = []index.Officer{}
+	}
+	h.kit.reply(w, r, http.StatusOK, list, err)
+}
+
 func (h *roster) getOfficer(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
-	if !ok {
+	if !ok || !h.az.officer(w, r, id) {
 		return
 	}
 	o, err := h.db.Officer(r.Context(), id)
@@ -94,7 +105,7 @@ func (h *roster) createDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 // device resolves the {id} path element, which may be the device's UUID or
-// its serial.
+// its serial, and checks the rule (authz.go).
 func (h *roster) device(w http.ResponseWriter, r *http.Request) (index.Device, bool) {
 	ref := r.PathValue("id")
 	var (
@@ -110,7 +121,7 @@ func (h *roster) device(w http.ResponseWriter, r *http.Request) (index.Device, b
 		h.kit.fail(w, r, err)
 		return index.Device{}, false
 	}
-	return d, true
+	return d, h.az.device(w, r, d.ID)
 }
 
 func (h *roster) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +131,7 @@ func (h *roster) getDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
-	ds, err := h.db.Devices(r.Context())
+	ds, err := h.scoped.DevicesInScope(r.Context(), h.az.scope(r, ResCamera))
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -132,10 +143,13 @@ func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// redactDevice hides a camera's RTSP secret from everyone but admins.
+// redactDevice hides a camera's RTSP secret from everyone but admins; an
+// admin's read of it is audited as secret.read.
 func redactDevice(r *http.Request, d index.Device) index.Device {
 	if p, _ := PrincipalFrom(r.Context()); p.Role != index.RoleAdmin {
 		d.Secret = ""
+	} else if d.Secret != "" {
+		disclosed(r, "device secret")
 	}
 	return d
 }
@@ -169,7 +183,7 @@ func (h *roster) checkOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, ok := h.device(w, r)
-	if !ok {
+	if !ok || !h.az.officer(w, r, officer) {
 		return
 	}
 	c, err := h.db.CheckOut(r.Context(), d.ID, officer, in.At)
@@ -197,7 +211,7 @@ func (h *roster) listCheckouts(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, &index.FieldError{Field: "open", Reason: "true or false"})
 		return
 	}
-	cs, err := h.db.Checkouts(r.Context(), open == "true")
+	cs, err := h.scoped.CheckoutsInScope(r.Context(), open == "true", h.az.scope(r, ResCamera))
 	if cs == nil {
 		cs = []index.Checkout{}
 	}

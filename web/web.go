@@ -42,6 +42,9 @@ type Index interface {
 	ReplayStore
 	ExportStore
 	UploadStore
+	ScopeStore
+	ScopedStore
+	UserScopes
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -109,6 +112,8 @@ type Server struct {
 	ln       net.Listener // set by Run
 	closed   bool
 	inFlight sync.WaitGroup // handlers running; Close waits for them
+
+	audits *auditAggregator // reads and refusals: its owner goroutine runs from Run to Close
 }
 
 // New validates the options and builds the handler groups and the router.
@@ -145,23 +150,26 @@ func New(o Options) (*Server, error) {
 // and registers their routes.
 func (s *Server) build(o Options) http.Handler {
 	cfg, db, log := o.Config, o.Index, o.Logger
-	k := newKit(o.Audit, o.Metrics, log)
+	k := newKit(o.Audit, cfg.AuditReadPeriod, o.Metrics, log)
+	s.audits = k.reads
 	e := newEdge(cfg, o.Metrics)
 	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e}
 	s.health = newHealth(o.Checks, o.Metrics)
 	s.health.routes(r)
 	refresh := liveRefresher{live: o.Ingest, log: log}
 	finder := incidentFinder{db}
+	az := &authz{db: db, kit: k}
 	for _, g := range []interface{ routes(*router) }{
 		newAccounts(cfg, db, k, e, o.Metrics),
-		&auditTrail{log: o.Audit, kit: k},
-		&roster{db: db, camera: o.Ingest, kit: k},
-		&incidents{db: db, officers: db, linker: db, dashboards: db, timeline: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
-		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
-		&holds{holds: o.Holds, recordings: db, kit: k},
-		newLive(o.Ingest, o.Relay, s.closing, k),
-		newReplays(db, o.Objects, k),
-		&exports{db: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, kit: k},
+		&userScopes{db: db, kit: k},
+		&auditTrail{log: o.Audit, az: az, kit: k},
+		&roster{db: db, scoped: db, camera: o.Ingest, az: az, kit: k},
+		&incidents{db: db, linker: db, dashboards: db, timeline: db, scoped: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
+		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
+		&holds{holds: o.Holds, az: az, kit: k},
+		newLive(o.Ingest, o.Relay, s.closing, az, k),
+		newReplays(db, o.Objects, az, k),
+		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
 		&uploads{service: o.Uploads, db: db, kit: k},
 	} {
 		g.routes(r)
@@ -245,6 +253,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	close(s.ready)
+	s.audits.start()
 	errc := make(chan error, 1)
 	go func() {
 		if s.tls {
@@ -281,7 +290,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close stops the server at once and waits for the handlers still
-// running (their requests' contexts end with their connections).
+// running (their requests' contexts end with their connections), then
+// writes the aggregated audit events pending and stops their goroutine.
 func (s *Server) Close() error {
 	s.stopStreams()
 	s.mu.Lock()
@@ -293,6 +303,7 @@ func (s *Server) Close() error {
 		ln.Close() // when Serve had not taken it yet
 	}
 	s.inFlight.Wait()
+	s.audits.close()
 	return err
 }
 

@@ -39,6 +39,7 @@ type Config struct {
 	LogFormat       string        // -log-format: text or json
 	ShutdownTimeout time.Duration // -shutdown-timeout: how long a graceful shutdown may take
 	SessionTTL      time.Duration // -session-ttl: how long a login lasts
+	TokenTTL        time.Duration // -token-ttl: the longest (and default) life of an API token
 	CookieSecure    bool          // -cookie-secure: Secure cookie on plain HTTP too (behind a TLS proxy)
 	SigningKey      string        // -signing-key: Ed25519 key of evidence packages (created when missing)
 
@@ -57,6 +58,7 @@ type Config struct {
 	UnauthBurst       int           // -unauth-burst
 	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
+	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
 
 	// live ingest (RTSP)
 	RTSPAddr        string        // -rtsp-addr
@@ -144,6 +146,7 @@ func defaultConfig() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		SessionTTL:      12 * time.Hour, // a shift
+		TokenTTL:        90 * 24 * time.Hour,
 		SigningKey:      "/var/lib/bwc/signing-key.pem",
 
 		ReadHeaderTimeout: 10 * time.Second,
@@ -157,6 +160,7 @@ func defaultConfig() Config {
 		UnauthBurst:       200,
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
+		AuditReadPeriod:   5 * time.Minute,
 
 		RTSPAddr:       "127.0.0.1:8554",
 		ReconnectGrace: 30 * time.Second,
@@ -238,6 +242,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "the longest (and default) life of an API token; a token may be created with a shorter ttl")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
 	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
 
@@ -255,6 +260,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.UnauthBurst, "unauth-burst", c.UnauthBurst, "requests without a valid session or token one address may make at once")
 	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
+	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
 
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
 	fs.StringVar(&c.RTSPUDPRTPAddr, "rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, "UDP address for RTP from cameras (even port); empty: TCP only")
@@ -383,6 +389,7 @@ func (c Config) validateBasics(v *validation) {
 	v.check(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
 	v.check(c.SigningKey != "", "signing-key", "required")
 	v.check(c.SessionTTL >= time.Minute, "session-ttl", "at least 1m")
+	v.check(c.TokenTTL >= time.Hour, "token-ttl", "at least 1h")
 }
 
 // validateHTTP checks the HTTP edge's settings.
@@ -398,6 +405,7 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.LoginBurst >= 1 && c.UnauthBurst >= 1, "login-burst, unauth-burst", "at least 1")
 	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
 	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
+	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
 }
 
 // validateRTSP checks the live ingest's settings.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -25,7 +26,12 @@ func TestReplayPinnedToIndexedVersion(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-PIN-1")
-	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, "test")
+	// an admin token: a reviewer sees only recordings of incidents granted to it (web/authz.go)
+	admin, err := p.db.CreateUser(ctx, index.User{Login: "pin-admin", Role: index.RoleAdmin}, "long-enough-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleAdmin, admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

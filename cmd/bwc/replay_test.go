@@ -40,7 +40,12 @@ func TestReplayHLS(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-HLS-1")
-	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleReviewer, "test")
+	// an admin token: a reviewer sees only recordings of incidents granted to it (web/authz.go)
+	admin, err := p.db.CreateUser(ctx, index.User{Login: "hls-admin", Role: index.RoleAdmin}, "long-enough-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleAdmin, admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

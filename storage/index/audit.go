@@ -126,6 +126,15 @@ type AuditFilter struct {
 	Actor       string
 	AfterSeq    int64
 	Limit       int // at most 1000; 100 when 0
+	// Scope: only the events about recordings in Recordings or incidents
+	// in Incidents (nil: every event, the administrators' trail)
+	Scope *AuditScope
+}
+
+// AuditScope narrows the trail to the events about what a principal may
+// see (web/authz.go).
+type AuditScope struct {
+	Recordings, Incidents Scope
 }
 
 const auditCols = `seq, id, at, actor, role, action, object_type, object_id, incident_id, recording_id, remote_addr, details, prev_hash, hash`
@@ -149,10 +158,17 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	if f.Limit > 1000 {
 		f.Limit = 1000
 	}
+	a := &sqlArgs{args: []any{f.IncidentID, f.RecordingID, f.Actor, f.AfterSeq, f.Limit}}
+	scope := ""
+	if f.Scope != nil {
+		scope = ` AND ((recording_id IS NOT NULL AND EXISTS (SELECT 1 FROM recordings r WHERE r.id = audit_events.recording_id AND ` +
+			f.Scope.Recordings.recordingSQL("r.id", "r.officer_id", a) + `))
+		  OR (incident_id IS NOT NULL AND ` + f.Scope.Incidents.incidentSQL("audit_events.incident_id", a) + `))`
+	}
 	rows, err := db.pool.Query(ctx, `SELECT `+auditCols+` FROM audit_events
 		WHERE ($1::uuid IS NULL OR incident_id = $1) AND ($2::uuid IS NULL OR recording_id = $2)
-		  AND ($3 = '' OR actor = $3) AND seq > $4
-		ORDER BY seq LIMIT $5`, f.IncidentID, f.RecordingID, f.Actor, f.AfterSeq, f.Limit)
+		  AND ($3 = '' OR actor = $3) AND seq > $4`+scope+`
+		ORDER BY seq LIMIT $5`, a.args...)
 	if err != nil {
 		return nil, mapErr("list audit events", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +51,8 @@ type Dropoff struct {
 type Dashboard struct {
 	From            time.Time          `json:"from"`
 	To              time.Time          `json:"to"`
-	Unit            string             `json:"unit"`
+	Unit            string             `json:"unit"`      // the units, joined (all: empty)
+	Units           []string           `json:"units"`     // nil: all
 	Incidents       []IncidentCoverage `json:"incidents"` // none first, then partial, then complete
 	WithFootage     int                `json:"with_footage"`
 	AssociationRate float64            `json:"association_rate"` // share of incidents with linked footage
@@ -59,13 +61,14 @@ type Dashboard struct {
 }
 
 // Dashboard computes the video-association figures of the incidents open
-// during [from, to), for the officers of unit (all when empty).
-func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (Dashboard, error) {
-	d := Dashboard{From: from, To: to, Unit: unit, Incidents: []IncidentCoverage{}, Unbound: []Recording{}, Dropoffs: []Dropoff{}}
+// during [from, to), for the officers of units (all when nil; the
+// supervisor's scope, web/authz.go).
+func (db *DB) Dashboard(ctx context.Context, from, to time.Time, units []string) (Dashboard, error) {
+	d := Dashboard{From: from, To: to, Unit: strings.Join(units, ", "), Units: units, Incidents: []IncidentCoverage{}, Unbound: []Recording{}, Dropoffs: []Dropoff{}}
 	if !to.After(from) {
 		return d, &FieldError{Field: "to", Reason: "must be after from"}
 	}
-	incs, err := db.incidentCoverage(ctx, from, to, unit)
+	incs, err := db.incidentCoverage(ctx, from, to, units)
 	if err != nil {
 		return d, err
 	}
@@ -85,7 +88,7 @@ func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (D
 	}
 	d.Unbound = append(d.Unbound, unbound...)
 
-	rows, err := db.pool.Query(ctx, dashboardDropoffsSQL, from, to, unit)
+	rows, err := db.pool.Query(ctx, dashboardDropoffsSQL, from, to, units)
 	if err != nil {
 		return d, mapErr("dashboard dropoffs", err)
 	}
@@ -98,13 +101,13 @@ func (db *DB) Dashboard(ctx context.Context, from, to time.Time, unit string) (D
 }
 
 // dashboardIncidentsSQL: the incidents open in [$1, $2) (of unit $3 when
-// not empty) with their assigned and filming officers and recordings.
+// not nil) with their assigned and filming officers and recordings.
 const dashboardIncidentsSQL = `
 	WITH inc AS (
 		SELECT i.* FROM incidents i
 		WHERE i.opened_at < $2 AND coalesce(i.closed_at, 'infinity') > $1
-		  AND ($3 = '' OR EXISTS (SELECT 1 FROM assignments a JOIN officers o ON o.id = a.officer_id
-		                          WHERE a.incident_id = i.id AND o.unit = $3))
+		  AND ($3::text[] IS NULL OR EXISTS (SELECT 1 FROM assignments a JOIN officers o ON o.id = a.officer_id
+		                          WHERE a.incident_id = i.id AND o.unit = ANY($3)))
 	), assigned AS (
 		SELECT DISTINCT a.incident_id, a.officer_id FROM assignments a JOIN inc ON inc.id = a.incident_id
 	), filmed AS (
@@ -132,7 +135,7 @@ const dashboardDropoffsSQL = `
 	JOIN incidents i ON i.id = ri.incident_id
 	JOIN recordings r ON r.id = g.recording_id JOIN devices d ON d.id = r.device_id
 	LEFT JOIN officers o ON o.id = r.officer_id
-	WHERE g.started_at < $2 AND g.ended_at > $1 AND ($3 = '' OR o.unit = $3)
+	WHERE g.started_at < $2 AND g.ended_at > $1 AND ($3::text[] IS NULL OR o.unit = ANY($3))
 	UNION ALL
 	SELECT r.id, i.number, d.serial, coalesce(o.badge || ' ' || o.name, ''), 'ended', r.ended_at, a.cleared_at
 	FROM recordings r
@@ -143,15 +146,15 @@ const dashboardDropoffsSQL = `
 	LEFT JOIN officers o ON o.id = r.officer_id
 	WHERE r.source = 'rtsp' AND r.ended_at IS NOT NULL AND r.ended_at > a.assigned_at
 	  AND r.ended_at < coalesce(a.cleared_at, now()) - interval '1 minute'
-	  AND r.ended_at >= $1 AND r.ended_at < $2 AND ($3 = '' OR o.unit = $3)
+	  AND r.ended_at >= $1 AND r.ended_at < $2 AND ($3::text[] IS NULL OR o.unit = ANY($3))
 	  AND NOT EXISTS (SELECT 1 FROM recordings r2 WHERE r2.officer_id = r.officer_id AND r2.started_at >= r.ended_at
 	                  AND r2.started_at < coalesce(a.cleared_at, now()))
 	ORDER BY 6 DESC LIMIT 500`
 
 // incidentCoverage lists the incidents of the period with their coverage,
 // the least covered first.
-func (db *DB) incidentCoverage(ctx context.Context, from, to time.Time, unit string) ([]IncidentCoverage, error) {
-	rows, err := db.pool.Query(ctx, dashboardIncidentsSQL, from, to, unit)
+func (db *DB) incidentCoverage(ctx context.Context, from, to time.Time, units []string) ([]IncidentCoverage, error) {
+	rows, err := db.pool.Query(ctx, dashboardIncidentsSQL, from, to, units)
 	if err != nil {
 		return nil, mapErr("dashboard incidents", err)
 	}

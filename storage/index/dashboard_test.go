@@ -16,16 +16,22 @@ import (
 func TestDashboard(t *testing.T) {
 	ctx := context.Background()
 	db, at, r1 := dashboardFixture(t)
-	d, err := db.Dashboard(ctx, at(-60), at(400), "")
+	d, err := db.Dashboard(ctx, at(-60), at(400), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkDashboard(t, d, r1)
-	p2, err := db.Dashboard(ctx, at(-60), at(400), "P2")
+	p2, err := db.Dashboard(ctx, at(-60), at(400), []string{"P2"})
 	if err != nil || len(p2.Incidents) != 1 || p2.Incidents[0].Number != "110-NONE" || len(p2.Dropoffs) != 0 || p2.AssociationRate != 0 {
 		t.Fatalf("unit P2 = %+v %v", p2, err)
 	}
-	if _, err := db.Dashboard(ctx, at(10), at(0), ""); err == nil {
+	if both, err := db.Dashboard(ctx, at(-60), at(400), []string{"P1", "P2"}); err != nil || len(both.Incidents) != len(d.Incidents) {
+		t.Fatalf("units P1, P2 = %d incidents %v, want all %d", len(both.Incidents), err, len(d.Incidents))
+	}
+	if none, err := db.Dashboard(ctx, at(-60), at(400), []string{"P9"}); err != nil || len(none.Incidents) != 0 || len(none.Dropoffs) != 0 {
+		t.Fatalf("unit P9 = %+v %v, want nothing", none, err)
+	}
+	if _, err := db.Dashboard(ctx, at(10), at(0), nil); err == nil {
 		t.Fatal("a period ending before it starts was accepted")
 	}
 }

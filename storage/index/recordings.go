@@ -152,6 +152,7 @@ type RecordingFilter struct {
 	Unbound   bool       // only recordings with no officer
 	From, To  time.Time  // overlapping [From, To)
 	Limit     int        // default 200
+	Scope     *Scope     // only the recordings in this scope (nil: no restriction, for the platform's own use)
 }
 
 // Recordings lists recordings, newest first.
@@ -180,6 +181,11 @@ func (db *DB) Recordings(ctx context.Context, f RecordingFilter) ([]Recording, e
 	}
 	if !f.To.IsZero() {
 		where = append(where, "r.started_at < "+arg(f.To))
+	}
+	if f.Scope != nil {
+		a := &sqlArgs{args: args}
+		where = append(where, f.Scope.recordingSQL("r.id", "r.officer_id", a))
+		args = a.args
 	}
 	if f.Limit <= 0 {
 		f.Limit = 200

@@ -1,0 +1,120 @@
+package index_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/storage/index"
+)
+
+// TestScopes: each scope kind selects the same recordings and incidents
+// for one object (RecordingInScope, IncidentInScope) as for a listing
+// (Recordings with a scope, IncidentsInScope): officer P1-A's recording,
+// P2-B's recording, an unbound one; incident 1 with A assigned, incident 2
+// with B assigned and granted to "rev"; recording B linked to incident 2.
+func TestScopes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	db := f.db
+	a, err := db.CreateOfficer(ctx, index.Officer{Badge: "S-A", Name: "A", Unit: "P1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateOfficer(ctx, index.Officer{Badge: "S-B", Name: "B", Unit: "P2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	rec := func(off *uuid.UUID) uuid.UUID {
+		r, err := db.CreateRecording(ctx, index.Recording{DeviceID: f.devices[0].ID, OfficerID: off, StartedAt: now.Add(-time.Minute)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	recA, recB, recUnbound := rec(&a.ID), rec(&b.ID), rec(nil)
+	inc1, _ := db.CreateIncident(ctx, index.Incident{Number: "110-S1", OpenedAt: now.Add(-time.Hour)})
+	inc2, _ := db.CreateIncident(ctx, index.Incident{Number: "110-S2", OpenedAt: now.Add(-time.Hour)})
+	for _, as := range []struct{ inc, off uuid.UUID }{{inc1.ID, a.ID}, {inc2.ID, b.ID}} {
+		if _, err := db.Assign(ctx, as.inc, as.off, now.Add(-30*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.LinkIncident(ctx, recB, inc2.ID, "test", "scope"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.GrantIncident(ctx, inc2.ID, "rev", "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name       string
+		scope      index.Scope
+		recordings []uuid.UUID
+		incidents  []uuid.UUID
+	}{
+		{"zero value is none", index.Scope{}, nil, nil},
+		{"none", index.Scope{Kind: index.ScopeNone}, nil, nil},
+		{"all", index.Scope{Kind: index.ScopeAll}, []uuid.UUID{recA, recB, recUnbound}, []uuid.UUID{inc1.ID, inc2.ID}},
+		{"own", index.Scope{Kind: index.ScopeOwn, OfficerID: &a.ID}, []uuid.UUID{recA}, []uuid.UUID{inc1.ID}},
+		{"own without an officer", index.Scope{Kind: index.ScopeOwn}, nil, nil},
+		{"unit P1 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P1"}}, []uuid.UUID{recA, recUnbound}, []uuid.UUID{inc1.ID}},
+		{"units P1, P2", index.Scope{Kind: index.ScopeUnits, Units: []string{"P1", "P2"}}, []uuid.UUID{recA, recB, recUnbound}, []uuid.UUID{inc1.ID, inc2.ID}},
+		{"no units: unbound only", index.Scope{Kind: index.ScopeUnits}, []uuid.UUID{recUnbound}, nil},
+		{"granted", index.Scope{Kind: index.ScopeIncidents, Login: "rev"}, []uuid.UUID{recB}, []uuid.UUID{inc2.ID}},
+		{"not granted, no unit", index.Scope{Kind: index.ScopeIncidents, Login: "other"}, nil, nil},
+		{"unit P1's incidents: none linked", index.Scope{Kind: index.ScopeIncidents, Login: "other", Unit: "P1"}, nil, []uuid.UUID{inc1.ID}},
+	}
+	sorted := func(ids []uuid.UUID) []uuid.UUID {
+		ids = slices.Clone(ids)
+		slices.SortFunc(ids, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
+		return ids
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, id := range []uuid.UUID{recA, recB, recUnbound} {
+				in, err := db.RecordingInScope(ctx, id, tc.scope)
+				if err != nil || in != slices.Contains(tc.recordings, id) {
+					t.Errorf("RecordingInScope(%s) = %v %v", id, in, err)
+				}
+			}
+			for _, id := range []uuid.UUID{inc1.ID, inc2.ID} {
+				in, err := db.IncidentInScope(ctx, id, tc.scope)
+				if err != nil || in != slices.Contains(tc.incidents, id) {
+					t.Errorf("IncidentInScope(%s) = %v %v", id, in, err)
+				}
+			}
+			s := tc.scope
+			recs, err := db.Recordings(ctx, index.RecordingFilter{Scope: &s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uuid.UUID
+			for _, r := range recs {
+				got = append(got, r.ID)
+			}
+			if !slices.Equal(sorted(got), sorted(tc.recordings)) {
+				t.Errorf("Recordings = %v, want %v", got, tc.recordings)
+			}
+			incs, err := db.IncidentsInScope(ctx, tc.scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			for _, in := range incs {
+				got = append(got, in.ID)
+			}
+			if !slices.Equal(sorted(got), sorted(tc.incidents)) {
+				t.Errorf("IncidentsInScope = %v, want %v", got, tc.incidents)
+			}
+		})
+	}
+	if _, err := db.RecordingInScope(ctx, uuid.New(), index.Scope{Kind: index.ScopeAll}); !errors.Is(err, index.ErrNotFound) {
+		t.Errorf("unknown recording: %v, want ErrNotFound", err)
+	}
+}
