@@ -33,6 +33,7 @@ type accounts struct {
 	cookieSecure bool
 	edge         *edge
 	kit          *kit
+	mfa          *secondFactor // the second factor checked after the password (mfa.go)
 
 	loginLimit   *addrLimiter
 	unknownLocks *unknownLocks
@@ -86,6 +87,7 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Login    string `json:"login"`
 		Password string `json:"password"`
+		Code     string `json:"code"` // second factor: TOTP or a recovery code
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if !decode(w, r, &in) {
@@ -97,6 +99,9 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(in.Password) > index.MaxPasswordLen:
 		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("password: at most %d bytes", index.MaxPasswordLen), Field: "password"})
+		return
+	case len(in.Code) > index.MaxSecondFactorLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("code: at most %d bytes", index.MaxSecondFactorLen), Field: "code"})
 		return
 	}
 	release, err := a.acquireHash(r.Context())
@@ -114,6 +119,10 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, in.Login, err)
 		return
 	}
+	enrol, ok := a.mfa.checkLogin(w, r, u, in.Code)
+	if !ok {
+		return // answered: no session without the second factor
+	}
 	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, remote)
 	if err != nil {
 		a.kit.fail(w, r, err)
@@ -125,7 +134,7 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	})
 	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
 	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
-	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
+	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt, "mfa_enrolment_required": enrol})
 }
 
 // authenticate checks a password; unknown logins are locked after

@@ -30,6 +30,10 @@ type Principal struct {
 	UserID    uuid.UUID  // uuid.Nil for API tokens
 	OfficerID *uuid.UUID // the officer an officer's account belongs to
 	Unit      string     //
+	// ExternalMFA: the session's second factor was checked by an identity
+	// provider (OpenID Connect), so the local one is not required of it
+	// (mfa.go). Set it from the session's own marker, never from input.
+	ExternalMFA bool
 }
 
 type principalKey struct{}
@@ -63,6 +67,7 @@ type router struct {
 	sessions Sessions
 	kit      *kit
 	edge     *edge
+	mfa      *secondFactor // the second-factor enrolment gate (nil: none)
 	table    []Route
 }
 
@@ -90,6 +95,9 @@ func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 			return
 		case csrf != "" && !safeMethod(r.Method) && r.Header.Get(csrfHeader) != csrf:
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong " + csrfHeader + " header (from the login response or GET /api/session)"})
+			return
+		}
+		if rt.mfa != nil && !rt.mfa.gate(w, r, pattern, p) {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))

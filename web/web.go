@@ -42,6 +42,7 @@ type Index interface {
 	ReplayStore
 	ExportStore
 	UploadStore
+	SecondFactors
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -147,13 +148,16 @@ func (s *Server) build(o Options) http.Handler {
 	cfg, db, log := o.Config, o.Index, o.Logger
 	k := newKit(o.Audit, o.Metrics, log)
 	e := newEdge(cfg, o.Metrics)
-	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e}
+	mfa := &secondFactor{db: db, required: cfg.MFARequiredRoles, kit: k}
+	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e, mfa: mfa}
 	s.health = newHealth(o.Checks, o.Metrics)
 	s.health.routes(r)
 	refresh := liveRefresher{live: o.Ingest, log: log}
 	finder := incidentFinder{db}
+	acc := newAccounts(cfg, db, k, e, o.Metrics)
+	acc.mfa = mfa
 	for _, g := range []interface{ routes(*router) }{
-		newAccounts(cfg, db, k, e, o.Metrics),
+		acc, mfa,
 		&auditTrail{log: o.Audit, kit: k},
 		&roster{db: db, camera: o.Ingest, kit: k},
 		&incidents{db: db, officers: db, linker: db, dashboards: db, timeline: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},

@@ -354,3 +354,12 @@ func (db *DB) removeSecondFactor(ctx context.Context, userID uuid.UUID) error {
 // guesser holding the password could try codes for ever.
 const keepFailuresWithSecondFactor = `CASE WHEN EXISTS (SELECT 1 FROM user_totp t
 	WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) THEN failed_logins ELSE 0 END`
+
+// SecondFactorEnrolled reports whether a user has TOTP enabled: one
+// primary-key lookup, made on every request of the roles that must have a
+// second factor.
+func (db *DB) SecondFactorEnrolled(ctx context.Context, userID uuid.UUID) (bool, error) {
+	var ok bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM user_totp WHERE user_id = $1 AND enabled_at IS NOT NULL)`, userID).Scan(&ok)
+	return ok, mapErr("second factor of "+userID.String(), err)
+}
