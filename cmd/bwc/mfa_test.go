@@ -6,19 +6,24 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // With the default -mfa-required-roles, the wired platform holds an admin
 // and a supervisor without a second factor to enrolment; a reviewer is
-// not held.
+// not held. The admin enrols (the secret sealed with the key build derives
+// from the signing key) and then logs in only with a code.
 func TestSecondFactorRequiredByDefault(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MFARequiredRoles = defaultConfig().MFARequiredRoles
 	p := startPlatform(t, cfg)
 	base := "http://" + p.web.Addr()
 	ctx := context.Background()
+	var admin *session
 	for _, tc := range []struct {
 		role string
 		held bool
@@ -47,6 +52,38 @@ func TestSecondFactorRequiredByDefault(t *testing.T) {
 		}
 		if got, _ := s.send("GET", "/api/mfa/totp", nil, nil); got.StatusCode != 200 {
 			t.Errorf("%s: GET /api/mfa/totp = %d, want 200", tc.role, got.StatusCode)
+		}
+		if tc.role == index.RoleAdmin {
+			admin = s
+		}
+	}
+
+	res, raw := admin.send("POST", "/api/mfa/totp", nil, nil)
+	var enr struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(raw, &enr); err != nil || res.StatusCode != 200 {
+		t.Fatalf("start enrolment: %d %s", res.StatusCode, raw)
+	}
+	prev, _ := totp.GenerateCode(enr.Secret, time.Now().Add(-30*time.Second))
+	if res, raw := admin.send("POST", "/api/mfa/totp/confirm", strings.NewReader(`{"code":"`+prev+`"}`), nil); res.StatusCode != 200 {
+		t.Fatalf("confirm: %d %s", res.StatusCode, raw)
+	}
+	now, _ := totp.GenerateCode(enr.Secret, time.Now())
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"login":"mfa-admin","password":"long-enough-password"}`, 401},
+		{`{"login":"mfa-admin","password":"long-enough-password","code":"` + now + `"}`, 200},
+	} {
+		res, err := http.Post(base+"/api/login", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("login %s: %d, want %d", tc.body, res.StatusCode, tc.want)
 		}
 	}
 }

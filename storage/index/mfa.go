@@ -2,8 +2,11 @@ package index
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,7 +35,57 @@ var (
 	// ErrNoSecondFactor: the user has no second factor enabled (or no
 	// enrolment waiting, for ConfirmTOTP).
 	ErrNoSecondFactor = errors.New("no second factor enrolled")
+	// ErrSecretsKey: no key to seal second-factor secrets was set, or a
+	// stored secret does not open with it (the key was replaced).
+	ErrSecretsKey = errors.New("second-factor secrets key")
 )
+
+// SetSecretsKey sets the 32-byte key TOTP secrets are sealed with at rest
+// (AES-256-GCM, the user's ID as additional data: a sealed secret copied
+// to another user's row does not open). bwc serve derives it from the
+// platform's signing key; without one, enrolments and second-factor
+// checks fail with ErrSecretsKey.
+func (db *DB) SetSecretsKey(key []byte) error {
+	block, err := aes.NewCipher(key)
+	if err == nil && len(key) != 32 {
+		err = fmt.Errorf("%d bytes, want 32", len(key))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSecretsKey, err)
+	}
+	db.secrets, err = cipher.NewGCM(block)
+	return err
+}
+
+// sealedPrefix marks a sealed secret: version 1, AES-256-GCM.
+const sealedPrefix = "v1:"
+
+// sealSecret encrypts a base32 TOTP secret for a user's row.
+func (db *DB) sealSecret(userID uuid.UUID, secret string) (string, error) {
+	if db.secrets == nil {
+		return "", fmt.Errorf("%w: none set (SetSecretsKey)", ErrSecretsKey)
+	}
+	nonce := make([]byte, db.secrets.NonceSize())
+	_, _ = rand.Read(nonce)
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(db.secrets.Seal(nonce, nonce, []byte(secret), userID[:])), nil
+}
+
+// openSecret decrypts a user's stored TOTP secret.
+func (db *DB) openSecret(userID uuid.UUID, stored string) (string, error) {
+	if db.secrets == nil {
+		return "", fmt.Errorf("%w: none set (SetSecretsKey)", ErrSecretsKey)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(stored, sealedPrefix))
+	if err != nil || !strings.HasPrefix(stored, sealedPrefix) || len(raw) < db.secrets.NonceSize() {
+		return "", fmt.Errorf("%w: the stored secret of user %s is not sealed", ErrSecretsKey, userID)
+	}
+	n := db.secrets.NonceSize()
+	plain, err := db.secrets.Open(nil, raw[:n], raw[n:], userID[:])
+	if err != nil {
+		return "", fmt.Errorf("%w: the secret of user %s does not open with this key (was the signing key replaced? an administrator resets the user's second factor): %w", ErrSecretsKey, userID, err)
+	}
+	return string(plain), nil
+}
 
 // TOTP parameters: what every authenticator app understands.
 const (
@@ -90,9 +143,13 @@ func (db *DB) StartTOTP(ctx context.Context, userID uuid.UUID, login, issuer str
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("generate TOTP secret for %s: %w", login, err)
 	}
+	sealed, err := db.sealSecret(userID, key.Secret())
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
 	tag, err := db.pool.Exec(ctx, `INSERT INTO user_totp (user_id, secret) VALUES ($1, $2)
 		ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = now(), last_step = NULL
-		WHERE user_totp.enabled_at IS NULL`, userID, key.Secret())
+		WHERE user_totp.enabled_at IS NULL`, userID, sealed)
 	if err != nil {
 		return TOTPEnrolment{}, mapErr("start TOTP enrolment of "+login, err)
 	}
@@ -129,6 +186,9 @@ func (db *DB) ConfirmTOTP(ctx context.Context, userID uuid.UUID, code string) ([
 			return fmt.Errorf("%w: start an enrolment first (POST /api/mfa/totp)", ErrNoSecondFactor)
 		}
 		if err != nil {
+			return err
+		}
+		if secret, err = db.openSecret(userID, secret); err != nil {
 			return err
 		}
 		step, ok := matchTOTP(secret, code, db.now())
@@ -225,6 +285,9 @@ func (db *DB) CheckSecondFactor(ctx context.Context, u User, code string) (strin
 	}
 	if err != nil {
 		return "", mapErr("second factor of "+u.Login, err)
+	}
+	if secret, err = db.openSecret(u.ID, secret); err != nil {
+		return "", err
 	}
 	method, bad := MethodTOTP, ErrBadSecondFactor
 	ok := false

@@ -213,3 +213,62 @@ func TestSecondFactorEnrolment(t *testing.T) {
 		t.Fatalf("second reset: %v, want ErrNoSecondFactor", err)
 	}
 }
+
+// TestSecondFactorSecretsSealed: the TOTP secret is not in the database as
+// is; it opens only with the key it was sealed with and only in its own
+// user's row.
+func TestSecondFactorSecretsSealed(t *testing.T) {
+	db := storagetest.NewDB(t)
+	ctx := context.Background()
+	u, secret, _ := enrolTOTP(t, db, "a1", index.RoleAdmin)
+	v, _, _ := enrolTOTP(t, db, "a2", index.RoleAdmin)
+	var stored string
+	if err := db.Pool().QueryRow(ctx, `SELECT secret FROM user_totp WHERE user_id = $1`, u.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, secret) || !strings.HasPrefix(stored, "v1:") {
+		t.Fatalf("stored secret %q: want it sealed, not %q", stored, secret)
+	}
+
+	other, err := index.Open(ctx, db.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.CheckSecondFactor(ctx, u, codeNow(t, secret)); !errors.Is(err, index.ErrSecretsKey) {
+		t.Fatalf("check without a key: %v, want ErrSecretsKey", err)
+	}
+	if _, err := other.StartTOTP(ctx, v.ID, v.Login, "BWC"); err == nil {
+		t.Fatal("enrolment without a key: no error")
+	}
+	key := make([]byte, 32)
+	key[0] = 1
+	if err := other.SetSecretsKey(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetSecretsKey(key[:16]); !errors.Is(err, index.ErrSecretsKey) {
+		t.Fatalf("a 16-byte key: %v, want ErrSecretsKey", err)
+	}
+	if _, err := other.CheckSecondFactor(ctx, u, codeNow(t, secret)); !errors.Is(err, index.ErrSecretsKey) {
+		t.Fatalf("check with another key: %v, want ErrSecretsKey", err)
+	}
+	// u's sealed secret copied into v's row does not open there
+	if _, err := db.Pool().Exec(ctx, `UPDATE user_totp SET secret = $1 WHERE user_id = $2`, stored, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CheckSecondFactor(ctx, v, codeNow(t, secret)); !errors.Is(err, index.ErrSecretsKey) {
+		t.Fatalf("u's secret in v's row: %v, want ErrSecretsKey", err)
+	}
+	if m, err := db.CheckSecondFactor(ctx, u, codeNow(t, secret)); err != nil || m != index.MethodTOTP {
+		t.Fatalf("u with the right key: %q %v", m, err)
+	}
+}
+
+func codeNow(t *testing.T, secret string) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

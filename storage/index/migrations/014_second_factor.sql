@@ -1,8 +1,10 @@
 -- A second factor for local accounts (index/mfa.go): a TOTP secret per user
 -- (RFC 6238, SHA-1, 6 digits, 30 s) and single-use recovery codes.
 --
--- The secret is stored as given (base32), not encrypted: whoever reads this
--- table can compute the user's codes (README, second factor). enabled_at is
+-- The secret is sealed (AES-256-GCM, "v1:" + base64, the user's ID as
+-- additional data) with a key bwc serve derives from its signing key
+-- (index.SetSecretsKey): a copy of the database alone does not give the
+-- codes. enabled_at is
 -- NULL while an enrolment waits for its first code. last_step is the time
 -- step (Unix time / 30) of the last accepted code: a code of that step or
 -- an earlier one is refused (replay), decided by one conditional UPDATE so
