@@ -335,3 +335,44 @@ func TestSecondFactorDisableAndReset(t *testing.T) {
 		t.Errorf("audit: %d auth.mfa.reset, %d auth.mfa.disable_failed; want 1 and 2", reset, failed)
 	}
 }
+
+// TestSecondFactorTokensAndUnenrolled: an admin API token has no user, so
+// it has no second factor and is not held; turning off a second factor
+// one does not have is 409.
+func TestSecondFactorTokensAndUnenrolled(t *testing.T) {
+	base, db := mfaServer(t)
+	ctx := context.Background()
+	tok, err := db.CreateAPIToken(ctx, "dispatch", index.RoleAdmin, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := func(method, path string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/users", 200},
+		{"POST", "/api/mfa/totp", 403},
+		{"GET", "/api/mfa/totp", 403},
+	} {
+		if code := bearer(tc.method, tc.path); code != tc.want {
+			t.Errorf("admin token: %s %s = %d, want %d", tc.method, tc.path, code, tc.want)
+		}
+	}
+	if _, err := db.CreateUser(ctx, index.User{Login: "rev", Role: index.RoleReviewer}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	rev := postLogin(t, base, `{"login":"rev","password":"correct horse battery"}`).client
+	if code, body, _ := rev.do("DELETE", "/api/mfa/totp", `{"password":"correct horse battery","code":"123456"}`); code != 409 {
+		t.Errorf("turn off a second factor never enrolled: %d %v, want 409", code, body)
+	}
+}
