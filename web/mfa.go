@@ -46,10 +46,12 @@ type secondFactor struct {
 }
 
 // beforeEnrolment are the routes a session that must enrol first may
-// reach: who am I, logging out, and enrolment itself.
+// reach: who am I, logging out, enrolment itself, and the password change
+// an administrator's reset may demand first (passwordChangeRoutes).
 var beforeEnrolment = map[string]bool{
 	"GET /api/session":           true,
 	"POST /api/logout":           true,
+	"POST /api/password":         true,
 	"GET /api/mfa/totp":          true,
 	"POST /api/mfa/totp":         true,
 	"POST /api/mfa/totp/confirm": true,
@@ -66,11 +68,16 @@ func (m *secondFactor) routes(r *router) {
 		panic("web: mfa.html is not embedded")
 	}
 	r.mux.HandleFunc("GET /mfa", func(w http.ResponseWriter, req *http.Request) {
-		if _, _, err := r.authenticate(req); err != nil {
+		p, _, err := r.authenticate(req)
+		if err != nil {
 			if !r.edge.limitFailedAuth(w, req) {
 				return
 			}
 			http.Redirect(w, req, "/?next=/mfa", http.StatusSeeOther)
+			return
+		}
+		if p.MustChangePassword { // first the password (accounts.go), then enrolment
+			http.Redirect(w, req, "/account", http.StatusSeeOther)
 			return
 		}
 		servePage(w, page)

@@ -342,7 +342,11 @@ func TestSecondFactorDisableAndReset(t *testing.T) {
 func TestSecondFactorTokensAndUnenrolled(t *testing.T) {
 	base, db := mfaServer(t)
 	ctx := context.Background()
-	tok, err := db.CreateAPIToken(ctx, "dispatch", index.RoleAdmin, "test")
+	boss, err := db.CreateUser(ctx, index.User{Login: "boss", Role: index.RoleAdmin}, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := db.CreateAPIToken(ctx, "dispatch", index.RoleAdmin, boss, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,5 +378,48 @@ func TestSecondFactorTokensAndUnenrolled(t *testing.T) {
 	rev := postLogin(t, base, `{"login":"rev","password":"correct horse battery"}`).client
 	if code, body, _ := rev.do("DELETE", "/api/mfa/totp", `{"password":"correct horse battery","code":"123456"}`); code != 409 {
 		t.Errorf("turn off a second factor never enrolled: %d %v, want 409", code, body)
+	}
+}
+
+// TestPasswordResetThenEnrolment: an admin whose password an administrator
+// reset, and who has no second factor, changes the password first (the
+// enrolment gate lets the change through) and then enrols; neither gate
+// locks the other out.
+func TestPasswordResetThenEnrolment(t *testing.T) {
+	base, db := mfaServer(t)
+	ctx := context.Background()
+	u, err := db.CreateUser(ctx, index.User{Login: "newadmin", Role: index.RoleAdmin}, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ResetPassword(ctx, u.ID, "temporary horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	res := postLogin(t, base, `{"login":"newadmin","password":"temporary horse battery"}`)
+	user, _ := res.body["user"].(map[string]any)
+	if res.code != 200 || res.body["mfa_enrolment_required"] != true || user["must_change_password"] != true {
+		t.Fatalf("login: %d %v, want a session that must change the password and enrol", res.code, res.body)
+	}
+	c := res.client
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", base+"/mfa", nil)
+	req.AddCookie(c.cookie)
+	page, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != 303 || page.Header.Get("Location") != "/account" {
+		t.Errorf("GET /mfa before the password change: %d %q, want 303 to /account", page.StatusCode, page.Header.Get("Location"))
+	}
+	if code, body, _ := c.do("POST", "/api/password", `{"current":"temporary horse battery","new":"a brand new horse battery"}`); code != 200 {
+		t.Fatalf("password change before enrolment: %d %v", code, body)
+	}
+	if code, body, _ := c.do("GET", "/api/incidents", ""); code != 403 || body["mfa_enrolment_required"] != true {
+		t.Fatalf("after the password change, before enrolment: %d %v, want 403 enrolment required", code, body)
+	}
+	enrolThroughAPI(t, c)
+	if code, body, _ := c.do("GET", "/api/incidents", ""); code != 200 {
+		t.Fatalf("after both: %d %v", code, body)
 	}
 }

@@ -74,7 +74,7 @@ func (c Config) relayConfig() relay.Config {
 func (c Config) webConfig() (web.Config, error) {
 	proxies, err := web.ParseTrustedProxies(splitList(c.TrustedProxies))
 	return web.Config{Addr: c.HTTPAddr, ShutdownTimeout: c.ShutdownTimeout,
-		SessionTTL: c.SessionTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
+		SessionTTL: c.SessionTTL, TokenTTL: c.TokenTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TrustedProxies: proxies,
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,

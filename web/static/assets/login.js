@@ -17,8 +17,9 @@ document.querySelector('#login').onsubmit = async (ev) => {
   try {
     const res = await api('POST', '/api/login', body);
     setCSRF(res.csrf_token);
-    if (res.mfa_enrolment_required) { location.href = '/mfa'; return; }
     const next = new URLSearchParams(location.search).get('next');
+    if (res.user.must_change_password) { location.href = '/account'; return; } // an administrator reset it
+    if (res.mfa_enrolment_required) { location.href = '/mfa'; return; } // the role requires a second factor
     location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : (homes[res.user.role] || '/account');
   } catch (e) {
     if (e.status === 401 && e.field === 'code') {
