@@ -47,9 +47,9 @@ test('the test computes RFC 6238 codes', () => {
   assert.equal(base32('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ').toString(), '12345678901234567890');
 });
 
-async function signIn(page, password) {
+async function signIn(page, password, login = 'admin') {
   await page.goto(platform.url + '/');
-  await page.fill('input[name=login]', 'admin');
+  await page.fill('input[name=login]', login);
   await page.fill('input[name=password]', password);
   await page.click('button[type=submit]');
 }
@@ -109,4 +109,42 @@ test('an admin with TOTP enrolled signs in with the code', async () => {
   assert.equal((await ctx.cookies()).some((c) => c.name === 'bwc_session'), true);
   await page.screenshot({ path: path.join(screenshots, 'admin-after-totp.png') });
   await ctx.close();
+});
+
+test('an admin resets a supervisor\'s second factor from the admin page', async () => {
+  // the supervisor enrols
+  const sv = await browser.newPage();
+  await signIn(sv, 'demo-supervisor-pass', 'supervisor');
+  await sv.waitForURL((u) => u.pathname === '/mfa');
+  await sv.locator('#start').waitFor({ state: 'visible' });
+  await sv.click('#start');
+  await sv.waitForFunction(() => document.querySelector('#secret').value.length > 0);
+  const svSecret = await sv.inputValue('#secret');
+  await sv.fill('#confirm input[name=code]', totp(svSecret, Date.now() - 30000));
+  await sv.click('#confirm button[type=submit]');
+  await sv.waitForFunction(() => document.querySelectorAll('#recovery li').length === 10);
+  await sv.close();
+
+  // the admin (a code of the next time step: the current one may be used)
+  const ctx = await browser.newContext({ locale: 'en-US' });
+  const page = await ctx.newPage();
+  await signIn(page, 'demo-admin-pass');
+  await page.locator('#code-row').waitFor({ state: 'visible' });
+  await page.fill('input[name=code]', totp(secret, Date.now() + 30000));
+  await Promise.all([page.waitForURL((u) => u.pathname === '/admin'), page.click('button[type=submit]')]);
+  const row = page.locator('#users tr[data-login=supervisor]');
+  await row.waitFor();
+  await row.locator('input[name=mfa-reason]').fill('lost phone');
+  await row.locator('button.reset-mfa').click();
+  await page.waitForFunction(() => document.querySelector('#user-done').textContent.includes('supervisor'));
+  assert.match(await page.locator('#user-done').innerText(), /reset/);
+  await page.screenshot({ path: path.join(screenshots, 'admin-mfa-reset.png'), fullPage: true });
+  await ctx.close();
+
+  // the supervisor signs in with the password alone and must enrol again
+  const again = await browser.newPage();
+  await signIn(again, 'demo-supervisor-pass', 'supervisor');
+  await again.waitForURL((u) => u.pathname === '/mfa');
+  await again.locator('#required').waitFor({ state: 'visible' });
+  await again.close();
 });
