@@ -99,8 +99,10 @@ func (m *secondFactor) enrolmentRequired(ctx context.Context, p Principal) (bool
 	return !ok, err
 }
 
-// gate answers 403 to a session that must enrol first, on every route but
-// beforeEnrolment's; false when it answered.
+// gate answers 403 (audited as access.refused, like the router's other
+// refusals) to a session that must enrol first, on every route but
+// beforeEnrolment's; false when it answered. The request's context holds
+// the principal.
 func (m *secondFactor) gate(w http.ResponseWriter, r *http.Request, pattern string, p Principal) bool {
 	if beforeEnrolment[pattern] {
 		return true
@@ -111,6 +113,7 @@ func (m *secondFactor) gate(w http.ResponseWriter, r *http.Request, pattern stri
 		m.kit.fail(w, r, err)
 		return false
 	case need:
+		m.kit.auditRefusal(r, r.PathValue("id"), "second factor enrolment required")
 		writeJSON(w, http.StatusForbidden, mfaError{Error: "second factor enrolment required: set up TOTP first (POST /api/mfa/totp, the /mfa page)", EnrolmentRequired: true})
 		return false
 	}

@@ -163,6 +163,19 @@ func TestRequiredSecondFactor(t *testing.T) {
 			t.Errorf("before enrolment: %s %s = %d %v, want %d", tc.method, tc.path, code, body, tc.want)
 		}
 	}
+	events, err := db.AuditEvents(ctx, index.AuditFilter{Actor: "chief", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := 0
+	for _, e := range events {
+		if e.Action == "access.refused" && e.Details["reason"] == "second factor enrolment required" {
+			refusals++
+		}
+	}
+	if refusals != 3 {
+		t.Errorf("audit: %d access.refused for the missing second factor, want 3 (one per route)", refusals)
+	}
 	if code, loc := page("/admin"); code != 303 || loc != "/mfa" {
 		t.Errorf("before enrolment: GET /admin = %d %q, want 303 to /mfa", code, loc)
 	}

@@ -59,6 +59,7 @@ type Config struct {
 	UnauthBurst       int           // -unauth-burst
 	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
+	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
 	MFARequiredRoles  string        // -mfa-required-roles: roles that must have a second factor (comma-separated); empty: none
 
 	// live ingest (RTSP)
@@ -161,6 +162,7 @@ func defaultConfig() Config {
 		UnauthBurst:       200,
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
+		AuditReadPeriod:   5 * time.Minute,
 		MFARequiredRoles:  "admin,supervisor", // CJIS: multi-factor for those who see every unit's evidence
 
 		RTSPAddr:       "127.0.0.1:8554",
@@ -261,6 +263,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.UnauthBurst, "unauth-burst", c.UnauthBurst, "requests without a valid session or token one address may make at once")
 	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
+	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
 	fs.StringVar(&c.MFARequiredRoles, "mfa-required-roles", c.MFARequiredRoles, "comma-separated roles that must have a second factor (TOTP): until they enrol, their sessions may only enrol; empty: none")
 
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
@@ -406,6 +409,7 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.LoginBurst >= 1 && c.UnauthBurst >= 1, "login-burst, unauth-burst", "at least 1")
 	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
 	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
+	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
 	for _, role := range splitList(c.MFARequiredRoles) {
 		v.check(index.ValidRole(role), "mfa-required-roles", fmt.Sprintf("%q is not officer, supervisor, reviewer or admin", role))
 	}
