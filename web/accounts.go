@@ -37,6 +37,7 @@ type accounts struct {
 	cookieSecure bool
 	edge         *edge
 	kit          *kit
+	mfa          *secondFactor // the second factor checked after the password (mfa.go)
 
 	loginLimit   *addrLimiter
 	unknownLocks *unknownLocks
@@ -115,6 +116,7 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Login    string `json:"login"`
 		Password string `json:"password"`
+		Code     string `json:"code"` // second factor: TOTP or a recovery code
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if !decode(w, r, &in) {
@@ -126,6 +128,9 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(in.Password) > index.MaxPasswordLen:
 		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("password: at most %d bytes", index.MaxPasswordLen), Field: "password"})
+		return
+	case len(in.Code) > index.MaxSecondFactorLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("code: at most %d bytes", index.MaxSecondFactorLen), Field: "code"})
 		return
 	}
 	release, err := a.acquireHash(r.Context())
@@ -143,6 +148,10 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, in.Login, err)
 		return
 	}
+	enrol, ok := a.mfa.checkLogin(w, r, u, in.Code)
+	if !ok {
+		return // answered: no session without the second factor
+	}
 	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, remote)
 	if err != nil {
 		a.kit.fail(w, r, err)
@@ -154,7 +163,7 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	})
 	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
 	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
-	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
+	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt, "mfa_enrolment_required": enrol})
 }
 
 // authenticate checks a password; unknown logins are locked after

@@ -79,5 +79,6 @@ func (c Config) webConfig() (web.Config, error) {
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 		LoginRate: c.LoginRate, LoginBurst: c.LoginBurst, UnauthRate: c.UnauthRate, UnauthBurst: c.UnauthBurst,
-		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod}, err
+		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod,
+		MFARequiredRoles: splitList(c.MFARequiredRoles)}, err
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
@@ -59,6 +60,7 @@ type Config struct {
 	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
 	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
+	MFARequiredRoles  string        // -mfa-required-roles: roles that must have a second factor (comma-separated); empty: none
 
 	// live ingest (RTSP)
 	RTSPAddr        string        // -rtsp-addr
@@ -161,6 +163,7 @@ func defaultConfig() Config {
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
 		AuditReadPeriod:   5 * time.Minute,
+		MFARequiredRoles:  "admin,supervisor", // CJIS: multi-factor for those who see every unit's evidence
 
 		RTSPAddr:       "127.0.0.1:8554",
 		ReconnectGrace: 30 * time.Second,
@@ -261,6 +264,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
 	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
+	fs.StringVar(&c.MFARequiredRoles, "mfa-required-roles", c.MFARequiredRoles, "comma-separated roles that must have a second factor (TOTP): until they enrol, their sessions may only enrol; empty: none")
 
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
 	fs.StringVar(&c.RTSPUDPRTPAddr, "rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, "UDP address for RTP from cameras (even port); empty: TCP only")
@@ -406,6 +410,9 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
 	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
 	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
+	for _, role := range splitList(c.MFARequiredRoles) {
+		v.check(index.ValidRole(role), "mfa-required-roles", fmt.Sprintf("%q is not officer, supervisor, reviewer or admin", role))
+	}
 }
 
 // validateRTSP checks the live ingest's settings.

@@ -99,6 +99,8 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"login-burst, unauth-burst", func(c *Config) { c.UnauthBurst = 0 }},
 		{"login-hash-concurrency", func(c *Config) { c.LoginHashSlots = 0 }},
 		{"login-hash-wait", func(c *Config) { c.LoginHashWait = 0 }},
+		{"mfa-required-roles", func(c *Config) { c.MFARequiredRoles = "admin,chief" }},
+		{"", func(c *Config) { c.MFARequiredRoles = "" }}, // nobody held: allowed (tests, demo)
 		{"LinkInterval", func(c *Config) { c.LinkInterval = 0 }},
 		{"MaxClockSkew", func(c *Config) { c.MaxClockSkew = 0 }},
 		{"DevicesReload", func(c *Config) { c.DevicesReload = 0 }},

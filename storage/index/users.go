@@ -275,7 +275,7 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 	if known && ok && !u.Disabled {
 		// reset the counter unless a parallel failure locked the account
 		// meanwhile
-		err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL
+		err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = `+keepFailuresWithSecondFactor+`, locked_until = NULL
 			WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2) RETURNING id`, u.ID, now).Scan(&u.ID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return User{}, ErrLocked
@@ -285,20 +285,30 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 		}
 		return u, nil
 	}
-	var failed int
-	err = db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
-		locked_until = CASE WHEN failed_logins + 1 >= $2
-			THEN $3::timestamptz + make_interval(secs => LEAST($4::float8 * power(2, LEAST(failed_logins + 1 - $2, 20)), $5::float8))
-			ELSE locked_until END
-		WHERE login = $1 RETURNING failed_logins`,
-		login, lockoutAfter, now, lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
-		return User{}, mapErr("record failed login", err)
+	if err := db.countFailedLogin(ctx, login); err != nil {
+		return User{}, err
 	}
 	if !known {
 		return User{}, ErrUnknownLogin
 	}
 	return User{}, ErrBadCredentials
+}
+
+// countFailedLogin counts one failed login (a wrong password or
+// second-factor code) in one UPDATE, and locks the account from the value
+// it returns. An unknown login finds no row.
+func (db *DB) countFailedLogin(ctx context.Context, login string) error {
+	var failed int
+	err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
+		locked_until = CASE WHEN failed_logins + 1 >= $2
+			THEN $3::timestamptz + make_interval(secs => LEAST($4::float8 * power(2, LEAST(failed_logins + 1 - $2, 20)), $5::float8))
+			ELSE locked_until END
+		WHERE login = $1 RETURNING failed_logins`,
+		login, lockoutAfter, db.now(), lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
+		return mapErr("record failed login", err)
+	}
+	return nil
 }
 
 // FailedLogins returns a user's count of consecutive failed logins and the

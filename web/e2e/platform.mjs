@@ -50,8 +50,11 @@ function ready(url, ca) {
 
 // startPlatform creates a database, seeds the demo data and accounts, starts
 // bwc serve and waits until it is ready. extraArgs go to bwc serve; tls
-// ({ cert, key } files) serves it over HTTPS.
-export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null } = {}) {
+// ({ cert, key } files) serves it over HTTPS. mfaRequiredRoles is
+// -mfa-required-roles: none by default, as the tests sign in as admin and
+// supervisor with a password; null keeps the server's default
+// (admin,supervisor).
+export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null, mfaRequiredRoles = '' } = {}) {
   const bin = need('BWC_BIN');
   const admin = new URL(need('BWC_TEST_DATABASE_URL'));
   const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
@@ -99,7 +102,8 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
   if (storage.status !== 0) throw new Error(`setup-storage: ${storage.stderr}`);
   const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
   if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
-  const proc = spawn(bin, ['serve', ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const mfaArgs = mfaRequiredRoles === null ? [] : [`-mfa-required-roles=${mfaRequiredRoles}`];
+  const proc = spawn(bin, ['serve', ...mfaArgs, ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
   const ca = tls ? readFileSync(tls.cert) : null;
   const deadline = Date.now() + 30000;
