@@ -30,6 +30,7 @@ type Principal struct {
 	UserID    uuid.UUID  // uuid.Nil for API tokens
 	OfficerID *uuid.UUID // the officer an officer's account belongs to
 	Unit      string     //
+	Method    string     // a session's: index.AuthPassword or index.AuthOIDC (the provider did the second factor); "" for API tokens
 }
 
 type principalKey struct{}
@@ -136,7 +137,7 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 		return Principal{}, "", err
 	}
 	u := sess.User
-	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit}, sess.CSRFToken, nil
+	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit, Method: sess.Method}, sess.CSRFToken, nil
 }
 
 // actor is the login of the request's principal, for audit fields.
