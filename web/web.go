@@ -42,6 +42,7 @@ type Index interface {
 	ReplayStore
 	ExportStore
 	UploadStore
+	OIDCStore
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -152,8 +153,10 @@ func (s *Server) build(o Options) http.Handler {
 	s.health.routes(r)
 	refresh := liveRefresher{live: o.Ingest, log: log}
 	finder := incidentFinder{db}
+	acc := newAccounts(cfg, db, k, e, o.Metrics)
 	for _, g := range []interface{ routes(*router) }{
-		newAccounts(cfg, db, k, e, o.Metrics),
+		acc,
+		newSingleSignOn(cfg.OIDC, db, acc, k),
 		&auditTrail{log: o.Audit, kit: k},
 		&roster{db: db, camera: o.Ingest, kit: k},
 		&incidents{db: db, officers: db, linker: db, dashboards: db, timeline: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, kit: k},
