@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -197,7 +200,15 @@ func randomString() string {
 }
 
 // login: GET /auth/oidc/login redirects the browser to the provider.
+// Starting sign-ins counts against the address's login rate, as password
+// logins do: each one stores a row until it is used or expires.
 func (s *singleSignOn) login(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.accounts.loginLimit.allow(clientAddr(r), time.Now()); !ok {
+		s.accounts.edge.rateLimited.WithLabelValues("login").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		ssoPage(w, http.StatusTooManyRequests, "Too many sign-ins from your address: try again in a moment.", "您的地址登录次数过多，请稍后再试。")
+		return
+	}
 	p, err := s.discover()
 	if err != nil {
 		s.kit.log.Error("oidc: identity provider unreachable", "issuer", s.cfg.Issuer, "err", err)
@@ -330,7 +341,7 @@ func (s *singleSignOn) identity(idt *oidc.IDToken, claims map[string]any) (index
 	groups := claimStrings(claims[s.cfg.RoleClaim])
 	id := index.Identity{Issuer: idt.Issuer, Subject: idt.Subject}
 	for _, m := range s.cfg.RoleMap {
-		if contains(groups, m.Group) {
+		if slices.Contains(groups, m.Group) {
 			id.Role = m.Role
 			break
 		}
@@ -368,15 +379,6 @@ func claimStrings(v any) []string {
 		return out
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func truncate(s string, n int) string {

@@ -38,7 +38,8 @@ var ssoUsers = []oidctest.User{
 	{Subject: "sub-admin", Username: "admin", Password: "pw-admin", Groups: []string{"bwc-reviewers"}},
 }
 
-func newSSO(t *testing.T) ssoEnv {
+// newSSO: edit, if any, changes the platform's configuration.
+func newSSO(t *testing.T, edit ...func(*web.Config)) ssoEnv {
 	t.Helper()
 	db := storagetest.NewDB(t)
 	opTS := httptest.NewUnstartedServer(nil)
@@ -60,6 +61,9 @@ func newSSO(t *testing.T) ssoEnv {
 	opts.Config.OIDC = web.OIDCConfig{Issuer: issuer, Name: "Police ID", ClientID: "bwc", ClientSecret: "client-secret",
 		RedirectURL: bwcURL + "/auth/oidc/callback", RoleClaim: "groups", RoleMap: roles, UnitClaim: "unit", BadgeClaim: "badge",
 		LoginTTL: time.Minute, HTTPTimeout: 10 * time.Second}
+	for _, f := range edit {
+		f(&opts.Config)
+	}
 	s := newServer(t, opts)
 	bwcTS.Config.Handler = s.Handler()
 	bwcTS.Start()
@@ -233,22 +237,23 @@ func TestOIDCSignIn(t *testing.T) {
 func TestOIDCRefused(t *testing.T) {
 	e := newSSO(t)
 	for _, tc := range []struct {
-		name string
-		code int
-		run  func(t *testing.T, c *http.Client) (int, string)
+		name   string
+		code   int
+		reason string // in the audited refusal
+		run    func(t *testing.T, c *http.Client) (int, string)
 	}{
-		{"wrong state", http.StatusBadRequest, func(t *testing.T, c *http.Client) (int, string) {
+		{"wrong state", http.StatusBadRequest, "no such sign-in", func(t *testing.T, c *http.Client) (int, string) {
 			cb := e.authorize(c, "sv.chen", "pw-sv")
 			q := cb.Query()
 			q.Set("state", "forged-"+q.Get("state"))
 			cb.RawQuery = q.Encode()
 			return e.finish(c, cb)
 		}},
-		{"state of another browser", http.StatusBadRequest, func(t *testing.T, c *http.Client) (int, string) {
+		{"state of another browser", http.StatusBadRequest, "no such sign-in", func(t *testing.T, c *http.Client) (int, string) {
 			cb := e.authorize(e.browser(), "sv.chen", "pw-sv") // started elsewhere
 			return e.finish(c, cb)
 		}},
-		{"state used twice", http.StatusBadRequest, func(t *testing.T, c *http.Client) (int, string) {
+		{"state used twice", http.StatusBadRequest, "no such sign-in", func(t *testing.T, c *http.Client) (int, string) {
 			cb := e.authorize(c, "sv.chen", "pw-sv")
 			binding := e.cookie(c, cb, "bwc_oidc")
 			if code, body := e.finish(c, cb); code != http.StatusOK {
@@ -260,7 +265,7 @@ func TestOIDCRefused(t *testing.T) {
 			c.Jar.SetCookies(cb, []*http.Cookie{binding})
 			return e.finish(c, cb)
 		}},
-		{"replayed code", http.StatusForbidden, func(t *testing.T, c *http.Client) (int, string) {
+		{"replayed code", http.StatusForbidden, "invalid_grant", func(t *testing.T, c *http.Client) (int, string) {
 			first := e.authorize(c, "sv.chen", "pw-sv")
 			if code, body := e.finish(c, first); code != http.StatusOK {
 				t.Fatalf("first sign-in: %d %s", code, body)
@@ -272,15 +277,12 @@ func TestOIDCRefused(t *testing.T) {
 			second.RawQuery = q.Encode()
 			return e.finish(c, second)
 		}},
-		{"wrong nonce", http.StatusForbidden, func(t *testing.T, c *http.Client) (int, string) {
-			e.op.WrongNonce(true)
-			defer e.op.WrongNonce(false)
-			return e.finish(c, e.authorize(c, "sv.chen", "pw-sv"))
-		}},
-		{"no mapped group", http.StatusForbidden, func(t *testing.T, c *http.Client) (int, string) {
+		{"wrong nonce", http.StatusForbidden, "nonce", tampered(e, oidctest.Tampering{WrongNonce: true})},
+		{"expired ID token", http.StatusForbidden, "expired", tampered(e, oidctest.Tampering{Expired: true})},
+		{"no mapped group", http.StatusForbidden, `no group of the user maps to a role (claim "groups": "cafeteria")`, func(t *testing.T, c *http.Client) (int, string) {
 			return e.finish(c, e.authorize(c, "cook", "pw-cook"))
 		}},
-		{"officer badge not on the roster", http.StatusForbidden, func(t *testing.T, c *http.Client) (int, string) {
+		{"officer badge not on the roster", http.StatusForbidden, "no officer with this badge", func(t *testing.T, c *http.Client) (int, string) {
 			return e.finish(c, e.authorize(c, "of.zhao", "pw-of"))
 		}},
 	} {
@@ -297,8 +299,13 @@ func TestOIDCRefused(t *testing.T) {
 			if s := e.session(c); s != nil {
 				t.Fatalf("a refused sign-in has a session: %+v", s)
 			}
-			if after := countAction(e.audited(), "auth.login.oidc.refused"); after != before+1 {
+			events := e.audited()
+			if after := countAction(events, "auth.login.oidc.refused"); after != before+1 {
 				t.Fatalf("refusals audited: %d → %d, want one more", before, after)
+			}
+			last := events[len(events)-1]
+			if reason, _ := last.Details["reason"].(string); last.Action != "auth.login.oidc.refused" || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("last audit event %s %v, want a refusal naming %q", last.Action, last.Details, tc.reason)
 			}
 		})
 	}
@@ -309,6 +316,16 @@ func TestOIDCRefused(t *testing.T) {
 	}
 	if slices.ContainsFunc(users, func(u index.User) bool { return u.Login == "cook" || u.Login == "of.zhao" }) {
 		t.Fatalf("a refused person got an account: %v", users)
+	}
+}
+
+// tampered signs in while the provider issues a token the platform must
+// refuse.
+func tampered(e ssoEnv, tm oidctest.Tampering) func(*testing.T, *http.Client) (int, string) {
+	return func(t *testing.T, c *http.Client) (int, string) {
+		e.op.Tamper(tm)
+		defer e.op.Tamper(oidctest.Tampering{})
+		return e.finish(c, e.authorize(c, "sv.chen", "pw-sv"))
 	}
 }
 
@@ -407,4 +424,22 @@ func mustRequest(t *testing.T, u string) *http.Request {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestOIDCLoginRate: starting sign-ins counts against the address's login
+// rate, as password logins do (each start stores a row).
+func TestOIDCLoginRate(t *testing.T) {
+	e := newSSO(t, func(c *web.Config) { c.LoginRate, c.LoginBurst = 0.001, 2 })
+	noRedirect := &http.Client{Transport: &http.Transport{}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	t.Cleanup(noRedirect.CloseIdleConnections)
+	for i, want := range []int{http.StatusSeeOther, http.StatusSeeOther, http.StatusTooManyRequests} {
+		res, err := noRedirect.Get(e.url + "/auth/oidc/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want || want == http.StatusTooManyRequests && res.Header.Get("Retry-After") == "" {
+			t.Fatalf("start %d: %d (Retry-After %q), want %d", i+1, res.StatusCode, res.Header.Get("Retry-After"), want)
+		}
+	}
 }

@@ -97,13 +97,18 @@ func (p *Provider) AllowRedirect(uri string) {
 	p.store.cfg.RedirectURIs = append(p.store.cfg.RedirectURIs, uri)
 }
 
-// WrongNonce makes the provider put another nonce than the client's into
-// the ID tokens it issues from now on (a misbehaving or replaying
-// provider).
-func (p *Provider) WrongNonce(on bool) {
+// Tampering makes the provider issue ID tokens a relying party must
+// refuse (a misbehaving provider, or an attacker replaying tokens).
+type Tampering struct {
+	WrongNonce bool // another nonce than the client sent
+	Expired    bool // expired when issued
+}
+
+// Tamper applies to the sign-ins started from now on (zero: none).
+func (p *Provider) Tamper(t Tampering) {
 	p.store.mu.Lock()
 	defer p.store.mu.Unlock()
-	p.store.wrongNonce = on
+	p.store.tamper = t
 }
 
 // LastChallengeMethod is the PKCE method of the latest authorization
@@ -133,7 +138,7 @@ type storage struct {
 	users         map[string]User // by username
 	requests      map[string]*authRequest
 	codes         map[string]string // code → request ID
-	wrongNonce    bool
+	tamper        Tampering
 	lastChallenge string
 }
 
@@ -143,7 +148,7 @@ type authRequest struct {
 	subject   string
 	authTime  time.Time
 	done      bool
-	badNonce  bool
+	tamper    Tampering
 	challenge *oidc.CodeChallenge
 }
 
@@ -155,7 +160,7 @@ func (a *authRequest) GetAuthTime() time.Time                { return a.authTime
 func (a *authRequest) GetClientID() string                   { return a.req.ClientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.challenge }
 func (a *authRequest) GetNonce() string {
-	if a.badNonce {
+	if a.tamper.WrongNonce {
 		return a.req.Nonce + "-not-yours"
 	}
 	return a.req.Nonce
@@ -173,7 +178,7 @@ var errNotFound = errors.New("oidctest: not found")
 func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := &authRequest{id: randomID(), req: *req, badNonce: s.wrongNonce}
+	a := &authRequest{id: randomID(), req: *req, tamper: s.tamper}
 	if req.CodeChallenge != "" {
 		a.challenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
 	}
@@ -274,7 +279,11 @@ func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, 
 	if id != s.cfg.ClientID {
 		return nil, errNotFound
 	}
-	return &client{id: id, redirects: slices.Clone(s.cfg.RedirectURIs), issuer: s.cfg.Issuer}, nil
+	lifetime := 5 * time.Minute
+	if s.tamper.Expired {
+		lifetime = -time.Minute
+	}
+	return &client{id: id, redirects: slices.Clone(s.cfg.RedirectURIs), issuer: s.cfg.Issuer, lifetime: lifetime}, nil
 }
 
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
@@ -328,6 +337,7 @@ func (s *storage) Health(context.Context) error { return nil }
 type client struct {
 	id, issuer string
 	redirects  []string
+	lifetime   time.Duration // of its ID tokens
 }
 
 func (c *client) GetID() string                       { return c.id }
@@ -341,7 +351,7 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 func (c *client) GrantTypes() []oidc.GrantType        { return []oidc.GrantType{oidc.GrantTypeCode} }
 func (c *client) LoginURL(id string) string           { return c.issuer + "/login?id=" + id }
 func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration      { return 5 * time.Minute }
+func (c *client) IDTokenLifetime() time.Duration      { return c.lifetime }
 func (c *client) DevMode() bool                       { return true }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
