@@ -19,8 +19,11 @@ type Accounts interface {
 	Authenticate(ctx context.Context, login, password string) (index.User, error)
 	CreateSession(ctx context.Context, u index.User, ttl time.Duration, remote, method string) (index.Session, error)
 	DeleteSession(ctx context.Context, token string) error
-	CreateAPIToken(ctx context.Context, name, role, by string) (index.APIToken, error)
+	CreateAPIToken(ctx context.Context, name, role string, by index.User, ttl time.Duration) (index.APIToken, error)
+	APITokens(ctx context.Context) ([]index.APIToken, error)
 	RevokeAPIToken(ctx context.Context, id uuid.UUID) error
+	ChangePassword(ctx context.Context, id uuid.UUID, password, keepSession string) (index.User, error)
+	ResetPassword(ctx context.Context, id uuid.UUID, password string) (index.User, error)
 	CreateUser(ctx context.Context, u index.User, password string) (index.User, error)
 	Users(ctx context.Context) ([]index.User, error)
 	SetUserDisabled(ctx context.Context, id uuid.UUID, disabled bool) (index.User, error)
@@ -30,6 +33,7 @@ type Accounts interface {
 type accounts struct {
 	db           Accounts
 	sessionTTL   time.Duration
+	tokenTTL     time.Duration // the longest (and default) life of an API token
 	cookieSecure bool
 	edge         *edge
 	kit          *kit
@@ -43,7 +47,7 @@ type accounts struct {
 }
 
 func newAccounts(cfg Config, db Accounts, k *kit, e *edge, reg *prometheus.Registry) *accounts {
-	a := &accounts{db: db, sessionTTL: cfg.SessionTTL, cookieSecure: cfg.CookieSecure, edge: e, kit: k,
+	a := &accounts{db: db, sessionTTL: cfg.SessionTTL, tokenTTL: cfg.TokenTTL, cookieSecure: cfg.CookieSecure, edge: e, kit: k,
 		loginLimit:   newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, maxLimitedAddrs),
 		unknownLocks: newUnknownLocks(maxLimitedAddrs),
 		hashWait:     cfg.HashWait,
@@ -68,8 +72,33 @@ func (a *accounts) routes(r *router) {
 	r.handle("POST /api/users", adminOnly, a.createUser)
 	r.handle("GET /api/users", adminOnly, list(a.kit, a.db.Users))
 	r.handle("POST /api/users/{id}/disabled", adminOnly, a.setUserDisabled)
+	r.handle("POST /api/users/{id}/password", adminOnly, a.resetPassword)
+	r.handle("POST /api/password", anyone, a.changePassword)
 	r.handle("POST /api/tokens", adminOnly, a.createToken)
+	r.handle("GET /api/tokens", adminOnly, list(a.kit, a.db.APITokens))
 	r.handle("DELETE /api/tokens/{id}", adminOnly, a.revokeToken)
+}
+
+// passwordChangeRoutes are all a session may reach while its user must
+// change their password (after an administrator's reset).
+var passwordChangeRoutes = map[string]bool{
+	"GET /api/session":   true,
+	"POST /api/password": true,
+	"POST /api/logout":   true,
+}
+
+const errPasswordChangeRequired = "password change required: change your password (POST /api/password, the /account page) first"
+
+// personOf is the user behind a principal: the user, or the creator of an
+// API token (nil when unknown).
+func personOf(p Principal) *uuid.UUID {
+	switch {
+	case p.UserID != uuid.Nil:
+		return &p.UserID
+	case p.CreatorID != uuid.Nil:
+		return &p.CreatorID
+	}
+	return nil
 }
 
 // login: POST /api/login. In order, cheapest first: the address's login
@@ -185,7 +214,8 @@ func (a *accounts) session(rt *router) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, _ := PrincipalFrom(r.Context())
 		_, csrf, _ := rt.authenticate(r)
-		writeJSON(w, http.StatusOK, map[string]any{"login": p.Login, "role": p.Role, "officer_id": p.OfficerID, "unit": p.Unit, "csrf_token": csrf})
+		writeJSON(w, http.StatusOK, map[string]any{"login": p.Login, "role": p.Role, "officer_id": p.OfficerID, "unit": p.Unit, "csrf_token": csrf,
+			"must_change_password": p.MustChangePassword})
 	}
 }
 
@@ -235,16 +265,163 @@ func (a *accounts) setUserDisabled(w http.ResponseWriter, r *http.Request) {
 	a.kit.reply(w, r, http.StatusOK, u, err)
 }
 
+// createToken: an administrator (a person: tokens do not make tokens)
+// issues an API token, valid for the -token-ttl setting or a shorter ttl
+// asked for (a Go duration, e.g. "720h").
 func (a *accounts) createToken(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name string `json:"name"`
 		Role string `json:"role"`
+		TTL  string `json:"ttl"`
 	}
 	if !decode(w, r, &in) {
 		return
 	}
-	t, err := a.db.CreateAPIToken(r.Context(), in.Name, in.Role, actor(r))
+	p, _ := PrincipalFrom(r.Context())
+	if p.UserID == uuid.Nil {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "an API token may not create API tokens: an administrator must"})
+		return
+	}
+	ttl := a.tokenTTL
+	if in.TTL != "" {
+		d, err := time.ParseDuration(in.TTL)
+		switch {
+		case err != nil || d <= 0:
+			a.kit.fail(w, r, &index.FieldError{Field: "ttl", Reason: `a positive duration, e.g. "720h"`})
+			return
+		case d > a.tokenTTL:
+			a.kit.fail(w, r, &index.FieldError{Field: "ttl", Reason: fmt.Sprintf("at most %v (-token-ttl)", a.tokenTTL)})
+			return
+		}
+		ttl = d
+	}
+	t, err := a.db.CreateAPIToken(r.Context(), in.Name, in.Role, index.User{ID: p.UserID, Login: p.Login}, ttl)
 	a.kit.reply(w, r, http.StatusCreated, t, err)
+}
+
+// changePassword: POST /api/password {current, new}. A user changes their
+// own password: the current one is checked like a login (a wrong one
+// counts towards the lockout), the new one must meet the policy; the
+// user's other sessions end. Audited either way.
+func (a *accounts) changePassword(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Current string `json:"current"`
+		New     string `json:"new"`
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if !decode(w, r, &in) {
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	if p.UserID == uuid.Nil {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "an API token has no password"})
+		return
+	}
+	for _, f := range []struct{ name, v string }{{"current", in.Current}, {"new", in.New}} {
+		switch {
+		case f.v == "":
+			a.kit.fail(w, r, &index.FieldError{Field: f.name, Reason: "required"})
+			return
+		case len(f.v) > index.MaxPasswordLen:
+			a.kit.fail(w, r, &index.FieldError{Field: f.name, Reason: fmt.Sprintf("at most %d bytes", index.MaxPasswordLen)})
+			return
+		}
+	}
+	release, err := a.acquireHash(r.Context())
+	if err != nil {
+		a.busy(w, err)
+		return
+	}
+	defer release()
+	failed := func(why string) {
+		_ = a.kit.audit(r, index.AuditEvent{Action: "auth.password.change.refused", ObjectType: "user", ObjectID: p.Login,
+			Details: map[string]any{"why": why}})
+	}
+	if _, err := a.db.Authenticate(r.Context(), p.Login, in.Current); err != nil {
+		switch {
+		case errors.Is(err, index.ErrLocked):
+			failed("locked")
+			writeJSON(w, http.StatusTooManyRequests, apiError{Error: err.Error()})
+		case errors.Is(err, index.ErrBadCredentials):
+			// 403, not 401: the session stands, the password given is wrong
+			failed("wrong current password")
+			writeJSON(w, http.StatusForbidden, apiError{Error: "the current password is wrong", Field: "current"})
+		default:
+			a.kit.fail(w, r, err)
+		}
+		return
+	}
+	keep := ""
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		keep = c.Value
+	}
+	u, err := a.db.ChangePassword(r.Context(), p.UserID, in.New, keep)
+	if errors.Is(err, index.ErrWeakPassword) {
+		failed(err.Error())
+		var fe *index.FieldError
+		errors.As(err, &fe)
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "new: " + fe.Reason, Field: "new"})
+		return
+	}
+	if err != nil {
+		a.kit.fail(w, r, err)
+		return
+	}
+	a.kit.log.Info("password changed", "login", u.Login)
+	_ = a.kit.audit(r, index.AuditEvent{Action: "auth.password.change", ObjectType: "user", ObjectID: u.Login})
+	writeJSON(w, http.StatusOK, u)
+}
+
+// resetPassword: POST /api/users/{id}/password {password}. An
+// administrator (a person, not a token) sets a new password (meeting the
+// policy); the user must change it at their next login, and their
+// sessions end.
+func (a *accounts) resetPassword(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	var in struct {
+		Password string `json:"password"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	if p, _ := PrincipalFrom(r.Context()); p.UserID == uuid.Nil {
+		// a leaked token must not turn into a person's account
+		writeJSON(w, http.StatusForbidden, apiError{Error: "an API token may not reset passwords: an administrator must"})
+		return
+	}
+	if len(in.Password) > index.MaxPasswordLen {
+		a.kit.fail(w, r, &index.FieldError{Field: "password", Reason: fmt.Sprintf("at most %d bytes", index.MaxPasswordLen)})
+		return
+	}
+	release, err := a.acquireHash(r.Context())
+	if err != nil {
+		a.busy(w, err)
+		return
+	}
+	defer release()
+	u, err := a.db.ResetPassword(r.Context(), id, in.Password)
+	if err != nil {
+		a.kit.fail(w, r, err)
+		return
+	}
+	a.unknownLocks.forget(u.Login)
+	a.kit.log.Info("password reset", "login", u.Login, "by", actor(r))
+	_ = a.kit.audit(r, index.AuditEvent{Action: "user.password.reset", ObjectType: "user", ObjectID: u.Login,
+		Details: map[string]any{"user_id": u.ID.String(), "must_change_password": true}})
+	writeJSON(w, http.StatusOK, u)
+}
+
+// busy answers a request that got no password-hashing slot (nothing when
+// the client went away).
+func (a *accounts) busy(w http.ResponseWriter, err error) {
+	if errors.Is(err, errBusy) {
+		a.hashBusy.Inc()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "password hashing is busy; retry in a moment"})
+	}
 }
 
 func (a *accounts) revokeToken(w http.ResponseWriter, r *http.Request) {

@@ -30,7 +30,15 @@ type Principal struct {
 	UserID    uuid.UUID  // uuid.Nil for API tokens
 	OfficerID *uuid.UUID // the officer an officer's account belongs to
 	Unit      string     //
-	Method    string     // a session's: index.AuthPassword or index.AuthOIDC (the provider did the second factor); "" for API tokens
+	TokenID   uuid.UUID  // the API token (uuid.Nil for users)
+	CreatorID uuid.UUID  // the user who created the API token
+	// MustChangePassword: an administrator reset the password; the
+	// session reaches only passwordChangeRoutes (accounts.go).
+	MustChangePassword bool
+	// ExternalMFA: the session's second factor was checked by an identity
+	// provider (OpenID Connect), so the local one is not required of it
+	// (mfa.go). Set it from the session's own marker, never from input.
+	ExternalMFA bool
 }
 
 type principalKey struct{}
@@ -86,6 +94,9 @@ func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 			}
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "authentication required: log in (POST /api/login) or send an API token"})
 			return
+		case p.MustChangePassword && !passwordChangeRoutes[pattern]:
+			writeJSON(w, http.StatusForbidden, apiError{Error: errPasswordChangeRequired})
+			return
 		case !slices.Contains(roles, p.Role):
 			writeJSON(w, http.StatusForbidden, apiError{Error: "role " + p.Role + " may not " + r.Method + " " + r.URL.Path})
 			return
@@ -126,7 +137,11 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 		if err != nil {
 			return Principal{}, "", err
 		}
-		return Principal{Login: "token:" + t.Name, Role: t.Role}, "", nil
+		p := Principal{Login: "token:" + t.Name, Role: t.Role, TokenID: t.ID}
+		if t.CreatedByID != nil {
+			p.CreatorID = *t.CreatedByID
+		}
+		return p, "", nil
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || len(c.Value) > maxTokenLen {
@@ -137,7 +152,8 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 		return Principal{}, "", err
 	}
 	u := sess.User
-	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit, Method: sess.Method}, sess.CSRFToken, nil
+	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit,
+		MustChangePassword: u.MustChangePassword, ExternalMFA: sess.Method == index.AuthOIDC}, sess.CSRFToken, nil
 }
 
 // actor is the login of the request's principal, for audit fields.

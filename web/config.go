@@ -13,6 +13,7 @@ type Config struct {
 	Addr            string        // listening address, host:port (port 0: any free port)
 	ShutdownTimeout time.Duration // how long a graceful shutdown may take (> 0)
 	SessionTTL      time.Duration // how long a login lasts (> 0)
+	TokenTTL        time.Duration // the longest (and default) life of an API token (> 0)
 	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
 	LinkBuffer      time.Duration // incident association rule's widening (0: exactly the assignment window)
 	ExportApproval  bool          // exports need a supervisor's approval
@@ -58,7 +59,7 @@ func (c Config) validate() error {
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"ShutdownTimeout", c.ShutdownTimeout}, {"SessionTTL", c.SessionTTL}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}} {
+	}{{"ShutdownTimeout", c.ShutdownTimeout}, {"SessionTTL", c.SessionTTL}, {"TokenTTL", c.TokenTTL}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}} {
 		if d.v <= 0 {
 			bad(d.field, fmt.Sprintf("must be positive, not %v", d.v))
 		}

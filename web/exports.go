@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,7 +19,7 @@ type ExportStore interface {
 	RequestExport(ctx context.Context, e index.Export, approvalRequired bool) (index.Export, error)
 	Export(ctx context.Context, id uuid.UUID) (index.Export, error)
 	Exports(ctx context.Context, incident *uuid.UUID) ([]index.Export, error)
-	DecideExport(ctx context.Context, id uuid.UUID, by string, approve bool, reason string) (index.Export, error)
+	DecideExport(ctx context.Context, id uuid.UUID, byID uuid.UUID, by string, approve bool, reason string) (index.Export, error)
 	GrantIncident(ctx context.Context, incident uuid.UUID, login, by string) error
 	MayReview(ctx context.Context, incident uuid.UUID, login, unit string) (bool, error)
 }
@@ -86,8 +87,8 @@ func (h *exports) requestExport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e, err := h.db.RequestExport(ctx, index.Export{IncidentID: inc.ID, From: in.From, To: in.To, RequestedBy: p.Login, Reason: in.Reason},
-		h.approval)
+	e, err := h.db.RequestExport(ctx, index.Export{IncidentID: inc.ID, From: in.From, To: in.To, RequestedBy: p.Login, Reason: in.Reason,
+		RequestedByID: personOf(p)}, h.approval)
 	if err != nil {
 		h.kit.fail(w, r, err)
 		return
@@ -124,7 +125,10 @@ func (h *exports) getExport(w http.ResponseWriter, r *http.Request) {
 }
 
 // decideExport: a supervisor other than the requester approves (the
-// package is then built) or rejects (with a reason).
+// package is then built) or rejects (with a reason). Four eyes means two
+// people: the requester's user ID may not decide, whichever login or
+// session it uses, and an API token never decides. Refusals are 403 and
+// audited (export.decide.refused, with the reason).
 func (h *exports) decideExport(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := pathID(w, r, "id")
@@ -138,7 +142,24 @@ func (h *exports) decideExport(approve bool) http.HandlerFunc {
 			return
 		}
 		p, _ := PrincipalFrom(r.Context())
-		e, err := h.db.DecideExport(r.Context(), id, p.Login, approve, in.Reason)
+		refuse := func(why string) {
+			ev := index.AuditEvent{Action: "export.decide.refused", ObjectType: "export", ObjectID: id.String(),
+				Details: map[string]any{"approve": approve, "why": why}}
+			if e, err := h.db.Export(r.Context(), id); err == nil {
+				ev.IncidentID = &e.IncidentID // in the incident's trail too
+			}
+			_ = h.kit.audit(r, ev)
+			writeJSON(w, http.StatusForbidden, apiError{Error: why})
+		}
+		if p.UserID == uuid.Nil {
+			refuse("an API token may not approve or reject an export: a person must")
+			return
+		}
+		e, err := h.db.DecideExport(r.Context(), id, p.UserID, p.Login, approve, in.Reason)
+		if errors.Is(err, index.ErrFourEyes) {
+			refuse("the requester may not approve or reject their own export (four eyes)")
+			return
+		}
 		if err != nil {
 			h.kit.fail(w, r, err)
 			return

@@ -64,6 +64,10 @@ func pageRoutes(rt *router) {
 				http.Redirect(w, r, "/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
+			if pr.MustChangePassword { // the API would refuse the page's calls
+				http.Redirect(w, r, "/account", http.StatusSeeOther)
+				return
+			}
 			if !slices.Contains(p.Roles, pr.Role) {
 				forbiddenPage(w, pr.Role)
 				return
@@ -78,7 +82,11 @@ func pageRoutes(rt *router) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		pr, _, err := rt.authenticate(r)
 		if err == nil && r.URL.Query().Get("next") == "" {
-			http.Redirect(w, r, homeOf(pr.Role), http.StatusSeeOther)
+			home := homeOf(pr.Role)
+			if pr.MustChangePassword {
+				home = "/account"
+			}
+			http.Redirect(w, r, home, http.StatusSeeOther)
 			return
 		}
 		if err != nil && !rt.edge.limitFailedAuth(w, r) {

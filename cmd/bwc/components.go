@@ -81,7 +81,7 @@ func (c Config) webConfig() (web.Config, error) {
 	}
 	oidc, err := c.oidcConfig()
 	return web.Config{OIDC: oidc, Addr: c.HTTPAddr, ShutdownTimeout: c.ShutdownTimeout,
-		SessionTTL: c.SessionTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
+		SessionTTL: c.SessionTTL, TokenTTL: c.TokenTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TrustedProxies: proxies,
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,

@@ -40,6 +40,7 @@ type Config struct {
 	LogFormat       string        // -log-format: text or json
 	ShutdownTimeout time.Duration // -shutdown-timeout: how long a graceful shutdown may take
 	SessionTTL      time.Duration // -session-ttl: how long a login lasts
+	TokenTTL        time.Duration // -token-ttl: the longest (and default) life of an API token
 	CookieSecure    bool          // -cookie-secure: Secure cookie on plain HTTP too (behind a TLS proxy)
 	SigningKey      string        // -signing-key: Ed25519 key of evidence packages (created when missing)
 
@@ -158,6 +159,7 @@ func defaultConfig() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		SessionTTL:      12 * time.Hour, // a shift
+		TokenTTL:        90 * 24 * time.Hour,
 		SigningKey:      "/var/lib/bwc/signing-key.pem",
 
 		ReadHeaderTimeout: 10 * time.Second,
@@ -260,6 +262,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "the longest (and default) life of an API token; a token may be created with a shorter ttl")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
 	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
 
@@ -415,6 +418,7 @@ func (c Config) validateBasics(v *validation) {
 	v.check(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
 	v.check(c.SigningKey != "", "signing-key", "required")
 	v.check(c.SessionTTL >= time.Minute, "session-ttl", "at least 1m")
+	v.check(c.TokenTTL >= time.Hour, "token-ttl", "at least 1h")
 }
 
 // validateHTTP checks the HTTP edge's settings.

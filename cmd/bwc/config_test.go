@@ -63,6 +63,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"shutdown-timeout", func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"signing-key", func(c *Config) { c.SigningKey = "" }},
 		{"session-ttl", func(c *Config) { c.SessionTTL = time.Second }},
+		{"token-ttl", func(c *Config) { c.TokenTTL = time.Minute }},
 		{"rtsp-addr", func(c *Config) { c.RTSPAddr = "rtsp://0.0.0.0:8554" }},
 		{"rtsp-udp-rtcp-addr", func(c *Config) { c.RTSPUDPRTPAddr = ":8000" }},
 		{"camera-host", func(c *Config) { c.CameraHost = "cams.example" }},

@@ -106,8 +106,8 @@ func TestExportWithApproval(t *testing.T) {
 	if code := supA.do("POST", "/api/exports", req, &own); code != 201 {
 		t.Fatalf("supervisor request: %d", code)
 	}
-	if code := supA.do("POST", "/api/exports/"+own.ID.String()+"/approve", `{}`, nil); code != 409 {
-		t.Fatalf("self-approval: %d, want 409", code)
+	if code := supA.do("POST", "/api/exports/"+own.ID.String()+"/approve", `{}`, nil); code != 403 {
+		t.Fatalf("self-approval: %d, want 403 (four eyes)", code)
 	}
 	var e index.Export
 	if code := rev.do("POST", "/api/exports", req, &e); code != 201 || e.Status != index.ExportRequested {

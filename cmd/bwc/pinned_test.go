@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -25,7 +26,11 @@ func TestReplayPinnedToIndexedVersion(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-PIN-1")
-	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, "test")
+	admin, err := p.db.CreateUser(ctx, index.User{Login: "pin-admin", Role: index.RoleAdmin}, "long-enough-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.db.CreateAPIToken(ctx, "pinned", index.RoleReviewer, admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,11 @@ func TestReplayHLS(t *testing.T) {
 	cfg := testConfig(t)
 	p := startPlatform(t, cfg)
 	dev := platformDevice(t, p, "CAM-HLS-1")
-	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleReviewer, "test")
+	admin, err := p.db.CreateUser(ctx, index.User{Login: "hls-admin", Role: index.RoleAdmin}, "long-enough-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := p.db.CreateAPIToken(ctx, "player", index.RoleReviewer, admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -329,7 +329,7 @@ func seedDemo(ctx context.Context, cfg Config) error {
 		if u.role == index.RoleOfficer {
 			user.OfficerID = &ids[0]
 		}
-		if _, err := db.CreateUser(ctx, user, u.password); err != nil && !errors.Is(err, index.ErrConflict) {
+		if _, err := db.CreateDemoUser(ctx, user, u.password); err != nil && !errors.Is(err, index.ErrConflict) {
 			return fmt.Errorf("seed demo user %s: %w", u.login, err)
 		}
 	}

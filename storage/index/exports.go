@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,10 +40,19 @@ type Export struct {
 	Error          string     `json:"error,omitempty"`
 	ReadyAt        *time.Time `json:"ready_at"`
 	VersionID      string     `json:"-"` // the package's version in the bucket ("" when not built, or built before)
+	// RequestedByID is the requesting user (for an API token: its
+	// creator); nil for requests older than the rule or from tokens
+	// without a recorded creator. DecidedByID is the deciding user.
+	RequestedByID *uuid.UUID `json:"requested_by_id"`
+	DecidedByID   *uuid.UUID `json:"decided_by_id"`
 }
 
+// ErrFourEyes: the requester of an export (the same user ID, whatever the
+// login or token) may not decide it.
+var ErrFourEyes = errors.New("the requester cannot decide their own export")
+
 const exportCols = `id, incident_id, range_from, range_to, requested_by, reason, requested_at, status, decided_by, decided_at,
-	decision_reason, object_key, sha256, size, error, ready_at, COALESCE(version_id, '') AS version_id`
+	decision_reason, object_key, sha256, size, error, ready_at, COALESCE(version_id, '') AS version_id, requested_by_id, decided_by_id`
 
 // RequestExport records a request; without approval it is approved at once
 // by the rule.
@@ -63,9 +73,10 @@ func (db *DB) RequestExport(ctx context.Context, e Export, approvalRequired bool
 		rule := "no approval required"
 		by = &rule
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO exports (id, incident_id, range_from, range_to, requested_by, reason, status, decided_by, decided_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END)`,
-		e.ID, e.IncidentID, e.From, e.To, e.RequestedBy, e.Reason, e.Status, by)
+	_, err := db.pool.Exec(ctx, `INSERT INTO exports (id, incident_id, range_from, range_to, requested_by, reason, status, decided_by, decided_at,
+			requested_by_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $8::text IS NULL THEN NULL ELSE now() END, $9)`,
+		e.ID, e.IncidentID, e.From, e.To, e.RequestedBy, e.Reason, e.Status, by, e.RequestedByID)
 	if err != nil {
 		return Export{}, mapErr("request export", err)
 	}
@@ -93,11 +104,14 @@ func (db *DB) Exports(ctx context.Context, incident *uuid.UUID) ([]Export, error
 	return out, mapErr("exports", err)
 }
 
-// DecideExport approves or rejects a requested export. The requester
-// cannot decide their own (ErrConflict); a decided one is ErrConflict.
-func (db *DB) DecideExport(ctx context.Context, id uuid.UUID, by string, approve bool, reason string) (Export, error) {
-	if strings.TrimSpace(by) == "" {
-		return Export{}, &FieldError{Field: "by", Reason: "required"}
+// DecideExport approves or rejects a requested export as user byID (login
+// by). The four-eyes rule compares user IDs: the requester, through any
+// session or token, cannot decide their own (ErrFourEyes; a request
+// without a recorded requester ID falls back to the login). A decided
+// one is ErrConflict.
+func (db *DB) DecideExport(ctx context.Context, id uuid.UUID, byID uuid.UUID, by string, approve bool, reason string) (Export, error) {
+	if strings.TrimSpace(by) == "" || byID == uuid.Nil {
+		return Export{}, &FieldError{Field: "by", Reason: "a user decides an export"}
 	}
 	if !approve && strings.TrimSpace(reason) == "" {
 		return Export{}, &FieldError{Field: "reason", Reason: "required to reject an export"}
@@ -106,15 +120,15 @@ func (db *DB) DecideExport(ctx context.Context, id uuid.UUID, by string, approve
 	if err != nil {
 		return Export{}, err
 	}
-	if e.RequestedBy == by {
-		return Export{}, fmt.Errorf("export %s: the requester cannot decide their own export: %w", id, ErrConflict)
+	if e.RequestedByID != nil && *e.RequestedByID == byID || e.RequestedByID == nil && e.RequestedBy == by {
+		return Export{}, fmt.Errorf("export %s: %w", id, ErrFourEyes)
 	}
 	status := ExportRejected
 	if approve {
 		status = ExportApproved
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE exports SET status = $2, decided_by = $3, decided_at = now(), decision_reason = $4
-		WHERE id = $1 AND status = 'requested'`, id, status, by, reason)
+	tag, err := db.pool.Exec(ctx, `UPDATE exports SET status = $2, decided_by = $3, decided_at = now(), decision_reason = $4, decided_by_id = $5
+		WHERE id = $1 AND status = 'requested'`, id, status, by, reason, byID)
 	if err != nil {
 		return Export{}, mapErr("decide export", err)
 	}

@@ -72,6 +72,9 @@ type User struct {
 	OfficerID *uuid.UUID `json:"officer_id"`
 	Disabled  bool       `json:"disabled"`
 	CreatedAt time.Time  `json:"created_at"`
+	// MustChangePassword: an administrator reset the password; until the
+	// user changes it, their session reaches only the password change.
+	MustChangePassword bool `json:"must_change_password"`
 }
 
 // Lockout policy: after lockoutAfter consecutive failures each further one
@@ -119,16 +122,32 @@ func checkPassword(encoded, pw string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
-// CreateUser stores a user with an argon2id hash of the password.
+// CreateUser stores a user with an argon2id hash of the password, which
+// must meet the password policy (CheckPassword).
 func (db *DB) CreateUser(ctx context.Context, u User, password string) (User, error) {
+	u.Login = strings.TrimSpace(u.Login)
+	if err := CheckPassword(u.Login, password); err != nil {
+		return User{}, weakPassword(err)
+	}
+	return db.createUser(ctx, u, password)
+}
+
+// CreateDemoUser stores one of the demo's published accounts (bwc
+// seed-demo) without the password policy: their passwords are printed by
+// scripts/demo.sh and name the role. Never for real accounts.
+func (db *DB) CreateDemoUser(ctx context.Context, u User, password string) (User, error) {
+	return db.createUser(ctx, u, password)
+}
+
+func (db *DB) createUser(ctx context.Context, u User, password string) (User, error) {
 	u.Login = strings.TrimSpace(u.Login)
 	switch {
 	case u.Login == "" || len(u.Login) > MaxLoginLen || strings.ContainsAny(u.Login, " \t\r\n"):
 		return User{}, invalid("login", "1 to 64 characters without spaces")
 	case !ValidRole(u.Role):
 		return User{}, invalid("role", "one of officer, supervisor, reviewer, admin")
-	case len(password) < 10:
-		return User{}, invalid("password", "at least 10 characters")
+	case password == "":
+		return User{}, invalid("password", "required")
 	case len(password) > MaxPasswordLen:
 		return User{}, invalid("password", "at most 256 characters")
 	case u.Role == RoleOfficer && u.OfficerID == nil:
@@ -144,12 +163,17 @@ func (db *DB) CreateUser(ctx context.Context, u User, password string) (User, er
 	return u, nil
 }
 
-const userCols = `id, login, role, unit, officer_id, disabled, created_at`
+const userCols = `id, login, role, unit, officer_id, disabled, created_at, must_change_password`
 
 func scanUser(r pgx.Row) (User, error) {
 	var u User
-	err := r.Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt)
+	err := r.Scan(u.fields()...)
 	return u, err
+}
+
+// fields are the scan targets of userCols, in order.
+func (u *User) fields() []any {
+	return []any{&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &u.MustChangePassword}
 }
 
 // Users lists every user by login.
@@ -168,17 +192,28 @@ func (db *DB) UserByLogin(ctx context.Context, login string) (User, error) {
 	return u, mapErr("user "+login, err)
 }
 
-// SetUserDisabled disables or re-enables an account; disabling ends its
-// sessions.
+// SetUserDisabled disables or re-enables an account. Disabling ends its
+// sessions and revokes the API tokens it created, in one transaction
+// (re-enabling revives neither); APITokenByToken also refuses a token
+// whose creator is disabled.
 func (db *DB) SetUserDisabled(ctx context.Context, id uuid.UUID, disabled bool) (User, error) {
-	u, err := scanUser(db.pool.QueryRow(ctx, `UPDATE users SET disabled = $2 WHERE id = $1 RETURNING `+userCols, id, disabled))
+	var u User
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET disabled = $2 WHERE id = $1 RETURNING `+userCols, id, disabled))
+		if err != nil || !disabled {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE created_by_id = $1 AND revoked_at IS NULL`, id, db.now()); err != nil {
+			return fmt.Errorf("revoke API tokens: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return User{}, mapErr("disable user "+id.String(), err)
-	}
-	if disabled {
-		if _, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, id); err != nil {
-			return User{}, mapErr("end sessions of user "+id.String(), err)
-		}
 	}
 	return u, nil
 }
@@ -210,7 +245,7 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 		known  = true
 	)
 	err := db.pool.QueryRow(ctx, `SELECT `+userCols+`, password_hash, locked_until FROM users WHERE login = $1`, login).
-		Scan(&u.ID, &u.Login, &u.Role, &u.Unit, &u.OfficerID, &u.Disabled, &u.CreatedAt, &hash, &locked)
+		Scan(append(u.fields(), &hash, &locked)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		known, hash = false, dummyHash
 	} else if err != nil {
@@ -299,10 +334,11 @@ func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remo
 // when it is unknown, expired or its user is disabled.
 func (db *DB) SessionByToken(ctx context.Context, token string) (Session, error) {
 	var s Session
-	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.disabled, u.created_at, s.csrf_token, s.expires_at, s.method
+	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.disabled, u.created_at, u.must_change_password,
+			s.csrf_token, s.expires_at, s.method
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`, tokenHash(token)).
-		Scan(&s.User.ID, &s.User.Login, &s.User.Role, &s.User.Unit, &s.User.OfficerID, &s.User.Disabled, &s.User.CreatedAt, &s.CSRFToken, &s.ExpiresAt, &s.Method)
+		Scan(append(s.User.fields(), &s.CSRFToken, &s.ExpiresAt, &s.Method)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrUnauthenticated
 	}
@@ -315,48 +351,98 @@ func (db *DB) DeleteSession(ctx context.Context, token string) error {
 	return mapErr("delete session", err)
 }
 
-// APIToken is a bearer token for a machine client (e.g. a dispatch system).
+// APIToken is a bearer token for a machine client (e.g. a dispatch
+// system). Its secret is shown once, at creation; only its SHA-256 hash is
+// stored, and neither is ever listed.
 type APIToken struct {
-	ID        uuid.UUID  `json:"id"`
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	CreatedBy string     `json:"created_by"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Token     string     `json:"token,omitempty"` // only when created
+	ID          uuid.UUID  `json:"id"`
+	Name        string     `json:"name"`
+	Role        string     `json:"role"`
+	CreatedBy   string     `json:"created_by"`    // the creator's login
+	CreatedByID *uuid.UUID `json:"created_by_id"` // the creator (nil: made before creators were recorded)
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at"` // nil: made before tokens expired (refused)
+	LastUsedAt  *time.Time `json:"last_used_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	Token       string     `json:"token,omitempty"` // only when created
 }
 
-// CreateAPIToken issues a token; its secret is returned once.
-func (db *DB) CreateAPIToken(ctx context.Context, name, role, by string) (APIToken, error) {
+// LastUseEvery: a token's last use is written at most this often, so that a
+// busy client does not cost a write per request.
+const LastUseEvery = time.Minute
+
+const tokenCols = `t.id, t.name, t.role, t.created_by, t.created_by_id, t.created_at, t.expires_at, t.last_used_at, t.revoked_at`
+
+func (t *APIToken) fields() []any {
+	return []any{&t.ID, &t.Name, &t.Role, &t.CreatedBy, &t.CreatedByID, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.RevokedAt}
+}
+
+// CreateAPIToken issues a token made by user by (ID and login), valid for
+// ttl; its secret is returned once. The longest ttl is the caller's rule
+// (the -token-ttl setting).
+func (db *DB) CreateAPIToken(ctx context.Context, name, role string, by User, ttl time.Duration) (APIToken, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
 		return APIToken{}, invalid("name", "required")
 	case !ValidRole(role) || role == RoleOfficer:
 		return APIToken{}, invalid("role", "one of supervisor, reviewer, admin")
+	case by.ID == uuid.Nil:
+		return APIToken{}, invalid("created_by", "a user creates a token")
+	case ttl <= 0:
+		return APIToken{}, invalid("ttl", "must be positive")
 	}
-	t := APIToken{ID: uuid.Must(uuid.NewV7()), Name: name, Role: role, CreatedBy: by, Token: "bwc_" + randomToken()}
-	err := db.pool.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, role, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
-		t.ID, t.Name, tokenHash(t.Token), t.Role, by).Scan(&t.CreatedAt)
+	now := db.now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+	expires := now.Add(ttl)
+	t := APIToken{ID: uuid.Must(uuid.NewV7()), Name: name, Role: role, CreatedBy: by.Login, CreatedByID: &by.ID,
+		ExpiresAt: &expires, Token: "bwc_" + randomToken()}
+	err := db.pool.QueryRow(ctx, `INSERT INTO api_tokens (id, name, token_hash, role, created_by, created_by_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
+		t.ID, t.Name, tokenHash(t.Token), t.Role, by.Login, by.ID, now, expires).Scan(&t.CreatedAt)
 	return t, mapErr("create API token "+name, err)
 }
 
-// APITokenByToken returns the unrevoked token with this secret;
-// ErrUnauthenticated otherwise.
+// APITokenByToken returns the token with this secret when it is neither
+// revoked nor expired and its creator is an enabled user; ErrUnauthenticated
+// otherwise (all alike). It records the use, at most once per LastUseEvery
+// per token, in the same statement.
 func (db *DB) APITokenByToken(ctx context.Context, token string) (APIToken, error) {
 	var t APIToken
-	err := db.pool.QueryRow(ctx, `SELECT id, name, role, created_by, created_at, revoked_at FROM api_tokens
-		WHERE token_hash = $1 AND revoked_at IS NULL`, tokenHash(token)).
-		Scan(&t.ID, &t.Name, &t.Role, &t.CreatedBy, &t.CreatedAt, &t.RevokedAt)
+	now := db.now()
+	err := db.pool.QueryRow(ctx, `WITH t AS (
+			SELECT `+tokenCols+` FROM api_tokens t JOIN users u ON u.id = t.created_by_id
+			WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND NOT u.disabled),
+		used AS (
+			UPDATE api_tokens SET last_used_at = $2 WHERE id = (SELECT id FROM t)
+				AND (last_used_at IS NULL OR last_used_at <= $2::timestamptz - make_interval(secs => $3::float8))
+			RETURNING last_used_at)
+		SELECT t.id, t.name, t.role, t.created_by, t.created_by_id, t.created_at, t.expires_at,
+			COALESCE((SELECT last_used_at FROM used), t.last_used_at), t.revoked_at FROM t`,
+		tokenHash(token), now, LastUseEvery.Seconds()).Scan(t.fields()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return APIToken{}, ErrUnauthenticated
 	}
 	return t, mapErr("look up API token", err)
 }
 
+// APITokens lists every token, newest first, without secrets: expired and
+// revoked ones too, for the record.
+func (db *DB) APITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens t ORDER BY t.created_at DESC, t.id DESC`)
+	if err != nil {
+		return nil, mapErr("list API tokens", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIToken, error) {
+		var t APIToken
+		err := r.Scan(t.fields()...)
+		return t, err
+	})
+	return out, mapErr("list API tokens", err)
+}
+
 // RevokeAPIToken revokes a token.
 func (db *DB) RevokeAPIToken(ctx context.Context, id uuid.UUID) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, id)
+	tag, err := db.pool.Exec(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, db.now())
 	if err != nil {
 		return mapErr("revoke API token", err)
 	}
@@ -364,4 +450,111 @@ func (db *DB) RevokeAPIToken(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("revoke API token %s: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// ErrWeakPassword: a password breaks the policy (CheckPassword); the
+// wrapping error names the rule.
+var ErrWeakPassword = errors.New("password too weak")
+
+// MinPasswordLen is the policy's shortest password, in characters.
+const MinPasswordLen = 12
+
+// commonPasswords are refused whatever their length (compared
+// case-insensitively): the first guesses of any attacker.
+var commonPasswords = map[string]bool{
+	"password": true, "password1": true, "password12": true, "password123": true, "password1234": true,
+	"passw0rd": true, "p@ssw0rd": true, "p@ssword123": true, "passwordpassword": true,
+	"123456789012": true, "1234567890123": true, "12345678901234": true, "123456123456": true,
+	"qwertyuiop": true, "qwertyuiop12": true, "qwertyuiop123": true, "qwerty123456": true, "1qaz2wsx3edc": true,
+	"1q2w3e4r5t6y": true, "asdfghjkl123": true, "zxcvbnm12345": true, "abc123456789": true, "abcdefghijkl": true,
+	"iloveyou1234": true, "letmein12345": true, "welcome12345": true, "welcome123456": true,
+	"administrator": true, "changeme1234": true, "trustno11234": true, "football1234": true,
+	"woaini1314520": true, "5201314520": true, "aa123456789": true, "a123456789012": true,
+}
+
+// CheckPassword is the password policy, the one place it is written: at
+// least MinPasswordLen characters (and at most MaxPasswordLen bytes), not
+// containing the login (case-insensitively), not one of a list of common
+// passwords, not one character repeated. It applies to new accounts, own
+// changes and administrators' resets. The error wraps ErrWeakPassword and
+// names the rule broken.
+func CheckPassword(login, password string) error {
+	lower := strings.ToLower(password)
+	runes := []rune(password)
+	switch {
+	case len(runes) < MinPasswordLen:
+		return fmt.Errorf("%w: at least %d characters", ErrWeakPassword, MinPasswordLen)
+	case len(password) > MaxPasswordLen:
+		return fmt.Errorf("%w: at most %d bytes", ErrWeakPassword, MaxPasswordLen)
+	case strings.Count(password, string(runes[0])) == len(runes):
+		return fmt.Errorf("%w: not one character repeated", ErrWeakPassword)
+	case login != "" && strings.Contains(lower, strings.ToLower(login)):
+		return fmt.Errorf("%w: must not contain the login", ErrWeakPassword)
+	case commonPasswords[lower]:
+		return fmt.Errorf("%w: a commonly used password", ErrWeakPassword)
+	}
+	return nil
+}
+
+// weakPassword is CheckPassword's error as a field error of "password":
+// both an ErrInvalid (*FieldError) and an ErrWeakPassword.
+func weakPassword(err error) error {
+	return policyError{field: &FieldError{Field: "password", Reason: strings.TrimPrefix(err.Error(), ErrWeakPassword.Error()+": ")}, rule: err}
+}
+
+type policyError struct {
+	field *FieldError
+	rule  error
+}
+
+func (e policyError) Error() string   { return e.field.Error() }
+func (e policyError) Unwrap() []error { return []error{e.field, e.rule} }
+
+// ChangePassword sets a user's own new password (the caller checked the
+// current one, e.g. with Authenticate), which must meet the policy: it
+// clears a forced change and ends the user's other sessions (keep is the
+// token of the session that made the change; "" ends all).
+func (db *DB) ChangePassword(ctx context.Context, id uuid.UUID, password, keep string) (User, error) {
+	return db.setPassword(ctx, id, password, false, keep)
+}
+
+// ResetPassword is an administrator's reset: the new password must meet
+// the policy, the user must change it at the next login, every session of
+// the user ends and a lockout is lifted.
+func (db *DB) ResetPassword(ctx context.Context, id uuid.UUID, password string) (User, error) {
+	return db.setPassword(ctx, id, password, true, "")
+}
+
+func (db *DB) setPassword(ctx context.Context, id uuid.UUID, password string, mustChange bool, keep string) (User, error) {
+	what := "set password of user " + id.String()
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
+	if err != nil {
+		return User{}, mapErr(what, err)
+	}
+	if err := CheckPassword(u.Login, password); err != nil {
+		return User{}, weakPassword(err)
+	}
+	hash := hashPassword(password)
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, must_change_password = $3,
+			failed_logins = CASE WHEN $3 THEN 0 ELSE failed_logins END,
+			locked_until = CASE WHEN $3 THEN NULL ELSE locked_until END
+			WHERE id = $1 RETURNING `+userCols, id, hash, mustChange))
+		if err != nil {
+			return err
+		}
+		var keepHash []byte
+		if keep != "" {
+			keepHash = tokenHash(keep)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)`, id, keepHash); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return User{}, mapErr(what, err)
+	}
+	return u, nil
 }

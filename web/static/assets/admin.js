@@ -48,7 +48,26 @@ async function load() {
       el('td', {}, el('code', {}, cameraURL(d))), el('td', {}, who ? `${who.badge} ${who.name}` : '—'), el('td', {}, action));
   }));
   document.querySelector('#incidents').replaceChildren(...incidents.map((i) => el('tr', {}, el('td', {}, i.number), el('td', {}, i.type), el('td', {}, i.address), el('td', {}, new Date(i.opened_at).toLocaleString()))));
-  document.querySelector('#users').replaceChildren(...users.map((u) => el('tr', {}, el('td', {}, u.login), el('td', {}, t('role.' + u.role)), el('td', {}, u.unit))));
+  document.querySelector('#users').replaceChildren(...users.map((u) => el('tr', { 'data-login': u.login },
+    el('td', {}, u.login, u.must_change_password ? el('span', { class: 'muted' }, ` (${t('admin.mustChange')})`) : null),
+    el('td', {}, t('role.' + u.role)), el('td', {}, u.unit), el('td', {}, resetPassword(u)))));
+}
+
+// resetPassword: a new password for a user, who must change it at their
+// next sign-in (the server applies the password policy).
+function resetPassword(u) {
+  const pw = el('input', { type: 'password', name: 'reset-password', autocomplete: 'new-password', minlength: '12', placeholder: t('admin.newPassword'), 'aria-label': t('admin.newPassword') });
+  const done = document.querySelector('#user-done');
+  const button = el('button', { class: 'reset-password', onclick: async () => {
+    done.textContent = '';
+    try {
+      await api('POST', `/api/users/${u.id}/password`, { password: pw.value });
+      show(null);
+      await load();
+      done.textContent = t('admin.resetDone', { login: u.login });
+    } catch (e) { show(e); }
+  } }, t('admin.resetPassword'));
+  return el('span', {}, pw, ' ', button);
 }
 
 form('add-device', '/api/devices');

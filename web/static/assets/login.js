@@ -24,6 +24,7 @@ document.querySelector('#login').onsubmit = async (ev) => {
     const res = await api('POST', '/api/login', { login: f.get('login'), password: f.get('password') });
     setCSRF(res.csrf_token);
     const next = new URLSearchParams(location.search).get('next');
+    if (res.user.must_change_password) { location.href = '/account'; return; } // an administrator reset it
     location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : (homes[res.user.role] || '/account');
   } catch (e) {
     err.textContent = e.status === 429 ? t('login.locked') : t('login.failed');
