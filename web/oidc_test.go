@@ -347,6 +347,17 @@ func TestOIDCRemapped(t *testing.T) {
 	if second.User.ID != first.User.ID || second.User.Role != index.RoleSupervisor || second.User.Unit != "east" {
 		t.Fatalf("re-mapped: user %s role %q unit %q, want user %s supervisor east", second.User.ID, second.User.Role, second.User.Unit, first.User.ID)
 	}
+	// disabled on the platform: refused although the provider signs them in
+	if _, err := e.db.SetUserDisabled(context.Background(), first.User.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	c = e.browser()
+	if code, body := e.finish(c, e.authorize(c, "rv.li", "pw-rv")); code != http.StatusForbidden || !strings.Contains(body, "disabled") {
+		t.Fatalf("sign-in of a disabled user: %d %s, want 403", code, body)
+	}
+	if _, err := e.db.SetUserDisabled(context.Background(), first.User.ID, false); err != nil {
+		t.Fatal(err)
+	}
 	// removed from every mapped group: refused at the next sign-in
 	e.op.SetUser(oidctest.User{Subject: "sub-rv", Username: "rv.li", Password: "pw-rv", Groups: []string{"alumni"}})
 	c = e.browser()
