@@ -412,8 +412,7 @@ var ssoTmpl = template.Must(template.New("sso").Parse(`<!doctype html>
 func ssoPage(w http.ResponseWriter, code int, en, zh string) {
 	var b bytes.Buffer
 	_ = ssoTmpl.Execute(&b, map[string]any{"Code": code, "En": en, "Zh": zh})
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	ssoHeaders(w.Header())
 	w.WriteHeader(code)
 	w.Write(b.Bytes())
 }
@@ -429,9 +428,19 @@ var landingTmpl = template.Must(template.New("landing").Parse(`<!doctype html>
 func landing(w http.ResponseWriter, home string) {
 	var b bytes.Buffer
 	_ = landingTmpl.Execute(&b, home)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer") // the code and state stay out of the next request
+	ssoHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	w.Write(b.Bytes())
+}
+
+// ssoHeaders: the pages' protections (no framing, no sniffing, no script),
+// and no referrer: the callback's code and state stay out of the next
+// request.
+func ssoHeaders(h http.Header) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'")
 }
