@@ -76,51 +76,74 @@ type router struct {
 }
 
 // handle registers a handler behind authentication and the role check.
+// The router audits every request it lets through or refuses: a change
+// that succeeded (api.change), a read (api.read, aggregated: audit_reads.go)
+// and a 403 (access.refused); routes in ownAudit write their own events.
 func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 	rt.table = append(rt.table, Route{Pattern: pattern, Roles: roles})
 	if roles == nil {
 		rt.mux.HandleFunc(pattern, h)
 		return
 	}
+	typ := objectType(pattern)
 	rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, csrf, err := rt.authenticate(r)
-		switch {
-		case err != nil:
+		if err != nil {
 			// guessing sessions or tokens counts against the address's
 			// limit of unauthenticated requests (those without any were
-			// counted by edge)
+			// counted by edge); not audited one by one, for the same reason
 			if !rt.edge.limitFailedAuth(w, r) {
 				return
 			}
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "authentication required: log in (POST /api/login) or send an API token"})
 			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		switch {
 		case p.MustChangePassword && !passwordChangeRoutes[pattern]:
+			rt.kit.auditRefusal(r, r.PathValue("id"), "password change required")
 			writeJSON(w, http.StatusForbidden, apiError{Error: errPasswordChangeRequired})
 			return
 		case !slices.Contains(roles, p.Role):
+			rt.kit.auditRefusal(r, r.PathValue("id"), "role "+p.Role)
 			writeJSON(w, http.StatusForbidden, apiError{Error: "role " + p.Role + " may not " + r.Method + " " + r.URL.Path})
 			return
 		case csrf != "" && !safeMethod(r.Method) && r.Header.Get(csrfHeader) != csrf:
+			rt.kit.auditRefusal(r, r.PathValue("id"), "missing or wrong "+csrfHeader)
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong " + csrfHeader + " header (from the login response or GET /api/session)"})
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		if safeMethod(r.Method) {
+		switch {
+		case ownAudit[pattern] != "" || r.Method == http.MethodOptions:
 			h(w, r)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		h(sw, r)
-		if sw.code < 400 && !ownAudit[pattern] {
-			rt.kit.auditChange(r, pattern, sw.code)
+		case safeMethod(r.Method):
+			rt.kit.auditedRead(w, r, pattern, typ, h)
+		default:
+			sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			h(sw, r)
+			if sw.code < 400 {
+				rt.kit.auditChange(r, pattern, sw.code)
+			}
 		}
 	})
 }
 
-// ownAudit are the changing routes that write their own, more telling
-// audit events (an upload's chunks: upload.start/complete, not one event
-// per chunk).
-var ownAudit = map[string]bool{"PATCH /api/uploads/{id}": true}
+// ownAudit are the routes the router does not audit, and why: they write
+// their own, more telling events, or disclose nothing of the evidence. Every
+// other route behind authentication is audited by default.
+var ownAudit = map[string]string{
+	"PATCH /api/uploads/{id}":                  "an upload's chunks: upload.start and upload.complete, not one event per chunk",
+	"HEAD /api/uploads/{id}":                   "the offset of the officer's own upload (tus resume): upload.start and upload.complete",
+	"GET /api/recordings/{id}/hls.m3u8":        "evidence.view, once per user and recording per playback session",
+	"GET /api/recordings/{id}/segments/{file}": "evidence.view, once per user and recording per playback session",
+	"GET /api/recordings/{id}/playback":        "evidence.view, once per user and recording per playback session",
+	"GET /api/recordings/{id}/file":            "evidence.view, once per user and recording per playback session",
+	"GET /api/incidents/{id}/timeline":         "incident.view (aggregated like reads), with the incident's ID for its audit trail",
+	"GET /api/exports/{id}/download":           "export.download, every download of a package",
+	"GET /api/session":                         "the principal's own session: nothing of the evidence",
+	"GET /api/info":                            "the URL cameras publish to: nothing of the evidence",
+	"GET /api/public-key":                      "the public key that verifies packages: public",
+}
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions

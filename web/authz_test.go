@@ -245,7 +245,9 @@ func TestChangesAreAudited(t *testing.T) {
 	if !slices.Equal(actions, want) {
 		t.Fatalf("audit actions = %v, want %v (the refused change is not a change)", actions, want)
 	}
-	if n, problems, err := db.VerifyAudit(context.Background()); err != nil || n != 3 || len(problems) > 0 {
+	// the read of the trail itself is audited once its answer starts,
+	// after the events it lists were read
+	if n, problems, err := db.VerifyAudit(context.Background()); err != nil || n != 4 || len(problems) > 0 {
 		t.Fatalf("VerifyAudit = %d %v %v", n, problems, err)
 	}
 	if code, _, _ := c.do("GET", "/api/audit?incident=nope", ""); code != 400 {

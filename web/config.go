@@ -17,6 +17,7 @@ type Config struct {
 	CookieSecure    bool          // mark the session cookie Secure even on plain HTTP (behind a TLS proxy)
 	LinkBuffer      time.Duration // incident association rule's widening (0: exactly the assignment window)
 	ExportApproval  bool          // exports need a supervisor's approval
+	AuditReadPeriod time.Duration // reads and refusals: one audit event per user, route and object per period, with a count (> 0)
 
 	// HTTPS: both files, or neither (plain HTTP).
 	TLSCert, TLSKey string
@@ -59,7 +60,8 @@ func (c Config) validate() error {
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"ShutdownTimeout", c.ShutdownTimeout}, {"SessionTTL", c.SessionTTL}, {"TokenTTL", c.TokenTTL}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}} {
+	}{{"ShutdownTimeout", c.ShutdownTimeout}, {"SessionTTL", c.SessionTTL}, {"TokenTTL", c.TokenTTL}, {"ReadHeaderTimeout", c.ReadHeaderTimeout},
+		{"AuditReadPeriod", c.AuditReadPeriod}} {
 		if d.v <= 0 {
 			bad(d.field, fmt.Sprintf("must be positive, not %v", d.v))
 		}

@@ -27,6 +27,7 @@ func testConfig() web.Config {
 	return web.Config{
 		Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second, SessionTTL: 12 * time.Hour, TokenTTL: 90 * 24 * time.Hour, LinkBuffer: 5 * time.Minute,
 		ReadHeaderTimeout: 10 * time.Second, HashSlots: 2 * runtime.GOMAXPROCS(0), HashWait: 2 * time.Second,
+		AuditReadPeriod: 5 * time.Minute,
 	}
 }
 

@@ -255,6 +255,9 @@ func (h *incidents) incidentTimeline(w http.ResponseWriter, r *http.Request) {
 			tl.To = &end
 		}
 	}
-	_ = h.kit.audit(r, index.AuditEvent{Action: "incident.view", ObjectType: "incident", ObjectID: id.String(), IncidentID: &id})
+	if err := h.kit.auditRead(r, index.AuditEvent{Action: "incident.view", ObjectType: "incident", ObjectID: id.String(), IncidentID: &id}); err != nil {
+		refused(w, "incident timeline")
+		return
+	}
 	writeJSON(w, http.StatusOK, tl)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -69,6 +70,7 @@ func pageRoutes(rt *router) {
 				return
 			}
 			if !slices.Contains(p.Roles, pr.Role) {
+				rt.kit.auditRefusal(r.WithContext(context.WithValue(r.Context(), principalKey{}, pr)), "", "role "+pr.Role)
 				forbiddenPage(w, pr.Role)
 				return
 			}

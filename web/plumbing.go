@@ -33,13 +33,20 @@ type kit struct {
 	log           *slog.Logger
 	auditor       AuditLog
 	auditFailures prometheus.Counter
+	reads         *auditAggregator // reads and refusals (audit_reads.go)
 }
 
-func newKit(a AuditLog, reg *prometheus.Registry, log *slog.Logger) *kit {
+// newKit: reads and refusals are aggregated per readPeriod.
+func newKit(a AuditLog, readPeriod time.Duration, reg *prometheus.Registry, log *slog.Logger) *kit {
 	k := &kit{log: log, auditor: a, auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bwc_audit_write_failures_total", Help: "Audit events that could not be written (alarm).",
 	})}
-	reg.MustRegister(k.auditFailures)
+	early := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bwc_audit_read_early_flushes_total",
+		Help: "Periods of aggregated read and refusal audit events ended early: too many distinct keys.",
+	})
+	k.reads = newAuditAggregator(k.appendEvent, readPeriod, maxPendingAudits, early)
+	reg.MustRegister(k.auditFailures, early)
 	return k
 }
 
@@ -212,6 +219,11 @@ func (k *kit) fail(w http.ResponseWriter, r *http.Request, err error) {
 // logged and counted; the caller decides whether the operation may go on
 // (views must not be served unaudited).
 func (k *kit) audit(r *http.Request, e index.AuditEvent) error {
+	return k.auditEvent(context.WithoutCancel(r.Context()), stamp(r, e))
+}
+
+// stamp fills in who made the request and from where.
+func stamp(r *http.Request, e index.AuditEvent) index.AuditEvent {
 	if p, ok := PrincipalFrom(r.Context()); ok {
 		e.Actor, e.Role = p.Login, p.Role
 	}
@@ -219,18 +231,25 @@ func (k *kit) audit(r *http.Request, e index.AuditEvent) error {
 		e.Actor = "anonymous"
 	}
 	e.RemoteAddr = clientAddr(r)
-	return k.auditEvent(context.WithoutCancel(r.Context()), e)
+	return e
 }
 
 // auditEvent appends an event as it is (one without a request: the end
 // of a live view).
 func (k *kit) auditEvent(ctx context.Context, e index.AuditEvent) error {
-	if _, err := k.auditor.Audit(ctx, e); err != nil {
+	_, err := k.appendEvent(ctx, e)
+	return err
+}
+
+// appendEvent is the one write to the audit trail: a failure is logged and
+// counted (an alarm).
+func (k *kit) appendEvent(ctx context.Context, e index.AuditEvent) (index.AuditEvent, error) {
+	written, err := k.auditor.Audit(ctx, e)
+	if err != nil {
 		k.log.Error("audit trail write failed", "action", e.Action, "actor", e.Actor, "err", err)
 		k.auditFailures.Inc()
-		return err
 	}
-	return nil
+	return written, err
 }
 
 // auditChange records a successful state-changing API request: every

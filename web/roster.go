@@ -132,10 +132,13 @@ func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// redactDevice hides a camera's RTSP secret from everyone but admins.
+// redactDevice hides a camera's RTSP secret from everyone but admins; an
+// admin's read of it is audited as secret.read.
 func redactDevice(r *http.Request, d index.Device) index.Device {
 	if p, _ := PrincipalFrom(r.Context()); p.Role != index.RoleAdmin {
 		d.Secret = ""
+	} else if d.Secret != "" {
+		disclosed(r, "device secret")
 	}
 	return d
 }

@@ -110,6 +110,8 @@ type Server struct {
 	ln       net.Listener // set by Run
 	closed   bool
 	inFlight sync.WaitGroup // handlers running; Close waits for them
+
+	audits *auditAggregator // reads and refusals: its owner goroutine runs from Run to Close
 }
 
 // New validates the options and builds the handler groups and the router.
@@ -146,7 +148,8 @@ func New(o Options) (*Server, error) {
 // and registers their routes.
 func (s *Server) build(o Options) http.Handler {
 	cfg, db, log := o.Config, o.Index, o.Logger
-	k := newKit(o.Audit, o.Metrics, log)
+	k := newKit(o.Audit, cfg.AuditReadPeriod, o.Metrics, log)
+	s.audits = k.reads
 	e := newEdge(cfg, o.Metrics)
 	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e}
 	s.health = newHealth(o.Checks, o.Metrics)
@@ -248,6 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	close(s.ready)
+	s.audits.start()
 	errc := make(chan error, 1)
 	go func() {
 		if s.tls {
@@ -284,7 +288,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close stops the server at once and waits for the handlers still
-// running (their requests' contexts end with their connections).
+// running (their requests' contexts end with their connections), then
+// writes the aggregated audit events pending and stops their goroutine.
 func (s *Server) Close() error {
 	s.stopStreams()
 	s.mu.Lock()
@@ -296,6 +301,7 @@ func (s *Server) Close() error {
 		ln.Close() // when Serve had not taken it yet
 	}
 	s.inFlight.Wait()
+	s.audits.close()
 	return err
 }
 

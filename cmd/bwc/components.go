@@ -86,7 +86,7 @@ func (c Config) webConfig() (web.Config, error) {
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 		LoginRate: c.LoginRate, LoginBurst: c.LoginBurst, UnauthRate: c.UnauthRate, UnauthBurst: c.UnauthBurst,
-		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait}, err
+		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod}, err
 }
 
 // oidcConfig is the single sign-on part of the web config (zero: off).

@@ -59,6 +59,7 @@ type Config struct {
 	UnauthBurst       int           // -unauth-burst
 	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
+	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
 
 	// single sign-on (OpenID Connect); off without an issuer
 	OIDCIssuer      string // -oidc-issuer: the identity provider's issuer URL; empty: off
@@ -173,6 +174,7 @@ func defaultConfig() Config {
 		UnauthBurst:       200,
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
+		AuditReadPeriod:   5 * time.Minute,
 
 		OIDCName:       "single sign-on",
 		OIDCRoleClaim:  "groups",
@@ -280,6 +282,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.UnauthBurst, "unauth-burst", c.UnauthBurst, "requests without a valid session or token one address may make at once")
 	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
+	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
 
 	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "single sign-on: the OpenID Connect provider's issuer URL; empty: off (local accounts only)")
 	fs.StringVar(&c.OIDCName, "oidc-name", c.OIDCName, "single sign-on: the provider's name on the login page (\"Sign in with <name>\")")
@@ -434,6 +437,7 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.LoginBurst >= 1 && c.UnauthBurst >= 1, "login-burst, unauth-burst", "at least 1")
 	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
 	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
+	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
 	if c.OIDCIssuer != "" {
 		v.check(isHTTPURL(c.OIDCIssuer), "oidc-issuer", fmt.Sprintf("%q is not an http(s) URL", c.OIDCIssuer))
 		v.check(c.OIDCClientID != "", "oidc-client-id", "required with oidc-issuer")
