@@ -181,7 +181,7 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 	}
 	u := sess.User
 	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit, Oversees: u.Oversees,
-		MustChangePassword: u.MustChangePassword}, sess.CSRFToken, nil
+		MustChangePassword: u.MustChangePassword, ExternalMFA: sess.Method == index.AuthOIDC}, sess.CSRFToken, nil
 }
 
 // actor is the login of the request's principal, for audit fields.

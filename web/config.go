@@ -49,6 +49,10 @@ type Config struct {
 	// (0: not at all) for a slot, then gets 503.
 	HashSlots int
 	HashWait  time.Duration
+
+	// OIDC: single sign-on through an OpenID Connect provider (off
+	// without an issuer).
+	OIDC OIDCConfig
 }
 
 // validate names every invalid field.
@@ -102,5 +106,6 @@ func (c Config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("web: TLS needs both a certificate and a key file"))
 	}
+	errs = append(errs, c.OIDC.validate()...)
 	return errors.Join(errs...)
 }

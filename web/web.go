@@ -46,6 +46,7 @@ type Index interface {
 	ScopedStore
 	UserScopes
 	SecondFactors
+	OIDCStore
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -165,6 +166,7 @@ func (s *Server) build(o Options) http.Handler {
 	acc.mfa = mfa
 	for _, g := range []interface{ routes(*router) }{
 		acc, mfa,
+		newSingleSignOn(cfg.OIDC, db, acc, k),
 		&userScopes{db: db, kit: k},
 		&auditTrail{log: o.Audit, az: az, kit: k},
 		&roster{db: db, scoped: db, camera: o.Ingest, az: az, kit: k},

@@ -196,7 +196,7 @@ func TestSecondFactorEnrolment(t *testing.T) {
 
 	// an administrator's reset
 	v, _, _ := enrolTOTP(t, db, "sv3", index.RoleSupervisor)
-	sess, err := db.CreateSession(ctx, v, time.Hour, "127.0.0.1")
+	sess, err := db.CreateSession(ctx, v, time.Hour, "127.0.0.1", index.AuthPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -330,6 +330,7 @@ type Session struct {
 	CSRFToken string
 	User      User
 	ExpiresAt time.Time
+	Method    string // how it was started: AuthPassword or AuthOIDC
 }
 
 func randomToken() string {
@@ -343,11 +344,12 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-// CreateSession starts a session for a user.
-func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remote string) (Session, error) {
-	s := Session{Token: randomToken(), CSRFToken: randomToken(), User: u, ExpiresAt: db.now().Add(ttl).UTC()}
-	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, remote_addr) VALUES ($1, $2, $3, $4, $5)`,
-		tokenHash(s.Token), u.ID, s.CSRFToken, s.ExpiresAt, remote)
+// CreateSession starts a session for a user, authenticated by method
+// (AuthPassword or AuthOIDC).
+func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remote, method string) (Session, error) {
+	s := Session{Token: randomToken(), CSRFToken: randomToken(), User: u, ExpiresAt: db.now().Add(ttl).UTC(), Method: method}
+	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, remote_addr, method) VALUES ($1, $2, $3, $4, $5, $6)`,
+		tokenHash(s.Token), u.ID, s.CSRFToken, s.ExpiresAt, remote, method)
 	if err != nil {
 		return Session{}, mapErr("create session for "+u.Login, err)
 	}
@@ -359,10 +361,10 @@ func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remo
 func (db *DB) SessionByToken(ctx context.Context, token string) (Session, error) {
 	var s Session
 	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.oversees, u.disabled, u.created_at, u.must_change_password,
-			s.csrf_token, s.expires_at
+			s.csrf_token, s.expires_at, s.method
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`, tokenHash(token)).
-		Scan(append(s.User.fields(), &s.CSRFToken, &s.ExpiresAt)...)
+		Scan(append(s.User.fields(), &s.CSRFToken, &s.ExpiresAt, &s.Method)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrUnauthenticated
 	}

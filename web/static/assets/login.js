@@ -5,6 +5,15 @@ const sel = document.querySelector('#lang');
 sel.value = lang();
 sel.onchange = () => { localStorage.setItem('bwc.lang', sel.value); location.reload(); };
 
+// single sign-on, when the server has an identity provider
+api('GET', '/api/login/options').then((o) => {
+  if (!o.oidc) return;
+  const a = document.querySelector('#sso-link');
+  a.href = o.oidc.url;
+  a.textContent = t('login.sso', { name: o.oidc.name });
+  document.querySelector('#sso').hidden = false;
+}).catch(() => {});
+
 const homes = { supervisor: '/wall', admin: '/admin', reviewer: '/incidents', officer: '/upload' };
 const codeRow = document.querySelector('#code-row');
 document.querySelector('#login').onsubmit = async (ev) => {
