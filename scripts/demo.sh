@@ -27,7 +27,9 @@ BWC="$BWC_STATE_DIR/bwc"
 "$BWC" migrate -database-url "$BWC_OWNER_DATABASE_URL" # as the schema owner; the server logs in as bwc_app
 "$BWC" seed-demo
 
-"$BWC" serve &
+# the demo accounts sign in with a password alone: the second factor the
+# default requires of admins and supervisors is off here
+"$BWC" serve -mfa-required-roles= &
 SERVER=$!
 trap 'kill $CAM $CAM2 $SERVER 2>/dev/null; pkill -f "live/DEMO-CAM-0" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
@@ -57,6 +59,7 @@ echo
 echo "  Supervisor page: http://$BWC_HTTP_ADDR/"
 echo "  Readiness:       http://$BWC_HTTP_ADDR/readyz"
 echo "  Log in as supervisor / demo-supervisor-pass (also admin, reviewer, officer: demo-<role>-pass)"
+echo "  WARNING: second factor not required (-mfa-required-roles=); production requires it of admins and supervisors"
 echo "  (Ctrl-C to stop)"
 echo
 wait $SERVER

@@ -51,6 +51,7 @@ done
 if ls web/e2e/*.test.mjs >/dev/null 2>&1; then
 	log "browser end-to-end tests (headless Debian chromium)"
 	go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc
-	BWC_BIN="$BWC_STATE_DIR/bwc" node --test --test-concurrency=1 web/e2e/
+	go build -o "$BWC_STATE_DIR/bwc-testop" ./cmd/bwc-testop # the OpenID provider of oidc.test.mjs
+	BWC_BIN="$BWC_STATE_DIR/bwc" BWC_TESTOP_BIN="$BWC_STATE_DIR/bwc-testop" node --test --test-concurrency=1 web/e2e/
 fi
 log "all tests passed"

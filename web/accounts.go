@@ -17,7 +17,7 @@ import (
 // database.
 type Accounts interface {
 	Authenticate(ctx context.Context, login, password string) (index.User, error)
-	CreateSession(ctx context.Context, u index.User, ttl time.Duration, remote string) (index.Session, error)
+	CreateSession(ctx context.Context, u index.User, ttl time.Duration, remote, method string) (index.Session, error)
 	DeleteSession(ctx context.Context, token string) error
 	CreateAPIToken(ctx context.Context, name, role string, by index.User, ttl time.Duration) (index.APIToken, error)
 	APITokens(ctx context.Context) ([]index.APIToken, error)
@@ -37,6 +37,7 @@ type accounts struct {
 	cookieSecure bool
 	edge         *edge
 	kit          *kit
+	mfa          *secondFactor // the second factor checked after the password (mfa.go)
 
 	loginLimit   *addrLimiter
 	unknownLocks *unknownLocks
@@ -115,6 +116,7 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Login    string `json:"login"`
 		Password string `json:"password"`
+		Code     string `json:"code"` // second factor: TOTP or a recovery code
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if !decode(w, r, &in) {
@@ -126,6 +128,9 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(in.Password) > index.MaxPasswordLen:
 		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("password: at most %d bytes", index.MaxPasswordLen), Field: "password"})
+		return
+	case len(in.Code) > index.MaxSecondFactorLen:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("code: at most %d bytes", index.MaxSecondFactorLen), Field: "code"})
 		return
 	}
 	release, err := a.acquireHash(r.Context())
@@ -143,18 +148,33 @@ func (a *accounts) login(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, in.Login, err)
 		return
 	}
-	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, remote)
+	enrol, ok := a.mfa.checkLogin(w, r, u, in.Code)
+	if !ok {
+		return // answered: no session without the second factor
+	}
+	sess, err := a.startSession(w, r, u, index.AuthPassword)
 	if err != nil {
 		a.kit.fail(w, r, err)
 		return
+	}
+	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
+	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt, "mfa_enrolment_required": enrol})
+}
+
+// startSession starts the session of an authenticated user, by password
+// (login) or through the identity provider (oidc.callback), and sets its
+// cookie. The caller audits and answers.
+func (a *accounts) startSession(w http.ResponseWriter, r *http.Request, u index.User, method string) (index.Session, error) {
+	sess, err := a.db.CreateSession(r.Context(), u, a.sessionTTL, clientAddr(r), method)
+	if err != nil {
+		return index.Session{}, err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secureRequest(r),
 	})
-	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "remote", remote)
-	_ = a.kit.audit(r, index.AuditEvent{Actor: u.Login, Role: u.Role, Action: "auth.login", ObjectType: "user", ObjectID: u.Login})
-	writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRFToken, "expires_at": sess.ExpiresAt})
+	a.kit.log.Info("login", "login", u.Login, "role", u.Role, "method", method, "remote", clientAddr(r))
+	return sess, nil
 }
 
 // authenticate checks a password; unknown logins are locked after

@@ -36,6 +36,10 @@ type Principal struct {
 	// MustChangePassword: an administrator reset the password; the
 	// session reaches only passwordChangeRoutes (accounts.go).
 	MustChangePassword bool
+	// ExternalMFA: the session's second factor was checked by an identity
+	// provider (OpenID Connect), so the local one is not required of it
+	// (mfa.go). Set it from the session's own marker, never from input.
+	ExternalMFA bool
 }
 
 type principalKey struct{}
@@ -69,6 +73,7 @@ type router struct {
 	sessions Sessions
 	kit      *kit
 	edge     *edge
+	mfa      *secondFactor // the second-factor enrolment gate (nil: none)
 	table    []Route
 }
 
@@ -109,6 +114,9 @@ func (rt *router) handle(pattern string, roles []string, h http.HandlerFunc) {
 			rt.kit.auditRefusal(r, r.PathValue("id"), "missing or wrong "+csrfHeader)
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong " + csrfHeader + " header (from the login response or GET /api/session)"})
 			return
+		}
+		if rt.mfa != nil && !rt.mfa.gate(w, r, pattern, p) {
+			return // refused (audited): the role requires a second factor first
 		}
 		switch {
 		case ownAudit[pattern] != "" || r.Method == http.MethodOptions:
@@ -175,7 +183,7 @@ func (rt *router) authenticate(r *http.Request) (p Principal, csrf string, err e
 	}
 	u := sess.User
 	return Principal{Login: u.Login, Role: u.Role, UserID: u.ID, OfficerID: u.OfficerID, Unit: u.Unit, Oversees: u.Oversees,
-		MustChangePassword: u.MustChangePassword}, sess.CSRFToken, nil
+		MustChangePassword: u.MustChangePassword, ExternalMFA: sess.Method == index.AuthOIDC}, sess.CSRFToken, nil
 }
 
 // actor is the login of the request's principal, for audit fields.

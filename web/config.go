@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/bwcplatform/bwc/storage/index"
 )
 
 // Config of the HTTP server. Every value is taken as given: the defaults
@@ -18,6 +20,9 @@ type Config struct {
 	LinkBuffer      time.Duration // incident association rule's widening (0: exactly the assignment window)
 	ExportApproval  bool          // exports need a supervisor's approval
 	AuditReadPeriod time.Duration // reads and refusals: one audit event per user, route and object per period, with a count (> 0)
+	// MFARequiredRoles must have a second factor: a session of such a
+	// user without one may only enrol (mfa.go). Empty: nobody is held.
+	MFARequiredRoles []string
 
 	// HTTPS: both files, or neither (plain HTTP).
 	TLSCert, TLSKey string
@@ -44,6 +49,10 @@ type Config struct {
 	// (0: not at all) for a slot, then gets 503.
 	HashSlots int
 	HashWait  time.Duration
+
+	// OIDC: single sign-on through an OpenID Connect provider (off
+	// without an issuer).
+	OIDC OIDCConfig
 }
 
 // validate names every invalid field.
@@ -89,8 +98,14 @@ func (c Config) validate() error {
 	if c.HashSlots == 0 {
 		bad("HashSlots", "must not be 0 (no login could ever be checked); negative: unbounded")
 	}
+	for _, role := range c.MFARequiredRoles {
+		if !index.ValidRole(role) {
+			bad("MFARequiredRoles", fmt.Sprintf("has %q, not a role (officer, supervisor, reviewer, admin)", role))
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("web: TLS needs both a certificate and a key file"))
 	}
+	errs = append(errs, c.OIDC.validate()...)
 	return errors.Join(errs...)
 }

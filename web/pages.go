@@ -74,6 +74,9 @@ func pageRoutes(rt *router) {
 				forbiddenPage(w, pr.Role)
 				return
 			}
+			if rt.mfa != nil && !rt.mfa.pageGate(w, r, pr) {
+				return
+			}
 			servePage(w, body)
 		})
 	}

@@ -45,6 +45,8 @@ type Index interface {
 	ScopeStore
 	ScopedStore
 	UserScopes
+	SecondFactors
+	OIDCStore
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -153,14 +155,18 @@ func (s *Server) build(o Options) http.Handler {
 	k := newKit(o.Audit, cfg.AuditReadPeriod, o.Metrics, log)
 	s.audits = k.reads
 	e := newEdge(cfg, o.Metrics)
-	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e}
+	mfa := &secondFactor{db: db, required: cfg.MFARequiredRoles, kit: k}
+	r := &router{mux: http.NewServeMux(), sessions: db, kit: k, edge: e, mfa: mfa}
 	s.health = newHealth(o.Checks, o.Metrics)
 	s.health.routes(r)
 	refresh := liveRefresher{live: o.Ingest, log: log}
 	finder := incidentFinder{db}
 	az := &authz{db: db, kit: k}
+	acc := newAccounts(cfg, db, k, e, o.Metrics)
+	acc.mfa = mfa
 	for _, g := range []interface{ routes(*router) }{
-		newAccounts(cfg, db, k, e, o.Metrics),
+		acc, mfa,
+		newSingleSignOn(cfg.OIDC, db, acc, k),
 		&userScopes{db: db, kit: k},
 		&auditTrail{log: o.Audit, az: az, kit: k},
 		&roster{db: db, scoped: db, camera: o.Ingest, az: az, kit: k},

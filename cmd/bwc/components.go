@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -70,14 +72,42 @@ func (c Config) relayConfig() relay.Config {
 		TCPMaxConns: c.WebRTCTCPMax, TCPMaxPerAddr: c.WebRTCTCPPerAddr, STUNTimeout: c.WebRTCSTUNWait}
 }
 
-// webConfig needs the trusted proxies parsed (Validate checked them).
+// webConfig needs the trusted proxies parsed (Validate checked them) and
+// reads the single sign-on client secret's file.
 func (c Config) webConfig() (web.Config, error) {
 	proxies, err := web.ParseTrustedProxies(splitList(c.TrustedProxies))
-	return web.Config{Addr: c.HTTPAddr, ShutdownTimeout: c.ShutdownTimeout,
+	if err != nil {
+		return web.Config{}, err
+	}
+	oidc, err := c.oidcConfig()
+	return web.Config{OIDC: oidc, Addr: c.HTTPAddr, ShutdownTimeout: c.ShutdownTimeout,
 		SessionTTL: c.SessionTTL, TokenTTL: c.TokenTTL, CookieSecure: c.CookieSecure, LinkBuffer: c.LinkBuffer, ExportApproval: c.ExportApproval,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TrustedProxies: proxies,
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 		LoginRate: c.LoginRate, LoginBurst: c.LoginBurst, UnauthRate: c.UnauthRate, UnauthBurst: c.UnauthBurst,
-		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod}, err
+		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod,
+		MFARequiredRoles: splitList(c.MFARequiredRoles)}, err
+}
+
+// oidcConfig is the single sign-on part of the web config (zero: off).
+func (c Config) oidcConfig() (web.OIDCConfig, error) {
+	if c.OIDCIssuer == "" {
+		return web.OIDCConfig{}, nil
+	}
+	roles, err := web.ParseRoleMap(c.OIDCRoleMap)
+	if err != nil {
+		return web.OIDCConfig{}, fmt.Errorf("oidc-role-map: %w", err)
+	}
+	secret := ""
+	if c.OIDCSecretFile != "" {
+		b, err := os.ReadFile(c.OIDCSecretFile)
+		if err != nil {
+			return web.OIDCConfig{}, fmt.Errorf("oidc-client-secret-file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	return web.OIDCConfig{Issuer: c.OIDCIssuer, Name: c.OIDCName, ClientID: c.OIDCClientID, ClientSecret: secret,
+		RedirectURL: c.OIDCRedirectURL, RoleClaim: c.OIDCRoleClaim, RoleMap: roles, UnitClaim: c.OIDCUnitClaim,
+		BadgeClaim: c.OIDCBadgeClaim, LoginTTL: c.OIDCLoginTTL, HTTPTimeout: c.OIDCHTTPTimeout}, nil
 }

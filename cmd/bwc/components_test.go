@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -13,7 +15,12 @@ import (
 func filledConfig(t *testing.T) Config {
 	t.Helper()
 	c := defaultConfig()
-	special := map[string]any{"TrustedProxies": "10.0.0.0/8", "WebRTCPublicIPs": "203.0.113.7", "WebRTCICEServers": "stun:stun.example:3478"}
+	secret := filepath.Join(t.TempDir(), "oidc-secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	special := map[string]any{"TrustedProxies": "10.0.0.0/8", "WebRTCPublicIPs": "203.0.113.7", "WebRTCICEServers": "stun:stun.example:3478",
+		"OIDCIssuer": "https://idp.example", "OIDCClientID": "bwc", "OIDCSecretFile": secret, "OIDCRedirectURL": "https://bwc.example/auth/oidc/callback"}
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
 		f, name := v.Field(i), v.Type().Field(i).Name
@@ -53,7 +60,7 @@ func TestComponentConfigsAreComplete(t *testing.T) {
 		"upload.Config.FreeSpace": true, // nil: statfs; tests simulate a full disk
 	}
 	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.exporterConfig(),
-		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg} {
+		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg, wcfg.OIDC} {
 		v := reflect.ValueOf(cfg)
 		for i := range v.NumField() {
 			sf := v.Type().Field(i)

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
@@ -59,6 +61,18 @@ type Config struct {
 	LoginHashSlots    int           // -login-hash-concurrency: password checks at once
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
 	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
+	MFARequiredRoles  string        // -mfa-required-roles: roles that must have a second factor (comma-separated); empty: none
+
+	// single sign-on (OpenID Connect); off without an issuer
+	OIDCIssuer      string // -oidc-issuer: the identity provider's issuer URL; empty: off
+	OIDCName        string // -oidc-name: shown as "Sign in with <name>"
+	OIDCClientID    string // -oidc-client-id
+	OIDCSecretFile  string // -oidc-client-secret-file: a file holding the client secret (empty: a public client, PKCE only)
+	OIDCRedirectURL string // -oidc-redirect-url: this server's /auth/oidc/callback as browsers reach it
+	OIDCRoleClaim   string // -oidc-role-claim: the ID token claim holding the user's groups
+	OIDCRoleMap     string // -oidc-role-map: group=role,...; the first of the user's groups in this order wins
+	OIDCUnitClaim   string // -oidc-unit-claim: the claim holding the unit; empty: no unit
+	OIDCBadgeClaim  string // -oidc-badge-claim: the claim holding an officer's badge
 
 	// live ingest (RTSP)
 	RTSPAddr        string        // -rtsp-addr
@@ -128,6 +142,8 @@ type Config struct {
 	UploadReconcileEvery  time.Duration // uploads: the bucket is checked for objects without a row this often
 	VerifyRetryMin        time.Duration // background verification: first retry delay after it could not check
 	VerifyRetryMax        time.Duration // background verification: cap of that backoff
+	OIDCLoginTTL          time.Duration // single sign-on: how long a sign-in at the provider may take
+	OIDCHTTPTimeout       time.Duration // single sign-on: each request to the provider
 }
 
 // defaultConfig is the one table of defaults, safe on a single machine:
@@ -161,6 +177,13 @@ func defaultConfig() Config {
 		LoginHashSlots:    2 * runtime.GOMAXPROCS(0),
 		LoginHashWait:     2 * time.Second,
 		AuditReadPeriod:   5 * time.Minute,
+		MFARequiredRoles:  "admin,supervisor", // CJIS: multi-factor for those who see every unit's evidence
+
+		OIDCName:       "single sign-on",
+		OIDCRoleClaim:  "groups",
+		OIDCRoleMap:    "bwc-admins=admin,bwc-supervisors=supervisor,bwc-reviewers=reviewer,bwc-officers=officer",
+		OIDCUnitClaim:  "unit",
+		OIDCBadgeClaim: "badge",
 
 		RTSPAddr:       "127.0.0.1:8554",
 		ReconnectGrace: 30 * time.Second,
@@ -216,6 +239,8 @@ func defaultConfig() Config {
 		UploadReconcileEvery:  time.Hour,
 		VerifyRetryMin:        time.Second,
 		VerifyRetryMax:        time.Minute,
+		OIDCLoginTTL:          10 * time.Minute,
+		OIDCHTTPTimeout:       10 * time.Second,
 	}
 }
 
@@ -261,6 +286,17 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.LoginHashSlots, "login-hash-concurrency", c.LoginHashSlots, "password checks (argon2id, 19 MiB each) running at once")
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
 	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
+	fs.StringVar(&c.MFARequiredRoles, "mfa-required-roles", c.MFARequiredRoles, "comma-separated roles that must have a second factor (TOTP): until they enrol, their sessions may only enrol; empty: none")
+
+	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "single sign-on: the OpenID Connect provider's issuer URL; empty: off (local accounts only)")
+	fs.StringVar(&c.OIDCName, "oidc-name", c.OIDCName, "single sign-on: the provider's name on the login page (\"Sign in with <name>\")")
+	fs.StringVar(&c.OIDCClientID, "oidc-client-id", c.OIDCClientID, "single sign-on: this server's client ID at the provider")
+	fs.StringVar(&c.OIDCSecretFile, "oidc-client-secret-file", c.OIDCSecretFile, "single sign-on: file holding the client secret; empty: a public client (PKCE only)")
+	fs.StringVar(&c.OIDCRedirectURL, "oidc-redirect-url", c.OIDCRedirectURL, "single sign-on: this server's /auth/oidc/callback URL as browsers reach it (registered at the provider)")
+	fs.StringVar(&c.OIDCRoleClaim, "oidc-role-claim", c.OIDCRoleClaim, "single sign-on: the ID token claim holding the user's groups (a string or a list)")
+	fs.StringVar(&c.OIDCRoleMap, "oidc-role-map", c.OIDCRoleMap, "single sign-on: group=role,...; the first entry whose group the user is in gives the role; none: refused")
+	fs.StringVar(&c.OIDCUnitClaim, "oidc-unit-claim", c.OIDCUnitClaim, "single sign-on: the ID token claim holding the user's unit; empty: no unit")
+	fs.StringVar(&c.OIDCBadgeClaim, "oidc-badge-claim", c.OIDCBadgeClaim, "single sign-on: the ID token claim holding an officer's badge (the roster's officer the account belongs to)")
 
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", c.RTSPAddr, "address cameras publish to over RTSP (TCP)")
 	fs.StringVar(&c.RTSPUDPRTPAddr, "rtsp-udp-rtp-addr", c.RTSPUDPRTPAddr, "UDP address for RTP from cameras (even port); empty: TCP only")
@@ -406,6 +442,25 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.LoginHashSlots >= 1, "login-hash-concurrency", "at least 1")
 	v.check(c.LoginHashWait > 0, "login-hash-wait", "must be positive")
 	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
+	for _, role := range splitList(c.MFARequiredRoles) {
+		v.check(index.ValidRole(role), "mfa-required-roles", fmt.Sprintf("%q is not officer, supervisor, reviewer or admin", role))
+	}
+	if c.OIDCIssuer != "" {
+		v.check(isHTTPURL(c.OIDCIssuer), "oidc-issuer", fmt.Sprintf("%q is not an http(s) URL", c.OIDCIssuer))
+		v.check(c.OIDCClientID != "", "oidc-client-id", "required with oidc-issuer")
+		v.check(isHTTPURL(c.OIDCRedirectURL), "oidc-redirect-url", fmt.Sprintf("%q is not an http(s) URL (required with oidc-issuer)", c.OIDCRedirectURL))
+		v.check(c.OIDCRoleClaim != "", "oidc-role-claim", "required with oidc-issuer")
+		m, err := web.ParseRoleMap(c.OIDCRoleMap)
+		v.check(err == nil, "oidc-role-map", fmt.Sprint(err))
+		v.check(err != nil || len(m) > 0, "oidc-role-map", "map at least one group to a role")
+		v.check(c.OIDCLoginTTL > 0 && c.OIDCHTTPTimeout > 0, "OIDCLoginTTL, OIDCHTTPTimeout", "must be positive")
+	}
+}
+
+// isHTTPURL: an absolute http(s) URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // validateRTSP checks the live ingest's settings.

@@ -37,6 +37,11 @@ func badFields(t *testing.T, err error) []string {
 	return fields
 }
 
+// sso turns single sign-on on with valid settings.
+func sso(c *Config) {
+	c.OIDCIssuer, c.OIDCClientID, c.OIDCRedirectURL = "https://idp.example/realms/police", "bwc", "https://bwc.example/auth/oidc/callback"
+}
+
 func TestValidateNamesTheBadField(t *testing.T) {
 	cases := []struct {
 		field string // "": valid
@@ -99,6 +104,16 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"login-burst, unauth-burst", func(c *Config) { c.UnauthBurst = 0 }},
 		{"login-hash-concurrency", func(c *Config) { c.LoginHashSlots = 0 }},
 		{"login-hash-wait", func(c *Config) { c.LoginHashWait = 0 }},
+		{"mfa-required-roles", func(c *Config) { c.MFARequiredRoles = "admin,chief" }},
+		{"", func(c *Config) { c.MFARequiredRoles = "" }}, // nobody held: allowed (tests, demo)
+		{"", func(c *Config) { sso(c) }},
+		{"oidc-issuer", func(c *Config) { sso(c); c.OIDCIssuer = "idp.example" }},
+		{"oidc-client-id", func(c *Config) { sso(c); c.OIDCClientID = "" }},
+		{"oidc-redirect-url", func(c *Config) { sso(c); c.OIDCRedirectURL = "" }},
+		{"oidc-role-claim", func(c *Config) { sso(c); c.OIDCRoleClaim = "" }},
+		{"oidc-role-map", func(c *Config) { sso(c); c.OIDCRoleMap = "bwc-admins=root" }},
+		{"oidc-role-map", func(c *Config) { sso(c); c.OIDCRoleMap = "" }},
+		{"", func(c *Config) { c.OIDCRoleMap = "" }}, // single sign-on off: not checked
 		{"LinkInterval", func(c *Config) { c.LinkInterval = 0 }},
 		{"MaxClockSkew", func(c *Config) { c.MaxClockSkew = 0 }},
 		{"DevicesReload", func(c *Config) { c.DevicesReload = 0 }},

@@ -81,6 +81,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err != nil {
 		return nil, fmt.Errorf("signing-key: %w", err)
 	}
+	if err := p.db.SetSecretsKey(secretsKey(key)); err != nil {
+		return nil, err
+	}
 	if err := p.buildMedia(cfg, key, reg, log); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ package index
 
 import (
 	"context"
+	"crypto/cipher"
 	"embed"
 	"errors"
 	"fmt"
@@ -72,6 +73,8 @@ type DB struct {
 	url  string
 	pool *pgxpool.Pool
 	now  func() time.Time
+
+	secrets cipher.AEAD // seals second-factor secrets (SetSecretsKey, mfa.go)
 }
 
 // Open connects to PostgreSQL as the URL's login and checks the

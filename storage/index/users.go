@@ -275,7 +275,7 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 	if known && ok && !u.Disabled {
 		// reset the counter unless a parallel failure locked the account
 		// meanwhile
-		err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL
+		err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = `+keepFailuresWithSecondFactor+`, locked_until = NULL
 			WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2) RETURNING id`, u.ID, now).Scan(&u.ID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return User{}, ErrLocked
@@ -285,20 +285,30 @@ func (db *DB) Authenticate(ctx context.Context, login, password string) (User, e
 		}
 		return u, nil
 	}
-	var failed int
-	err = db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
-		locked_until = CASE WHEN failed_logins + 1 >= $2
-			THEN $3::timestamptz + make_interval(secs => LEAST($4::float8 * power(2, LEAST(failed_logins + 1 - $2, 20)), $5::float8))
-			ELSE locked_until END
-		WHERE login = $1 RETURNING failed_logins`,
-		login, lockoutAfter, now, lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
-		return User{}, mapErr("record failed login", err)
+	if err := db.countFailedLogin(ctx, login); err != nil {
+		return User{}, err
 	}
 	if !known {
 		return User{}, ErrUnknownLogin
 	}
 	return User{}, ErrBadCredentials
+}
+
+// countFailedLogin counts one failed login (a wrong password or
+// second-factor code) in one UPDATE, and locks the account from the value
+// it returns. An unknown login finds no row.
+func (db *DB) countFailedLogin(ctx context.Context, login string) error {
+	var failed int
+	err := db.pool.QueryRow(ctx, `UPDATE users SET failed_logins = failed_logins + 1,
+		locked_until = CASE WHEN failed_logins + 1 >= $2
+			THEN $3::timestamptz + make_interval(secs => LEAST($4::float8 * power(2, LEAST(failed_logins + 1 - $2, 20)), $5::float8))
+			ELSE locked_until END
+		WHERE login = $1 RETURNING failed_logins`,
+		login, lockoutAfter, db.now(), lockoutBase.Seconds(), lockoutMax.Seconds()).Scan(&failed)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) { // no row: an unknown login
+		return mapErr("record failed login", err)
+	}
+	return nil
 }
 
 // FailedLogins returns a user's count of consecutive failed logins and the
@@ -320,6 +330,7 @@ type Session struct {
 	CSRFToken string
 	User      User
 	ExpiresAt time.Time
+	Method    string // how it was started: AuthPassword or AuthOIDC
 }
 
 func randomToken() string {
@@ -333,11 +344,12 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-// CreateSession starts a session for a user.
-func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remote string) (Session, error) {
-	s := Session{Token: randomToken(), CSRFToken: randomToken(), User: u, ExpiresAt: db.now().Add(ttl).UTC()}
-	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, remote_addr) VALUES ($1, $2, $3, $4, $5)`,
-		tokenHash(s.Token), u.ID, s.CSRFToken, s.ExpiresAt, remote)
+// CreateSession starts a session for a user, authenticated by method
+// (AuthPassword or AuthOIDC).
+func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remote, method string) (Session, error) {
+	s := Session{Token: randomToken(), CSRFToken: randomToken(), User: u, ExpiresAt: db.now().Add(ttl).UTC(), Method: method}
+	_, err := db.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, remote_addr, method) VALUES ($1, $2, $3, $4, $5, $6)`,
+		tokenHash(s.Token), u.ID, s.CSRFToken, s.ExpiresAt, remote, method)
 	if err != nil {
 		return Session{}, mapErr("create session for "+u.Login, err)
 	}
@@ -349,10 +361,10 @@ func (db *DB) CreateSession(ctx context.Context, u User, ttl time.Duration, remo
 func (db *DB) SessionByToken(ctx context.Context, token string) (Session, error) {
 	var s Session
 	err := db.pool.QueryRow(ctx, `SELECT u.id, u.login, u.role, u.unit, u.officer_id, u.oversees, u.disabled, u.created_at, u.must_change_password,
-			s.csrf_token, s.expires_at
+			s.csrf_token, s.expires_at, s.method
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`, tokenHash(token)).
-		Scan(append(s.User.fields(), &s.CSRFToken, &s.ExpiresAt)...)
+		Scan(append(s.User.fields(), &s.CSRFToken, &s.ExpiresAt, &s.Method)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, ErrUnauthenticated
 	}

@@ -207,7 +207,7 @@ func TestPasswordChangeAndReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := func() index.Session {
-		s, err := db.CreateSession(ctx, u, time.Hour, "")
+		s, err := db.CreateSession(ctx, u, time.Hour, "", index.AuthPassword)
 		if err != nil {
 			t.Fatal(err)
 		}

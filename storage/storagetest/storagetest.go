@@ -135,6 +135,11 @@ func NewDB(t testing.TB) *index.DB {
 		t.Fatalf("%v; %s", err, howToStart)
 	}
 	t.Cleanup(db.Close)
+	// second-factor secrets are sealed with a key, as bwc serve's (derived
+	// from its signing key)
+	if err := db.SetSecretsKey(make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 

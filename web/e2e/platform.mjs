@@ -15,7 +15,7 @@ mkdirSync(screenshots, { recursive: true });
 
 function need(name) {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run scripts/test.sh (or scripts/services.sh up && source /var/tmp/bwc/env, and BWC_BIN=path/to/bwc)`);
+  if (!v) throw new Error(`${name} is not set: run scripts/test.sh (or scripts/services.sh up && source /var/tmp/bwc/env, and BWC_BIN=path/to/bwc, BWC_TESTOP_BIN=path/to/bwc-testop)`);
   return v;
 }
 
@@ -50,8 +50,11 @@ function ready(url, ca) {
 
 // startPlatform creates a database, seeds the demo data and accounts, starts
 // bwc serve and waits until it is ready. extraArgs go to bwc serve; tls
-// ({ cert, key } files) serves it over HTTPS.
-export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null } = {}) {
+// ({ cert, key } files) serves it over HTTPS. mfaRequiredRoles is
+// -mfa-required-roles: none by default, as the tests sign in as admin and
+// supervisor with a password; null keeps the server's default
+// (admin,supervisor).
+export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null, mfaRequiredRoles = '', httpPort = null } = {}) {
   const bin = need('BWC_BIN');
   const admin = new URL(need('BWC_TEST_DATABASE_URL'));
   const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
@@ -63,7 +66,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
   db.pathname = '/' + name;
   const owner = new URL(need('BWC_TEST_DATABASE_OWNER_URL'));
   owner.pathname = '/' + name;
-  const httpPort = await freePort();
+  httpPort ??= await freePort(); // a caller may choose it (a URL it registers elsewhere first)
   const rtspPort = await freePort();
   const webrtcPort = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bwc-e2e-'));
@@ -99,7 +102,8 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
   if (storage.status !== 0) throw new Error(`setup-storage: ${storage.stderr}`);
   const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
   if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
-  const proc = spawn(bin, ['serve', ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const mfaArgs = mfaRequiredRoles === null ? [] : [`-mfa-required-roles=${mfaRequiredRoles}`];
+  const proc = spawn(bin, ['serve', ...mfaArgs, ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
   const ca = tls ? readFileSync(tls.cert) : null;
   const deadline = Date.now() + 30000;
@@ -115,6 +119,34 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null 
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
       spawnSync('psql', [admin.href, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+    },
+  };
+}
+
+// startTestOP starts cmd/bwc-testop (BWC_TESTOP_BIN, built by
+// scripts/test.sh), a real OpenID provider with one client and the users
+// given as username:password:group,group[:unit[:badge]]; it resolves to
+// { issuer, stop() } once the provider prints its issuer URL.
+export async function startTestOP({ clientID = 'bwc', clientSecret, redirectURL, users = [] }) {
+  const bin = need('BWC_TESTOP_BIN');
+  const args = ['-client-id', clientID, '-client-secret', clientSecret, '-redirect-url', redirectURL, ...users.flatMap((u) => ['-user', u])];
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const issuer = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('bwc-testop printed no issuer in 10 s')), 10000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) { clearTimeout(timer); resolve(out.slice(0, nl).trim()); }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bwc-testop exited with ${code}`)); });
+  });
+  proc.stdout.resume();
+  return {
+    issuer,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
     },
   };
 }

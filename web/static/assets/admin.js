@@ -62,7 +62,7 @@ function userRow(u) {
   } }, t('admin.save'));
   return el('tr', { 'data-login': u.login },
     el('td', {}, u.login, u.must_change_password ? el('span', { class: 'muted' }, ` (${t('admin.mustChange')})`) : null), el('td', {}, t('role.' + u.role)), el('td', {}, unit),
-    el('td', {}, u.role === 'supervisor' ? oversees : '—'), el('td', {}, save), el('td', {}, resetPassword(u)));
+    el('td', {}, u.role === 'supervisor' ? oversees : '—'), el('td', {}, save), el('td', {}, resetPassword(u)), el('td', {}, resetMFA(u)));
 }
 
 // resetPassword: a new password for a user, who must change it at their
@@ -80,6 +80,26 @@ function resetPassword(u) {
     } catch (e) { show(e); }
   } }, t('admin.resetPassword'));
   return el('span', {}, pw, ' ', button);
+}
+
+// resetMFA removes a user's second factor (a lost phone), with a reason
+// for the audit trail; the user then signs in with the password alone and
+// enrols again.
+function resetMFA(u) {
+  const reason = el('input', { name: 'mfa-reason', placeholder: t('admin.mfaReason'), 'aria-label': t('admin.mfaReason') });
+  const done = document.querySelector('#user-done');
+  const button = el('button', { class: 'reset-mfa', onclick: async () => {
+    done.textContent = '';
+    try {
+      await api('DELETE', `/api/users/${u.id}/mfa`, { reason: reason.value });
+      show(null);
+      reason.value = '';
+      done.textContent = t('admin.mfaResetDone', { login: u.login });
+    } catch (e) {
+      if (e.status === 409) { show(null); done.textContent = t('admin.noMFA', { login: u.login }); } else show(e);
+    }
+  } }, t('admin.resetMFA'));
+  return el('span', {}, reason, ' ', button);
 }
 
 form('add-device', '/api/devices');

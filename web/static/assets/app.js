@@ -60,7 +60,7 @@ export function header(me) {
     reviewer: [['/incidents', 'nav.incidents']],
     admin: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload'], ['/admin', 'nav.admin']],
   }[me.role] || [];
-  nav.replaceChildren(...[...links, ['/account', 'nav.account']].map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
+  nav.replaceChildren(...[...links, ['/account', 'nav.account'], ['/mfa', 'nav.mfa']].map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
   document.querySelector('header.top .who').textContent = `${me.login} · ${t('role.' + me.role)}`;
   const sel = document.querySelector('#lang');
   sel.value = lang();
