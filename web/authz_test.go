@@ -324,6 +324,9 @@ type matrixRow struct {
 	body func(f matrixFixture) string
 	ok   []int
 	skip string // why the route is not called here (still a row)
+	// person: a route about a person's own account (password, second
+	// factor): an API token, which is nobody's account, is refused (403)
+	person bool
 }
 
 func recPath(suffix string) func(matrixFixture) string {
@@ -420,6 +423,17 @@ var matrixRows = map[string]matrixRow{
 	"DELETE /api/uploads/{id}":        {path: fixed("/api/uploads/x"), ok: []int{404}},
 	"OPTIONS /api/uploads/":           {path: fixed("/api/uploads/"), ok: []int{404}},
 	"GET /api/uploads":                {path: fixed("/api/uploads"), ok: []int{200}},
+
+	// one's own account: password and second factor; tokens are nobody's
+	"GET /api/login/options":        {skip: "public"},
+	"POST /api/password":            {path: fixed("/api/password"), ok: []int{400}, person: true}, // no current password
+	"GET /api/tokens":               {path: fixed("/api/tokens"), ok: []int{200}},
+	"POST /api/users/{id}/password": {path: fixed("/api/users/" + uuid.NewString() + "/password"), body: body(`{"password":"a long enough matrix password"}`), ok: []int{404}, person: true},
+	"GET /api/mfa/totp":             {path: fixed("/api/mfa/totp"), ok: []int{200}, person: true},
+	"POST /api/mfa/totp":            {path: fixed("/api/mfa/totp"), ok: []int{200, 201}, person: true},    // starts an enrolment, not confirmed
+	"POST /api/mfa/totp/confirm":    {path: fixed("/api/mfa/totp/confirm"), ok: []int{400}, person: true}, // no code
+	"DELETE /api/mfa/totp":          {path: fixed("/api/mfa/totp"), ok: []int{400, 409}, person: true},
+	"DELETE /api/users/{id}/mfa":    {path: fixed("/api/users/" + uuid.NewString() + "/mfa?reason=matrix"), ok: []int{404}},
 }
 
 // matrixEnv is the server with the fixtures and a client per role.
@@ -617,6 +631,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 					row.also != "" && !slices.Contains(matrixInScope[row.also][role], sc):
 					if code != http.StatusForbidden {
 						t.Errorf("%s as %s on %s: %d, want 403 (out of scope)", rt.Pattern, role, sc, code)
+					}
+				case row.person && role == "token":
+					if code != http.StatusForbidden {
+						t.Errorf("%s as a token: %d, want 403 (nobody's account)", rt.Pattern, code)
 					}
 				default:
 					if !slices.Contains(row.ok, code) {
