@@ -218,13 +218,18 @@ func (a *accounts) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
 }
 
-// session answers who is logged in, with the session's CSRF token.
+// session answers who is logged in (role, officer, unit, the units a
+// supervisor oversees), with the session's CSRF token.
 func (a *accounts) session(rt *router) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, _ := PrincipalFrom(r.Context())
 		_, csrf, _ := rt.authenticate(r)
-		writeJSON(w, http.StatusOK, map[string]any{"login": p.Login, "role": p.Role, "officer_id": p.OfficerID, "unit": p.Unit, "csrf_token": csrf,
-			"must_change_password": p.MustChangePassword})
+		oversees := p.Oversees // the setting (empty: the own unit); a token has none
+		if oversees == nil {
+			oversees = []string{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"login": p.Login, "role": p.Role, "officer_id": p.OfficerID, "unit": p.Unit,
+			"oversees": oversees, "csrf_token": csrf, "must_change_password": p.MustChangePassword})
 	}
 }
 
