@@ -17,9 +17,9 @@ type UploadService interface {
 	Admit(ctx context.Context, method, id string, length int64) error
 }
 
-// UploadStore lists uploads.
+// UploadStore lists uploads, filtered by a scope in SQL.
 type UploadStore interface {
-	Uploads(ctx context.Context, uploadedBy string) ([]index.Upload, error)
+	UploadsInScope(ctx context.Context, s index.Scope) ([]index.Upload, error)
 }
 
 // uploads: resumable uploads of footage recorded offline (tus), and the
@@ -27,6 +27,7 @@ type UploadStore interface {
 type uploads struct {
 	service UploadService
 	db      UploadStore
+	az      *authz
 	kit     *kit
 }
 
@@ -70,15 +71,11 @@ func (h *uploads) tus(w http.ResponseWriter, r *http.Request) {
 	h.service.Handler().ServeHTTP(w, r.WithContext(ctx))
 }
 
-// listUploads: an officer's own uploads; everything for supervisors and
-// admins.
+// listUploads: the uploads whose recording is in the principal's scope
+// (an upload is a recording: ResRecording in authz.go): an officer's own,
+// a supervisor's units' and the unbound ones, all for admins.
 func (h *uploads) listUploads(w http.ResponseWriter, r *http.Request) {
-	p, _ := PrincipalFrom(r.Context())
-	by := ""
-	if p.Role == index.RoleOfficer {
-		by = p.Login
-	}
-	list, err := h.db.Uploads(r.Context(), by)
+	list, err := h.db.UploadsInScope(r.Context(), h.az.scope(r, ResRecording))
 	if list == nil {
 		list = []index.Upload{}
 	}

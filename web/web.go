@@ -176,7 +176,7 @@ func (s *Server) build(o Options) http.Handler {
 		newLive(o.Ingest, o.Relay, s.closing, az, k),
 		newReplays(db, o.Objects, az, k),
 		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
-		&uploads{service: o.Uploads, db: db, kit: k},
+		&uploads{service: o.Uploads, db: db, az: az, kit: k},
 	} {
 		g.routes(r)
 	}

@@ -263,3 +263,12 @@ func (db *DB) CheckoutsInScope(ctx context.Context, openOnly bool, s Scope) ([]C
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Checkout, error) { return scanCheckout(r) })
 	return out, mapErr("list check-outs", err)
 }
+
+// UploadsInScope lists the uploads whose recording is in the scope (an
+// upload is a recording with source upload: bound to its officer, or
+// unbound), newest first.
+func (db *DB) UploadsInScope(ctx context.Context, s Scope) ([]Upload, error) {
+	a := &sqlArgs{}
+	return db.uploadWhere(ctx, "uploads", `EXISTS (SELECT 1 FROM recordings r WHERE r.id = uploads.recording_id AND `+
+		s.recordingSQL("r.id", "r.officer_id", a)+`)`, a.args...)
+}

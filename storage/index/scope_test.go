@@ -2,7 +2,9 @@ package index_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -116,5 +118,87 @@ func TestScopes(t *testing.T) {
 	}
 	if _, err := db.RecordingInScope(ctx, uuid.New(), index.Scope{Kind: index.ScopeAll}); !errors.Is(err, index.ErrNotFound) {
 		t.Errorf("unknown recording: %v, want ErrNotFound", err)
+	}
+}
+
+// TestScopedUploads: the uploads listing is filtered by the recording
+// scopes. Officer P1-A's upload, P2-B's upload (linked to incident 2,
+// granted to "rev", and to incident 1, A's), an unbound upload.
+func TestScopedUploads(t *testing.T) {
+	ctx := context.Background()
+	db := newFixture(t).db
+	a, err := db.CreateOfficer(ctx, index.Officer{Badge: "U-A", Name: "A", Unit: "P1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.CreateOfficer(ctx, index.Officer{Badge: "U-B", Name: "B", Unit: "P2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	upload := func(off *uuid.UUID, name string) index.Upload {
+		sum := sha256.Sum256([]byte(name))
+		u, err := db.CreateUpload(ctx, index.Recording{OfficerID: off}, index.Upload{TusID: name, UploadedBy: "someone", Filename: name + ".mp4",
+			Size: 1, SHA256: sum[:], Key: "uploads/" + name, Container: "mp4", RecordedAt: now.Add(-time.Hour), RecordedAtSource: "upload"}, "someone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	upA, upB, upUnbound := upload(&a.ID, "a"), upload(&b.ID, "b"), upload(nil, "unbound")
+	var inc [2]uuid.UUID
+	for i := range inc {
+		in, err := db.CreateIncident(ctx, index.Incident{Number: fmt.Sprint("110-U", i+1), OpenedAt: now.Add(-2 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc[i] = in.ID
+	}
+	for _, as := range []struct{ inc, off uuid.UUID }{{inc[0], a.ID}, {inc[1], b.ID}} {
+		if _, err := db.Assign(ctx, as.inc, as.off, now.Add(-90*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{1, 0} {
+		if _, err := db.LinkIncident(ctx, upB.RecordingID, inc[i], "test", "scope"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.GrantIncident(ctx, inc[1], "rev", "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name    string
+		scope   index.Scope
+		uploads []uuid.UUID
+	}{
+		{"none", index.Scope{}, nil},
+		{"all", index.Scope{Kind: index.ScopeAll}, []uuid.UUID{upA.ID, upB.ID, upUnbound.ID}},
+		{"own A", index.Scope{Kind: index.ScopeOwn, OfficerID: &a.ID}, []uuid.UUID{upA.ID}},
+		{"own without an officer", index.Scope{Kind: index.ScopeOwn}, nil},
+		{"unit P1 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P1"}}, []uuid.UUID{upA.ID, upUnbound.ID}},
+		{"unit P2 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P2"}}, []uuid.UUID{upB.ID, upUnbound.ID}},
+		{"granted incident 2", index.Scope{Kind: index.ScopeIncidents, Login: "rev"}, []uuid.UUID{upB.ID}},
+		{"unit P1's incidents", index.Scope{Kind: index.ScopeIncidents, Login: "other", Unit: "P1"}, []uuid.UUID{upB.ID}},
+		{"not granted, no unit", index.Scope{Kind: index.ScopeIncidents, Login: "other"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ups, err := db.UploadsInScope(ctx, tc.scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uuid.UUID
+			for _, u := range ups {
+				got = append(got, u.ID)
+			}
+			slices.SortFunc(got, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
+			want := slices.Clone(tc.uploads)
+			slices.SortFunc(want, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
+			if !slices.Equal(got, want) {
+				t.Errorf("UploadsInScope = %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -100,7 +100,8 @@ func (db *DB) UploadBySHA256(ctx context.Context, sum []byte) (Upload, error) {
 	return out[0], nil
 }
 
-// Uploads lists uploads, newest first: all, or one uploader's.
+// Uploads lists uploads, newest first: all, or one uploader's. The
+// listing users see is UploadsInScope (scope.go).
 func (db *DB) Uploads(ctx context.Context, uploadedBy string) ([]Upload, error) {
 	return db.uploadWhere(ctx, "uploads", "$1 = '' OR uploaded_by = $1", uploadedBy)
 }
