@@ -121,6 +121,78 @@ func TestUploadsAreScoped(t *testing.T) {
 	}
 }
 
+// A recording's detail and an incident's timeline name only the links to
+// incidents in the caller's incident scope (with history: an ended link
+// to an incident out of scope is not named either).
+func TestRecordingLinksAreScoped(t *testing.T) {
+	e := newMatrixEnv(t)
+	ctx := context.Background()
+	own, unit, other, granted := e.fix[scopeOwn], e.fix[scopeUnit], e.fix[scopeOther], e.fix[scopeGranted]
+	// the granted recording is linked to the other unit's incident too; the
+	// officer's own recording was linked to the same unit's incident (the
+	// officer is not assigned to it), then unlinked
+	if _, err := e.db.LinkIncident(ctx, granted.rec, other.inc, "fixture", "scope"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.LinkIncident(ctx, own.rec, unit.inc, "fixture", "scope"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.UnlinkIncident(ctx, own.rec, unit.inc, "fixture", "scope"); err != nil {
+		t.Fatal(err)
+	}
+	type detail struct {
+		Links []index.IncidentLink `json:"links"`
+	}
+	incidents := func(links []index.IncidentLink) []string {
+		out := []string{}
+		for _, l := range links {
+			out = append(out, l.IncidentID.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(ids ...uuid.UUID) []string {
+		out := []string{}
+		for _, id := range ids {
+			out = append(out, id.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	cases := []struct {
+		role string
+		rec  uuid.UUID
+		want []string
+	}{
+		{index.RoleReviewer, granted.rec, sorted(granted.inc)},
+		{"token", granted.rec, sorted(granted.inc)},
+		{index.RoleAdmin, granted.rec, sorted(granted.inc, other.inc)},
+		{index.RoleSupervisor, own.rec, sorted(own.inc, unit.inc)}, // every incident (they assign officers)
+		{index.RoleAdmin, own.rec, sorted(own.inc, unit.inc)},
+		{index.RoleOfficer, own.rec, sorted(own.inc)}, // not the ended link to an incident they were never assigned to
+	}
+	for _, c := range cases {
+		var d detail
+		if code := e.getJSON(c.role, "/api/recordings/"+c.rec.String(), &d); code != 200 || !slices.Equal(incidents(d.Links), c.want) {
+			t.Errorf("links of recording %s as %s: %d %v, want %v", c.rec, c.role, code, incidents(d.Links), c.want)
+		}
+	}
+	// the reviewer's timeline of the granted incident: its recording's
+	// links name the granted incident only
+	var tl struct {
+		Recordings []struct {
+			ID    uuid.UUID            `json:"id"`
+			Links []index.IncidentLink `json:"links"`
+		} `json:"recordings"`
+	}
+	if code := e.getJSON(index.RoleReviewer, "/api/incidents/"+granted.inc.String()+"/timeline", &tl); code != 200 || len(tl.Recordings) != 1 {
+		t.Fatalf("timeline as reviewer: %d %+v", code, tl)
+	}
+	if got := incidents(tl.Recordings[0].Links); !slices.Equal(got, sorted(granted.inc)) {
+		t.Errorf("timeline links as reviewer = %v, want only the granted incident", got)
+	}
+}
+
 // GET /api/session names the units a supervisor oversees (the setting;
 // empty: their own unit), for the pages.
 func TestSessionNamesUnitsOverseen(t *testing.T) {

@@ -35,7 +35,7 @@ type Dashboards interface {
 // TimelineStore is what an incident's timeline needs beyond the incident.
 type TimelineStore interface {
 	Gaps(ctx context.Context, id uuid.UUID) ([]index.Gap, error)
-	RecordingLinks(ctx context.Context, id uuid.UUID, history bool) ([]index.IncidentLink, error)
+	RecordingLinksInScope(ctx context.Context, id uuid.UUID, history bool, s index.Scope) ([]index.IncidentLink, error)
 }
 
 // officerFinder loads one officer.
@@ -256,7 +256,7 @@ func (h *incidents) incidentTimeline(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range recs {
 		tr := timelineRecording{Recording: rec}
 		if tr.Gaps, err = h.timeline.Gaps(ctx, rec.ID); err == nil {
-			tr.Links, err = h.timeline.RecordingLinks(ctx, rec.ID, true)
+			tr.Links, err = h.timeline.RecordingLinksInScope(ctx, rec.ID, true, h.az.scope(r, ResIncident)) // no incident the principal may not see
 		}
 		if err != nil {
 			h.kit.fail(w, r, err)

@@ -21,7 +21,7 @@ type RecordingStore interface {
 	Recordings(ctx context.Context, f index.RecordingFilter) ([]index.Recording, error)
 	Gaps(ctx context.Context, id uuid.UUID) ([]index.Gap, error)
 	Bindings(ctx context.Context, id uuid.UUID) ([]index.Binding, error)
-	RecordingLinks(ctx context.Context, id uuid.UUID, history bool) ([]index.IncidentLink, error)
+	RecordingLinksInScope(ctx context.Context, id uuid.UUID, history bool, s index.Scope) ([]index.IncidentLink, error)
 	LinkIncident(ctx context.Context, recordingID, incidentID uuid.UUID, by, reason string) (index.IncidentLink, error)
 	UnlinkIncident(ctx context.Context, recordingID, incidentID uuid.UUID, by, reason string) (index.IncidentLink, error)
 	BindOfficerFrom(ctx context.Context, id uuid.UUID, previous *uuid.UUID, officerID uuid.UUID, by, reason string) (index.Recording, error)
@@ -74,8 +74,8 @@ func (h *recordings) listRecordings(w http.ResponseWriter, r *http.Request) {
 	h.kit.reply(w, r, http.StatusOK, recs, err)
 }
 
-// recordingDetail is a recording with its gaps, links (with history) and
-// binding history.
+// recordingDetail is a recording with its gaps, links (with history) to
+// the incidents in the caller's incident scope, and binding history.
 type recordingDetail struct {
 	index.Recording
 	Gaps     []index.Gap          `json:"gaps"`
@@ -99,7 +99,7 @@ func (h *recordings) getRecording(w http.ResponseWriter, r *http.Request) {
 	}
 	d := recordingDetail{Recording: rec}
 	if d.Gaps, err = h.db.Gaps(ctx, id); err == nil {
-		if d.Links, err = h.db.RecordingLinks(ctx, id, true); err == nil {
+		if d.Links, err = h.db.RecordingLinksInScope(ctx, id, true, h.az.scope(r, ResIncident)); err == nil {
 			d.Bindings, err = h.db.Bindings(ctx, id)
 		}
 	}

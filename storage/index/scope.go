@@ -272,3 +272,20 @@ func (db *DB) UploadsInScope(ctx context.Context, s Scope) ([]Upload, error) {
 	return db.uploadWhere(ctx, "uploads", `EXISTS (SELECT 1 FROM recordings r WHERE r.id = uploads.recording_id AND `+
 		s.recordingSQL("r.id", "r.officer_id", a)+`)`, a.args...)
 }
+
+// RecordingLinksInScope returns a recording's links to the incidents in
+// the scope (the ended ones too when history is set): a recording's
+// detail does not name incidents the caller may not see.
+func (db *DB) RecordingLinksInScope(ctx context.Context, recordingID uuid.UUID, history bool, s Scope) ([]IncidentLink, error) {
+	a := &sqlArgs{}
+	q := `SELECT ` + linkCols + linkFrom + `WHERE ri.recording_id = ` + a.add(recordingID) + ` AND ` + s.incidentSQL("ri.incident_id", a)
+	if !history {
+		q += ` AND ri.unlinked_at IS NULL`
+	}
+	rows, err := db.pool.Query(ctx, q+` ORDER BY ri.linked_at, ri.id`, a.args...)
+	if err != nil {
+		return nil, mapErr("links of recording "+recordingID.String(), err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (IncidentLink, error) { return scanLink(r) })
+	return out, mapErr("links of recording "+recordingID.String(), err)
+}

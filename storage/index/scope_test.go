@@ -121,10 +121,12 @@ func TestScopes(t *testing.T) {
 	}
 }
 
-// TestScopedUploads: the uploads listing is filtered by the recording
-// scopes. Officer P1-A's upload, P2-B's upload (linked to incident 2,
-// granted to "rev", and to incident 1, A's), an unbound upload.
-func TestScopedUploads(t *testing.T) {
+// TestScopedUploadsAndLinks: the uploads listing and a recording's links
+// are filtered by the same scopes. Officer P1-A's upload, P2-B's upload
+// (linked to incident 2, granted to "rev", and to incident 1, A's), an
+// unbound upload; B's upload was also linked to incident 3 (nobody's),
+// then unlinked.
+func TestScopedUploadsAndLinks(t *testing.T) {
 	ctx := context.Background()
 	db := newFixture(t).db
 	a, err := db.CreateOfficer(ctx, index.Officer{Badge: "U-A", Name: "A", Unit: "P1"})
@@ -146,7 +148,7 @@ func TestScopedUploads(t *testing.T) {
 		return u
 	}
 	upA, upB, upUnbound := upload(&a.ID, "a"), upload(&b.ID, "b"), upload(nil, "unbound")
-	var inc [2]uuid.UUID
+	var inc [3]uuid.UUID
 	for i := range inc {
 		in, err := db.CreateIncident(ctx, index.Incident{Number: fmt.Sprint("110-U", i+1), OpenedAt: now.Add(-2 * time.Hour)})
 		if err != nil {
@@ -159,10 +161,13 @@ func TestScopedUploads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, i := range []int{1, 0} {
+	for _, i := range []int{1, 0, 2} {
 		if _, err := db.LinkIncident(ctx, upB.RecordingID, inc[i], "test", "scope"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := db.UnlinkIncident(ctx, upB.RecordingID, inc[2], "test", "scope"); err != nil {
+		t.Fatal(err)
 	}
 	if err := db.GrantIncident(ctx, inc[1], "rev", "test"); err != nil {
 		t.Fatal(err)
@@ -172,16 +177,17 @@ func TestScopedUploads(t *testing.T) {
 		name    string
 		scope   index.Scope
 		uploads []uuid.UUID
+		links   []uuid.UUID // incidents named among upload B's links, with history
 	}{
-		{"none", index.Scope{}, nil},
-		{"all", index.Scope{Kind: index.ScopeAll}, []uuid.UUID{upA.ID, upB.ID, upUnbound.ID}},
-		{"own A", index.Scope{Kind: index.ScopeOwn, OfficerID: &a.ID}, []uuid.UUID{upA.ID}},
-		{"own without an officer", index.Scope{Kind: index.ScopeOwn}, nil},
-		{"unit P1 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P1"}}, []uuid.UUID{upA.ID, upUnbound.ID}},
-		{"unit P2 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P2"}}, []uuid.UUID{upB.ID, upUnbound.ID}},
-		{"granted incident 2", index.Scope{Kind: index.ScopeIncidents, Login: "rev"}, []uuid.UUID{upB.ID}},
-		{"unit P1's incidents", index.Scope{Kind: index.ScopeIncidents, Login: "other", Unit: "P1"}, []uuid.UUID{upB.ID}},
-		{"not granted, no unit", index.Scope{Kind: index.ScopeIncidents, Login: "other"}, nil},
+		{"none", index.Scope{}, nil, nil},
+		{"all", index.Scope{Kind: index.ScopeAll}, []uuid.UUID{upA.ID, upB.ID, upUnbound.ID}, []uuid.UUID{inc[1], inc[0], inc[2]}},
+		{"own A", index.Scope{Kind: index.ScopeOwn, OfficerID: &a.ID}, []uuid.UUID{upA.ID}, []uuid.UUID{inc[0]}},
+		{"own without an officer", index.Scope{Kind: index.ScopeOwn}, nil, nil},
+		{"unit P1 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P1"}}, []uuid.UUID{upA.ID, upUnbound.ID}, []uuid.UUID{inc[0]}},
+		{"unit P2 (and unbound)", index.Scope{Kind: index.ScopeUnits, Units: []string{"P2"}}, []uuid.UUID{upB.ID, upUnbound.ID}, []uuid.UUID{inc[1]}},
+		{"granted incident 2", index.Scope{Kind: index.ScopeIncidents, Login: "rev"}, []uuid.UUID{upB.ID}, []uuid.UUID{inc[1]}},
+		{"unit P1's incidents", index.Scope{Kind: index.ScopeIncidents, Login: "other", Unit: "P1"}, []uuid.UUID{upB.ID}, []uuid.UUID{inc[0]}},
+		{"not granted, no unit", index.Scope{Kind: index.ScopeIncidents, Login: "other"}, nil, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +204,26 @@ func TestScopedUploads(t *testing.T) {
 			slices.SortFunc(want, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
 			if !slices.Equal(got, want) {
 				t.Errorf("UploadsInScope = %v, want %v", got, want)
+			}
+			links, err := db.RecordingLinksInScope(ctx, upB.RecordingID, true, tc.scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			for _, l := range links {
+				got = append(got, l.IncidentID)
+			}
+			if !slices.Equal(got, tc.links) { // in the order they were linked
+				t.Errorf("RecordingLinksInScope = %v, want %v", got, tc.links)
+			}
+			current, err := db.RecordingLinksInScope(ctx, upB.RecordingID, false, tc.scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range current {
+				if l.IncidentID == inc[2] {
+					t.Errorf("without history: the ended link to incident 3 is named: %+v", l)
+				}
 			}
 		})
 	}
