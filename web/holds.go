@@ -67,12 +67,8 @@ func (h *holds) releaseHold(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reason, ok := reasonOf(w, r)
+	reason, ok := requiredReason(w, r, "to release a legal hold")
 	if !ok {
-		return
-	}
-	if reason == "" {
-		h.kit.fail(w, r, &index.FieldError{Field: "reason", Reason: "required to release a legal hold"})
 		return
 	}
 	if !h.az.recording(w, r, ResRecording, id) {

@@ -340,12 +340,8 @@ func (m *secondFactor) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reason, ok := reasonOf(w, r)
+	reason, ok := requiredReason(w, r, "to reset a second factor")
 	if !ok {
-		return
-	}
-	if reason == "" {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "reason: required", Field: "reason"})
 		return
 	}
 	u, err := m.db.ResetSecondFactor(r.Context(), id)

@@ -193,6 +193,18 @@ func (s *singleSignOn) discover() (*oidcProvider, error) {
 	return s.provider, nil
 }
 
+// reachProvider is discover for a sign-in: when the provider cannot be
+// reached it answers 502 with a page that offers the local login.
+func (s *singleSignOn) reachProvider(w http.ResponseWriter) (*oidcProvider, bool) {
+	p, err := s.discover()
+	if err != nil {
+		s.kit.log.Error("oidc: identity provider unreachable", "issuer", s.cfg.Issuer, "err", err)
+		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached; try again, or sign in with a local account.", "无法连接身份提供方，请重试，或使用本地账号登录。")
+		return nil, false
+	}
+	return p, true
+}
+
 func randomString() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -209,10 +221,8 @@ func (s *singleSignOn) login(w http.ResponseWriter, r *http.Request) {
 		ssoPage(w, http.StatusTooManyRequests, "Too many sign-ins from your address: try again in a moment.", "您的地址登录次数过多，请稍后再试。")
 		return
 	}
-	p, err := s.discover()
-	if err != nil {
-		s.kit.log.Error("oidc: identity provider unreachable", "issuer", s.cfg.Issuer, "err", err)
-		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached; try again, or sign in with a local account.", "无法连接身份提供方，请重试，或使用本地账号登录。")
+	p, ok := s.reachProvider(w)
+	if !ok {
 		return
 	}
 	l := index.OIDCLogin{State: randomString(), Browser: randomString(), Nonce: randomString(),
@@ -268,10 +278,8 @@ func (s *singleSignOn) callback(w http.ResponseWriter, r *http.Request) {
 			"The identity provider did not sign you in.", "身份提供方未能完成登录。")
 		return
 	}
-	p, err := s.discover()
-	if err != nil {
-		s.kit.log.Error("oidc: identity provider unreachable", "issuer", s.cfg.Issuer, "err", err)
-		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached; try again, or sign in with a local account.", "无法连接身份提供方，请重试，或使用本地账号登录。")
+	p, ok := s.reachProvider(w)
+	if !ok {
 		return
 	}
 	ctx := oidc.ClientContext(r.Context(), s.client)

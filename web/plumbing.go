@@ -119,6 +119,17 @@ func reasonOf(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return in.Reason, true
 }
 
+// requiredReason is reasonOf for changes that need one: an empty reason is
+// 400 naming what it is required for.
+func requiredReason(w http.ResponseWriter, r *http.Request, forWhat string) (string, bool) {
+	reason, ok := reasonOf(w, r)
+	if ok && reason == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "reason: required " + forWhat, Field: "reason"})
+		return "", false
+	}
+	return reason, ok
+}
+
 // timeRange reads from/to (RFC 3339); zero when absent.
 func timeRange(r *http.Request) (from, to time.Time, err error) {
 	q := r.URL.Query()

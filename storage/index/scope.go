@@ -97,14 +97,23 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// inScope reports whether the row id of table ("recordings r": the name
+// and its alias, whose id column is matched) meets the scope's condition
+// cond; ErrNotFound when there is no such row. The single-object checks
+// below are this one query with their resource's condition.
+func (db *DB) inScope(ctx context.Context, what, table string, id uuid.UUID, cond func(*sqlArgs) string) (bool, error) {
+	_, alias, _ := strings.Cut(table, " ")
+	a := &sqlArgs{}
+	q := `SELECT coalesce(` + cond(a) + `, false) FROM ` + table + ` WHERE ` + alias + `.id = ` + a.add(id)
+	var ok bool
+	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
+	return ok, mapErr("scope of "+what+" "+id.String(), err)
+}
+
 // RecordingInScope reports whether the recording is in the scope;
 // ErrNotFound when there is no such recording.
 func (db *DB) RecordingInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
-	a := &sqlArgs{}
-	q := `SELECT coalesce(` + s.recordingSQL("r.id", "r.officer_id", a) + `, false) FROM recordings r WHERE r.id = ` + a.add(id)
-	var ok bool
-	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
-	return ok, mapErr("scope of recording "+id.String(), err)
+	return db.inScope(ctx, "recording", `recordings r`, id, func(a *sqlArgs) string { return s.recordingSQL("r.id", "r.officer_id", a) })
 }
 
 // RecordingsInScope returns which of the recordings are in the scope (the
@@ -133,11 +142,7 @@ func (db *DB) RecordingsInScope(ctx context.Context, ids []uuid.UUID, s Scope) (
 // IncidentInScope reports whether the incident is in the scope;
 // ErrNotFound when there is no such incident.
 func (db *DB) IncidentInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
-	a := &sqlArgs{}
-	q := `SELECT coalesce(` + s.incidentSQL("i.id", a) + `, false) FROM incidents i WHERE i.id = ` + a.add(id)
-	var ok bool
-	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
-	return ok, mapErr("scope of incident "+id.String(), err)
+	return db.inScope(ctx, "incident", `incidents i`, id, func(a *sqlArgs) string { return s.incidentSQL("i.id", a) })
 }
 
 // IncidentsInScope lists the incidents in the scope, newest first.
@@ -212,21 +217,13 @@ func (s Scope) deviceSQL(dev string, a *sqlArgs) string {
 // OfficerInScope reports whether the officer is in the scope;
 // ErrNotFound when there is no such officer.
 func (db *DB) OfficerInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
-	a := &sqlArgs{}
-	q := `SELECT coalesce(` + s.officerSQL("o.id", a) + `, false) FROM officers o WHERE o.id = ` + a.add(id)
-	var ok bool
-	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
-	return ok, mapErr("scope of officer "+id.String(), err)
+	return db.inScope(ctx, "officer", `officers o`, id, func(a *sqlArgs) string { return s.officerSQL("o.id", a) })
 }
 
 // DeviceInScope reports whether the camera is in the scope; ErrNotFound
 // when there is no such camera.
 func (db *DB) DeviceInScope(ctx context.Context, id uuid.UUID, s Scope) (bool, error) {
-	a := &sqlArgs{}
-	q := `SELECT coalesce(` + s.deviceSQL("d.id", a) + `, false) FROM devices d WHERE d.id = ` + a.add(id)
-	var ok bool
-	err := db.pool.QueryRow(ctx, q, a.args...).Scan(&ok)
-	return ok, mapErr("scope of device "+id.String(), err)
+	return db.inScope(ctx, "device", `devices d`, id, func(a *sqlArgs) string { return s.deviceSQL("d.id", a) })
 }
 
 // OfficersInScope lists the officers in the scope by badge.
