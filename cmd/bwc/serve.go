@@ -76,6 +76,13 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err := p.openStores(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	// this process among the nodes sharing the database: first to run, so
+	// that a second process with the same -node stops before anything else
+	node, err := ingest.NewNode(cfg.nodeConfig(), p.db, log.With("component", "node"))
+	if err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, node)
 	// the platform's key: signs evidence packages, seals and checkpoints
 	key, err := export.LoadOrCreateKey(cfg.SigningKey)
 	if err != nil {
