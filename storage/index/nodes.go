@@ -38,9 +38,13 @@ type NodeLease struct {
 	id    string
 	token uuid.UUID
 
-	mu   sync.Mutex
-	conn *pgx.Conn // nil after Release, or while reconnecting
+	mu       sync.Mutex
+	conn     *pgx.Conn // nil after Release, or while reconnecting
+	released bool
 }
+
+// errReleased: a heartbeat after Release.
+var errReleased = errors.New("node lease released")
 
 // nodeLockSQL takes a node name's advisory lock without waiting.
 const nodeLockSQL = `SELECT pg_try_advisory_lock(hashtextextended('bwc-node:' || $1, 0))`
@@ -112,6 +116,9 @@ func (l *NodeLease) ID() string { return l.id }
 func (l *NodeLease) Heartbeat(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("heartbeat of node %s: %w", l.id, errReleased)
+	}
 	if l.conn == nil || l.conn.IsClosed() {
 		if l.conn != nil {
 			l.conn.Close(context.Background())
@@ -140,6 +147,7 @@ func (l *NodeLease) Heartbeat(ctx context.Context) error {
 func (l *NodeLease) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.released = true
 	if l.conn != nil {
 		l.conn.Close(context.Background()) // the session's advisory lock goes with it
 		l.conn = nil

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
 // acquire registers a node for the test and releases it at the end.
@@ -25,9 +26,9 @@ func acquire(t *testing.T, db *index.DB, id string) *index.NodeLease {
 }
 
 // TestNodeNameHeldByOneProcess: a second process with a running node's
-// name is refused, naming the node and its heartbeat; once the first lets
-// go (or dies: its connection closes), the name is free again, and the
-// first, should it come back, learns that its name was taken.
+// name is refused, naming the node and its heartbeat. A node whose
+// connection broke takes its name again at the next heartbeat, unless
+// another process took it meanwhile: then it learns so (ErrNodeRunning).
 func TestNodeNameHeldByOneProcess(t *testing.T) {
 	ctx := context.Background()
 	db := newFixture(t).db
@@ -46,20 +47,46 @@ func TestNodeNameHeldByOneProcess(t *testing.T) {
 	}
 	other.Release()
 
-	first.Release() // as a crash does: the lock goes with the connection
+	// the first process's connection breaks (network, PostgreSQL restart):
+	// the lock goes with it; its next heartbeat fails, the one after that
+	// reconnects and takes the lock again
+	su := storagetest.Superuser(t, db)
+	var killed int
+	if err := su.QueryRow(ctx, `SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d lock holders: %v", killed, err)
+	}
+	if err := first.Heartbeat(ctx); err == nil {
+		t.Fatal("heartbeat on a terminated connection succeeded")
+	}
+	if err := first.Heartbeat(ctx); err != nil {
+		t.Fatalf("heartbeat after reconnecting: %v", err)
+	}
+
+	// the connection breaks again and another process starts as node-a
+	// meanwhile: the first learns, at its next heartbeat, that the name is
+	// taken (lock held), and again once the other let go (another start)
+	if err := su.QueryRow(ctx, `SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d lock holders: %v", killed, err)
+	}
+	_ = first.Heartbeat(ctx) // fails: the connection is gone
 	second := acquire(t, db, "node-a")
 	if err := second.Heartbeat(ctx); err != nil {
 		t.Fatalf("heartbeat of the new holder: %v", err)
 	}
-	// the first one's connection comes back: the lock is the second's
 	if err := first.Heartbeat(ctx); !errors.Is(err, index.ErrNodeRunning) {
 		t.Fatalf("heartbeat of a process whose name was taken: %v, want ErrNodeRunning", err)
 	}
 	second.Release()
-	// the lock is free, but the row names another start: still refused
 	if err := first.Heartbeat(ctx); !errors.Is(err, index.ErrNodeRunning) {
 		t.Fatalf("heartbeat after another process started as the node: %v, want ErrNodeRunning", err)
 	}
+	if err := second.Heartbeat(ctx); err == nil || errors.Is(err, index.ErrNodeRunning) {
+		t.Fatalf("heartbeat after Release: %v, want the lease's own error", err)
+	}
+	// released (as a process that stops, or dies): the name is free
+	acquire(t, db, "node-a")
 }
 
 // TestNodesEndOnlyTheirOwnOrTheDeadsRecordings: a node starting ends only
@@ -199,5 +226,66 @@ func TestOneLiveRecordingPerDevice(t *testing.T) {
 				t.Fatalf("the same recording written again is a refusal: %v", err)
 			}
 		})
+	}
+}
+
+// TestMigrationEndsDuplicateLiveRecordings: a database from before 016
+// may hold several live recordings of one device (a single node that
+// crashed and was not restarted); migrating ends all but the newest, so
+// that the one-live-recording index can be built, and migrating again
+// (after a rollback) changes nothing more.
+func TestMigrationEndsDuplicateLiveRecordings(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	db := f.db
+	su := storagetest.Superuser(t, db)
+	migrate := func(sqls ...string) {
+		t.Helper()
+		for _, sql := range sqls {
+			if _, err := su.Exec(ctx, sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		owner, err := index.Open(ctx, ownerURL(t, db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer owner.Close()
+		if v, err := owner.Migrate(ctx); err != nil || v != index.LatestSchema() {
+			t.Fatalf("migrate: %d %v", v, err)
+		}
+	}
+	// the schema before 016, with two live recordings of one device
+	if _, err := su.Exec(ctx, `DROP INDEX recordings_one_live_per_device`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Add(-time.Hour)
+	var older, newer, other uuid.UUID
+	for _, r := range []struct {
+		id  *uuid.UUID
+		dev uuid.UUID
+		at  time.Time
+	}{{&older, f.devices[0].ID, start}, {&newer, f.devices[0].ID, start.Add(time.Minute)}, {&other, f.devices[1].ID, start}} {
+		*r.id = uuid.Must(uuid.NewV7())
+		if _, err := su.Exec(ctx, `INSERT INTO recordings (id, device_id, started_at) VALUES ($1, $2, $3)`, *r.id, r.dev, r.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[uuid.UUID]string{older: index.RecordingEnded, newer: index.RecordingLive, other: index.RecordingLive}
+	check := func(when string) {
+		t.Helper()
+		for id, status := range want {
+			r, err := db.Recording(ctx, id)
+			if err != nil || r.Status != status {
+				t.Errorf("%s: recording %s is %q (%v), want %s", when, id, r.Status, err, status)
+			}
+		}
+	}
+	migrate(`UPDATE schema_version SET version = 15`)
+	check("after 016")
+	migrate(`UPDATE schema_version SET version = 15`)
+	check("migrated again")
+	if _, err := db.CreateRecording(ctx, index.Recording{DeviceID: f.devices[0].ID}, ""); !errors.Is(err, index.ErrDeviceLive) {
+		t.Fatalf("a second live recording after the migration: %v, want ErrDeviceLive", err)
 	}
 }
