@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwcplatform/bwc/storage/index"
@@ -48,10 +49,12 @@ var _ nodeStore = (*index.DB)(nil)
 // node claims it first). It runs before the ingest, which ends only this
 // node's own recordings left open.
 type Node struct {
-	cfg   NodeConfig
-	db    nodeStore
-	log   *slog.Logger
-	ready chan struct{}
+	cfg      NodeConfig
+	db       nodeStore
+	log      *slog.Logger
+	ready    chan struct{}
+	lastBeat atomic.Int64 // unix ns of the last heartbeat the database took (registration included)
+	now      func() time.Time
 
 	mu     sync.Mutex
 	lease  *index.NodeLease
@@ -68,7 +71,7 @@ func NewNode(cfg NodeConfig, db nodeStore, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Node{cfg: cfg, db: db, log: log, ready: make(chan struct{}), stop: make(chan struct{})}, nil
+	return &Node{cfg: cfg, db: db, log: log, now: time.Now, ready: make(chan struct{}), stop: make(chan struct{})}, nil
 }
 
 // Ready is closed once the node is registered and holds its name.
@@ -96,6 +99,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Lock()
 	n.lease = lease
 	n.mu.Unlock()
+	n.lastBeat.Store(n.now().UnixNano())
 	n.log.Info("node registered", "node", n.cfg.Node.ID, "heartbeat", n.cfg.Heartbeat, "dead_after", n.cfg.DeadAfter)
 	close(n.ready)
 
@@ -135,8 +139,24 @@ func (n *Node) beat(ctx context.Context, lease *index.NodeLease) error {
 	if err := lease.Heartbeat(bctx); err != nil {
 		return err
 	}
+	n.lastBeat.Store(n.now().UnixNano())
 	_, err := n.Reap(bctx)
 	return err
+}
+
+// Check fails (for /readyz) while the node's last heartbeat is older than
+// DeadAfter: the other nodes take it for dead and end its recordings, so a
+// balancer should send it no camera. Before Run registered: nil.
+func (n *Node) Check(context.Context) error {
+	last := n.lastBeat.Load()
+	if last == 0 {
+		return nil
+	}
+	if since := n.now().Sub(time.Unix(0, last)); since > n.cfg.DeadAfter {
+		return fmt.Errorf("node %s: no heartbeat for %v (dead after %v): other nodes end its recordings",
+			n.cfg.Node.ID, since.Round(time.Second), n.cfg.DeadAfter)
+	}
+	return nil
 }
 
 // Reap ends, once, the live recordings held by nodes whose heartbeat

@@ -191,3 +191,42 @@ func TestNodeConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeCheckFailsWhenThoughtDead: /readyz fails while the node's last
+// heartbeat is older than DeadAfter (the others end its recordings); a
+// running node's heartbeats keep it passing.
+func TestNodeCheckFailsWhenThoughtDead(t *testing.T) {
+	w := newWorld(t, worldOpts{cfg: Config{Node: "node-a"}})
+	ctx := context.Background()
+	running := startNode(t, w.db, "node-a", 100*time.Millisecond, time.Second)
+	time.Sleep(1500 * time.Millisecond) // longer than DeadAfter: only heartbeats keep it ready
+	if err := running.Check(ctx); err != nil {
+		t.Fatalf("check of a running node: %v", err)
+	}
+	n, err := NewNode(NodeConfig{Node: index.Node{ID: "node-b"}, Heartbeat: time.Second, DeadAfter: 30 * time.Second}, w.db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		lastBeat time.Time // zero: never registered
+		fails    bool
+	}{
+		{"not registered yet", time.Time{}, false},
+		{"heartbeat a moment ago", time.Now().Add(-time.Second), false},
+		{"heartbeat older than dead-after", time.Now().Add(-time.Minute), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.lastBeat.IsZero() {
+				n.lastBeat.Store(0)
+			} else {
+				n.lastBeat.Store(c.lastBeat.UnixNano())
+			}
+			err := n.Check(ctx)
+			if (err != nil) != c.fails || c.fails && !strings.Contains(err.Error(), "node-b") {
+				t.Fatalf("check: %v, want failing %v (naming the node)", err, c.fails)
+			}
+		})
+	}
+}
