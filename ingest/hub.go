@@ -113,9 +113,11 @@ func (s *Server) Live() []Live {
 }
 
 // attach makes a publishing session the source of its device's recording:
-// a new recording, or the one waiting in its grace window, or the one of a
-// session that is still open but silent (a half-open TCP connection after
-// the camera changed cell), which is closed at once.
+// the one waiting in its grace window, or the one of a session that is
+// still open but silent (a half-open TCP connection after the camera
+// changed cell), which is closed at once; or a new recording, claimed in
+// the database first (claim): a device live on another node is refused
+// (index.ErrDeviceLive).
 func (s *Server) attach(p *publisher) error {
 	now := s.now()
 	s.mu.Lock()
@@ -129,18 +131,75 @@ func (s *Server) attach(p *publisher) error {
 		s.resumed(r, p, replaced, now)
 		return nil
 	}
-	r, hooks, create := s.startLocked(p, now)
+	if s.claiming[p.dev.Serial] {
+		s.mu.Unlock()
+		return errClaiming
+	}
+	s.claiming[p.dev.Serial] = true
+	s.mu.Unlock()
+
+	create := s.newCreate(p, now)
+	err := s.claim(create)
+	s.mu.Lock()
+	delete(s.claiming, p.dev.Serial)
+	if err == nil && s.closed {
+		err = errors.New("server closing") // the row, if written, is ended at this node's next start
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	r, hooks := s.startLocked(p, create)
 	s.mu.Unlock()
 
 	s.met.publishes.Inc()
 	s.met.live.Inc()
-	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote)
+	s.log.Info("recording started", "device", p.dev.Serial, "recording", r.id, "remote", p.remote, "node", s.cfg.Node)
 	// journaled before any media is archived: the row survives a crash
 	s.writes.put(create)
 	for _, hook := range hooks {
 		hook(r.stream)
 	}
 	return nil
+}
+
+// errClaiming: another session of the device is being admitted this very
+// moment (the camera retries).
+var errClaiming = errors.New("another session of the device is being admitted")
+
+// newCreate is the write that creates a new recording of p's device.
+func (s *Server) newCreate(p *publisher, now time.Time) *op {
+	vc, ac, w, h := describe(p.currentTracks())
+	return &op{Kind: opCreate, Recording: uuid.Must(uuid.NewV7()), DeviceID: p.dev.ID, Device: p.dev.Serial,
+		At: now.UTC().Truncate(time.Microsecond), Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h}
+}
+
+// claim writes a new recording's row at once (within ClaimTimeout), so
+// that the database's rule of one live recording per device, over every
+// node, decides before the camera is admitted: a device live on another
+// node is refused with an *index.DeviceLiveError naming it. The camera
+// never waits for an unreachable database: then it is admitted and its
+// row is written through the queue as before (the rule is checked then;
+// see apply). A device whose live recording is this node's own, ended
+// here with its end still queued, is admitted too: the queue writes the
+// end first.
+func (s *Server) claim(o *op) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ClaimTimeout)
+	defer cancel()
+	err := s.create(ctx, o)
+	var live *index.DeviceLiveError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &live) && live.Node != s.cfg.Node:
+		return err
+	case errors.As(err, &live):
+		return nil
+	default:
+		s.log.Warn("new recording not claimed in the database: admitted, its row queued", "device", o.Device,
+			"recording", o.Recording, "err", err)
+		return nil
+	}
 }
 
 // resumeLocked (s.mu held) makes p the source of the device's existing
@@ -191,10 +250,10 @@ func (s *Server) resumed(r *recording, p, replaced *publisher, now time.Time) {
 	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingLive, Remote: p.remote})
 }
 
-// startLocked (s.mu held) makes a new recording for p. It returns it, the
-// stream hooks to call and the write that creates its row.
-func (s *Server) startLocked(p *publisher, now time.Time) (*recording, []func(*media.Stream), *op) {
-	r := &recording{id: uuid.Must(uuid.NewV7()), dev: p.dev, startedAt: now.UTC().Truncate(time.Microsecond),
+// startLocked (s.mu held) makes the new recording o creates for p. It
+// returns it and the stream hooks to call.
+func (s *Server) startLocked(p *publisher, o *op) (*recording, []func(*media.Stream)) {
+	r := &recording{id: o.Recording, dev: p.dev, startedAt: o.At,
 		pub: p, status: index.RecordingLive, remote: p.remote, tracks: p.currentTracks()}
 	r.stream = media.NewStream(media.Info{RecordingID: r.id, DeviceID: p.dev.ID, DeviceSerial: p.dev.Serial,
 		StartedAt: r.startedAt, Tracks: r.tracks})
@@ -202,10 +261,8 @@ func (s *Server) startLocked(p *publisher, now time.Time) (*recording, []func(*m
 	s.byDevice[p.dev.Serial] = r
 	s.byID[r.id] = r
 	hooks := slices.Clone(s.onStream)
-	vc, ac, w, h := describe(r.tracks)
 	s.notifyLocked()
-	return r, hooks, &op{Kind: opCreate, Recording: r.id, DeviceID: r.dev.ID, Device: r.dev.Serial, At: r.startedAt,
-		Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h}
+	return r, hooks
 }
 
 // apply makes one write in PostgreSQL. Every kind is idempotent: a write
@@ -214,12 +271,22 @@ func (s *Server) startLocked(p *publisher, now time.Time) (*recording, []func(*m
 func (s *Server) apply(ctx context.Context, o *op) error {
 	switch o.Kind {
 	case opCreate:
-		if err := s.create(ctx, o); err != nil {
-			return err
-		}
+		err := s.create(ctx, o)
 		s.mu.Lock()
 		r := s.byID[o.Recording]
 		s.mu.Unlock()
+		if errors.Is(err, index.ErrDeviceLive) && r != nil {
+			// admitted while the database did not answer, and meanwhile the
+			// device went live elsewhere: this copy has no row; its media
+			// stays in the spool (an alarm), the camera is disconnected and
+			// its next publish is claimed like any new one
+			s.log.Error("recording refused by the database: the device is live elsewhere; disconnecting the camera",
+				"device", o.Device, "recording", o.Recording, "err", err)
+			s.end(r, "the device is live on another node")
+		}
+		if err != nil {
+			return err
+		}
 		if r == nil { // replayed after a restart: link by the rule all the same
 			_, err := s.db.AutoLink(ctx, o.Recording, s.cfg.LinkBuffer)
 			return err
@@ -259,7 +326,7 @@ func (s *Server) create(ctx context.Context, o *op) error {
 	}
 	_, err = s.db.CreateRecording(ctx, index.Recording{ID: o.Recording, DeviceID: o.DeviceID, OfficerID: officer, Source: index.SourceRTSP,
 		Status: index.RecordingLive, StartedAt: o.At, VideoCodec: o.Video, AudioCodec: o.Audio, Width: o.Width, Height: o.Height,
-		RemoteAddr: o.Remote}, "device check-out")
+		RemoteAddr: o.Remote, NodeID: s.cfg.Node}, "device check-out")
 	if err != nil && !errors.Is(err, index.ErrConflict) { // a conflict: written by an earlier try
 		return fmt.Errorf("create recording %s of %s: %w", o.Recording, o.Device, err)
 	}

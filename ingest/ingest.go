@@ -56,6 +56,10 @@ type Config struct {
 	TLSCert    string // PEM certificate chain file
 	TLSKey     string // PEM private key file
 	JournalDir string // durable journal of the database writes (replayed at start); empty: memory only
+
+	// several nodes on one database
+	Node         string        // this node's name: the recordings it starts carry it, and at start it ends only its own left open
+	ClaimTimeout time.Duration // a new recording's row is written at once within it (one live recording per device, over the nodes); past it the camera is admitted and the row queued
 }
 
 // ErrConfig: an invalid field of Config (each named).
@@ -70,12 +74,15 @@ func (c Config) validate() error {
 	if c.RTSPAddr == "" {
 		bad("RTSPAddr", "is empty")
 	}
+	if c.Node == "" {
+		bad("Node", "is empty")
+	}
 	for _, f := range []struct {
 		name string
 		v    time.Duration
 	}{{"Grace", c.Grace}, {"MediaTimeout", c.MediaTimeout}, {"LinkInterval", c.LinkInterval},
 		{"MaxClockSkew", c.MaxClockSkew}, {"DevicesReload", c.DevicesReload},
-		{"HandshakeTimeout", c.HandshakeTimeout}, {"AuthFailureWindow", c.AuthFailureWindow}} {
+		{"HandshakeTimeout", c.HandshakeTimeout}, {"AuthFailureWindow", c.AuthFailureWindow}, {"ClaimTimeout", c.ClaimTimeout}} {
 		if f.v <= 0 {
 			bad(f.name, fmt.Sprintf("is %v, must be positive", f.v))
 		}
@@ -107,7 +114,7 @@ type store interface {
 	SetClockOffset(ctx context.Context, id uuid.UUID, offset time.Duration) error
 	AddGap(ctx context.Context, id uuid.UUID, g index.Gap) error
 	EndRecording(ctx context.Context, id uuid.UUID, at time.Time) error
-	EndOrphanRecordings(ctx context.Context, source string) (int64, error)
+	EndNodeRecordings(ctx context.Context, node, source string) (int64, error)
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 	RecordingLinks(ctx context.Context, recordingID uuid.UUID, history bool) ([]index.IncidentLink, error)
 	Audit(ctx context.Context, e index.AuditEvent) (index.AuditEvent, error)
@@ -145,6 +152,7 @@ type Server struct {
 	mu       sync.Mutex
 	byDevice map[string]*recording // device serial -> its current recording
 	byID     map[uuid.UUID]*recording
+	claiming map[string]bool // device serials whose new recording is being claimed in the database
 	onStream []func(*media.Stream)
 	watchers map[chan struct{}]struct{}
 	closed   bool
@@ -159,7 +167,7 @@ func New(cfg Config, db store, reg prometheus.Registerer, log *slog.Logger) (*Se
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, db: db, log: log, met: newMetrics(reg), now: time.Now,
-		byDevice: map[string]*recording{}, byID: map[uuid.UUID]*recording{}, watchers: map[chan struct{}]struct{}{}}
+		byDevice: map[string]*recording{}, byID: map[uuid.UUID]*recording{}, claiming: map[string]bool{}, watchers: map[chan struct{}]struct{}{}}
 	jr, err := openJournal(cfg.JournalDir, log)
 	if err != nil {
 		return nil, err
@@ -251,7 +259,8 @@ func (s *Server) OnStream(f func(*media.Stream)) {
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // recover loads the device secrets, replays the journal and ends the
-// recordings a crashed process left open.
+// recordings a crashed run of this node left open (never another node's:
+// those are ended by Node once that node's heartbeat expired).
 func (s *Server) recover(ctx context.Context) error {
 	if err := s.devices.reload(ctx); err != nil {
 		return fmt.Errorf("ingest: load devices: %w", err)
@@ -259,10 +268,10 @@ func (s *Server) recover(ctx context.Context) error {
 	if err := s.replayJournal(ctx); err != nil {
 		return err
 	}
-	if n, err := s.db.EndOrphanRecordings(ctx, index.SourceRTSP); err != nil {
+	if n, err := s.db.EndNodeRecordings(ctx, s.cfg.Node, index.SourceRTSP); err != nil {
 		return fmt.Errorf("ingest: end recordings left open: %w", err)
 	} else if n > 0 {
-		s.log.Warn("ended recordings left open by an earlier run", "count", n)
+		s.log.Warn("ended recordings left open by an earlier run of this node", "node", s.cfg.Node, "count", n)
 	}
 	return nil
 }

@@ -134,6 +134,10 @@ func testConfig(c Config) Config {
 	set(&c.MaxClockSkew, 10*time.Minute)
 	set(&c.DevicesReload, 30*time.Second)
 	set(&c.HandshakeTimeout, 10*time.Second)
+	set(&c.ClaimTimeout, 2*time.Second)
+	if c.Node == "" {
+		c.Node = "test-node"
+	}
 	set(&c.AuthFailureWindow, time.Minute)
 	setInt(&c.MaxConns, testMaxConns)
 	setInt(&c.MaxConnsPerAddr, 32)

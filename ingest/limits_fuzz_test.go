@@ -23,7 +23,7 @@ func (deviceless) Devices(context.Context) ([]index.Device, error) { return nil,
 func (deviceless) DeviceBySerial(context.Context, string) (index.Device, error) {
 	return index.Device{}, index.ErrNotFound
 }
-func (deviceless) EndOrphanRecordings(context.Context, string) (int64, error) { return 0, nil }
+func (deviceless) EndNodeRecordings(context.Context, string, string) (int64, error) { return 0, nil }
 
 // startBare runs an ingest on a deviceless store on a free port.
 func startBare(tb testing.TB, cfg Config) *Server {

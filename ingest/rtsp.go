@@ -27,6 +27,10 @@ import (
 // PathPrefix is the RTSP path cameras publish to: rtsp://host/live/<serial>.
 const PathPrefix = "live/"
 
+// statusConflict answers a publish of a device that records on another
+// node (RTSP takes HTTP's 409; gortsplib names no such status).
+const statusConflict base.StatusCode = 409
+
 // rtspHandler answers the cameras' RTSP requests (gortsplib calls it).
 type rtspHandler struct {
 	s *Server
@@ -208,7 +212,14 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 	for _, t := range p.tracks {
 		ctx.Session.OnPacketRTP(t.media, t.format, func(pkt *rtp.Packet) { p.onPacket(t, pkt) })
 	}
-	if err := h.s.attach(p); err != nil {
+	if err := h.s.attach(p); errors.Is(err, index.ErrDeviceLive) {
+		// one live recording per device over every node: the database said
+		// no (a cloned camera, or one still held by a node not yet dead)
+		h.s.met.authFailures.WithLabelValues("device_live").Inc()
+		h.s.log.Warn("publish refused: the device is recording on another node", "device", p.dev.Serial,
+			"remote", p.remote, "reason", "device_live", "err", err)
+		return &base.Response{StatusCode: statusConflict, StatusMessage: "Device Already Recording On Another Node"}, err
+	} else if err != nil {
 		return &base.Response{StatusCode: base.StatusServiceUnavailable}, err
 	}
 	// the handshake deadline and the per-address cap no longer apply

@@ -102,7 +102,8 @@ func (w *writer) pending() int {
 
 // permanent reports an error that retrying cannot fix.
 func permanent(err error) bool {
-	return errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrConflict) || errors.Is(err, index.ErrNotFound)
+	return errors.Is(err, index.ErrInvalid) || errors.Is(err, index.ErrConflict) || errors.Is(err, index.ErrNotFound) ||
+		errors.Is(err, index.ErrDeviceLive)
 }
 
 func (w *writer) do(ctx context.Context, o *op) error {

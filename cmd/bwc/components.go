@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
+	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/seal"
 	"github.com/bwcplatform/bwc/web"
 )
@@ -43,7 +45,35 @@ func (c Config) ingestConfig() ingest.Config {
 		MaxConns: c.RTSPMaxConns, MaxConnsPerAddr: c.RTSPMaxConnsPerAddr, HandshakeTimeout: c.RTSPHandshakeTimeout,
 		AuthFailuresPerAddr: c.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: c.RTSPAuthFailuresPerDevice,
 		AuthFailureWindow: c.RTSPAuthFailureWindow, RTSPSAddr: c.RTSPSAddr, TLSCert: c.RTSPTLSCert, TLSKey: c.RTSPTLSKey,
-		JournalDir: filepath.Join(c.SpoolDir, "journal")}
+		JournalDir: filepath.Join(c.SpoolDir, "journal"), Node: c.Node, ClaimTimeout: c.ClaimTimeout}
+}
+
+// nodeConfig: this process among the nodes; it advertises the addresses
+// as configured (cameras: -camera-host when set).
+func (c Config) nodeConfig() ingest.NodeConfig {
+	rtsp := c.CameraHost
+	if rtsp == "" {
+		rtsp = c.RTSPAddr
+	}
+	return ingest.NodeConfig{Node: index.Node{ID: c.Node, RTSPAddr: rtsp, HTTPAddr: c.HTTPAddr,
+		WebRTCAddr: strings.Join(splitList(c.WebRTCPublicIPs+","+c.WebRTCUDPAddr+","+c.WebRTCTCPAddr), ","),
+		Capacity:   c.NodeCapacity, Version: buildVersion()},
+		Heartbeat: c.NodeHeartbeat, DeadAfter: c.NodeDeadAfter}
+}
+
+// buildVersion names the binary: its module version and VCS revision.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
 }
 
 func (c Config) checkpointConfig() seal.CheckpointConfig {

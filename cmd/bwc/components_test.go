@@ -58,8 +58,10 @@ func TestComponentConfigsAreComplete(t *testing.T) {
 	}
 	notFromConfig := map[string]bool{
 		"upload.Config.FreeSpace": true, // nil: statfs; tests simulate a full disk
+		"index.Node.StartedAt":    true, // the database's clock, at registration
+		"index.Node.HeartbeatAt":  true,
 	}
-	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.exporterConfig(),
+	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.nodeConfig(), c.nodeConfig().Node, c.exporterConfig(),
 		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg, wcfg.OIDC} {
 		v := reflect.ValueOf(cfg)
 		for i := range v.NumField() {

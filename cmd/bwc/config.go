@@ -109,7 +109,10 @@ type Config struct {
 	Retention       time.Duration // -retention: object lock of recordings, uploads and export packages
 	RetentionMode   string        // -retention-mode: compliance (nobody deletes before the date) or governance
 	Checkpoint      time.Duration // -checkpoint-interval: a signed checkpoint of live recordings and the audit head this often
-	Node            string        // -node: this node's name in its checkpoints (default: the host name)
+	Node            string        // -node: this node's name among the nodes sharing the database, and in its checkpoints (default: the host name)
+	NodeHeartbeat   time.Duration // -node-heartbeat: how often the node says it is alive
+	NodeDeadAfter   time.Duration // -node-dead-after: a node silent this long is dead; a live node ends its recordings
+	NodeCapacity    int           // -node-capacity: cameras the node takes, advertised; 0: not said
 	VerifyPerHour   int64         // -verify-bytes-per-hour: background re-verification of stored evidence; 0: off
 	SpoolAlarmBytes int64         // -spool-alarm-bytes
 	StuckAfter      time.Duration // -stuck-after
@@ -144,6 +147,7 @@ type Config struct {
 	VerifyRetryMax        time.Duration // background verification: cap of that backoff
 	OIDCLoginTTL          time.Duration // single sign-on: how long a sign-in at the provider may take
 	OIDCHTTPTimeout       time.Duration // single sign-on: each request to the provider
+	ClaimTimeout          time.Duration // ingest: a new recording's row is written at once within this, else queued (the camera is admitted)
 }
 
 // defaultConfig is the one table of defaults, safe on a single machine:
@@ -209,6 +213,8 @@ func defaultConfig() Config {
 		RetentionMode:   "compliance",
 		Checkpoint:      time.Minute,
 		Node:            defaultNode(),
+		NodeHeartbeat:   5 * time.Second,
+		NodeDeadAfter:   30 * time.Second,
 		VerifyPerHour:   1 << 30,
 		SpoolAlarmBytes: 10 << 30,
 		StuckAfter:      5 * time.Minute,
@@ -241,6 +247,7 @@ func defaultConfig() Config {
 		VerifyRetryMax:        time.Minute,
 		OIDCLoginTTL:          10 * time.Minute,
 		OIDCHTTPTimeout:       10 * time.Second,
+		ClaimTimeout:          2 * time.Second,
 	}
 }
 
@@ -328,7 +335,10 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "object-lock retention of every evidence object (segments, upload originals, export packages, seals)")
 	fs.StringVar(&c.RetentionMode, "retention-mode", c.RetentionMode, "object-lock mode: compliance (nobody, not even the MinIO root user, deletes a version before its retention ends) or governance (a user granted s3:BypassGovernanceRetention can)")
 	fs.DurationVar(&c.Checkpoint, "checkpoint-interval", c.Checkpoint, "how often a signed checkpoint of the live recordings' hash chains and the audit head is written (what verify can prove since)")
-	fs.StringVar(&c.Node, "node", c.Node, "this node's name in the checkpoints it writes (letters, digits, '.', '_', '-')")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name among the nodes sharing the database and in the checkpoints it writes, unique per process (letters, digits, '.', '_', '-')")
+	fs.DurationVar(&c.NodeHeartbeat, "node-heartbeat", c.NodeHeartbeat, "how often the node records in the database that it is alive")
+	fs.DurationVar(&c.NodeDeadAfter, "node-dead-after", c.NodeDeadAfter, "a node whose heartbeat is this old is dead: a live node ends its recordings at their last archived segment (at least twice -node-heartbeat)")
+	fs.IntVar(&c.NodeCapacity, "node-capacity", c.NodeCapacity, "cameras this node takes, advertised to the other nodes; 0: not said")
 	fs.Int64Var(&c.VerifyPerHour, "verify-bytes-per-hour", c.VerifyPerHour, "bytes of stored evidence re-read and re-hashed per hour in the background; 0: off")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 	fs.DurationVar(&c.StuckAfter, "stuck-after", c.StuckAfter, "a segment still in the spool after this long while PostgreSQL and MinIO answer fails /readyz by name")
@@ -509,6 +519,9 @@ func (c Config) validateArchive(v *validation) {
 	v.check(c.RetentionMode == "compliance" || c.RetentionMode == "governance", "retention-mode", fmt.Sprintf("%q is not compliance or governance", c.RetentionMode))
 	v.check(c.Checkpoint >= time.Second && c.Checkpoint <= time.Hour, "checkpoint-interval", "between 1s and 1h")
 	v.check(seal.ValidNode(c.Node) == nil, "node", fmt.Sprint(seal.ValidNode(c.Node)))
+	v.check(c.NodeHeartbeat >= 100*time.Millisecond, "node-heartbeat", "at least 100ms")
+	v.check(c.NodeDeadAfter >= 2*c.NodeHeartbeat, "node-dead-after", "at least twice node-heartbeat")
+	v.check(c.NodeCapacity >= 0, "node-capacity", "not negative")
 	v.check(c.VerifyPerHour >= 0, "verify-bytes-per-hour", "not negative")
 	v.check(c.SpoolAlarmBytes >= 1<<20, "spool-alarm-bytes", "at least 1 MiB")
 	v.check(c.StuckAfter >= time.Second, "stuck-after", "at least 1s")
@@ -532,7 +545,7 @@ func (c Config) validateTuning(v *validation) {
 		{"FragmentDuration", c.FragmentDuration}, {"ArchiveBackoffMin", c.ArchiveBackoffMin},
 		{"ArchiveScanInterval", c.ArchiveScanInterval}, {"ArchiveReconcileEvery", c.ArchiveReconcileEvery},
 		{"UploadRetryMin", c.UploadRetryMin},
-		{"UploadReconcileEvery", c.UploadReconcileEvery}, {"VerifyRetryMin", c.VerifyRetryMin},
+		{"UploadReconcileEvery", c.UploadReconcileEvery}, {"VerifyRetryMin", c.VerifyRetryMin}, {"ClaimTimeout", c.ClaimTimeout},
 	} {
 		v.check(d.value > 0, d.field, "must be positive")
 	}

@@ -52,6 +52,7 @@ type platform struct {
 	db       *index.DB
 	blobs    *blob.Store
 	archive  *archive.Archive
+	node     *ingest.Node
 	ingest   *ingest.Server
 	relay    *relay.Server
 	scrub    *evidence.Scrubber
@@ -76,6 +77,12 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	if err := p.openStores(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	// this process among the nodes sharing the database: first to run, so
+	// that a second process with the same -node stops before anything else
+	if p.node, err = ingest.NewNode(cfg.nodeConfig(), p.db, log.With("component", "node")); err != nil {
+		return nil, err
+	}
+	p.services = append(p.services, p.node)
 	// the platform's key: signs evidence packages, seals and checkpoints
 	key, err := export.LoadOrCreateKey(cfg.SigningKey)
 	if err != nil {
@@ -180,6 +187,7 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 		Checks: []web.Check{{Name: "postgres", Func: p.db.Ping}, {Name: "minio", Func: p.blobs.Ping},
 			{Name: "archive spool", Func: p.archive.Check}, {Name: "ingest (RTSP listeners, database queue)", Func: p.ingest.Check},
 			{Name: "webrtc listeners", Func: p.relay.Check}, {Name: "uploads", Func: up.Check},
+			{Name: "node heartbeat", Func: p.node.Check},
 			{Name: "evidence verification", Func: p.scrub.Check, Alarm: true}}, // shown, never unready: the bucket is every node's
 		Metrics: reg,
 		Logger:  log.With("component", "web"),

@@ -44,6 +44,7 @@ type Recording struct {
 	Height        int        `json:"height"`
 	ClockOffsetMS *float64   `json:"clock_offset_ms"` // camera clock minus server clock
 	RemoteAddr    string     `json:"remote_addr,omitempty"`
+	NodeID        string     `json:"node_id,omitempty"` // the node holding a live recording ("" for uploads and older rows)
 }
 
 // Gap is media missing inside a recording.
@@ -84,7 +85,7 @@ type Binding struct {
 
 const recCols = `r.id, coalesce(r.device_id, '00000000-0000-0000-0000-000000000000'::uuid), coalesce(d.serial, ''), r.officer_id, coalesce(o.name, ''), coalesce(o.badge, ''),
 	r.source, r.status, r.started_at, r.ended_at, r.video_codec, r.audio_codec, r.width, r.height,
-	r.clock_offset_ms, r.remote_addr`
+	r.clock_offset_ms, r.remote_addr, coalesce(r.node_id, '')`
 
 const recFrom = ` FROM recordings r LEFT JOIN devices d ON d.id = r.device_id LEFT JOIN officers o ON o.id = r.officer_id `
 
@@ -92,14 +93,17 @@ func scanRecording(row pgx.Row) (Recording, error) {
 	var r Recording
 	err := row.Scan(&r.ID, &r.DeviceID, &r.DeviceSerial, &r.OfficerID, &r.OfficerName, &r.OfficerBadge,
 		&r.Source, &r.Status, &r.StartedAt, &r.EndedAt, &r.VideoCodec, &r.AudioCodec, &r.Width, &r.Height,
-		&r.ClockOffsetMS, &r.RemoteAddr)
+		&r.ClockOffsetMS, &r.RemoteAddr, &r.NodeID)
 	return r, err
 }
 
 // CreateRecording stores a new recording. ID is generated (UUIDv7) when
 // nil; Status defaults to live and Source to rtsp. When the recording is
 // bound to an officer the binding is kept as its first history row, made by
-// `by` (the check-out rule, or the uploading user).
+// `by` (the check-out rule, or the uploading user). A device holds one live
+// recording at a time, over every node: a second is a *DeviceLiveError
+// (ErrDeviceLive) naming the live one and its node; the same recording
+// written again is ErrConflict.
 func (db *DB) CreateRecording(ctx context.Context, r Recording, by string) (Recording, error) {
 	if r.ID == uuid.Nil {
 		r.ID = uuid.Must(uuid.NewV7())
@@ -115,6 +119,12 @@ func (db *DB) CreateRecording(ctx context.Context, r Recording, by string) (Reco
 		by = "system"
 	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return insertRecording(ctx, tx, r, by) })
+	if constraintOf(err) == "recordings_one_live_per_device" {
+		if live := db.liveOfDevice(ctx, r.DeviceID); live.Recording != r.ID {
+			return Recording{}, fmt.Errorf("create recording: %w", live)
+		}
+		// this very recording, written by an earlier try
+	}
 	if err != nil {
 		return Recording{}, mapErr("create recording", err)
 	}
@@ -124,10 +134,10 @@ func (db *DB) CreateRecording(ctx context.Context, r Recording, by string) (Reco
 // insertRecording writes a recording (and its first binding) in tx.
 func insertRecording(ctx context.Context, tx pgx.Tx, r Recording, by string) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO recordings (id, device_id, officer_id, source, status, started_at, ended_at,
-		video_codec, audio_codec, width, height, clock_offset_ms, remote_addr)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		video_codec, audio_codec, width, height, clock_offset_ms, remote_addr, node_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nullif($14, ''))`,
 		r.ID, nullUUID(r.DeviceID), r.OfficerID, r.Source, r.Status, r.StartedAt, r.EndedAt,
-		r.VideoCodec, r.AudioCodec, r.Width, r.Height, r.ClockOffsetMS, r.RemoteAddr); err != nil {
+		r.VideoCodec, r.AudioCodec, r.Width, r.Height, r.ClockOffsetMS, r.RemoteAddr, r.NodeID); err != nil {
 		return err
 	}
 	if r.OfficerID != nil {
@@ -240,19 +250,6 @@ func (db *DB) EndRecording(ctx context.Context, id uuid.UUID, at time.Time) erro
 		return err
 	}
 	return mapErr("end recording "+id.String(), err)
-}
-
-// EndOrphanRecordings ends the recordings a crashed process left live or
-// reconnecting, at the end of their last archived segment (or their start),
-// and returns how many it ended.
-func (db *DB) EndOrphanRecordings(ctx context.Context, source string) (int64, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE recordings r SET status = 'ended',
-		ended_at = greatest(r.started_at, coalesce((SELECT max(s.ended_at) FROM segments s WHERE s.recording_id = r.id), r.started_at))
-		WHERE r.status <> 'ended' AND r.source = $1`, source)
-	if err != nil {
-		return 0, mapErr("end orphan recordings", err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // AddGap records media missing inside a recording.

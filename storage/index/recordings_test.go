@@ -189,7 +189,7 @@ func TestRecordingLifecycle(t *testing.T) {
 	if err != nil || len(live) != 1 || live[0].Status != index.RecordingReconnecting || *live[0].ClockOffsetMS != 1500 || live[0].Width != 1280 {
 		t.Fatalf("active recordings = %+v %v", live, err)
 	}
-	n, err := db.EndOrphanRecordings(ctx, index.SourceRTSP)
+	n, err := db.EndNodeRecordings(ctx, "node-a", index.SourceRTSP) // the row has no node: written before nodes
 	if err != nil || n != 1 {
 		t.Fatalf("orphans ended: %d %v", n, err)
 	}

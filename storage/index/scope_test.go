@@ -37,6 +37,9 @@ func TestScopes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := db.EndRecording(ctx, r.ID, now); err != nil { // one live recording per device
+			t.Fatal(err)
+		}
 		return r.ID
 	}
 	recA, recB, recUnbound := rec(&a.ID), rec(&b.ID), rec(nil)
