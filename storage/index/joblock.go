@@ -6,33 +6,35 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 )
 
 // JobLock is a cluster-wide lock of a background job (a PostgreSQL
-// session advisory lock), held on a connection of its own until Release:
+// session advisory lock), held until Release on a connection of its own,
+// outside the pool (which would otherwise lose a connection for good):
 // while one node holds it, no other node runs the job. It ends with its
-// connection: a node that dies lets another take the job at once.
+// session: a node that dies lets another take the job over as soon as
+// PostgreSQL sees the connection closed.
 type JobLock struct {
-	conn *pgxpool.Conn
+	conn *pgx.Conn
 	key  string
 }
 
 // TryJobLock takes the lock of job name if no node holds it; nil (and no
 // error) when another node does.
 func (db *DB) TryJobLock(ctx context.Context, name string) (*JobLock, error) {
-	conn, err := db.pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, mapErr("job lock "+name, err)
 	}
 	key := "bwc job " + name
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
-		conn.Release()
+		_ = conn.Close(context.Background())
 		return nil, mapErr("job lock "+name, err)
 	}
 	if !ok {
-		conn.Release()
+		_ = conn.Close(context.Background())
 		return nil, nil
 	}
 	return &JobLock{conn: conn, key: key}, nil
@@ -51,17 +53,16 @@ func (l *JobLock) Held(ctx context.Context) error {
 	return nil
 }
 
-// Release gives the lock up and returns its connection (a broken one is
-// closed, which releases the lock as well).
+// Release gives the lock up and closes its connection.
 func (l *JobLock) Release() {
 	if l == nil || l.conn == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.key); err != nil {
-		_ = l.conn.Conn().Close(ctx)
-	}
-	l.conn.Release()
+	// closing the session releases its advisory locks; unlocking first
+	// says so to a server that would see the close late
+	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, l.key)
+	_ = l.conn.Close(ctx)
 	l.conn = nil
 }
