@@ -85,7 +85,7 @@ func (c Config) scrubConfig() evidence.ScrubConfig {
 }
 
 func (c Config) exporterConfig() export.ExporterConfig {
-	return export.ExporterConfig{Dir: c.ExportDir, Retention: c.Retention}
+	return export.ExporterConfig{Dir: c.ExportDir, Retention: c.Retention, Node: c.Node, Lease: c.ExportLease}
 }
 
 func (c Config) uploadConfig(reg prometheus.Registerer) upload.Config {

@@ -148,6 +148,7 @@ type Config struct {
 	OIDCLoginTTL          time.Duration // single sign-on: how long a sign-in at the provider may take
 	OIDCHTTPTimeout       time.Duration // single sign-on: each request to the provider
 	ClaimTimeout          time.Duration // ingest: a new recording's row is written at once within this, else queued (the camera is admitted)
+	ExportLease           time.Duration // exports: a node's claim on the export it builds (renewed every third); a dead node's export is taken over after it
 }
 
 // defaultConfig is the one table of defaults, safe on a single machine:
@@ -248,6 +249,7 @@ func defaultConfig() Config {
 		OIDCLoginTTL:          10 * time.Minute,
 		OIDCHTTPTimeout:       10 * time.Second,
 		ClaimTimeout:          2 * time.Second,
+		ExportLease:           2 * time.Minute,
 	}
 }
 
@@ -552,6 +554,7 @@ func (c Config) validateTuning(v *validation) {
 	v.check(c.ArchiveBackoffMax >= c.ArchiveBackoffMin, "ArchiveBackoffMax", "at least ArchiveBackoffMin")
 	v.check(c.UploadRetryMax >= c.UploadRetryMin, "UploadRetryMax", "at least UploadRetryMin")
 	v.check(c.VerifyRetryMax >= c.VerifyRetryMin, "VerifyRetryMax", "at least VerifyRetryMin")
+	v.check(c.ExportLease >= time.Second, "ExportLease", "at least 1s")
 	v.check(c.ArchiveRetryWrite >= 0, "ArchiveRetryWrite", "must not be negative (0: at the next keyframe)")
 	v.check(c.ArchiveWorkers >= 1, "ArchiveWorkers", "at least 1")
 	v.check(c.ArchiveRingFrames >= 1, "ArchiveRingFrames", "at least 1")

@@ -83,11 +83,13 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		return nil, err
 	}
 	p.services = append(p.services, p.node)
-	// the platform's key: signs evidence packages, seals and checkpoints
-	key, err := export.LoadOrCreateKey(cfg.SigningKey)
+	// the platform's key (one for every node, registered in the
+	// database): signs evidence packages, seals and checkpoints
+	key, err := platformKey(ctx, cfg, p.db)
 	if err != nil {
-		return nil, fmt.Errorf("signing-key: %w", err)
+		return nil, err
 	}
+	log.Info("signing key", "fingerprint", export.Fingerprint(key.Public().(ed25519.PublicKey)))
 	if err := p.db.SetSecretsKey(secretsKey(key)); err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func TestNastyNamesExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, e.db, e.store, key, nil)
+	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour, Node: "node-a", Lease: time.Minute}, e.db, e.store, key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,11 @@ const (
 // the log (key recording) and Check's error, which /readyz shows as a
 // detail without failing readiness (every node shares the bucket: one
 // damaged object must not take every node out of the load balancer).
+//
+// One node of the cluster verifies at a time: the one holding the job lock
+// "evidence-verification" (index.TryJobLock); the others try to take it
+// every RetryMax, and take over at once when its node stops or dies. The
+// alarms are the verifying node's.
 type Scrubber struct {
 	cfg   ScrubConfig
 	db    *index.DB
@@ -110,7 +115,22 @@ func (s *Scrubber) Run(ctx context.Context) error {
 	}
 	pace := newPacer(s.cfg.BytesPerHour, time.Now())
 	retry := durable.Backoff{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}
+	var lock *index.JobLock
+	defer func() { lock.Release() }()
 	for ctx.Err() == nil {
+		if lock == nil {
+			l, err := s.db.TryJobLock(ctx, "evidence-verification")
+			if err != nil {
+				s.failed(ctx, "take the job lock", uuid.Nil, err, &retry)
+				continue
+			}
+			if l == nil { // another node verifies
+				durable.Sleep(ctx, s.cfg.RetryMax)
+				continue
+			}
+			lock = l
+			s.log.Info("background verification: this node verifies the archive, the cluster's other nodes wait")
+		}
 		if !durable.Sleep(ctx, pace.wait(time.Now())) {
 			break
 		}
@@ -120,7 +140,14 @@ func (s *Scrubber) Run(ctx context.Context) error {
 			s.failed(ctx, "list recordings", uuid.Nil, err, &retry)
 			continue
 		}
-		if s.pass(ctx, recs, pace, &retry) && s.anchors(ctx, len(recs), pace, &retry) {
+		ok := s.pass(ctx, lock, recs, pace, &retry)
+		if ctx.Err() == nil && lock.Held(ctx) != nil {
+			s.log.Warn("background verification: job lock lost (database connection), taking it again")
+			lock.Release()
+			lock = nil
+			continue
+		}
+		if ok && s.anchors(ctx, len(recs), pace, &retry) {
 			s.m.passes.Inc()
 			s.m.lastPass.SetToCurrentTime()
 		}
@@ -128,13 +155,17 @@ func (s *Scrubber) Run(ctx context.Context) error {
 	return nil
 }
 
-// pass verifies recs in order, each when the pace allows; it reports
-// whether it got through them all (ctx not ended). Recordings no longer
+// pass verifies recs in order, each when the pace allows, while this node
+// holds the job lock; it reports whether it got through them all (ctx not
+// ended, lock held). Recordings no longer
 // archived lose their alarms.
-func (s *Scrubber) pass(ctx context.Context, recs []uuid.UUID, pace *pacer, retry *durable.Backoff) bool {
+func (s *Scrubber) pass(ctx context.Context, lock *index.JobLock, recs []uuid.UUID, pace *pacer, retry *durable.Backoff) bool {
 	for _, rec := range recs {
 		if !durable.Sleep(ctx, pace.wait(time.Now())) {
 			return false
+		}
+		if lock.Held(ctx) != nil {
+			return false // Run takes the lock again
 		}
 		rep, err := Verify(ctx, s.db, s.blobs, []uuid.UUID{rec})
 		pace.spend(rep.Bytes+recordingCost, time.Now())

@@ -30,6 +30,11 @@ var ErrTampered = errors.New("archived object does not match its SHA-256")
 // linked to the incident (in the asked range), a playable MP4 per recording,
 // the export's audit events, and a manifest signed with the platform's key;
 // the package goes to the evidence bucket under exports/.
+//
+// Every node runs one; an export is built by the node that claims it in
+// PostgreSQL (index.ClaimExport), under a lease it renews while building:
+// a package is never built by two nodes at once, and the export of a node
+// that died mid-build is taken over by another once the lease has expired.
 type Exporter struct {
 	cfg   ExporterConfig
 	db    *index.DB
@@ -37,9 +42,11 @@ type Exporter struct {
 	key   ed25519.PrivateKey
 	log   *slog.Logger
 
-	queue chan uuid.UUID
-	ready chan struct{} // closed by Run once pending exports are queued
-	wg    sync.WaitGroup
+	queue   chan uuid.UUID
+	mu      sync.Mutex
+	pending map[uuid.UUID]bool // in queue
+	ready   chan struct{}      // closed by Run once pending exports are queued
+	wg      sync.WaitGroup
 }
 
 // ExporterConfig of the Exporter. Every field is required: no defaults are
@@ -47,6 +54,8 @@ type Exporter struct {
 type ExporterConfig struct {
 	Dir       string        // where packages are assembled before they go to the bucket
 	Retention time.Duration // object-lock retention (GOVERNANCE) of every package
+	Node      string        // the node's name, held in the claims of the exports it builds
+	Lease     time.Duration // a claim's lease, renewed every third of it while building; unclaimed exports are looked for this often
 }
 
 // ErrConfig: a configuration field is invalid; the error names it.
@@ -62,6 +71,12 @@ func NewExporter(cfg ExporterConfig, db *index.DB, blobs *blob.Store, key ed2551
 	if cfg.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("%w: Retention is %v, must be positive", ErrConfig, cfg.Retention))
 	}
+	if cfg.Node == "" {
+		errs = append(errs, fmt.Errorf("%w: Node is empty", ErrConfig))
+	}
+	if cfg.Lease < 3*time.Millisecond {
+		errs = append(errs, fmt.Errorf("%w: Lease is %v, must be at least 3ms", ErrConfig, cfg.Lease))
+	}
 	if len(key) != ed25519.PrivateKeySize {
 		errs = append(errs, fmt.Errorf("%w: signing key has %d bytes, want %d", ErrConfig, len(key), ed25519.PrivateKeySize))
 	}
@@ -72,61 +87,133 @@ func NewExporter(cfg ExporterConfig, db *index.DB, blobs *blob.Store, key ed2551
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Exporter{cfg: cfg, db: db, blobs: blobs, key: key, log: log,
-		queue: make(chan uuid.UUID, 64), ready: make(chan struct{})}, nil
+		queue: make(chan uuid.UUID, 64), pending: map[uuid.UUID]bool{}, ready: make(chan struct{})}, nil
 }
 
 // PublicKey is the key packages are verified with.
 func (x *Exporter) PublicKey() ed25519.PublicKey { return x.key.Public().(ed25519.PublicKey) }
 
 // Enqueue schedules an approved export's build (never blocks; a full queue
-// is picked up by the next start's recovery).
+// is picked up by the next look for unclaimed exports).
 func (x *Exporter) Enqueue(id uuid.UUID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.pending[id] {
+		return
+	}
 	select {
 	case x.queue <- id:
+		x.pending[id] = true
 	default:
-		x.log.Warn("export queue full: the export is built at the next start", "export", id)
+		x.log.Warn("export queue full: the export is built later", "export", id)
 	}
 }
 
-// Ready is closed once Run has taken up the exports a previous run did
-// not build.
+// Ready is closed once Run has taken up the exports no node holds.
 func (x *Exporter) Ready() <-chan struct{} { return x.ready }
 
-// Run builds queued exports, one at a time, until ctx ends; at start it
-// takes up approved exports a previous run did not build.
+// Run builds queued exports, one at a time, until ctx ends. At start and
+// every Lease it queues the approved exports no node holds: never claimed
+// (a previous run did not build them, or the node that approved them
+// stopped) or whose claim expired (its node died mid-build).
 func (x *Exporter) Run(ctx context.Context) error {
-	if pending, err := x.db.Exports(ctx, nil); err == nil {
-		for _, e := range pending {
-			if e.Status == index.ExportApproved {
-				x.Enqueue(e.ID)
-			}
-		}
-	}
+	x.takeUp(ctx)
 	close(x.ready)
+	t := time.NewTicker(x.cfg.Lease)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-t.C:
+			x.takeUp(ctx)
 		case id := <-x.queue:
+			x.mu.Lock()
+			delete(x.pending, id)
+			x.mu.Unlock()
 			x.wg.Add(1)
 			err := x.Build(ctx, id)
 			x.wg.Done()
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, index.ErrClaimed):
+				x.log.Debug("export not built here: another node holds it or it is done", "export", id)
+			case err != nil && ctx.Err() == nil:
 				x.log.Error("export failed", "export", id, "err", err)
 			}
 		}
 	}
 }
 
-// Close waits for a build in progress. The Exporter starts no goroutine:
-// builds run on Run's.
+// takeUp queues the approved exports no node holds.
+func (x *Exporter) takeUp(ctx context.Context) {
+	ids, err := x.db.ClaimableExports(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			x.log.Warn("exports: cannot look for unclaimed exports", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		x.Enqueue(id)
+	}
+}
+
+// Close waits for a build in progress. Builds run on Run's goroutine (or
+// the caller's), each with one goroutine renewing its claim that it waits
+// for.
 func (x *Exporter) Close() error {
 	x.wg.Wait()
 	return nil
 }
 
-// Build assembles, signs and stores one approved
-func (x *Exporter) Build(ctx context.Context, id uuid.UUID) (err error) {
+// Build claims an approved export for this node (index.ErrClaimed when
+// another node holds it or it is no longer approved) and builds it,
+// renewing the claim every third of the lease; a claim lost (another node
+// took it over after the lease expired) stops the build. A build stopped
+// by ctx gives the claim up, so that another node takes the export at once.
+func (x *Exporter) Build(ctx context.Context, id uuid.UUID) error {
+	if err := x.db.ClaimExport(ctx, id, x.cfg.Node, x.cfg.Lease); err != nil {
+		return err
+	}
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(x.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-t.C:
+			}
+			err := x.db.RenewExportClaim(bctx, id, x.cfg.Node, x.cfg.Lease)
+			if errors.Is(err, index.ErrClaimed) {
+				cancel(err)
+				return
+			}
+			if err != nil && bctx.Err() == nil {
+				x.log.Warn("export: cannot renew the claim: another node takes the export over if this lasts past the lease", "export", id, "err", err)
+			}
+		}
+	}()
+	err := x.build(bctx, id)
+	cancel(nil)
+	<-renewed
+	if cause := context.Cause(bctx); errors.Is(cause, index.ErrClaimed) && ctx.Err() == nil {
+		return fmt.Errorf("export %s: build stopped, the claim was lost: %w", id, cause)
+	}
+	if err != nil && ctx.Err() != nil {
+		if rerr := x.db.ReleaseExportClaim(context.WithoutCancel(ctx), id, x.cfg.Node); rerr != nil {
+			x.log.Warn("export: cannot give the claim up: another node takes the export over after the lease", "export", id, "err", rerr)
+		}
+	}
+	return err
+}
+
+// build assembles, signs and stores one approved export this node claimed.
+func (x *Exporter) build(ctx context.Context, id uuid.UUID) (err error) {
 	e, err := x.db.Export(ctx, id)
 	if err != nil {
 		return err

@@ -124,7 +124,7 @@ func newExporter(t *testing.T, prefix string) (*index.DB, *blob.Store, *export.E
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour}, db, store, key, nil)
+	x, err := export.NewExporter(export.ExporterConfig{Dir: t.TempDir(), Retention: time.Hour, Node: "node-a", Lease: time.Minute}, db, store, key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

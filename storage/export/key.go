@@ -3,7 +3,9 @@ package export
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -82,4 +84,11 @@ func ParsePublicKey(raw []byte) (ed25519.PublicKey, error) {
 		return nil, errors.New("not an Ed25519 public key")
 	}
 	return pub, nil
+}
+
+// Fingerprint names a public key: the SHA-256 of its 32 bytes, hex (as
+// bwc serve logs it and names it when it refuses a key).
+func Fingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:])
 }

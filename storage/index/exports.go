@@ -171,3 +171,63 @@ func (db *DB) MayReview(ctx context.Context, incident uuid.UUID, login, unit str
 		incident, login, unit).Scan(&ok)
 	return ok, mapErr("may review", err)
 }
+
+// ErrClaimed: another node holds the claim on an export (or it is no
+// longer approved): this node does not build it.
+var ErrClaimed = errors.New("export claimed by another node or no longer approved")
+
+// ClaimExport claims an approved export for node until the lease ends. It
+// succeeds when the export is unclaimed or its claim has expired (a node
+// that died mid-build); else ErrClaimed. The row's update is the claim:
+// of two nodes claiming at once, one wins.
+func (db *DB) ClaimExport(ctx context.Context, id uuid.UUID, node string, lease time.Duration) error {
+	rows, err := db.pool.Query(ctx, `UPDATE exports SET claimed_by = $2, claimed_until = now() + $3 * interval '1 millisecond'
+		WHERE id = $1 AND status = 'approved' AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id`,
+		id, node, lease.Milliseconds())
+	if err != nil {
+		return mapErr("claim export", err)
+	}
+	n, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return mapErr("claim export", err)
+	}
+	if len(n) == 0 {
+		return fmt.Errorf("export %s: %w", id, ErrClaimed)
+	}
+	return nil
+}
+
+// RenewExportClaim extends node's claim on an export by lease; ErrClaimed
+// when node no longer holds it (its lease expired and another node took
+// it, or the export was built).
+func (db *DB) RenewExportClaim(ctx context.Context, id uuid.UUID, node string, lease time.Duration) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE exports SET claimed_until = now() + $3 * interval '1 millisecond'
+		WHERE id = $1 AND status = 'approved' AND claimed_by = $2 AND claimed_until >= now()`, id, node, lease.Milliseconds())
+	if err != nil {
+		return mapErr("renew export claim", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("export %s: %w", id, ErrClaimed)
+	}
+	return nil
+}
+
+// ReleaseExportClaim gives up node's claim on an export it did not finish
+// (the node is stopping), so that another node takes it at once.
+func (db *DB) ReleaseExportClaim(ctx context.Context, id uuid.UUID, node string) error {
+	_, err := db.pool.Exec(ctx, `UPDATE exports SET claimed_by = NULL, claimed_until = NULL
+		WHERE id = $1 AND claimed_by = $2 AND status = 'approved'`, id, node)
+	return mapErr("release export claim", err)
+}
+
+// ClaimableExports lists the approved exports no node holds (never
+// claimed, or a claim whose lease expired), oldest first.
+func (db *DB) ClaimableExports(ctx context.Context) ([]uuid.UUID, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM exports
+		WHERE status = 'approved' AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY requested_at LIMIT 500`)
+	if err != nil {
+		return nil, mapErr("claimable exports", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	return ids, mapErr("claimable exports", err)
+}
