@@ -35,7 +35,8 @@ func (c Config) archiveConfig() archive.Config {
 	return archive.Config{SpoolDir: c.SpoolDir, SegmentDuration: c.SegmentDuration, FragmentDuration: c.FragmentDuration,
 		Retention: c.Retention, SpoolAlarmBytes: c.SpoolAlarmBytes, UploadWorkers: c.ArchiveWorkers, RingFrames: c.ArchiveRingFrames,
 		BackoffMin: c.ArchiveBackoffMin, BackoffMax: c.ArchiveBackoffMax, ScanInterval: c.ArchiveScanInterval,
-		StuckAfter: c.StuckAfter, ReconcileEvery: c.ArchiveReconcileEvery, RetryWrite: c.ArchiveRetryWrite, LinkBuffer: c.LinkBuffer}
+		StuckAfter: c.StuckAfter, ReconcileEvery: c.ArchiveReconcileEvery, RetryWrite: c.ArchiveRetryWrite, LinkBuffer: c.LinkBuffer,
+		Node: c.Node, NodeDeadAfter: c.NodeDeadAfter}
 }
 
 func (c Config) ingestConfig() ingest.Config {

@@ -62,6 +62,8 @@ type Config struct {
 	ReconcileEvery   time.Duration // how often spool, index and bucket are reconciled (also at start)
 	RetryWrite       time.Duration // after a spool write error, how soon writing is tried again (at the next keyframe after it; 0: the next keyframe)
 	LinkBuffer       time.Duration // the assignment rule's buffer, for rows rebuilt by reconciliation (0: the window exactly)
+	Node             string        // this node's name among the nodes: reconciliation seals only its recordings, and dead nodes'
+	NodeDeadAfter    time.Duration // a node whose heartbeat is older is dead (its ended recordings may be sealed by any node)
 
 	sinkWrap func(segmenter.Sink) segmenter.Sink // tests: inject disk faults
 }
@@ -73,11 +75,14 @@ func (c Config) validate() error {
 	if c.SpoolDir == "" {
 		bad("SpoolDir", "is empty")
 	}
+	if c.Node == "" {
+		bad("Node", "is empty")
+	}
 	for _, f := range []struct {
 		name string
 		v    time.Duration
 	}{{"SegmentDuration", c.SegmentDuration}, {"FragmentDuration", c.FragmentDuration}, {"Retention", c.Retention},
-		{"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"ScanInterval", c.ScanInterval},
+		{"NodeDeadAfter", c.NodeDeadAfter}, {"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"ScanInterval", c.ScanInterval},
 		{"StuckAfter", c.StuckAfter}, {"ReconcileEvery", c.ReconcileEvery}} {
 		if f.v <= 0 {
 			bad(f.name, fmt.Sprintf("is %v, must be positive", f.v))

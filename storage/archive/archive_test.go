@@ -45,6 +45,8 @@ func configWith(spool string) Config {
 		ReconcileEvery:   10 * time.Minute,
 		RetryWrite:       time.Second,
 		LinkBuffer:       5 * time.Minute,
+		Node:             "test-node",
+		NodeDeadAfter:    30 * time.Second,
 	}
 }
 

@@ -160,9 +160,10 @@ func (a *Archive) buildSeal(ctx context.Context, rec uuid.UUID) (seal.Seal, erro
 
 // sealArchived seals the ended recordings that are fully archived but not
 // sealed: no spool directory here and no ingest journal that will still
-// write their row. It returns the recordings sealed.
+// write their row; only this node's, those of no node and those of dead
+// nodes (another live node may still be uploading its own). It returns the recordings sealed.
 func (a *Archive) sealArchived(ctx context.Context) ([]uuid.UUID, error) {
-	ids, err := a.db.EndedUnsealed(ctx)
+	ids, err := a.db.EndedUnsealed(ctx, a.cfg.Node, a.cfg.NodeDeadAfter)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,8 @@ func archiveConfig(t testing.TB) archive.Config {
 		ReconcileEvery:   10 * time.Minute,
 		RetryWrite:       time.Second,
 		LinkBuffer:       5 * time.Minute,
+		Node:             "test-node",
+		NodeDeadAfter:    30 * time.Second,
 	}
 }
 

@@ -39,12 +39,18 @@ func (db *DB) UnsealedHeads(ctx context.Context) ([]ChainHead, error) {
 }
 
 // EndedUnsealed lists the ended live-archived recordings with segments and
-// no seal (recordings_unsealed, as UnsealedHeads).
-func (db *DB) EndedUnsealed(ctx context.Context) ([]uuid.UUID, error) {
+// no seal (recordings_unsealed, as UnsealedHeads) that node may seal: its
+// own, those of no node (before migration 016), and those of nodes whose
+// heartbeat is older than deadAfter. A live node's ended recordings are
+// left to it: its spool may still hold segments to upload, and a seal now
+// would vouch for a truncated index.
+func (db *DB) EndedUnsealed(ctx context.Context, node string, deadAfter time.Duration) ([]uuid.UUID, error) {
 	rows, err := db.pool.Query(ctx, `SELECT r.id FROM recordings r
 		WHERE r.source = 'rtsp' AND NOT r.sealed AND r.status = 'ended'
 		  AND EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = r.id)
-		ORDER BY r.id`)
+		  AND (r.node_id IS NULL OR r.node_id = $1 OR NOT EXISTS (SELECT 1 FROM nodes n
+		        WHERE n.id = r.node_id AND n.heartbeat_at >= now() - make_interval(secs => $2)))
+		ORDER BY r.id`, node, deadAfter.Seconds())
 	if err != nil {
 		return nil, mapErr("ended unsealed recordings", err)
 	}

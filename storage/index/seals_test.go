@@ -68,7 +68,7 @@ func TestRecordSealTakesTheRecordingOutOfTheWorkLists(t *testing.T) {
 	}) {
 		t.Fatalf("UnsealedHeads = %+v, %v; want the live and the ended recording with their segment", hs, err)
 	}
-	if got, err := db.EndedUnsealed(ctx); err != nil || !slices.Equal(got, []uuid.UUID{ended}) {
+	if got, err := db.EndedUnsealed(ctx, "self", time.Minute); err != nil || !slices.Equal(got, []uuid.UUID{ended}) {
 		t.Fatalf("EndedUnsealed = %v, %v; want only %s (the empty one has nothing to seal)", got, err, ended)
 	}
 	if _, err := db.Seal(ctx, ended); !errors.Is(err, index.ErrNotFound) {
@@ -92,7 +92,7 @@ func TestRecordSealTakesTheRecordingOutOfTheWorkLists(t *testing.T) {
 	if h := heads(t, db); !slices.Equal(h, []uuid.UUID{live}) {
 		t.Fatalf("UnsealedHeads after the seal: %v, want only the live %s", h, live)
 	}
-	if got, err := db.EndedUnsealed(ctx); err != nil || len(got) != 0 {
+	if got, err := db.EndedUnsealed(ctx, "self", time.Minute); err != nil || len(got) != 0 {
 		t.Fatalf("EndedUnsealed after the seal = %v, %v", got, err)
 	}
 	evs, err := db.AuditEvents(ctx, index.AuditFilter{RecordingID: &ended})
@@ -190,4 +190,46 @@ func ownerURL(t *testing.T, db *index.DB) string {
 	}
 	u.Path = app.Path
 	return u.String()
+}
+
+// EndedUnsealed leaves a live node's ended recordings to it (its spool may
+// still hold segments to upload): a node may seal its own, those of no
+// node, and those of nodes whose heartbeat is older than deadAfter.
+func TestEndedUnsealedLeavesLiveNodesRecordingsToThem(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.NewDB(t)
+	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	for _, n := range []struct {
+		id  string
+		age time.Duration
+	}{{"self", 0}, {"alive", 5 * time.Second}, {"dead", 10 * time.Minute}} {
+		if _, err := db.Pool().Exec(ctx, `INSERT INTO nodes (id, started_at, heartbeat_at, start_token)
+			VALUES ($1, now() - interval '1 hour', now() - make_interval(secs => $2), gen_random_uuid())`, n.id, n.age.Seconds()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]bool{"self": true, "": true, "dead": true, "gone": true, "alive": false}
+	byNode := map[uuid.UUID]string{}
+	for node := range want {
+		r := archivedRecording(t, db, start)
+		withSegment(t, db, r, start)
+		if err := db.EndRecording(ctx, r, start.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if node != "" {
+			if _, err := db.Pool().Exec(ctx, `UPDATE recordings SET node_id = $2 WHERE id = $1`, r, node); err != nil {
+				t.Fatal(err)
+			}
+		}
+		byNode[r] = node
+	}
+	got, err := db.EndedUnsealed(ctx, "self", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, node := range byNode {
+		if slices.Contains(got, r) != want[node] {
+			t.Errorf("recording of node %q listed: %v, want %v", node, slices.Contains(got, r), want[node])
+		}
+	}
 }
