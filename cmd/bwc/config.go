@@ -43,7 +43,7 @@ type Config struct {
 	SessionTTL      time.Duration // -session-ttl: how long a login lasts
 	TokenTTL        time.Duration // -token-ttl: the longest (and default) life of an API token
 	CookieSecure    bool          // -cookie-secure: Secure cookie on plain HTTP too (behind a TLS proxy)
-	SigningKey      string        // -signing-key: Ed25519 key of evidence packages (created when missing)
+	SigningKey      string        // -signing-key: Ed25519 key of evidence packages (created when missing by the first node; every node needs the one registered)
 
 	// HTTP edge: TLS, proxies, limits
 	TLSCert           string        // -tls-cert: HTTPS with -tls-key; empty: plain HTTP
@@ -278,7 +278,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login lasts")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "the longest (and default) life of an API token; a token may be created with a shorter ttl")
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", c.CookieSecure, "mark the session cookie Secure on plain HTTP too (behind a TLS proxy)")
-	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing)")
+	fs.StringVar(&c.SigningKey, "signing-key", c.SigningKey, "the platform's Ed25519 key for evidence packages (PEM; created when missing by the first node only: every node must hold the key registered in the database)")
 
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) file: serve the API and pages over HTTPS; with -tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file of -tls-cert")

@@ -46,6 +46,7 @@ func TestNodesShareTheDatabase(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t) // its own spool, ports and bucket
 			cfg.DatabaseURL, cfg.MigrateURL = cfgA.DatabaseURL, cfgA.MigrateURL
+			cfg.SigningKey = cfgA.SigningKey // the platform's one key (registered by node A)
 			cfg.Node = c.node
 			if !c.refused {
 				startPlatform(t, cfg)
