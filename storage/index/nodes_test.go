@@ -239,22 +239,7 @@ func TestMigrationEndsDuplicateLiveRecordings(t *testing.T) {
 	f := newFixture(t)
 	db := f.db
 	su := storagetest.Superuser(t, db)
-	migrate := func(sqls ...string) {
-		t.Helper()
-		for _, sql := range sqls {
-			if _, err := su.Exec(ctx, sql); err != nil {
-				t.Fatalf("%s: %v", sql, err)
-			}
-		}
-		owner, err := index.Open(ctx, ownerURL(t, db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer owner.Close()
-		if v, err := owner.Migrate(ctx); err != nil || v != index.LatestSchema() {
-			t.Fatalf("migrate: %d %v", v, err)
-		}
-	}
+	migrate := func(sqls ...string) { t.Helper(); remigrate(t, db, sqls...) }
 	// the schema before 016, with two live recordings of one device
 	if _, err := su.Exec(ctx, `DROP INDEX recordings_one_live_per_device`); err != nil {
 		t.Fatal(err)

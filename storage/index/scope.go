@@ -57,12 +57,9 @@ func (s Scope) recordingSQL(rec, off string, a *sqlArgs) string {
 	case ScopeAll:
 		return "TRUE"
 	case ScopeOwn:
-		if s.OfficerID == nil {
-			return "FALSE"
-		}
-		return "(" + off + " IS NOT NULL AND " + off + " = " + a.add(*s.OfficerID) + ")" // an unbound recording is nobody's own: false, not NULL
+		return s.officerSQL(off, a) // an unbound recording is nobody's own: false, not NULL
 	case ScopeUnits:
-		return "(" + off + ` IS NULL OR EXISTS (SELECT 1 FROM officers so WHERE so.id = ` + off + ` AND so.unit = ANY(` + a.add(nonNil(s.Units)) + `)))`
+		return "(" + off + " IS NULL OR " + s.officerSQL(off, a) + ")" // unbound: every supervisor's, to bind it
 	case ScopeIncidents:
 		return `EXISTS (SELECT 1 FROM recording_incidents sri WHERE sri.recording_id = ` + rec + ` AND sri.unlinked_at IS NULL
 			AND ` + s.reviewableSQL("sri.incident_id", a) + `)`

@@ -177,6 +177,28 @@ func TestMigrationBackfillsSealsFromTheAuditTrail(t *testing.T) {
 	}
 }
 
+// remigrate runs sqls as the superuser (to put the schema back as an
+// older version had it), then migrates db's database to the latest
+// version as the schema owner, as `bwc migrate` does.
+func remigrate(t *testing.T, db *index.DB, sqls ...string) {
+	t.Helper()
+	ctx := context.Background()
+	su := storagetest.Superuser(t, db)
+	for _, sql := range sqls {
+		if _, err := su.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	owner, err := index.Open(ctx, ownerURL(t, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if v, err := owner.Migrate(ctx); err != nil || v != index.LatestSchema() {
+		t.Fatalf("migrate: %d %v", v, err)
+	}
+}
+
 // ownerURL is the schema owner's URL for db's database.
 func ownerURL(t *testing.T, db *index.DB) string {
 	t.Helper()

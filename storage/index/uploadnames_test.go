@@ -34,23 +34,7 @@ func TestMigrationKeepsOriginalUploadNames(t *testing.T) {
 			t.Fatalf("%q: %v", c.stored, err)
 		}
 	}
-	migrate := func(sqls ...string) {
-		t.Helper()
-		su := storagetest.Superuser(t, db)
-		for _, sql := range sqls {
-			if _, err := su.Exec(ctx, sql); err != nil {
-				t.Fatalf("%s: %v", sql, err)
-			}
-		}
-		owner, err := index.Open(ctx, ownerURL(t, db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer owner.Close()
-		if v, err := owner.Migrate(ctx); err != nil || v != index.LatestSchema() {
-			t.Fatalf("migrate: %d %v", v, err)
-		}
-	}
+	migrate := func(sqls ...string) { t.Helper(); remigrate(t, db, sqls...) }
 	check := func(when string) {
 		t.Helper()
 		ups, err := db.Uploads(ctx, "")
