@@ -25,6 +25,12 @@ type PCM struct {
 	LittleEndian bool
 }
 
+// Valid reports whether EncodeAAC takes p.
+func (p PCM) Valid() bool {
+	_, err := p.format()
+	return err == nil
+}
+
 // format is ffmpeg's raw sample format of p (s16be, s24le, ...).
 func (p PCM) format() (string, error) {
 	switch p.BitDepth {

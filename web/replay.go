@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,11 +48,23 @@ type replays struct {
 	views viewAudit
 	az    *authz
 	kit   *kit
+	audio replay.AudioEncoder // nil: no conversion
+	conv  chan struct{}       // conversions under way (bounded)
 }
 
-func newReplays(db ReplayStore, objects ObjectStore, az *authz, k *kit) *replays {
-	return &replays{db: db, files: objectFiles{objects, k}, views: viewAudit{seen: map[string]time.Time{}}, az: az, kit: k}
+// maxConversions bounds the segments converted at once for browsers (one
+// ffmpeg child each); further requests wait their turn.
+const maxConversions = 2
+
+func newReplays(db ReplayStore, objects ObjectStore, audio replay.AudioEncoder, az *authz, k *kit) *replays {
+	return &replays{db: db, files: objectFiles{objects, k}, views: viewAudit{seen: map[string]time.Time{}}, az: az, kit: k,
+		audio: audio, conv: make(chan struct{}, maxConversions)}
 }
+
+// browserCopy is the query of the init and media segments served converted
+// for the browser's player (replay.BrowserInit, replay.BrowserSegment):
+// the player asks for it when the playback answer's URLs carry it.
+const browserCopy = "play=browser"
 
 func (h *replays) routes(r *router) {
 	r.handle("GET /api/recordings/{id}/hls.m3u8", anyone, h.hlsPlaylist)
@@ -173,6 +186,18 @@ func (h *replays) initObject(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such init segment"})
 		return
 	}
+	if r.URL.RawQuery == browserCopy {
+		b, err := h.initBytes(r.Context(), rec.ID, n)
+		if err == nil {
+			b, _, err = replay.BrowserInit(b, h.audio != nil)
+		}
+		if err != nil {
+			h.kit.fail(w, r, err)
+			return
+		}
+		serveBytes(w, r, b, r.PathValue("file"), "video/mp4")
+		return
+	}
 	in, err := h.db.InitSegment(r.Context(), rec.ID, n)
 	if err != nil {
 		h.kit.fail(w, r, err)
@@ -198,6 +223,15 @@ func (h *replays) segmentObject(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.auditView(r, rec, "segment"); err != nil {
 		refused(w, "playback")
+		return
+	}
+	if r.URL.RawQuery == browserCopy {
+		b, err := h.browserSegment(r.Context(), rec.ID, seg)
+		if err != nil {
+			h.kit.fail(w, r, err)
+			return
+		}
+		serveBytes(w, r, b, r.PathValue("file"), "video/iso.segment")
 		return
 	}
 	h.files.serve(w, r, seg.Key, seg.VersionID, r.PathValue("file"), "video/iso.segment")
@@ -248,14 +282,18 @@ type playbackSegment struct {
 }
 
 type playbackInfo struct {
-	RecordingID uuid.UUID         `json:"recording_id"`
-	StartedAt   time.Time         `json:"started_at"`
-	Live        bool              `json:"live"`
-	File        string            `json:"file,omitempty"` // an uploaded file: played by byte ranges
-	Duration    float64           `json:"duration,omitempty"`
-	Codecs      map[int]string    `json:"codecs"` // init segment -> RFC 6381 codecs
-	Inits       map[int]string    `json:"inits"`  // init segment -> URL
-	Segments    []playbackSegment `json:"segments"`
+	RecordingID uuid.UUID      `json:"recording_id"`
+	StartedAt   time.Time      `json:"started_at"`
+	Live        bool           `json:"live"`
+	File        string         `json:"file,omitempty"` // an uploaded file: played by byte ranges
+	Duration    float64        `json:"duration,omitempty"`
+	Codecs      map[int]string `json:"codecs"` // init segment -> RFC 6381 codecs
+	Inits       map[int]string `json:"inits"`  // init segment -> URL
+	// init segment -> what the player gets of its audio when not the
+	// archived track: "converted" (to AAC, for playback only) or "none"
+	// (the picture alone: audio that cannot be converted here)
+	Audio    map[int]string    `json:"audio,omitempty"`
+	Segments []playbackSegment `json:"segments"`
 }
 
 // playback lists what the browser's MSE player needs: segment URLs with
@@ -276,7 +314,7 @@ func (h *replays) playback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := playbackInfo{RecordingID: rec.ID, StartedAt: rec.StartedAt, Live: rec.Status != index.RecordingEnded, Codecs: map[int]string{},
-		Inits: map[int]string{}, Segments: make([]playbackSegment, 0, len(segs))}
+		Inits: map[int]string{}, Audio: map[int]string{}, Segments: make([]playbackSegment, 0, len(segs))}
 	if rec.Source == index.SourceUpload {
 		u, err := h.db.UploadOfRecording(ctx, rec.ID)
 		if err != nil {
@@ -287,37 +325,88 @@ func (h *replays) playback(w http.ResponseWriter, r *http.Request) {
 		info.Duration = float64(u.DurationMS) / 1000
 	}
 	base := "/api/recordings/" + rec.ID.String()
+	query := map[int]string{} // init segment -> the query of its browser copy
 	for _, sg := range segs {
 		if _, ok := info.Inits[sg.InitN]; !ok {
-			info.Inits[sg.InitN] = fmt.Sprintf("%s/init/%d.mp4", base, sg.InitN)
-			if c, err := h.codecsOf(ctx, rec.ID, sg.InitN); err == nil {
+			c, audio, err := h.codecsOf(ctx, rec.ID, sg.InitN)
+			if audio != "" {
+				query[sg.InitN] = "?" + browserCopy
+				info.Audio[sg.InitN] = audio
+			}
+			info.Inits[sg.InitN] = fmt.Sprintf("%s/init/%d.mp4%s", base, sg.InitN, query[sg.InitN])
+			if err == nil {
 				info.Codecs[sg.InitN] = c
 			} else {
 				h.kit.log.Warn("init segment codecs unknown", "recording", rec.ID, "init", sg.InitN, "err", err)
 			}
 		}
-		info.Segments = append(info.Segments, playbackSegment{Seq: sg.Seq, Init: sg.InitN, URL: fmt.Sprintf("%s/segments/%06d.m4s", base, sg.Seq),
+		info.Segments = append(info.Segments, playbackSegment{Seq: sg.Seq, Init: sg.InitN, URL: fmt.Sprintf("%s/segments/%06d.m4s%s", base, sg.Seq, query[sg.InitN]),
 			StartedAt: sg.StartedAt, EndedAt: sg.EndedAt, Start: sg.StartDTS.Seconds(), End: sg.EndDTS.Seconds(), Gap: sg.Gap})
 	}
 	writeJSON(w, http.StatusOK, info)
 }
 
-// codecsOf reads an init segment (a few hundred bytes) for its codecs.
-func (h *replays) codecsOf(ctx context.Context, rec uuid.UUID, n int) (string, error) {
+// codecsOf reads an init segment (a few hundred bytes) for the codecs of
+// what the browser's player gets: the archived segments, or their browser
+// copy when browsers cannot play the archived audio; audio says what the
+// copy has of it ("converted", "none"; empty: the archived segments).
+func (h *replays) codecsOf(ctx context.Context, rec uuid.UUID, n int) (codecs, audio string, err error) {
+	orig, err := h.initBytes(ctx, rec, n)
+	if err != nil {
+		return "", "", err
+	}
+	b, changed, err := replay.BrowserInit(orig, h.audio != nil)
+	if err != nil {
+		return "", "", err
+	}
+	codecs, err = replay.Codecs(b)
+	if changed {
+		audio = "none"
+		if strings.Count(codecs, ",") > 0 {
+			audio = "converted"
+		}
+	}
+	return codecs, audio, err
+}
+
+// initBytes reads an init segment as archived.
+func (h *replays) initBytes(ctx context.Context, rec uuid.UUID, n int) ([]byte, error) {
 	in, err := h.db.InitSegment(ctx, rec, n)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	o, err := h.files.objects.OpenVersion(ctx, in.Key, in.VersionID)
+	return h.files.read(ctx, in.Key, in.VersionID, 1<<20)
+}
+
+// maxSegmentBytes bounds a media segment read whole for its browser copy.
+const maxSegmentBytes = 256 << 20
+
+// browserSegment converts a media segment for the browser's player, at
+// most maxConversions at once. A segment whose audio fails to convert is
+// served with its picture alone (and logged).
+func (h *replays) browserSegment(ctx context.Context, rec uuid.UUID, seg index.Segment) ([]byte, error) {
+	init, err := h.initBytes(ctx, rec, seg.InitN)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer o.Close()
-	b, err := io.ReadAll(io.LimitReader(o, 1<<20))
+	media, err := h.files.read(ctx, seg.Key, seg.VersionID, maxSegmentBytes)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return replay.Codecs(b)
+	select {
+	case h.conv <- struct{}{}:
+		defer func() { <-h.conv }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := replay.BrowserSegment(cctx, init, media, h.audio)
+	if errors.Is(err, replay.ErrConvert) {
+		h.kit.log.Error("replay: audio conversion failed: the segment plays without sound", "recording", rec, "seq", seg.Seq, "err", err)
+		return replay.BrowserSegment(ctx, init, media, nil)
+	}
+	return out, err
 }
 
 // originalFile streams an uploaded file as it was received, with range
@@ -353,6 +442,31 @@ func (h *replays) originalFile(w http.ResponseWriter, r *http.Request) {
 type objectFiles struct {
 	objects ObjectStore
 	kit     *kit
+}
+
+// read reads the indexed version of an archived object whole, up to limit
+// bytes.
+func (f objectFiles) read(ctx context.Context, key, version string, limit int64) ([]byte, error) {
+	o, err := f.objects.OpenVersion(ctx, key, version)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	b, err := io.ReadAll(io.LimitReader(o, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("object %s over %d bytes", key, limit)
+	}
+	return b, nil
+}
+
+// serveBytes serves a copy made for playback (never evidence as archived).
+func serveBytes(w http.ResponseWriter, r *http.Request, b []byte, name, ctype string) {
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 }
 
 // serve streams the indexed version of an archived object with range

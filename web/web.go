@@ -23,6 +23,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bwcplatform/bwc/storage/replay"
 )
 
 //go:embed static
@@ -69,6 +71,9 @@ type Options struct {
 	Exports ExportBuilder // builds approved evidence exports
 	Uploads UploadService // resumable uploads (tus)
 	Checks  []Check       // readiness checks
+	// Audio converts audio browsers cannot play for the replay player
+	// (nil: such recordings replay without sound)
+	Audio   replay.AudioEncoder
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
 }
@@ -174,7 +179,7 @@ func (s *Server) build(o Options) http.Handler {
 		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&holds{holds: o.Holds, az: az, kit: k},
 		newLive(o.Ingest, o.Relay, s.closing, az, k),
-		newReplays(db, o.Objects, az, k),
+		newReplays(db, o.Objects, o.Audio, az, k),
 		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
 		&uploads{service: o.Uploads, db: db, az: az, kit: k},
 	} {

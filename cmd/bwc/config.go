@@ -100,6 +100,7 @@ type Config struct {
 	WebRTCPublicIPs  string        // -webrtc-public-ips
 	WebRTCICEServers string        // -webrtc-ice-servers
 	WebRTCTCPMax     int           // -webrtc-tcp-max-conns: ICE-TCP connections in all
+	FFmpeg           string        // -ffmpeg: converts audio browsers cannot play (replay, live AAC); empty: no conversion
 	WebRTCTCPPerAddr int           // -webrtc-tcp-max-per-addr: ICE-TCP connections from one address
 	WebRTCSTUNWait   time.Duration // -webrtc-stun-timeout: an ICE-TCP connection must send its STUN binding within this
 
@@ -207,6 +208,7 @@ func defaultConfig() Config {
 		WebRTCTCPMax:     2000,
 		WebRTCTCPPerAddr: 400,
 		WebRTCSTUNWait:   5 * time.Second,
+		FFmpeg:           "ffmpeg",
 
 		SpoolDir:        "/var/lib/bwc/spool",
 		SegmentDuration: 4 * time.Second,
@@ -328,6 +330,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
 	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated IPs announced to browsers instead of the host's (NAT 1:1)")
 	fs.StringVar(&c.WebRTCICEServers, "webrtc-ice-servers", c.WebRTCICEServers, "comma-separated STUN/TURN servers for browsers: stun:host:port, turn:user:pass@host:port")
+	fs.StringVar(&c.FFmpeg, "ffmpeg", c.FFmpeg, "ffmpeg binary that converts audio browsers cannot play (G.711 in replay, live AAC to Opus); empty: none, such audio is not heard")
 	fs.IntVar(&c.WebRTCTCPMax, "webrtc-tcp-max-conns", c.WebRTCTCPMax, "ICE-TCP connections in all; more are closed at once")
 	fs.IntVar(&c.WebRTCTCPPerAddr, "webrtc-tcp-max-per-addr", c.WebRTCTCPPerAddr, "ICE-TCP connections from one address (a duty room behind one NAT opens one per tile)")
 	fs.DurationVar(&c.WebRTCSTUNWait, "webrtc-stun-timeout", c.WebRTCSTUNWait, "an ICE-TCP connection that sends no STUN binding within this is closed")

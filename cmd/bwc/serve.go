@@ -24,7 +24,9 @@ import (
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/export"
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/replay"
 	"github.com/bwcplatform/bwc/storage/seal"
+	"github.com/bwcplatform/bwc/transcode"
 	"github.com/bwcplatform/bwc/web"
 )
 
@@ -57,9 +59,10 @@ type platform struct {
 	relay    *relay.Server
 	scrub    *evidence.Scrubber
 	web      *web.Server
-	services []service     // run together; closed in reverse order
-	ready    chan struct{} // closed by run once every service is Ready
-	onReady  func()        // called by run once every service is Ready
+	services []service         // run together; closed in reverse order
+	audio    *transcode.FFmpeg // nil: no audio conversion
+	ready    chan struct{}     // closed by run once every service is Ready
+	onReady  func()            // called by run once every service is Ready
 }
 
 // build wires the platform: it connects to PostgreSQL and MinIO (failing
@@ -122,6 +125,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	}
 	p.services = append(p.services, up)
 
+	// audio conversion for browsers (replay, live AAC): ffmpeg if it is there
+	p.audio = audioConverter(ctx, cfg, log)
+
 	// live relay: supervisors watch over WebRTC (WHEP)
 	if p.relay, err = relay.New(cfg.relayConfig(), p.ingest, reg, log.With("component", "relay")); err != nil {
 		return nil, err
@@ -170,6 +176,29 @@ func (p *platform) buildMedia(cfg Config, key ed25519.PrivateKey, reg *prometheu
 	return nil
 }
 
+// audioConverter is -ffmpeg when it runs and has the encoders; otherwise
+// nil (logged): recordings and views whose audio browsers cannot play are
+// seen without sound, never refused.
+func audioConverter(ctx context.Context, cfg Config, log *slog.Logger) *transcode.FFmpeg {
+	if cfg.FFmpeg == "" {
+		return nil
+	}
+	ff := &transcode.FFmpeg{Path: cfg.FFmpeg}
+	if err := ff.Check(ctx); err != nil {
+		log.Error("audio conversion off: G.711 recordings replay and AAC cameras are watched without sound", "err", err)
+		return nil
+	}
+	return ff
+}
+
+// replayAudio is the replay's encoder: a nil interface, never a nil pointer.
+func replayAudio(ff *transcode.FFmpeg) replay.AudioEncoder {
+	if ff == nil {
+		return nil
+	}
+	return ff
+}
+
 // buildWeb builds the HTTP server over the other components.
 func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Service, reg *prometheus.Registry, log *slog.Logger) error {
 	wcfg, err := cfg.webConfig()
@@ -191,6 +220,7 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 			{Name: "webrtc listeners", Func: p.relay.Check}, {Name: "uploads", Func: up.Check},
 			{Name: "node heartbeat", Func: p.node.Check},
 			{Name: "evidence verification", Func: p.scrub.Check, Alarm: true}}, // shown, never unready: the bucket is every node's
+		Audio:   replayAudio(p.audio),
 		Metrics: reg,
 		Logger:  log.With("component", "web"),
 	})

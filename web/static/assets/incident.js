@@ -64,6 +64,12 @@ async function addPlayer(rec) {
   players.push(entry);
   try {
     await entry.player.load();
+    // audio the browser cannot play as archived: converted, or left out
+    const audio = entry.player.audioNote();
+    if (audio) {
+      node.dataset.audio = audio;
+      label.append(el('span', { class: 'muted sound' }, t(audio === 'converted' ? 'inc.soundconverted' : 'inc.soundnone')));
+    }
     if (players[0] !== entry) await entry.player.seekWall(players[0].player.wallNow());
   } catch (e) {
     err.textContent = `${who(rec)}: ${e.message}`;

@@ -39,6 +39,13 @@ export class Player {
     return this;
   }
 
+  // audioNote is what the player gets of the recording's audio when not
+  // the archived track: 'converted' (for playback only) or 'none'.
+  audioNote() {
+    const a = this.info?.audio || {};
+    return Object.values(a).includes('none') ? 'none' : Object.values(a)[0] || '';
+  }
+
   get start() { return this.segs[0].t0; }
   get end() { return this.segs[this.segs.length - 1].t1; }
 
