@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/transcode"
 )
 
 // maxPayload keeps RTP packets under common path MTUs once SRTP and
@@ -47,6 +48,14 @@ type feed struct {
 	done    chan struct{}
 	cancel  context.CancelFunc
 	ended   bool
+
+	// AAC to Opus (only with Config.Transcoder), owned by run's goroutine
+	// but for the counters the converter's goroutine updates under mu
+	opus     *transcode.Live
+	opusSrc  *media.Track // the AAC track being converted
+	opusBase int64        // RTP timestamp (48 kHz) of the converter's first output
+	opusOut  int64        // samples out so far (under mu)
+	opusFail *media.Track // a track the converter failed to start for: not retried
 }
 
 // feedGOPFrames bounds the feed's GOP cache (video frames). The feed keeps
@@ -76,7 +85,8 @@ func (f *feed) finished() bool {
 }
 
 // tracks returns what the feed forwards: the video track and the audio
-// track when browsers can play it (G.711, Opus; not AAC).
+// track when browsers can play it (G.711, Opus) or when it is AAC and a
+// transcoder is configured (then an Opus track: see convertAAC).
 func (f *feed) tracks() (video, audio *media.Track, audioNote string) {
 	info := f.stream.Info()
 	video = info.Video()
@@ -87,6 +97,12 @@ func (f *feed) tracks() (video, audio *media.Track, audioNote string) {
 		switch t.Codec {
 		case media.PCMA, media.PCMU, media.Opus:
 			return video, t, ""
+		case media.AAC:
+			if f.s.cfg.Transcoder != nil && len(t.AudioConfig) > 0 {
+				// converted while watched: the viewer gets Opus
+				return video, &media.Track{Kind: media.Audio, Codec: media.Opus, ClockRate: transcode.OpusRate, Channels: 2}, ""
+			}
+			audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoder configured)"
 		default:
 			audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoding on the live path)"
 		}
@@ -98,10 +114,15 @@ func (f *feed) run(ctx context.Context) {
 	defer close(f.done)
 	defer f.reader.Close()
 	defer f.endViewers()
+	defer f.stopOpus()
 	for {
 		fr, err := f.reader.Read(ctx)
 		if err != nil {
 			return // the recording ended, or the feed was closed
+		}
+		if fr.Track.Kind == media.Audio && fr.Track.Codec == media.AAC {
+			f.convertAAC(fr)
+			continue
 		}
 		p := f.packetize(fr)
 		if p == nil {
@@ -217,4 +238,70 @@ func (f *feed) endViewers() {
 func (f *feed) close() {
 	f.cancel()
 	<-f.done
+}
+
+// opusQueue bounds the AAC access units waiting for the converter (about
+// 1 s at 48 kHz); beyond it they are dropped, never waited for.
+const opusQueue = 50
+
+// convertAAC hands an AAC frame to the feed's converter, starting it on
+// the first frame (a feed exists only while it has viewers: the converter
+// starts with the first viewer and stops after the last, with the feed).
+// The video path never waits for it: Write drops when the queue is full.
+func (f *feed) convertAAC(fr *media.Frame) {
+	ff := f.s.cfg.Transcoder
+	if ff == nil || len(fr.Track.AudioConfig) == 0 || fr.Track == f.opusFail {
+		return
+	}
+	if f.opus != nil && f.opusSrc != fr.Track { // a new configuration: a new converter
+		f.stopOpus()
+	}
+	if f.opus == nil {
+		f.mu.Lock()
+		f.opusBase = int64(fr.PTS) * transcode.OpusRate / int64(time.Second)
+		f.opusOut = 0
+		f.mu.Unlock()
+		l, err := ff.StartOpus(fr.Track.AudioConfig, opusQueue, f.opusPacket)
+		if err != nil {
+			f.opusFail = fr.Track
+			f.s.log.Error("live audio: AAC to Opus converter did not start: watched without sound", "recording", f.id, "err", err)
+			return
+		}
+		f.opus, f.opusSrc = l, fr.Track
+		f.s.met.transcoders.Inc()
+	}
+	for _, au := range fr.AU {
+		if !f.opus.Write(au) {
+			f.s.met.audioDrops.Inc()
+		}
+	}
+}
+
+// opusPacket sends a converted packet to the viewers (on the converter's
+// goroutine).
+func (f *feed) opusPacket(p transcode.Packet) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ts := f.opusBase + f.opusOut
+	f.opusOut += int64(p.Duration)
+	if f.ended {
+		return
+	}
+	fr := &frame{kind: media.Audio, at: time.Now(), ts: uint32(ts),
+		pkts: []rtp.Packet{{Header: rtp.Header{Version: 2, Marker: true}, Payload: p.Data}}}
+	for v := range f.viewers {
+		v.push(fr)
+	}
+}
+
+// stopOpus kills the converter, if one runs, and waits for it.
+func (f *feed) stopOpus() {
+	if f.opus == nil {
+		return
+	}
+	if err := f.opus.Close(); err != nil {
+		f.s.log.Warn("live audio: the converter ended early", "recording", f.id, "err", err)
+	}
+	f.opus, f.opusSrc = nil, nil
+	f.s.met.transcoders.Dec()
 }

@@ -10,6 +10,8 @@ type metrics struct {
 	plis        prometheus.Counter
 	latency     prometheus.Histogram
 	tcpRefused  prometheus.Counter
+	transcoders prometheus.Gauge
+	audioDrops  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,9 +27,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 28)}),
 		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_tcp_refused_total",
 			Help: "ICE-TCP connections closed at once: over the global or the per-address cap."}),
+		transcoders: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bwc_relay_audio_transcoders",
+			Help: "Running AAC-to-Opus converters (ffmpeg children): one per watched AAC camera, none without viewers."}),
+		audioDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_audio_transcode_dropped_total",
+			Help: "AAC access units dropped because the converter was behind (its queue full)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency, m.tcpRefused)
+		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency, m.tcpRefused, m.transcoders, m.audioDrops)
 	}
 	return m
 }

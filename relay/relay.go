@@ -1,7 +1,8 @@
 // Package relay shows live body-camera video to supervisors over WebRTC,
 // with WHEP (WebRTC-HTTP Egress Protocol) signalling: the camera's H.264 or
 // H.265 is forwarded as it is, never transcoded; G.711 and Opus audio too;
-// AAC, which browsers cannot play over WebRTC, is left out (and said so).
+// AAC, which browsers cannot play over WebRTC, is converted to Opus while
+// watched (Config.Transcoder, relay/feed.go), or left out (and said so).
 //
 // One feed per live recording reads its stream once, packetizes each
 // access unit once and keeps the current GOP; each viewer has a bounded
@@ -32,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/transcode"
 )
 
 // Errors callers branch on (and media.ErrNotLive).
@@ -55,6 +57,10 @@ type Config struct {
 	TCPMaxConns   int
 	TCPMaxPerAddr int
 	STUNTimeout   time.Duration
+
+	// Transcoder converts an AAC camera's audio to Opus while it is
+	// watched (relay/feed.go); nil: AAC cameras are watched without sound.
+	Transcoder *transcode.FFmpeg
 }
 
 // ErrConfig: an invalid field of Config (each named).

@@ -129,7 +129,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 	p.audio = audioConverter(ctx, cfg, log)
 
 	// live relay: supervisors watch over WebRTC (WHEP)
-	if p.relay, err = relay.New(cfg.relayConfig(), p.ingest, reg, log.With("component", "relay")); err != nil {
+	rcfg := cfg.relayConfig()
+	rcfg.Transcoder = p.audio // AAC cameras heard as Opus while watched
+	if p.relay, err = relay.New(rcfg, p.ingest, reg, log.With("component", "relay")); err != nil {
 		return nil, err
 	}
 	p.services = append(p.services, p.relay)

@@ -87,3 +87,69 @@ test('G.711 and AAC recordings replay with sound on the incident page, and after
   assert.deepEqual(errors.filter((e) => /player|MSE|audio|stsd/i.test(e)), []);
   await page.close();
 });
+
+// transcoders reads the server's count of running AAC-to-Opus converters.
+async function transcoders() {
+  const text = await (await fetch(`${platform.url}/metrics`)).text();
+  const m = text.match(/^bwc_relay_audio_transcoders (\S+)$/m);
+  assert.ok(m, 'bwc_relay_audio_transcoders missing from /metrics');
+  return Number(m[1]);
+}
+
+test('the wall hears an AAC camera as Opus while the video keeps its frame rate; no viewer, no transcoder', async () => {
+  const cam = camera(platform.rtsp, { serial: 'DEMO-CAM-02', seconds: 40, audio: 'aac' });
+  const page = await browser.newPage();
+  try {
+    // keep the wall's peer connections reachable for getStats
+    await page.addInitScript(() => {
+      const PC = window.RTCPeerConnection;
+      window.bwcPCs = [];
+      window.RTCPeerConnection = function (...a) { const pc = new PC(...a); window.bwcPCs.push(pc); return pc; };
+      window.RTCPeerConnection.prototype = PC.prototype;
+    });
+    await login(page, platform.url, 'supervisor', 'demo-supervisor-pass');
+    await page.locator('.tile').first().waitFor({ timeout: 30000 });
+    // the figures of the peer connection that receives audio
+    const stats = () => page.evaluate(async () => {
+      let best = { audio: null, video: null, pcs: window.bwcPCs.length };
+      for (const pc of window.bwcPCs) {
+        const out = { audio: null, video: null, pcs: window.bwcPCs.length };
+        const report = await pc.getStats();
+        report.forEach((r) => {
+          if (r.type === 'inbound-rtp') out[r.kind] = { packets: r.packetsReceived, samples: r.totalSamplesReceived, frames: r.framesDecoded, codecId: r.codecId };
+        });
+        if (out.audio) out.audio.mime = report.get(out.audio.codecId)?.mimeType;
+        if (out.audio && (!best.audio || out.audio.packets > best.audio.packets)) best = out;
+      }
+      return best;
+    });
+    const until = async (what, ok) => {
+      const deadline = Date.now() + 30000;
+      for (;;) {
+        const st = await stats();
+        if (ok(st)) return st;
+        if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(st)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    const a = await until('audio packets', (st) => st.audio?.packets > 25 && st.video);
+    assert.equal(a.audio.mime, 'audio/opus');
+    // a second of sound more: packets and samples increase, and the video
+    // decodes frames at its rate meanwhile (25 fps camera)
+    await until('a second more of audio samples', (st) => st.audio?.samples >= a.audio.samples + 48000);
+    const b = await stats();
+    assert.ok(b.audio.packets > a.audio.packets, `audio packets ${a.audio.packets} → ${b.audio.packets}`);
+    assert.ok(b.video.frames - a.video.frames >= 15, `${b.video.frames - a.video.frames} video frames decoded during a second of audio`);
+    assert.equal(await transcoders(), 1);
+  } finally {
+    await page.close();
+  }
+  // nobody watches: the converter is stopped (the camera still publishes)
+  const deadline = Date.now() + 15000;
+  while (await transcoders() !== 0) {
+    if (Date.now() > deadline) throw new Error('a transcoder still runs without viewers');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  cam.stop();
+  await cam.done;
+});
