@@ -245,16 +245,22 @@ func (f *feed) close() {
 const opusQueue = 50
 
 // convertAAC hands an AAC frame to the feed's converter, starting it on
-// the first frame (a feed exists only while it has viewers: the converter
-// starts with the first viewer and stops after the last, with the feed).
+// the first frame once a viewer is connected and stopping it when none is
+// (a feed closes after its last viewer: the converter stops with it).
 // The video path never waits for it: Write drops when the queue is full.
 func (f *feed) convertAAC(fr *media.Frame) {
 	ff := f.s.cfg.Transcoder
 	if ff == nil || len(fr.Track.AudioConfig) == 0 || fr.Track == f.opusFail {
 		return
 	}
-	if f.opus != nil && f.opusSrc != fr.Track { // a new configuration: a new converter
+	f.mu.Lock()
+	watched := len(f.viewers) > 0
+	f.mu.Unlock()
+	if !watched || f.opus != nil && f.opusSrc != fr.Track { // nobody connected (yet), or a new configuration
 		f.stopOpus()
+	}
+	if !watched {
+		return
 	}
 	if f.opus == nil {
 		f.mu.Lock()
