@@ -60,6 +60,7 @@ func TestComponentConfigsAreComplete(t *testing.T) {
 		"upload.Config.FreeSpace": true, // nil: statfs; tests simulate a full disk
 		"index.Node.StartedAt":    true, // the database's clock, at registration
 		"index.Node.HeartbeatAt":  true,
+		"relay.Config.Transcoder": true, // -ffmpeg once checked at start (audioConverter): nil when unusable
 	}
 	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.nodeConfig(), c.nodeConfig().Node, c.exporterConfig(),
 		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg, wcfg.OIDC} {
