@@ -12,7 +12,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
-	"github.com/bwcplatform/bwc/transcode"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 )
 
 // readAudio counts the audio packets a browser receives and notes their

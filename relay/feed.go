@@ -12,7 +12,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/bwcplatform/bwc/ingest/media"
-	"github.com/bwcplatform/bwc/transcode"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 )
 
 // maxPayload keeps RTP packets under common path MTUs once SRTP and

@@ -33,7 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest/media"
-	"github.com/bwcplatform/bwc/transcode"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 )
 
 // Errors callers branch on (and media.ErrNotLive).

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/archive"
@@ -26,7 +27,6 @@ import (
 	"github.com/bwcplatform/bwc/storage/index"
 	"github.com/bwcplatform/bwc/storage/replay"
 	"github.com/bwcplatform/bwc/storage/seal"
-	"github.com/bwcplatform/bwc/transcode"
 	"github.com/bwcplatform/bwc/web"
 )
 

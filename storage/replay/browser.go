@@ -11,7 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
-	"github.com/bwcplatform/bwc/transcode"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 )
 
 // Browsers' Media Source Extensions play AAC and Opus audio in fMP4, not

@@ -17,8 +17,8 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediafile"
+	"github.com/bwcplatform/bwc/ingest/media/transcode"
 	"github.com/bwcplatform/bwc/storage/internal/segmenter"
-	"github.com/bwcplatform/bwc/transcode"
 )
 
 // collect is a segmenter sink keeping the init and media segments.
