@@ -56,6 +56,11 @@ func newClusterNode(cfg Config, name, dir, bin string, pre, env []string) (*clus
 	cfg.SpoolDir = filepath.Join(dir, name, "spool")
 	cfg.UploadDir = filepath.Join(dir, name, "uploads")
 	cfg.ExportDir = filepath.Join(dir, name, "exports")
+	for _, d := range []string{cfg.SpoolDir, cfg.UploadDir, cfg.ExportDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	n.cfg = cfg
 	return n, nil
 }
@@ -87,6 +92,12 @@ func (n *clusterNode) Start(wait time.Duration) error {
 	if err := n.Launch(); err != nil {
 		return err
 	}
+	return n.WaitHealthy(wait)
+}
+
+// WaitHealthy waits (up to wait) until the launched node answers /healthz;
+// an error, with the end of its log, when it exits first.
+func (n *clusterNode) WaitHealthy(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		select {
@@ -198,7 +209,10 @@ func (n *clusterNode) Output(max int) string {
 // cameras' RTSP on front, spread over the nodes by least connections (an
 // RTSP session is one long TCP connection), each node checked by its
 // /readyz (a node that is not ready, or whose heartbeat is stale, gets no
-// new camera). The production configuration is the same (README).
+// new camera; the cameras it has keep their connections: a check that
+// fails for a moment must not cut recordings, and a dead node's
+// connections break by themselves). The production configuration is the
+// same (README).
 func haproxyConfig(front string, nodes []*clusterNode, check time.Duration) string {
 	var b strings.Builder
 	ms := check.Milliseconds()
@@ -220,7 +234,7 @@ backend bwc_rtsp
     balance leastconn
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter %dms fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter %dms fall 2 rise 1
 `, ms, front, ms)
 	for _, n := range nodes {
 		_, port, _ := net.SplitHostPort(n.HTTP)
