@@ -31,8 +31,8 @@ import (
 // N cameras (in-process RTSP publishers) connecting through the balancer,
 // then M WebRTC viewers per camera (pion, through WHEP on the node that
 // holds the camera), and prints each node's cores and RSS read from /proc,
-// first with the cameras alone, then with the viewers, and the figures per
-// camera and per viewer; the archive's MB/s and PostgreSQL's rows/s over
+// idle, with the cameras alone, then with the viewers, and the figures per
+// node, per camera and per viewer; the archive's MB/s and PostgreSQL's rows/s over
 // the same window. The same total load for every node count shows what a
 // node costs and what adding one saves.
 func clusterload(ctx context.Context, args []string, out io.Writer) error {
@@ -139,6 +139,10 @@ func (o *clusterLoadOptions) round(ctx context.Context, k int, out io.Writer) er
 		return err
 	}
 	defer db.Close()
+	idle, err := o.measure(ctx, db, nodes, min(o.duration, 5*time.Second)) // what a node costs without cameras
+	if err != nil {
+		return err
+	}
 	serials := make([]string, o.cameras)
 	for i := range serials {
 		serials[i] = fmt.Sprintf("CLUSTERLOAD-%04d", i+1)
@@ -162,7 +166,7 @@ func (o *clusterLoadOptions) round(ctx context.Context, k int, out io.Writer) er
 	if err := waitContext(ctx, 3*time.Second); err != nil { // past the first segments
 		return err
 	}
-	alone, err := o.measure(ctx, db, nodes)
+	alone, err := o.measure(ctx, db, nodes, o.duration)
 	if err != nil {
 		return err
 	}
@@ -179,7 +183,7 @@ func (o *clusterLoadOptions) round(ctx context.Context, k int, out io.Writer) er
 	if err := waitContext(ctx, 3*time.Second); err != nil { // connected, past the keyframe burst
 		return err
 	}
-	watched, err := o.measure(ctx, db, nodes)
+	watched, err := o.measure(ctx, db, nodes, o.duration)
 	if err != nil {
 		return err
 	}
@@ -187,7 +191,7 @@ func (o *clusterLoadOptions) round(ctx context.Context, k int, out io.Writer) er
 	for _, r := range live {
 		held[r.NodeID]++
 	}
-	o.report(out, k, nodes, held, viewersAt, alone, watched, got.Load(), lost.Load())
+	o.report(out, k, nodes, held, viewersAt, idle, alone, watched, got.Load(), lost.Load())
 	return nil
 }
 
@@ -265,7 +269,7 @@ func (o *clusterLoadOptions) startViewers(ctx context.Context, db *index.DB, nod
 
 // measure samples every node's /proc and the database before and after
 // the window.
-func (o *clusterLoadOptions) measure(ctx context.Context, db *index.DB, nodes []*clusterNode) (loadPhase, error) {
+func (o *clusterLoadOptions) measure(ctx context.Context, db *index.DB, nodes []*clusterNode, d time.Duration) (loadPhase, error) {
 	p := loadPhase{nodes: map[string]procUsage{}}
 	before := map[string]procUsage{}
 	for _, n := range nodes {
@@ -279,16 +283,26 @@ func (o *clusterLoadOptions) measure(ctx context.Context, db *index.DB, nodes []
 	if err != nil {
 		return p, err
 	}
+	// CPU over the window; RSS its peak, sampled every half second (a Go
+	// process's RSS moves with its garbage collections)
 	t0 := time.Now()
-	if err := waitContext(ctx, o.duration); err != nil {
-		return p, err
-	}
-	for _, n := range nodes {
-		u, err := readProc(n.PID())
-		if err != nil {
-			return p, fmt.Errorf("node %s: %w", n.Name, err)
+	peak := map[string]int64{}
+	for end := t0.Add(d); ; {
+		left := time.Until(end)
+		if left <= 0 {
+			break
 		}
-		p.nodes[n.Name] = procUsage{CPU: u.CPU - before[n.Name].CPU, RSS: u.RSS}
+		if err := waitContext(ctx, min(left, 500*time.Millisecond)); err != nil {
+			return p, err
+		}
+		for _, n := range nodes {
+			u, err := readProc(n.PID())
+			if err != nil {
+				return p, fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			peak[n.Name] = max(peak[n.Name], u.RSS)
+			p.nodes[n.Name] = procUsage{CPU: u.CPU - before[n.Name].CPU, RSS: peak[n.Name]}
+		}
 	}
 	p.elapsed = time.Since(t0)
 	s1, b1, r1, err := dbTotals(ctx, db)
@@ -309,20 +323,28 @@ func dbTotals(ctx context.Context, db *index.DB) (segs, bytes, rows int64, err e
 }
 
 func (o *clusterLoadOptions) report(out io.Writer, k int, nodes []*clusterNode, held, viewersAt map[string]int,
-	alone, watched loadPhase, got, lost uint64) {
+	idle, alone, watched loadPhase, got, lost uint64) {
 	viewers := o.cameras * o.viewers
+	cores := func(p loadPhase, n string) float64 { return p.nodes[n].CPU.Seconds() / p.elapsed.Seconds() }
+	mb := func(p loadPhase, n string) float64 { return float64(p.nodes[n].RSS) / 1e6 }
 	fmt.Fprintf(out, "== %d node(s): %d cameras, %d viewers (%d per camera), %.0f s per phase\n", k, o.cameras, viewers, o.viewers, o.duration.Seconds())
-	fmt.Fprintf(out, "%-8s %7s %7s %13s %10s %13s %10s\n", "node", "cameras", "viewers", "cores:cameras", "RSS MB", "cores:+viewers", "RSS MB")
-	var c0, c1, r0, r1 float64
+	fmt.Fprintf(out, "%-25s| %-14s| %-14s| %s\n", "", "idle", "cameras", "cameras+viewers   (RSS: peak in the window)")
+	fmt.Fprintf(out, "%-8s %7s %7s | %6s %6s | %6s %6s | %6s %6s\n", "node", "cameras", "viewers", "cores", "RSS MB", "cores", "RSS MB", "cores", "RSS MB")
+	var sum [6]float64
 	for _, n := range nodes {
-		a, w := alone.nodes[n.Name], watched.nodes[n.Name]
-		ca, cw := a.CPU.Seconds()/alone.elapsed.Seconds(), w.CPU.Seconds()/watched.elapsed.Seconds()
-		c0, c1, r0, r1 = c0+ca, c1+cw, r0+float64(a.RSS)/1e6, r1+float64(w.RSS)/1e6
-		fmt.Fprintf(out, "%-8s %7d %7d %13.3f %10.0f %13.3f %10.0f\n", n.Name, held[n.Name], viewersAt[n.Name], ca, float64(a.RSS)/1e6, cw, float64(w.RSS)/1e6)
+		v := [6]float64{cores(idle, n.Name), mb(idle, n.Name), cores(alone, n.Name), mb(alone, n.Name), cores(watched, n.Name), mb(watched, n.Name)}
+		for i := range v {
+			sum[i] += v[i]
+		}
+		fmt.Fprintf(out, "%-8s %7d %7d | %6.3f %6.0f | %6.3f %6.0f | %6.3f %6.0f\n", n.Name, held[n.Name], viewersAt[n.Name], v[0], v[1], v[2], v[3], v[4], v[5])
 	}
-	fmt.Fprintf(out, "%-8s %7d %7d %13.3f %10.0f %13.3f %10.0f\n", "all", o.cameras, viewers, c0, r0, c1, r1)
-	fmt.Fprintf(out, "per camera: %.4f cores, %.1f MB RSS; per viewer: %.4f cores, %.2f MB RSS\n",
-		c0/float64(o.cameras), r0/float64(o.cameras), perViewer(c1-c0, viewers), perViewer(r1-r0, viewers))
+	fmt.Fprintf(out, "%-8s %7d %7d | %6.3f %6.0f | %6.3f %6.0f | %6.3f %6.0f\n", "all", o.cameras, viewers, sum[0], sum[1], sum[2], sum[3], sum[4], sum[5])
+	// cores add up; a Go process's RSS does not (start-up garbage is
+	// returned to the system minutes later), so memory is given whole: an
+	// upper bound per camera
+	fmt.Fprintf(out, "cores: %.4f per idle node, %.4f per camera, %.4f per viewer; RSS: %.0f MB per node, %.1f MB per camera with its viewers (all nodes' peak RSS / cameras)\n",
+		sum[0]/float64(k), (sum[2]-sum[0])/float64(o.cameras), perViewer(sum[4]-sum[2], viewers),
+		sum[5]/float64(k), sum[5]/float64(o.cameras))
 	fmt.Fprintf(out, "archive: %.3f MB/s (%.2f segments/s); PostgreSQL: %.1f rows/s written (cameras alone), %.1f (with viewers)\n",
 		float64(alone.bytes)/1e6/alone.elapsed.Seconds(), float64(alone.segs)/alone.elapsed.Seconds(),
 		float64(alone.rows)/alone.elapsed.Seconds(), float64(watched.rows)/watched.elapsed.Seconds())
