@@ -60,6 +60,10 @@ func clusterload(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("bwc clusterload: -cameras at least 1, -viewers not negative")
 	}
 	o.cfg.MFARequiredRoles = "" // the load's supervisor logs in with a password
+	// behind the balancer every camera comes from its address (README,
+	// "Cameras find a live node"): the per-address handshake cap must let
+	// them all connect at once
+	o.cfg.RTSPMaxConnsPerAddr = max(o.cfg.RTSPMaxConnsPerAddr, o.cameras)
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
