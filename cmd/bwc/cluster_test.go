@@ -373,12 +373,10 @@ func TestClusterBehindBalancer(t *testing.T) {
 
 	// one camera at a time, each recording before the next connects:
 	// least connections gives each node one
-	var devs []index.Device
 	var cams []*loopCamera
 	held := map[string]index.Recording{} // by node
 	for i := range w.nodes {
 		d := w.device(fmt.Sprintf("CLUSTER-%d-%s", i+1, strings.ToUpper(uuid.NewString()[:6])))
-		devs = append(devs, d)
 		cams = append(cams, w.camera(d.Serial))
 		r := w.waitLive(d)
 		held[r.NodeID] = r
