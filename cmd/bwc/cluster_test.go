@@ -502,8 +502,9 @@ func (w *clusterWorld) otherNode(n *clusterNode) *clusterNode {
 func TestClusterCameraContinuesOnAnotherNode(t *testing.T) {
 	ctx := context.Background()
 	w := newClusterWorld(t, "node-a", "node-b")
-	w.start(w.nodes...)
+	w.start(w.nodes[0])
 	w.requireMetric(w.nodes[0], "bwc_ingest_handovers_total", "continuing a recording on another node")
+	w.start(w.nodes[1])
 	w.balance()
 	dev := w.device("CONT-" + strings.ToUpper(uuid.NewString()[:6]))
 	cam := w.camera(dev.Serial)
@@ -545,9 +546,10 @@ func TestClusterCameraContinuesOnAnotherNode(t *testing.T) {
 func TestClusterLiveFromAnotherNode(t *testing.T) {
 	ctx := context.Background()
 	w := newClusterWorld(t, "node-a", "node-b")
-	w.start(w.nodes...)
+	w.start(w.nodes[0])
 	const metric = "bwc_relay_internode_streams"
 	w.requireMetric(w.nodes[0], metric, "watching a camera held by another node")
+	w.start(w.nodes[1])
 	w.balance()
 	dev := w.device("LIVE-" + strings.ToUpper(uuid.NewString()[:6]))
 	w.camera(dev.Serial)
