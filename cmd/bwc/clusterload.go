@@ -143,7 +143,12 @@ func (o *clusterLoadOptions) round(ctx context.Context, k int, out io.Writer) er
 		return err
 	}
 	defer db.Close()
-	idle, err := o.measure(ctx, db, nodes, min(o.duration, 5*time.Second)) // what a node costs without cameras
+	// what a node costs without cameras, once its start-up work (first
+	// checkpoint, background verification's first pass) is done
+	if err := waitContext(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	idle, err := o.measure(ctx, db, nodes, min(o.duration, 5*time.Second))
 	if err != nil {
 		return err
 	}
