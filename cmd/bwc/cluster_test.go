@@ -89,9 +89,13 @@ func newClusterWorld(t *testing.T, names ...string) *clusterWorld {
 	cfg.RetentionMode = "governance"
 	cfg.SigningKey = filepath.Join(w.dir, "platform-key.pem") // created by the first node, held by all
 	cfg.SegmentDuration = 2 * time.Second
-	cfg.ReconnectGrace = 5 * time.Second
+	// a node is dead after 6 s of silence (a camera's grace is longer, so
+	// that a recording can move before it ends); shorter, a loaded machine
+	// whose PostgreSQL answers slowly for a few seconds has the nodes take
+	// each other for dead (seen at a load average of 26 on 2 cores)
+	cfg.ReconnectGrace = 8 * time.Second
 	cfg.NodeHeartbeat = time.Second
-	cfg.NodeDeadAfter = 4 * time.Second
+	cfg.NodeDeadAfter = 6 * time.Second
 	cfg.MFARequiredRoles = ""
 	cfg.LogLevel = "debug"
 	if err := cfg.Validate(); err != nil {
