@@ -5,13 +5,16 @@
 # `go install` and cached). Idempotent: running it again changes nothing.
 #
 #   scripts/services.sh up      install if needed, start, print how to reach them
-#   scripts/services.sh down    stop both
+#   scripts/services.sh down    stop them (and the distributed MinIO)
 #   scripts/services.sh env     print the environment (export lines)
-#   scripts/services.sh tools   install the test tools (ffmpeg, chromium, playwright-core, staticcheck)
+#   scripts/services.sh tools   install the test tools (ffmpeg, chromium, playwright-core, staticcheck, haproxy)
+#   scripts/services.sh dist-up    also start a 4-drive distributed MinIO (4 processes, erasure-coded) for the cluster test
+#   scripts/services.sh dist-down  stop it
 source "$(dirname "$0")/lib.sh"
 
 PGDIR="$BWC_STATE_DIR/pg"
 MINIODIR="$BWC_STATE_DIR/minio"
+DISTDIR="$BWC_STATE_DIR/minio-dist"
 
 install_postgres() {
 	if [ -z "$(pg_bindir)" ]; then apt_install postgresql; fi
@@ -143,6 +146,57 @@ minio_setup() {
 		-s3-bucket "" -s3-policy-buckets 't-*' -s3-access-key "$BWC_S3_TEST_USER" -s3-secret-key "$BWC_S3_TEST_PASSWORD" >&2
 }
 
+# The distributed MinIO: 4 processes with a drive each, erasure-coded (the
+# production layout, README "Distributed MinIO"), on ports
+# BWC_MINIO_DIST_PORT..+3. MinIO refuses 127.0.0.1 in a container ("resolves
+# to localhost in a containerized deployment"), so it listens on the
+# machine's own address; MINIO_CI_CD=1 lets it use drives on the root disk.
+# Every process gets the same endpoint list.
+dist_ip() { hostname -I | awk '{print $1}'; }
+dist_endpoint() { echo "$(dist_ip):$BWC_MINIO_DIST_PORT"; }
+dist_healthy() { curl -fsS -o /dev/null "http://$(dist_endpoint)/minio/health/cluster" 2>/dev/null; }
+
+minio_dist_up() {
+	local ip; ip="$(dist_ip)"
+	if dist_healthy; then log "distributed MinIO already running on $ip:$BWC_MINIO_DIST_PORT-$((BWC_MINIO_DIST_PORT + 3))"; return; fi
+	local eps=() i
+	for i in 0 1 2 3; do eps+=("http://$ip:$((BWC_MINIO_DIST_PORT + i))$DISTDIR/p$((i + 1))"); done
+	log "starting a 4-drive distributed MinIO on $ip:$BWC_MINIO_DIST_PORT-$((BWC_MINIO_DIST_PORT + 3))"
+	for i in 0 1 2 3; do
+		mkdir -p "$DISTDIR/p$((i + 1))"
+		MINIO_CI_CD=1 MINIO_ROOT_USER="$BWC_MINIO_USER" MINIO_ROOT_PASSWORD="$BWC_MINIO_PASSWORD" MINIO_BROWSER=off \
+			setsid nohup "$MINIO_BIN" server --quiet --address "$ip:$((BWC_MINIO_DIST_PORT + i))" \
+			--console-address "127.0.0.1:$((BWC_MINIO_DIST_CONSOLE_PORT + i))" "${eps[@]}" \
+			>"$DISTDIR/minio$((i + 1)).log" 2>&1 </dev/null &
+		echo $! >"$DISTDIR/minio$((i + 1)).pid"
+	done
+	# the drives find each other and form the erasure set: about 20 s
+	for _ in $(seq 1 300); do
+		if dist_healthy; then return; fi
+		sleep 0.2
+	done
+	log "the distributed MinIO did not become healthy; its logs:"; tail -n 10 "$DISTDIR"/minio*.log >&2; exit 1
+}
+
+minio_dist_down() {
+	local f
+	for f in "$DISTDIR"/minio*.pid; do
+		[ -f "$f" ] || continue
+		kill "$(cat "$f")" 2>/dev/null || true
+		rm -f "$f"
+	done
+	log "distributed MinIO stopped"
+}
+
+# the tests' least-privilege user on the distributed MinIO, as on the single
+# one (the same keys, buckets t-*)
+minio_dist_setup() {
+	(cd "$REPO" && go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc)
+	env -u BWC_S3_ACCESS_KEY -u BWC_S3_SECRET_KEY -u BWC_S3_BUCKET "$BWC_STATE_DIR/bwc" setup-storage \
+		-s3-endpoint "$(dist_endpoint)" -s3-admin-access-key "$BWC_MINIO_USER" -s3-admin-secret-key "$BWC_MINIO_PASSWORD" \
+		-s3-bucket "" -s3-policy-buckets 't-*' -s3-access-key "$BWC_S3_TEST_USER" -s3-secret-key "$BWC_S3_TEST_PASSWORD" >&2
+}
+
 print_env() {
 	cat <<EOT
 export BWC_DATABASE_URL='postgres://bwc_app:$BWC_DB_APP_PASSWORD@127.0.0.1:$BWC_PG_PORT/bwc?sslmode=disable'
@@ -161,6 +215,8 @@ export BWC_TEST_S3_ADMIN_SECRET_KEY='$BWC_MINIO_PASSWORD'
 export BWC_TEST_MINIO_BIN='$MINIO_BIN'
 export BWC_TEST_PG_BINDIR='$(pg_bindir)'
 EOT
+	# the cluster test's distributed MinIO (same keys), when it runs
+	if dist_healthy; then echo "export BWC_TEST_S3_DIST_ENDPOINT='$(dist_endpoint)'"; fi
 }
 
 # staticcheck, pinned: the same findings on every machine.
@@ -179,6 +235,7 @@ install_tools() {
 	local pkgs=()
 	command -v ffmpeg >/dev/null || pkgs+=(ffmpeg)
 	[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || pkgs+=(haproxy) # the cluster test's RTSP balancer
 	command -v node >/dev/null || pkgs+=(nodejs npm)
 	if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 	if [ ! -d "$REPO/web/e2e/node_modules/playwright-core" ]; then
@@ -203,10 +260,22 @@ up)
 	log "environment: source $BWC_STATE_DIR/env"
 	;;
 down)
+	minio_dist_down
 	minio_down
 	pg_down
 	;;
+dist-up)
+	install_minio
+	minio_dist_up
+	minio_dist_setup
+	if [ -f "$BWC_STATE_DIR/env" ]; then print_env >"$BWC_STATE_DIR/env"; fi
+	log "distributed MinIO: http://$(dist_endpoint) (4 drives, logs $DISTDIR/minio*.log); BWC_TEST_S3_DIST_ENDPOINT in $BWC_STATE_DIR/env"
+	;;
+dist-down)
+	minio_dist_down
+	if [ -f "$BWC_STATE_DIR/env" ]; then print_env >"$BWC_STATE_DIR/env"; fi
+	;;
 env) print_env ;;
 tools) install_tools ;;
-*) echo "usage: $0 up|down|env|tools" >&2; exit 2 ;;
+*) echo "usage: $0 up|down|dist-up|dist-down|env|tools" >&2; exit 2 ;;
 esac

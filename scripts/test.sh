@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the platform against real services: installs and starts
-# PostgreSQL and MinIO (scripts/services.sh), installs ffmpeg, Chromium and
-# playwright-core, staticcheck, then gofmt, go mod tidy -diff, go vet,
+# PostgreSQL and MinIO, and the cluster test's 4-drive distributed MinIO
+# (scripts/services.sh), installs ffmpeg, Chromium, HAProxy, playwright-core,
+# staticcheck, then gofmt, go mod tidy -diff, go vet,
 # staticcheck, go test -race, short fuzz runs and the browser end-to-end
 # tests. Exits non-zero on the first failure.
 source "$(dirname "$0")/lib.sh"
@@ -9,6 +10,7 @@ cd "$REPO"
 
 "$REPO/scripts/services.sh" up
 "$REPO/scripts/services.sh" tools
+"$REPO/scripts/services.sh" dist-up # the cluster test's 4-drive distributed MinIO
 # shellcheck disable=SC1091
 source "$BWC_STATE_DIR/env"
 

@@ -10,6 +10,7 @@
 //	bwc export-key print the public key that evidence packages are signed with
 //	bwc cam        simulated body cameras (load test: -n N -metrics URL)
 //	bwc relayload  the live relay's figures: N recordings x M WebRTC viewers in one process
+//	bwc clusterload  per-node figures of 1, 2, 3... nodes behind HAProxy on the same cameras and viewers
 package main
 
 import (
@@ -31,7 +32,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|setup-storage|seed-demo|useradd|verify|export-key|cam|relayload [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|setup-storage|seed-demo|useradd|verify|export-key|cam|relayload|clusterload [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -65,7 +66,9 @@ func run(ctx context.Context, args []string) error {
 		return cam(ctx, rest, os.Stdout)
 	case "relayload":
 		return relayload(ctx, rest, os.Stdout)
+	case "clusterload":
+		return clusterload(ctx, rest, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, setup-storage, seed-demo, useradd, verify, export-key, cam or relayload", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, setup-storage, seed-demo, useradd, verify, export-key, cam, relayload or clusterload", cmd)
 	}
 }

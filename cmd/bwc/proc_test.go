@@ -25,14 +25,18 @@ import (
 )
 
 // childEnv: a test binary started with it set runs `bwc serve` (configured
-// by BWC_* variables) instead of the tests: the process the crash tests
-// kill for real.
+// by BWC_* variables, or by the flags after "serve") instead of the tests:
+// the process the crash and cluster tests kill for real.
 const childEnv = "BWC_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "serve" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := run(ctx, []string{"serve"})
+		args := []string{"serve"} // configured by BWC_* variables (newServer)
+		if len(os.Args) > 1 && os.Args[1] == "serve" {
+			args = os.Args[1:] // configured by flags (clusterNode)
+		}
+		err := run(ctx, args)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bwc:", err)
