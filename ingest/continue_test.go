@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +50,9 @@ func TestRecordingContinuesOnAnotherNode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			w := newWorld(t, worldOpts{cfg: Config{Node: "node-a", Grace: time.Minute, LinkInterval: 100 * time.Millisecond}, checkout: true})
+			journal := t.TempDir()
+			w := newWorld(t, worldOpts{cfg: Config{Node: "node-a", Grace: time.Minute, LinkInterval: 100 * time.Millisecond, JournalDir: journal},
+				checkout: true})
 			nodeA := startNode(t, w.db, "node-a", time.Second, time.Minute)
 			startNode(t, w.db, "node-b", time.Second, time.Minute)
 			b, bStreams := nodeIngest(t, w, "node-b")
@@ -66,6 +71,9 @@ func TestRecordingContinuesOnAnotherNode(t *testing.T) {
 				r, err := w.db.Recording(ctx, rec)
 				return err == nil && r.NodeID == "node-a"
 			})
+			if _, err := os.Stat(filepath.Join(journal, rec.String()+".jsonl")); err != nil {
+				t.Fatalf("A's journal of the recording: %v", err)
+			}
 			if c.killed {
 				nodeA.Close() // the process is gone: its advisory lock is free
 			} else {
@@ -76,10 +84,13 @@ func TestRecordingContinuesOnAnotherNode(t *testing.T) {
 				})
 			}
 
-			camB, err := dialCamera(t, strings.Replace(w.url(w.device.Serial, secret), w.srv.Addr(), b.Addr(), 1), false, true)
-			if err != nil {
-				t.Fatalf("camera on node B: %v", err)
-			}
+			// a killed node's lock goes a moment after its connection closes:
+			// until then B refuses (409) and the camera retries, as cameras do
+			var camB *testCamera
+			mediatest.Eventually(t, "camera admitted on node B", func() bool {
+				camB, err = dialCamera(t, strings.Replace(w.url(w.device.Serial, secret), w.srv.Addr(), b.Addr(), 1), false, true)
+				return err == nil
+			})
 			defer camB.close()
 			var stB *media.Stream
 			select {
@@ -98,6 +109,10 @@ func TestRecordingContinuesOnAnotherNode(t *testing.T) {
 				return err == nil && len(gaps) == 1 && strings.Contains(gaps[0].Reason, "continued on node node-b")
 			})
 			mediatest.Eventually(t, "node A lets go", func() bool { return len(w.srv.Live()) == 0 })
+			mediatest.Eventually(t, "node A's journal of the recording removed", func() bool {
+				_, err := os.Stat(filepath.Join(journal, rec.String()+".jsonl"))
+				return errors.Is(err, os.ErrNotExist)
+			})
 
 			r, err := w.db.Recording(ctx, rec)
 			if err != nil {

@@ -152,9 +152,9 @@ func (s *Server) attach(p *publisher) error {
 		return err
 	}
 	if cont != nil {
-		r, hooks := s.continueLocked(p, cont)
+		r, hooks, mop := s.continueLocked(p, cont)
 		s.mu.Unlock()
-		s.continued(r, p, cont, hooks)
+		s.continued(r, p, cont, hooks, mop)
 		return nil
 	}
 	r, hooks := s.startLocked(p, create)
@@ -231,9 +231,9 @@ func (s *Server) claim(o *op) (*index.Continued, error) {
 // continueLocked (s.mu held) makes p the source of the recording c this
 // node took over from another node: same ID, start, officer and clock
 // offset, this node's part of the archive, its first frames following the
-// gap from the last media the database knew of. It returns it and the
-// stream hooks to call.
-func (s *Server) continueLocked(p *publisher, c *index.Continued) (*recording, []func(*media.Stream)) {
+// gap from the last media the database knew of. It returns it, the stream
+// hooks to call and the write of what this camera session carries.
+func (s *Server) continueLocked(p *publisher, c *index.Continued) (*recording, []func(*media.Stream), *op) {
 	rec := c.Recording
 	r := &recording{id: rec.ID, dev: p.dev, startedAt: rec.StartedAt, part: c.Part, indexed: true,
 		pub: p, status: index.RecordingLive, remote: p.remote, tracks: p.currentTracks()}
@@ -247,6 +247,7 @@ func (s *Server) continueLocked(p *publisher, c *index.Continued) (*recording, [
 		r.clockOffset, r.clockKnown = time.Duration(*rec.ClockOffsetMS*float64(time.Millisecond)), true
 	}
 	r.stream = media.NewStream(info)
+	r.lastWall = c.GapFrom // the last media known: ended there, or a reconnect's gap from there, if no frame comes
 	p.rec = r
 	p.gapFrom = c.GapFrom
 	p.gapReason = fmt.Sprintf("continued on node %s (held by node %s)", s.cfg.Node, c.From)
@@ -254,17 +255,19 @@ func (s *Server) continueLocked(p *publisher, c *index.Continued) (*recording, [
 	s.byID[r.id] = r
 	hooks := slices.Clone(s.onStream)
 	s.notifyLocked()
-	return r, hooks
+	vc, ac, w, h := describe(r.tracks)
+	return r, hooks, &op{Kind: opMedia, Recording: r.id, Device: r.dev.Serial, Video: vc, Audio: ac, Width: w, Height: h}
 }
 
-// continued counts and logs a recording taken over from another node and
-// reloads its incident links.
-func (s *Server) continued(r *recording, p *publisher, c *index.Continued, hooks []func(*media.Stream)) {
+// continued counts and logs a recording taken over from another node,
+// writes what it now carries and reloads its incident links.
+func (s *Server) continued(r *recording, p *publisher, c *index.Continued, hooks []func(*media.Stream), mediaOp *op) {
 	s.met.continued.Inc()
 	s.met.publishes.Inc()
 	s.met.live.Inc()
 	s.log.Warn("camera reconnected from another node: recording continues here", "device", p.dev.Serial, "recording", r.id,
 		"remote", p.remote, "node", s.cfg.Node, "from_node", c.From, "part", c.Part, "gap_from", c.GapFrom)
+	s.writes.put(mediaOp)
 	s.writes.put(&op{Kind: opRefresh, Recording: r.id, rec: r})
 	for _, hook := range hooks {
 		hook(r.stream)
@@ -299,6 +302,14 @@ func (s *Server) letGo(id uuid.UUID, cause error) {
 	r.stream.Close()
 	s.met.live.Dec()
 	s.met.letGo.Inc()
+	// this node writes nothing more of it: its journal goes, after the
+	// writes queued before (the queue is in order)
+	s.writes.enqueue("let go of "+id.String(), func(context.Context) error {
+		if s.writes.jr != nil {
+			s.writes.jr.remove(id)
+		}
+		return nil
+	})
 	s.log.Warn("recording taken over by another node: this node lets go of it (its part stays archived)",
 		"device", r.dev.Serial, "recording", id, "node", s.cfg.Node, "err", cause)
 }

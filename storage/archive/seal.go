@@ -47,17 +47,34 @@ func (a *Archive) sealSpooled(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", rec, err)
 	}
-	if n == 0 {
-		return nil // no media segment: nothing to seal
-	}
 	r, err := a.db.Recording(ctx, rec)
+	if errors.Is(err, index.ErrNotFound) && n == 0 {
+		return nil // no row and no media segment: nothing to seal
+	}
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", rec, err)
 	}
+	// this node's spool holds nothing more of the recording: every part it
+	// held is uploaded (a recording continued on other nodes is sealed once
+	// every part is)
+	if part > 0 || (r.NodeID != "" && r.NodeID != a.cfg.Node) {
+		if err := a.db.PartsUploaded(ctx, rec, a.cfg.Node); err != nil {
+			return fmt.Errorf("seal %s: %w", rec, err)
+		}
+	}
 	if r.NodeID != "" && r.NodeID != a.cfg.Node {
-		// another node took the recording over: this node's part is
-		// archived; the node holding it at its end seals it
-		return nil
+		// another node took the recording over: sealed here only when
+		// this was the last part uploaded and it has ended
+		if r.Status != index.RecordingEnded {
+			return nil
+		}
+		return a.sealIfComplete(ctx, rec)
+	}
+	if n == 0 {
+		return nil // no media segment: nothing to seal
+	}
+	if pending, err := a.db.PartsPending(ctx, rec); err != nil || pending {
+		return err // an earlier part is still to be uploaded by its node: sealed when it is
 	}
 	return a.sealRecording(ctx, rec, func(s seal.Seal) error {
 		segs, final := s.Segments, s.FinalChain
@@ -72,6 +89,20 @@ func (a *Archive) sealSpooled(ctx context.Context, dir string) error {
 		}
 		return nil
 	})
+}
+
+// sealIfComplete seals a recording continued on other nodes once no part
+// is pending (the last node to upload its part seals it).
+func (a *Archive) sealIfComplete(ctx context.Context, rec uuid.UUID) error {
+	pending, err := a.db.PartsPending(ctx, rec)
+	if err != nil || pending {
+		return err
+	}
+	segs, err := a.db.Segments(ctx, rec)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	return a.sealRecording(ctx, rec, func(seal.Seal) error { return nil })
 }
 
 // sealRecording builds a recording's seal from the index, checks it with

@@ -2,6 +2,8 @@ package evidence_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,8 +20,16 @@ import (
 // TestRecordingInTwoParts: a recording archived by node A (part 0), taken
 // over by node B within A's grace window and continued there (part 1, its
 // own numbers and chain, A's and B's spools apart) verifies clean, seal
-// included; an edited row of the second part is named.
+// included, whichever node finishes uploading last (a killed node uploads
+// its spool when it starts again: the recording is sealed only then); an
+// edited row of the second part is named.
 func TestRecordingInTwoParts(t *testing.T) {
+	for _, aLast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("A's part uploaded last %v", aLast), func(t *testing.T) { twoParts(t, aLast) })
+	}
+}
+
+func twoParts(t *testing.T, aLast bool) {
 	ctx := context.Background()
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
@@ -59,11 +69,20 @@ func TestRecordingInTwoParts(t *testing.T) {
 		t.Fatalf("takeover: %+v %v", c, err)
 	}
 	endB := record("node-b", 1, start.Add(30*time.Second))
-	endA() // A lets go: its part is uploaded, the recording is not sealed by A
+	if !aLast {
+		endA() // A lets go: its part is uploaded, the recording is not sealed by A
+	}
 	if err := db.EndHeld(ctx, rec, "node-b", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	endB()
+	if aLast {
+		// B's part is all uploaded, A's is not: no seal yet
+		if _, err := db.Seal(ctx, rec); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("seal while A's part is pending: %v, want none", err)
+		}
+		endA() // A's spool uploaded: A seals the recording
+	}
 
 	segs, err := db.Segments(ctx, rec)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bwcplatform/bwc/storage/internal/chain"
 )
 
 // A recording continued on another node (issue 16). The node holding a
@@ -158,6 +160,9 @@ func (db *DB) TakeOverRecording(ctx context.Context, t TakeOver) (Continued, err
 			id, t.Node, holder).Scan(&part); err != nil {
 			return err
 		}
+		if part > chain.MaxPart {
+			return fmt.Errorf("recording %s: %w: %d parts already", id, ErrInvalid, chain.MaxPart)
+		}
 		var lastSeg *time.Time
 		if err := tx.QueryRow(ctx, `SELECT max(ended_at) FROM segments WHERE recording_id = $1`, id).Scan(&lastSeg); err != nil {
 			return err
@@ -206,4 +211,36 @@ func (db *DB) RecordingParts(ctx context.Context, id uuid.UUID) ([]Part, error) 
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Part])
 	return out, mapErr("parts of recording "+id.String(), err)
+}
+
+// partsPendingSQL is true while a part of recording r.id other than its
+// last is not uploaded by the node that held it (PartsUploaded): the
+// recording must not be sealed yet. A recording one node held has no part
+// rows: never pending.
+const partsPendingSQL = `EXISTS (SELECT 1 FROM (SELECT 0 AS part UNION ALL SELECT part FROM recording_parts WHERE recording_id = r.id) p
+	WHERE p.part < (SELECT coalesce(max(part), 0) FROM recording_parts WHERE recording_id = r.id)
+	  AND NOT EXISTS (SELECT 1 FROM recording_part_uploads u WHERE u.recording_id = r.id AND u.part = p.part))`
+
+// PartsUploaded records that node's spool holds nothing more of the
+// recording: every part node held (part 0 when it started it, and the
+// parts it took over) is uploaded. Again: no-op.
+func (db *DB) PartsUploaded(ctx context.Context, id uuid.UUID, node string) error {
+	if node == "" {
+		return invalid("node", "is empty")
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO recording_part_uploads (recording_id, part, node_id)
+		SELECT $1, p.part, $2 FROM (SELECT part, node_id FROM recording_parts WHERE recording_id = $1
+			UNION ALL SELECT 0, from_node FROM recording_parts WHERE recording_id = $1 AND part = 1) p
+		WHERE p.node_id = $2
+		ON CONFLICT DO NOTHING`, id, node)
+	return mapErr(fmt.Sprintf("parts of recording %s uploaded by node %s", id, node), err)
+}
+
+// PartsPending reports whether a part of the recording other than its last
+// is not uploaded yet by the node that held it (see PartsUploaded): the
+// recording is sealed once none is.
+func (db *DB) PartsPending(ctx context.Context, id uuid.UUID) (bool, error) {
+	var pending bool
+	err := db.pool.QueryRow(ctx, `SELECT `+partsPendingSQL+` FROM recordings r WHERE r.id = $1`, id).Scan(&pending)
+	return pending, mapErr("parts of recording "+id.String(), err)
 }

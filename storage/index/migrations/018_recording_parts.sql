@@ -23,3 +23,18 @@ CREATE TABLE IF NOT EXISTS recording_parts (
 -- parts are evidence bookkeeping: written once, never changed
 GRANT SELECT, INSERT ON recording_parts TO bwc_app;
 REVOKE UPDATE, DELETE ON recording_parts FROM bwc_app;
+
+-- a part whose node let the recording go (another node took it over) is
+-- done once that node's spool has uploaded all of it (or at once when it
+-- had nothing). A recording in parts is sealed only when every part but
+-- the last is done: a node killed while holding it uploads its spool when
+-- it starts again, and the seal must cover those segments.
+CREATE TABLE IF NOT EXISTS recording_part_uploads (
+    recording_id uuid NOT NULL REFERENCES recordings (id),
+    part         integer NOT NULL CHECK (part >= 0),
+    node_id      text NOT NULL CHECK (node_id <> ''),
+    uploaded_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (recording_id, part)
+);
+GRANT SELECT, INSERT ON recording_part_uploads TO bwc_app;
+REVOKE UPDATE, DELETE ON recording_part_uploads FROM bwc_app;
