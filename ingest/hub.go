@@ -21,6 +21,7 @@ type recording struct {
 	dev       index.Device
 	stream    *media.Stream
 	startedAt time.Time
+	part      int // this node's part (>= 1: continued from another node)
 
 	// guarded by Server.mu
 	pub        *publisher // nil while waiting for the camera to come back
@@ -117,7 +118,8 @@ func (s *Server) Live() []Live {
 // still open but silent (a half-open TCP connection after the camera
 // changed cell), which is closed at once; or a new recording, claimed in
 // the database first (claim): a device live on another node is refused
-// (index.ErrDeviceLive).
+// (index.ErrDeviceLive), unless that node let the recording go within its
+// grace window or died: then this node continues it (continueLocked).
 func (s *Server) attach(p *publisher) error {
 	now := s.now()
 	s.mu.Lock()
@@ -139,7 +141,7 @@ func (s *Server) attach(p *publisher) error {
 	s.mu.Unlock()
 
 	create := s.newCreate(p, now)
-	err := s.claim(create)
+	cont, err := s.claim(create)
 	s.mu.Lock()
 	delete(s.claiming, p.dev.Serial)
 	if err == nil && s.closed {
@@ -148,6 +150,12 @@ func (s *Server) attach(p *publisher) error {
 	if err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	if cont != nil {
+		r, hooks, mop := s.continueLocked(p, cont)
+		s.mu.Unlock()
+		s.continued(r, p, cont, hooks, mop)
+		return nil
 	}
 	r, hooks := s.startLocked(p, create)
 	s.mu.Unlock()
@@ -177,29 +185,143 @@ func (s *Server) newCreate(p *publisher, now time.Time) *op {
 // claim writes a new recording's row at once (within ClaimTimeout), so
 // that the database's rule of one live recording per device, over every
 // node, decides before the camera is admitted: a device live on another
-// node is refused with an *index.DeviceLiveError naming it. The camera
+// node is refused with an *index.DeviceLiveError naming it, unless that
+// node let it go within its grace window (its camera disconnected) or is
+// dead (its lock is free): then the recording is taken over
+// (index.TakeOverRecording; one node wins) and returned. The camera
 // never waits for an unreachable database: then it is admitted and its
 // row is written through the queue as before (the rule is checked then;
 // see apply). A device whose live recording is this node's own, ended
 // here with its end still queued, is admitted too: the queue writes the
 // end first.
-func (s *Server) claim(o *op) error {
+func (s *Server) claim(o *op) (*index.Continued, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ClaimTimeout)
 	defer cancel()
 	err := s.create(ctx, o)
 	var live *index.DeviceLiveError
 	switch {
 	case err == nil:
-		return nil
+		return nil, nil
 	case errors.As(err, &live) && live.Node != s.cfg.Node:
-		return err
+		c, terr := s.db.TakeOverRecording(ctx, index.TakeOver{Device: o.DeviceID, Node: s.cfg.Node, Remote: o.Remote, Grace: s.cfg.Grace})
+		switch {
+		case terr == nil:
+			return &c, nil
+		case errors.Is(terr, index.ErrNotFound): // ended meanwhile: a new recording
+			if err := s.create(ctx, o); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		case errors.Is(terr, index.ErrDeviceLive):
+			return nil, terr
+		default: // not known whether it could be taken: refused, the camera retries
+			s.log.Warn("recording of another node not taken over", "device", o.Device, "recording", live.Recording,
+				"node", live.Node, "err", terr)
+			return nil, err
+		}
 	case errors.As(err, &live):
-		return nil
+		return nil, nil
 	default:
 		s.log.Warn("new recording not claimed in the database: admitted, its row queued", "device", o.Device,
 			"recording", o.Recording, "err", err)
+		return nil, nil
+	}
+}
+
+// continueLocked (s.mu held) makes p the source of the recording c this
+// node took over from another node: same ID, start, officer and clock
+// offset, this node's part of the archive, its first frames following the
+// gap from the last media the database knew of. It returns it, the stream
+// hooks to call and the write of what this camera session carries.
+func (s *Server) continueLocked(p *publisher, c *index.Continued) (*recording, []func(*media.Stream), *op) {
+	rec := c.Recording
+	r := &recording{id: rec.ID, dev: p.dev, startedAt: rec.StartedAt, part: c.Part, indexed: true,
+		pub: p, status: index.RecordingLive, remote: p.remote, tracks: p.currentTracks()}
+	info := media.Info{RecordingID: r.id, DeviceID: p.dev.ID, DeviceSerial: p.dev.Serial, StartedAt: r.startedAt,
+		Tracks: r.tracks, Part: c.Part}
+	if rec.OfficerID != nil {
+		r.officer = &Officer{ID: *rec.OfficerID, Name: rec.OfficerName, Badge: rec.OfficerBadge}
+		info.OfficerID = *rec.OfficerID
+	}
+	if rec.ClockOffsetMS != nil {
+		r.clockOffset, r.clockKnown = time.Duration(*rec.ClockOffsetMS*float64(time.Millisecond)), true
+	}
+	r.stream = media.NewStream(info)
+	r.lastWall = c.GapFrom // the last media known: ended there, or a reconnect's gap from there, if no frame comes
+	p.rec = r
+	p.gapFrom = c.GapFrom
+	p.gapReason = fmt.Sprintf("continued on node %s (held by node %s)", s.cfg.Node, c.From)
+	s.byDevice[p.dev.Serial] = r
+	s.byID[r.id] = r
+	hooks := slices.Clone(s.onStream)
+	s.notifyLocked()
+	vc, ac, w, h := describe(r.tracks)
+	return r, hooks, &op{Kind: opMedia, Recording: r.id, Device: r.dev.Serial, Video: vc, Audio: ac, Width: w, Height: h}
+}
+
+// continued counts and logs a recording taken over from another node,
+// writes what it now carries and reloads its incident links.
+func (s *Server) continued(r *recording, p *publisher, c *index.Continued, hooks []func(*media.Stream), mediaOp *op) {
+	s.met.continued.Inc()
+	s.met.publishes.Inc()
+	s.met.live.Inc()
+	s.log.Warn("camera reconnected from another node: recording continues here", "device", p.dev.Serial, "recording", r.id,
+		"remote", p.remote, "node", s.cfg.Node, "from_node", c.From, "part", c.Part, "gap_from", c.GapFrom)
+	s.writes.put(mediaOp)
+	s.writes.put(&op{Kind: opRefresh, Recording: r.id, rec: r})
+	for _, hook := range hooks {
+		hook(r.stream)
+	}
+}
+
+// letGo drops a recording another node took over (learned when a write
+// conditional on holding it changed nothing, or from its row): its camera
+// session, if any, is closed, its stream closes (the archive seals and
+// uploads this node's part) and nothing more is written of it.
+func (s *Server) letGo(id uuid.UUID, cause error) {
+	s.mu.Lock()
+	r := s.byID[id]
+	if r == nil {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.byID, id)
+	if s.byDevice[r.dev.Serial] == r {
+		delete(s.byDevice, r.dev.Serial)
+	}
+	pub := r.pub
+	r.pub = nil
+	s.notifyLocked()
+	s.mu.Unlock()
+	if pub != nil {
+		r.writeMu.Lock()
+		pub.detached = true
+		r.writeMu.Unlock()
+		pub.sess.Close()
+	}
+	r.stream.Close()
+	s.met.live.Dec()
+	s.met.letGo.Inc()
+	// this node writes nothing more of it: its journal goes, after the
+	// writes queued before (the queue is in order)
+	s.writes.enqueue("let go of "+id.String(), func(context.Context) error {
+		if s.writes.jr != nil {
+			s.writes.jr.remove(id)
+		}
+		return nil
+	})
+	s.log.Warn("recording taken over by another node: this node lets go of it (its part stays archived)",
+		"device", r.dev.Serial, "recording", id, "node", s.cfg.Node, "err", cause)
+}
+
+// heldOrLetGo lets go of the recording when err says another node holds
+// it (the write is done with: nil); other errors are returned.
+func (s *Server) heldOrLetGo(id uuid.UUID, err error) error {
+	if errors.Is(err, index.ErrNotHeld) {
+		s.letGo(id, err)
 		return nil
 	}
+	return err
 }
 
 // resumeLocked (s.mu held) makes p the source of the device's existing
@@ -293,7 +415,7 @@ func (s *Server) apply(ctx context.Context, o *op) error {
 		}
 		return s.refresh(ctx, r)
 	case opStatus:
-		return s.db.SetRecordingStatus(ctx, o.Recording, o.Status, o.Remote)
+		return s.heldOrLetGo(o.Recording, s.db.SetHeldStatus(ctx, o.Recording, s.cfg.Node, o.Status, o.Remote, o.Until))
 	case opMedia:
 		return s.db.SetRecordingMedia(ctx, o.Recording, o.Video, o.Audio, o.Width, o.Height)
 	case opClock:
@@ -301,7 +423,7 @@ func (s *Server) apply(ctx context.Context, o *op) error {
 	case opGap:
 		return s.db.AddGap(ctx, o.Recording, index.Gap{StartedAt: o.At, EndedAt: o.Until, Reason: o.Reason})
 	case opEnd:
-		return s.db.EndRecording(ctx, o.Recording, o.At)
+		return s.heldOrLetGo(o.Recording, s.db.EndHeld(ctx, o.Recording, s.cfg.Node, o.At))
 	case opRefresh:
 		if o.rec == nil {
 			return nil
@@ -342,6 +464,10 @@ func (s *Server) refresh(ctx context.Context, r *recording) error {
 	rec, err := s.db.Recording(ctx, r.id)
 	if err != nil {
 		return err
+	}
+	if rec.Status != index.RecordingEnded && rec.NodeID != "" && rec.NodeID != s.cfg.Node {
+		s.letGo(r.id, fmt.Errorf("recording %s: %w: node %s holds it", r.id, index.ErrNotHeld, rec.NodeID))
+		return nil
 	}
 	links, err := s.db.RecordingLinks(ctx, r.id, false)
 	if err != nil {
@@ -433,6 +559,7 @@ func (s *Server) detach(p *publisher, cause error) {
 	r.pub = nil
 	r.status = index.RecordingReconnecting
 	r.graceUntil = s.now().Add(s.cfg.Grace)
+	until := r.graceUntil
 	r.writeMu.Lock()
 	p.detached = true
 	r.writeMu.Unlock()
@@ -440,7 +567,7 @@ func (s *Server) detach(p *publisher, cause error) {
 	s.mu.Unlock()
 	s.log.Warn("camera disconnected: waiting for it to come back", "device", p.dev.Serial, "recording", r.id,
 		"grace", s.cfg.Grace, "err", cause)
-	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingReconnecting})
+	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingReconnecting, Until: until})
 }
 
 // end finishes a recording: its stream closes (the archive seals the last

@@ -109,11 +109,12 @@ type store interface {
 	WearerAt(ctx context.Context, deviceID uuid.UUID, at time.Time) (index.Checkout, error)
 	CreateRecording(ctx context.Context, r index.Recording, by string) (index.Recording, error)
 	Recording(ctx context.Context, id uuid.UUID) (index.Recording, error)
-	SetRecordingStatus(ctx context.Context, id uuid.UUID, status, remoteAddr string) error
+	SetHeldStatus(ctx context.Context, id uuid.UUID, node, status, remoteAddr string, graceUntil time.Time) error
+	TakeOverRecording(ctx context.Context, t index.TakeOver) (index.Continued, error)
 	SetRecordingMedia(ctx context.Context, id uuid.UUID, videoCodec, audioCodec string, width, height int) error
 	SetClockOffset(ctx context.Context, id uuid.UUID, offset time.Duration) error
 	AddGap(ctx context.Context, id uuid.UUID, g index.Gap) error
-	EndRecording(ctx context.Context, id uuid.UUID, at time.Time) error
+	EndHeld(ctx context.Context, id uuid.UUID, node string, at time.Time) error
 	EndNodeRecordings(ctx context.Context, node, source string) (int64, error)
 	AutoLink(ctx context.Context, recordingID uuid.UUID, buffer time.Duration) ([]index.IncidentLink, error)
 	RecordingLinks(ctx context.Context, recordingID uuid.UUID, history bool) ([]index.IncidentLink, error)

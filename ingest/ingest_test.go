@@ -538,11 +538,11 @@ func (f *faultyStore) CreateRecording(ctx context.Context, r index.Recording, by
 	}
 	return f.store.CreateRecording(ctx, r, by)
 }
-func (f *faultyStore) SetRecordingStatus(ctx context.Context, id uuid.UUID, st, remote string) error {
+func (f *faultyStore) SetHeldStatus(ctx context.Context, id uuid.UUID, node, st, remote string, until time.Time) error {
 	if f.isDown() {
 		return errDown
 	}
-	return f.store.SetRecordingStatus(ctx, id, st, remote)
+	return f.store.SetHeldStatus(ctx, id, node, st, remote, until)
 }
 
 // TestDatabaseDownStillRecords: with PostgreSQL unreachable, a known camera

@@ -24,6 +24,8 @@ type metrics struct {
 	listenerErrors   *prometheus.CounterVec
 	listenerRestarts *prometheus.CounterVec
 	takeovers        prometheus.Counter
+	continued        prometheus.Counter
+	letGo            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,13 +66,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times the RTSP (RTSPS) listener listened again after it stopped."}, []string{"listener"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_takeovers_total",
 			Help: "Publishes that replaced a device's session that was still open (audited)."}),
+		continued: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_node_takeovers_total",
+			Help: "Recordings this node continued after another node held them (the camera reconnected here within the grace window, or its node died)."}),
+		letGo: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_ingest_recordings_let_go_total",
+			Help: "Recordings this node let go of because another node took them over."}),
 	}
 	m.droppedWaiting = m.dropped.WithLabelValues("waiting_keyframe")
 	m.droppedDecode = m.dropped.WithLabelValues("decode")
 	if reg != nil {
 		reg.MustRegister(m.authFailures, m.publishes, m.reconnects, m.live, m.frames, m.bytes, m.dropped,
 			m.timeouts, m.dbQueue, m.dbRetries, m.dbDropped,
-			m.conns, m.connsRefused, m.connsClosed, m.listenerUp, m.listenerErrors, m.listenerRestarts, m.takeovers)
+			m.conns, m.connsRefused, m.connsClosed, m.listenerUp, m.listenerErrors, m.listenerRestarts, m.takeovers,
+			m.continued, m.letGo)
 	}
 	return m
 }

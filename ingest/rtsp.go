@@ -254,6 +254,7 @@ type publisher struct {
 	offset     time.Duration // camera clock minus server clock, applied to Wall
 	offsetSeen bool
 	gapFrom    time.Time // non-zero: the first frames follow a gap that began here
+	gapReason  string    // why ("": a reconnect)
 }
 
 type pubTrack struct {
@@ -413,8 +414,12 @@ func (p *publisher) place(r *recording, t *pubTrack, f *media.Frame) {
 	f.Gap = true
 	if f.Track.Kind == media.Video {
 		from, to, id := p.gapFrom, f.Wall, r.id
+		reason := p.gapReason
+		if reason == "" {
+			reason = "reconnect"
+		}
 		if to.After(from) {
-			p.s.addGap(id, from, to, "reconnect") // journaled: once per reconnect
+			p.s.addGap(id, from, to, reason) // journaled: once per reconnect
 		}
 	}
 }

@@ -109,6 +109,7 @@ type Info struct {
 	OfficerID    uuid.UUID // uuid.Nil when the device was not checked out (unbound)
 	StartedAt    time.Time
 	Tracks       []*Track
+	Part         int // 0; n >= 1: this node continues a recording another node held (the archive's part, storage/internal/chain)
 }
 
 // Video returns the stream's video track, or nil.

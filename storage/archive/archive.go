@@ -241,7 +241,7 @@ func (a *Archive) Attach(s *media.Stream) {
 // (logged and counted: the recording is not archived).
 func (a *Archive) openSpool(info media.Info, log *slog.Logger) *spool.Writer {
 	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: info.StartedAt.UTC(),
-		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial}, a.kickUploader)
+		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial, Part: info.Part}, a.kickUploader)
 	if err != nil {
 		a.m.errors.WithLabelValues("spool").Inc()
 		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)

@@ -43,20 +43,66 @@ func (a *Archive) sealSpooled(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	n, last, err := spool.Written(dir, rec)
+	part, n, last, err := spool.Written(dir, rec)
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", rec, err)
+	}
+	r, err := a.db.Recording(ctx, rec)
+	if errors.Is(err, index.ErrNotFound) && n == 0 {
+		return nil // no row and no media segment: nothing to seal
+	}
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", rec, err)
+	}
+	// this node's spool holds nothing more of the recording: every part it
+	// held is uploaded (a recording continued on other nodes is sealed once
+	// every part is)
+	if part > 0 || (r.NodeID != "" && r.NodeID != a.cfg.Node) {
+		if err := a.db.PartsUploaded(ctx, rec, a.cfg.Node); err != nil {
+			return fmt.Errorf("seal %s: %w", rec, err)
+		}
+	}
+	if r.NodeID != "" && r.NodeID != a.cfg.Node {
+		// another node took the recording over: sealed here only when
+		// this was the last part uploaded and it has ended
+		if r.Status != index.RecordingEnded {
+			return nil
+		}
+		return a.sealIfComplete(ctx, rec)
 	}
 	if n == 0 {
 		return nil // no media segment: nothing to seal
 	}
+	if pending, err := a.db.PartsPending(ctx, rec); err != nil || pending {
+		return err // an earlier part is still to be uploaded by its node: sealed when it is
+	}
 	return a.sealRecording(ctx, rec, func(s seal.Seal) error {
-		if s.Segments != int64(n) || !bytes.Equal(s.FinalChain, last) {
-			return fmt.Errorf("seal %s: %w: index %d segments ending at %d, spool %d segments", rec, errSealMismatch,
-				s.Segments, s.FinalSeq, n)
+		segs, final := s.Segments, s.FinalChain
+		for _, p := range s.Parts {
+			if p.Part == part {
+				segs, final = p.Segments, p.FinalChain
+			}
+		}
+		if segs != int64(n) || !bytes.Equal(final, last) {
+			return fmt.Errorf("seal %s: %w: index %d segments of part %d ending at %d, spool %d segments", rec, errSealMismatch,
+				segs, part, s.FinalSeq, n)
 		}
 		return nil
 	})
+}
+
+// sealIfComplete seals a recording continued on other nodes once no part
+// is pending (the last node to upload its part seals it).
+func (a *Archive) sealIfComplete(ctx context.Context, rec uuid.UUID) error {
+	pending, err := a.db.PartsPending(ctx, rec)
+	if err != nil || pending {
+		return err
+	}
+	segs, err := a.db.Segments(ctx, rec)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	return a.sealRecording(ctx, rec, func(seal.Seal) error { return nil })
 }
 
 // sealRecording builds a recording's seal from the index, checks it with
@@ -121,8 +167,9 @@ func (a *Archive) holdSeal(ctx context.Context, rec uuid.UUID, key, version stri
 }
 
 // buildSeal is a recording's seal from the index. The segments must run
-// from 0 without holes, each linked to the one before: the index is what
-// the seal vouches for.
+// from 0 without holes, each linked to the one before (each part of a
+// recording continued on other nodes from its own base and genesis): the
+// index is what the seal vouches for.
 func (a *Archive) buildSeal(ctx context.Context, rec uuid.UUID) (seal.Seal, error) {
 	r, err := a.db.Recording(ctx, rec)
 	if err != nil {
@@ -136,12 +183,9 @@ func (a *Archive) buildSeal(ctx context.Context, rec uuid.UUID) (seal.Seal, erro
 	if err != nil {
 		return seal.Seal{}, err
 	}
-	prev := chain.Genesis(rec)
-	for i, s := range segs {
-		if s.Seq != int64(i) || !bytes.Equal(s.PrevChain, prev) {
-			return seal.Seal{}, fmt.Errorf("seal %s: %w: segment %d breaks the chain at position %d", rec, errSealMismatch, s.Seq, i)
-		}
-		prev = s.Chain
+	parts, err := chainParts(ctx, a.db, rec, segs)
+	if err != nil {
+		return seal.Seal{}, err
 	}
 	if len(segs) == 0 {
 		return seal.Seal{}, fmt.Errorf("seal %s: %w: no segment indexed", rec, errSealMismatch)
@@ -149,6 +193,9 @@ func (a *Archive) buildSeal(ctx context.Context, rec uuid.UUID) (seal.Seal, erro
 	last := segs[len(segs)-1]
 	s := seal.Seal{Recording: rec, Segments: int64(len(segs)), FinalSeq: last.Seq, FinalChain: last.Chain,
 		Start: r.StartedAt, End: last.EndedAt}
+	if len(parts) > 1 || parts[0].Part > 0 {
+		s.Parts = parts
+	}
 	if last.EndedAt.Before(r.StartedAt) {
 		s.End = r.StartedAt
 	}
@@ -181,4 +228,41 @@ func (a *Archive) sealArchived(ctx context.Context) ([]uuid.UUID, error) {
 		sealed = append(sealed, id)
 	}
 	return sealed, errors.Join(errs...)
+}
+
+// chainParts checks a recording's segments (in sequence order) part by
+// part: each part recorded (recording_parts; part 0 always is), numbered
+// from its base without holes, chained from its genesis. It returns the
+// parts as the seal lists them.
+func chainParts(ctx context.Context, db *index.DB, rec uuid.UUID, segs []index.Segment) ([]seal.Part, error) {
+	known := map[int]bool{0: true}
+	if len(segs) > 0 && chain.PartOf(uint64(segs[len(segs)-1].Seq)) > 0 {
+		rows, err := db.RecordingParts(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range rows {
+			known[p.Part] = true
+		}
+	}
+	var out []seal.Part
+	var prev []byte
+	var want int64
+	for _, s := range segs {
+		if p := chain.PartOf(uint64(s.Seq)); len(out) == 0 || out[len(out)-1].Part != p {
+			if !known[p] {
+				return nil, fmt.Errorf("seal %s: %w: segment %d belongs to part %d, which is not recorded", rec, errSealMismatch, s.Seq, p)
+			}
+			want, prev = int64(chain.PartSeq(p)), chain.PartGenesis(rec, p)
+			out = append(out, seal.Part{Part: p, FirstSeq: want})
+		}
+		if s.Seq != want || !bytes.Equal(s.PrevChain, prev) {
+			return nil, fmt.Errorf("seal %s: %w: segment %d breaks the chain (expected %d)", rec, errSealMismatch, s.Seq, want)
+		}
+		cur := &out[len(out)-1]
+		cur.Segments++
+		cur.FinalSeq, cur.FinalChain = s.Seq, s.Chain
+		prev, want = s.Chain, want+1
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/chain"
 	"github.com/bwcplatform/bwc/storage/seal"
 )
 
@@ -168,19 +169,37 @@ func checkSeal(ctx context.Context, db *index.DB, s seal.Seal, r *Report) error 
 		return err
 	}
 	chains := map[int64][]byte{}
-	var last int64 = -1
 	for _, sg := range segs {
 		chains[sg.Seq] = sg.Chain
-		last = max(last, sg.Seq)
 	}
-	for _, sp := range missing(chains, s.FinalSeq) {
-		bad(&sp, fmt.Sprintf("%s deleted: the seal says %d segments", sp, s.Segments))
+	parts := s.Parts
+	if len(parts) == 0 { // one node held it throughout: segments 0..FinalSeq
+		parts = []seal.Part{{FirstSeq: 0, FinalSeq: s.FinalSeq, FinalChain: s.FinalChain, Segments: s.Segments}}
 	}
-	if c, ok := chains[s.FinalSeq]; ok && !bytes.Equal(c, s.FinalChain) {
-		bad(nil, fmt.Sprintf("segment %d's chain value is not the seal's final chain value (rows rewritten)", s.FinalSeq))
+	finals := map[int]int64{}
+	for _, p := range parts {
+		finals[p.Part] = p.FinalSeq
+		for _, sp := range missing(chains, p.FirstSeq, p.FinalSeq) {
+			bad(&sp, fmt.Sprintf("%s deleted: the seal says %d segments", sp, s.Segments))
+		}
+		if c, ok := chains[p.FinalSeq]; ok && !bytes.Equal(c, p.FinalChain) {
+			bad(nil, fmt.Sprintf("segment %d's chain value is not the seal's final chain value (rows rewritten)", p.FinalSeq))
+		}
 	}
-	if last > s.FinalSeq {
-		bad(nil, fmt.Sprintf("segments %d..%d indexed beyond the seal, which says %d segments", s.FinalSeq+1, last, s.Segments))
+	beyond := map[int][2]int64{} // part -> first and last segment the seal does not cover
+	for _, sg := range segs {
+		p := chain.PartOf(uint64(sg.Seq))
+		if f, ok := finals[p]; ok && sg.Seq <= f {
+			continue
+		}
+		b, ok := beyond[p]
+		if !ok {
+			b = [2]int64{sg.Seq, sg.Seq}
+		}
+		beyond[p] = [2]int64{min(b[0], sg.Seq), max(b[1], sg.Seq)}
+	}
+	for _, b := range beyond {
+		bad(nil, fmt.Sprintf("segments %d..%d indexed beyond the seal, which says %d segments", b[0], b[1], s.Segments))
 	}
 	return checkSealInits(ctx, db, s, bad)
 }
@@ -207,10 +226,10 @@ func checkSealInits(ctx context.Context, db *index.DB, s seal.Seal, bad func(*Sp
 	return nil
 }
 
-// missing is the ranges of 0..last absent from have.
-func missing(have map[int64][]byte, last int64) []Span {
+// missing is the ranges of first..last absent from have.
+func missing(have map[int64][]byte, first, last int64) []Span {
 	var out []Span
-	for seq := int64(0); seq <= last; seq++ {
+	for seq := first; seq <= last; seq++ {
 		if _, ok := have[seq]; ok {
 			continue
 		}
@@ -282,7 +301,9 @@ func checkCheckpoint(ctx context.Context, db *index.DB, c seal.Checkpoint, key s
 		for _, sg := range segs {
 			chains[sg.Seq] = sg.Chain
 		}
-		for _, sp := range missing(chains, l.Seq) {
+		// the checkpoint saw the latest part (a recording continued on other
+		// nodes numbers each part from its own base)
+		for _, sp := range missing(chains, int64(chain.PartSeq(chain.PartOf(uint64(l.Seq)))), l.Seq) {
 			bad(&sp, fmt.Sprintf("%s deleted: the checkpoint of %s saw segment %d", sp, at, l.Seq))
 		}
 		if ch, ok := chains[l.Seq]; ok && !bytes.Equal(ch, l.Chain) {

@@ -174,7 +174,15 @@ func verifyRecording(ctx context.Context, db *index.DB, blobs *blob.Store, rec u
 			r.Problems = append(r.Problems, Problem{Recording: rec, Seq: -1, Init: in.N, Key: in.Key, What: what})
 		}
 	}
-	return checkSegments(ctx, blobs, rec, segs, initSHA, r)
+	known := map[int]bool{0: true}
+	parts, err := db.RecordingParts(ctx, rec)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		known[p.Part] = true
+	}
+	return checkSegments(ctx, blobs, rec, segs, initSHA, known, r)
 }
 
 // checkUpload checks an uploaded recording's original.
@@ -188,24 +196,35 @@ func checkUpload(ctx context.Context, blobs *blob.Store, rec uuid.UUID, u index.
 }
 
 // checkSegments checks a recording's media segments in order: sequence,
-// hash chain, objects.
-func checkSegments(ctx context.Context, blobs *blob.Store, rec uuid.UUID, segs []index.Segment, initSHA map[int][]byte, r *Report) error {
+// hash chain, objects. A recording continued on other nodes has parts,
+// each numbered from its own base and chained from its own genesis
+// (storage/internal/chain); every part after the first must be recorded.
+func checkSegments(ctx context.Context, blobs *blob.Store, rec uuid.UUID, segs []index.Segment, initSHA map[int][]byte, known map[int]bool, r *Report) error {
 	prev := chain.Genesis(rec)
+	part := 0
 	for i, s := range segs {
 		r.Segments++
 		bad := func(format string, args ...any) {
 			r.Problems = append(r.Problems, Problem{Recording: rec, Seq: s.Seq, Init: -1, Key: s.Key, What: fmt.Sprintf(format, args...)})
 		}
-		want := int64(i)
-		if i > 0 {
+		newPart := false
+		if p := chain.PartOf(uint64(s.Seq)); p != part || i == 0 {
+			newPart = i > 0 || p > 0
+			part, prev = p, chain.PartGenesis(rec, p)
+			if !known[p] {
+				bad("part %d of the recording is not recorded (recording_parts): segments of another node with no takeover", p)
+			}
+		}
+		want := int64(chain.PartSeq(part))
+		if i > 0 && !newPart {
 			want = segs[i-1].Seq + 1
 		}
 		if s.Seq != want {
 			bad("sequence hole: segments %d..%d are missing from the index", want, s.Seq-1)
 		}
-		if i == 0 || s.Seq == want {
+		if newPart || i == 0 || s.Seq == want {
 			if !bytes.Equal(s.PrevChain, prev) {
-				bad("hash chain broken: prev_chain does not match the chain of the segment before")
+				bad("hash chain broken: prev_chain does not match the chain of the segment before (part %d)", part)
 			}
 		}
 		is, ok := initSHA[s.InitN]

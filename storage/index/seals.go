@@ -43,11 +43,12 @@ func (db *DB) UnsealedHeads(ctx context.Context) ([]ChainHead, error) {
 // own, those of no node (before migration 016), and those of nodes whose
 // heartbeat is older than deadAfter. A live node's ended recordings are
 // left to it: its spool may still hold segments to upload, and a seal now
-// would vouch for a truncated index.
+// would vouch for a truncated index. So is a recording continued on other
+// nodes while a part but its last is not uploaded yet (PartsPending).
 func (db *DB) EndedUnsealed(ctx context.Context, node string, deadAfter time.Duration) ([]uuid.UUID, error) {
 	rows, err := db.pool.Query(ctx, `SELECT r.id FROM recordings r
 		WHERE r.source = 'rtsp' AND NOT r.sealed AND r.status = 'ended'
-		  AND EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = r.id)
+		  AND EXISTS (SELECT 1 FROM segments s WHERE s.recording_id = r.id) AND NOT `+partsPendingSQL+`
 		  AND (r.node_id IS NULL OR r.node_id = $1 OR NOT EXISTS (SELECT 1 FROM nodes n
 		        WHERE n.id = r.node_id AND n.heartbeat_at >= now() - make_interval(secs => $2)))
 		ORDER BY r.id`, node, deadAfter.Seconds())

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/bwcplatform/bwc/storage/internal/chain"
 )
 
 // Formats of the stored documents.
@@ -82,6 +84,20 @@ type Seal struct {
 	Inits      []Init    `json:"inits"`
 	Start      time.Time `json:"start"` // the recording's start
 	End        time.Time `json:"end"`   // its last segment's end
+	// Parts: a recording continued on other nodes has a chain per part
+	// (storage/internal/chain); each is listed, in order. Absent for a
+	// recording one node held throughout (segments 0..FinalSeq, one chain).
+	Parts []Part `json:"parts,omitempty"`
+}
+
+// Part is one part of a recording continued on other nodes: its segments
+// FirstSeq..FinalSeq, one chain ending at FinalChain.
+type Part struct {
+	Part       int   `json:"part"`
+	Segments   int64 `json:"segments"`
+	FirstSeq   int64 `json:"first_seq"`
+	FinalSeq   int64 `json:"final_seq"`
+	FinalChain Hex   `json:"final_chain"`
 }
 
 // Live is one recording's latest indexed segment at a checkpoint.
@@ -141,6 +157,29 @@ func (s Seal) normalize() Seal {
 	return s
 }
 
+// checkParts checks that the parts add up to the seal: in order, each
+// numbered from its own base without holes, the last one ending the seal.
+func (s Seal) checkParts() error {
+	var n int64
+	prev := -1
+	for _, p := range s.Parts {
+		switch {
+		case p.Part <= prev || p.Part > chain.MaxPart:
+			return fmt.Errorf("part %d out of order", p.Part)
+		case p.Segments < 1 || p.FirstSeq != int64(chain.PartSeq(p.Part)) || p.FinalSeq != p.FirstSeq+p.Segments-1:
+			return fmt.Errorf("part %d: %d segments from %d to %d", p.Part, p.Segments, p.FirstSeq, p.FinalSeq)
+		case len(p.FinalChain) != hashSize:
+			return fmt.Errorf("part %d: final chain is not a SHA-256", p.Part)
+		}
+		prev, n = p.Part, n+p.Segments
+	}
+	last := s.Parts[len(s.Parts)-1]
+	if n != s.Segments || last.FinalSeq != s.FinalSeq || !bytes.Equal(last.FinalChain, s.FinalChain) {
+		return fmt.Errorf("parts (%d segments, last %d) do not add up to the seal (%d segments, last %d)", n, last.FinalSeq, s.Segments, s.FinalSeq)
+	}
+	return nil
+}
+
 func (c Checkpoint) normalize() Checkpoint {
 	c.At = c.At.UTC().Truncate(time.Microsecond)
 	if c.Live == nil {
@@ -153,8 +192,12 @@ func (s Seal) check() error {
 	switch {
 	case s.Recording == uuid.Nil:
 		return errors.New("no recording")
-	case s.Segments < 1 || s.FinalSeq != s.Segments-1:
+	case len(s.Parts) == 0 && (s.Segments < 1 || s.FinalSeq != s.Segments-1):
 		return fmt.Errorf("%d segments ending at sequence %d", s.Segments, s.FinalSeq)
+	case len(s.Parts) > 0:
+		if err := s.checkParts(); err != nil {
+			return err
+		}
 	case len(s.FinalChain) != hashSize:
 		return errors.New("final chain is not a SHA-256")
 	case s.Start.IsZero() || s.End.Before(s.Start):

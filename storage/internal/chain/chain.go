@@ -13,6 +13,19 @@
 // whole microseconds (PostgreSQL's precision). Removing, reordering,
 // inserting or changing a segment, its times, its gap flag or its init
 // segment changes every later chain value.
+//
+// A recording continued on another node (a camera that reconnected
+// elsewhere within the grace window) has parts: part 0 is the first
+// holder's, numbered and chained as above; each later holder writes part
+// p >= 1 with its own chain from
+//
+//	genesis_p = SHA-256("bwc-archive-chain-v1-part" || recording_id || be32(p))
+//
+// and its own numbers: segments from PartSeq(p) = p<<40, init segments
+// from PartInit(p) = p<<16. The parts never collide, whatever the previous
+// holder still uploads (a killed node's spool, uploaded at its restart),
+// and each part's chain is checked on its own; the recording_parts table
+// lists the parts a verifier must find.
 package chain
 
 import (
@@ -31,6 +44,39 @@ func Genesis(recording uuid.UUID) []byte {
 	h := sha256.New()
 	h.Write([]byte("bwc-archive-chain-v1"))
 	h.Write(recording[:])
+	return h.Sum(nil)
+}
+
+// partBits and initBits place a part's numbers.
+const (
+	partBits = 40
+	initBits = 16
+)
+
+// MaxPart is the highest part number (init numbers are 32-bit).
+const MaxPart = 1<<(31-initBits) - 1
+
+// PartSeq is the first segment number of part p.
+func PartSeq(p int) uint64 { return uint64(p) << partBits }
+
+// PartInit is the first init segment number of part p.
+func PartInit(p int) int { return p << initBits }
+
+// PartOf is the part a segment number belongs to.
+func PartOf(seq uint64) int { return int(seq >> partBits) }
+
+// PartGenesis is the prev_chain of part p's first segment (Genesis for
+// part 0).
+func PartGenesis(recording uuid.UUID, p int) []byte {
+	if p == 0 {
+		return Genesis(recording)
+	}
+	h := sha256.New()
+	h.Write([]byte("bwc-archive-chain-v1-part"))
+	h.Write(recording[:])
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(p))
+	h.Write(b[:])
 	return h.Sum(nil)
 }
 

@@ -24,6 +24,7 @@ type RecMeta struct {
 	StartedAt    time.Time `json:"started_at"`
 	DeviceID     uuid.UUID `json:"device_id,omitzero"`      // the camera: enough to rebuild a lost row
 	DeviceSerial string    `json:"device_serial,omitempty"` //
+	Part         int       `json:"part,omitempty"`          // this node's part of a recording continued from another node (chain.PartSeq)
 }
 
 // ReadRecMeta reads a recording directory's rec.json.
@@ -210,6 +211,7 @@ func ParseFragLog(data []byte, fileSize int64) []Frag {
 
 // state is state.json.
 type state struct {
+	Part       int    `json:"part,omitempty"` // the part being written (its numbers and chain: chain.PartSeq)
 	NextSeq    uint64 `json:"next_seq"`
 	Chain      []byte `json:"chain"`
 	NextInit   int    `json:"next_init"`
@@ -247,7 +249,13 @@ func loadState(dir string, rec uuid.UUID) (state, error) {
 }
 
 // newState is the state of a recording that has written nothing.
-func newState(rec uuid.UUID) state { return state{Chain: chain.Genesis(rec), CurInit: -1} }
+func newState(rec uuid.UUID) state { return partState(rec, 0) }
+
+// partState is the state of part p of a recording before its first
+// segment: its numbers and chain start afresh.
+func partState(rec uuid.UUID, p int) state {
+	return state{Part: p, NextSeq: chain.PartSeq(p), NextInit: chain.PartInit(p), Chain: chain.PartGenesis(rec, p), CurInit: -1}
+}
 
 // parseState decodes state.json; fields it lacks keep newState's values.
 func parseState(data []byte, rec uuid.UUID) (state, error) {

@@ -57,6 +57,9 @@ func Open(root string, rec RecMeta, notify func()) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", rec.Recording, err)
 	}
+	if st.Part != rec.Part { // this node continues the recording (again): a part of its own
+		st = partState(rec.Recording, rec.Part)
+	}
 	w.st = st
 	_ = os.Remove(filepath.Join(dir, "ended"))
 	return w, nil
