@@ -507,7 +507,7 @@ func TestClusterCameraContinuesOnAnotherNode(t *testing.T) {
 	ctx := context.Background()
 	w := newClusterWorld(t, "node-a", "node-b")
 	w.start(w.nodes[0])
-	w.requireMetric(w.nodes[0], "bwc_ingest_handovers_total", "continuing a recording on another node")
+	w.requireMetric(w.nodes[0], "bwc_ingest_node_takeovers_total", "continuing a recording on another node")
 	w.start(w.nodes[1])
 	w.balance()
 	dev := w.device("CONT-" + strings.ToUpper(uuid.NewString()[:6]))
@@ -532,8 +532,8 @@ func TestClusterCameraContinuesOnAnotherNode(t *testing.T) {
 	}
 	before := w.segments(rec.ID)
 	mediatest.Eventually(t, "the recording archiving on "+next.Name, func() bool { return w.segments(rec.ID) > before })
-	if v, _ := w.metric(next, "bwc_ingest_handovers_total"); v < 1 {
-		t.Errorf("%s bwc_ingest_handovers_total = %v, want at least 1", next.Name, v)
+	if v, _ := w.metric(next, "bwc_ingest_node_takeovers_total"); v < 1 {
+		t.Errorf("%s bwc_ingest_node_takeovers_total = %v, want at least 1", next.Name, v)
 	}
 	gaps, err := w.db.Gaps(ctx, rec.ID)
 	if err != nil || len(gaps) == 0 {
