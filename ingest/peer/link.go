@@ -156,8 +156,9 @@ func New(cfg Config, dir Directory, local Local, reg prometheus.Registerer, log 
 // Ready is closed once Run has advertised the node's address.
 func (l *Link) Ready() <-chan struct{} { return l.ready }
 
-// Run advertises this node's HTTP address (Config.Advertise), closes
-// Ready, then until ctx ends or Close: listens for the cluster's live
+// Run advertises this node's HTTP address (Config.Advertise; retried
+// while the database is down), closes Ready, then until ctx ends or Close:
+// listens for the cluster's live
 // announcements (one connection, reconnected), wakes the watchers on them
 // and on this node's own changes, and stops pulls nobody reads.
 func (l *Link) Run(ctx context.Context) error {
@@ -178,13 +179,7 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	if l.cfg.Advertise != nil {
-		addr := l.cfg.Advertise()
-		if err := l.dir.AdvertiseHTTP(ctx, l.cfg.Node, addr); err != nil {
-			return fmt.Errorf("peer: %w", err)
-		}
-		l.log.Info("inter-node link ready", "node", l.cfg.Node, "http_addr", addr)
-	}
+	advertised := l.advertise(ctx, true)
 	close(l.ready)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -199,8 +194,32 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			l.reap()
+			if !advertised {
+				advertised = l.advertise(ctx, false)
+			}
 		}
 	}
+}
+
+// advertise writes this node's HTTP address to its row (Config.Advertise)
+// and reports whether it is done. The database may be down (the node
+// records on meanwhile): Run tries again until it is written.
+func (l *Link) advertise(ctx context.Context, first bool) bool {
+	if l.cfg.Advertise == nil {
+		return true
+	}
+	addr := l.cfg.Advertise()
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := l.dir.AdvertiseHTTP(actx, l.cfg.Node, addr); err != nil {
+		if first {
+			l.log.Warn("inter-node link: this node's HTTP address not advertised yet (retrying): other nodes cannot pull its cameras",
+				"node", l.cfg.Node, "http_addr", addr, "err", err)
+		}
+		return false
+	}
+	l.log.Info("inter-node link ready", "node", l.cfg.Node, "http_addr", addr)
+	return true
 }
 
 // Close stops every pull and Run, and waits for their goroutines.
@@ -483,9 +502,6 @@ type pull struct {
 
 	lastUsed time.Time // guarded by Link.mu
 }
-
-// Stream is the relay's source of this node's own recordings.
-func (l *Link) Stream(id uuid.UUID) (*media.Stream, bool) { return l.local.Stream(id) }
 
 // Pull returns the local stream of a recording held by another node,
 // pulling it from its holder if no viewer of this node watches it yet (one

@@ -272,3 +272,47 @@ func TestPullRefused(t *testing.T) {
 		t.Fatalf("pull of a recording not live: %v, want ErrNotLive", err)
 	}
 }
+
+// downDirectory is a database that is down for the first adverts.
+type downDirectory struct {
+	directory
+	mu       sync.Mutex
+	failures int
+	got      string
+}
+
+func (d *downDirectory) AdvertiseHTTP(_ context.Context, _, addr string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failures > 0 {
+		d.failures--
+		return errors.New("database down")
+	}
+	d.got = addr
+	return nil
+}
+
+// TestAdvertiseWhileTheDatabaseIsDown: the node runs (Ready) with the
+// database down, and advertises its address once it is back.
+func TestAdvertiseWhileTheDatabaseIsDown(t *testing.T) {
+	d := &downDirectory{failures: 2}
+	l, err := New(Config{Node: "node-a", Key: testKey, Linger: 200 * time.Millisecond, KeepAlive: 100 * time.Millisecond, TokenTTL: time.Minute,
+		Advertise: func() string { return "10.0.0.1:8080" }}, d, &local{ch: make(chan struct{})}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	<-l.Ready()
+	mediatest.Eventually(t, "the address advertised", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.got == "10.0.0.1:8080"
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
