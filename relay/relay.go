@@ -104,6 +104,14 @@ type source interface {
 	Stream(id uuid.UUID) (*media.Stream, bool)
 }
 
+// Puller brings a recording held by another node of the cluster here
+// (peer.Link): one local stream per recording however many viewers, which
+// it stops once no feed has read it for a while. media.ErrNotLive when the
+// recording is not live elsewhere either.
+type Puller interface {
+	Pull(ctx context.Context, id uuid.UUID) (*media.Stream, error)
+}
+
 // Server is the WHEP relay.
 type Server struct {
 	cfg    Config
@@ -128,7 +136,9 @@ type Server struct {
 	feeds    map[uuid.UUID]*feed
 	retired  []*feed // replaced in feeds by a newer stream's, still running
 	sessions map[string]*viewer
+	offering map[uuid.UUID]int // offers between feedFor and register, per recording
 	onEnd    func(ViewerStats, string)
+	puller   Puller // nil: this node's recordings only
 }
 
 // New checks the configuration and makes the relay. It opens no port
@@ -141,7 +151,7 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 		return nil, err
 	}
 	s := &Server{cfg: cfg, src: src, log: log, met: newMetrics(reg), closed: make(chan struct{}), ready: make(chan struct{}),
-		feeds: map[uuid.UUID]*feed{}, sessions: map[string]*viewer{}}
+		feeds: map[uuid.UUID]*feed{}, sessions: map[string]*viewer{}, offering: map[uuid.UUID]int{}}
 	for _, u := range cfg.ICEServers {
 		ice, _ := parseICEServer(u) // checked by validate
 		s.ice = append(s.ice, ice)
@@ -239,6 +249,11 @@ func parseICEServer(u string) (webrtc.ICEServer, error) {
 
 // ICEServers are the STUN/TURN servers for browsers (WHEP Link headers).
 func (s *Server) ICEServers() []webrtc.ICEServer { return s.ice }
+
+// PullFrom makes the relay serve recordings held by other nodes too,
+// pulled through p when this node's source does not hold them. Register
+// before use.
+func (s *Server) PullFrom(p Puller) { s.puller = p }
 
 // OnViewerEnd registers a function called when a viewing session ends, with
 // its figures and why (audit, logs). Register before use.
@@ -380,18 +395,25 @@ type Answer struct {
 
 // Offer starts a viewing session of a live recording: it answers the
 // browser's SDP offer (ICE candidates gathered, no trickle needed).
-func (s *Server) Offer(ctx context.Context, rec uuid.UUID, who Viewer, offer string) (Answer, error) {
-	st, ok := s.src.Stream(rec)
-	if !ok {
-		return Answer{}, fmt.Errorf("view %s: %w", rec, media.ErrNotLive)
-	}
+func (s *Server) Offer(ctx context.Context, rec uuid.UUID, who Viewer, offer string) (_ Answer, err error) {
 	if !s.listening() {
 		return Answer{}, fmt.Errorf("view %s: relay not running: %w", rec, media.ErrNotLive)
+	}
+	st, ok := s.src.Stream(rec)
+	if !ok && s.puller == nil {
+		return Answer{}, fmt.Errorf("view %s: %w", rec, media.ErrNotLive)
+	}
+	if !ok {
+		// held by another node: pulled once, shared by this node's viewers
+		if st, err = s.puller.Pull(ctx, rec); err != nil {
+			return Answer{}, fmt.Errorf("view %s: %w", rec, err)
+		}
 	}
 	f, err := s.feedFor(rec, st)
 	if err != nil {
 		return Answer{}, err
 	}
+	defer s.offered(rec, f, &err)
 	video, audio, note := f.tracks()
 	if video == nil {
 		return Answer{}, fmt.Errorf("view %s: no video yet: %w", rec, media.ErrNotLive)
@@ -430,6 +452,7 @@ func (s *Server) feedFor(rec uuid.UUID, st *media.Stream) (*feed, error) {
 	if len(s.sessions) >= s.cfg.MaxViewers {
 		return nil, fmt.Errorf("view %s: %d viewers: %w", rec, len(s.sessions), ErrTooMany)
 	}
+	s.offering[rec]++ // until offered
 	f := s.feeds[rec]
 	if f == nil || f.stream != st {
 		if f != nil {
@@ -439,6 +462,28 @@ func (s *Server) feedFor(rec uuid.UUID, st *media.Stream) (*feed, error) {
 		s.feeds[rec] = f
 	}
 	return f, nil
+}
+
+// offered ends an offer begun by feedFor. A feed left without a session
+// (the offer failed, and no other is under way) is stopped: it would read
+// its stream for nothing, and keep a pulled stream from another node
+// running.
+func (s *Server) offered(rec uuid.UUID, f *feed, err *error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.offering[rec]--; s.offering[rec] <= 0 {
+		delete(s.offering, rec)
+	}
+	if *err == nil || s.offering[rec] > 0 || s.feeds[rec] != f || s.isClosed() {
+		return
+	}
+	for _, v := range s.sessions {
+		if v.recording == rec {
+			return
+		}
+	}
+	delete(s.feeds, rec)
+	s.goWorker(f.close)
 }
 
 // negotiate answers the browser's offer and waits (5 s at most) for the

@@ -500,3 +500,61 @@ func TestSessionRef(t *testing.T) {
 		t.Fatalf("SessionRef = %q, want view-b08cb7e151c6", got)
 	}
 }
+
+// puller stands in for the inter-node link: the recordings of another
+// node, counted per pull.
+type puller struct {
+	other *streams
+	mu    sync.Mutex
+	pulls int
+}
+
+func (p *puller) Pull(_ context.Context, id uuid.UUID) (*media.Stream, error) {
+	p.mu.Lock()
+	p.pulls++
+	p.mu.Unlock()
+	if st, ok := p.other.Stream(id); ok {
+		return st, nil
+	}
+	return nil, fmt.Errorf("pull %s: %w", id, media.ErrNotLive)
+}
+
+// TestPulledRecording: a recording this node does not hold is pulled (the
+// relay's source first, then the puller) and viewed like a local one; a
+// failed offer leaves no feed reading the pulled stream; a recording live
+// nowhere is ErrNotLive.
+func TestPulledRecording(t *testing.T) {
+	other := &streams{m: map[uuid.UUID]*media.Stream{}}
+	p := &puller{other: other}
+	r, err := New(Config{UDPAddr: "127.0.0.1:0", QueueFrames: 64, MaxViewers: 500}, &streams{m: map[uuid.UUID]*media.Stream{}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PullFrom(p)
+	runRelay(t, r)
+	id, st := liveSample(t, other)
+	mediatest.Eventually(t, "video track", func() bool { return st.Info().Video() != nil })
+
+	if _, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, "this is not SDP"); !errors.Is(err, ErrBadOffer) {
+		t.Fatalf("bad offer: %v", err)
+	}
+	mediatest.Eventually(t, "no feed left reading the pulled stream", func() bool { return st.Readers() == 0 })
+
+	b, offer := newBrowser(t)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.accept(t, a)
+	mediatest.Eventually(t, "10 access units of the pulled recording", func() bool { return len(b.received()) >= 10 })
+	if st.Readers() != 1 {
+		t.Fatalf("readers of the pulled stream = %d, want the one feed", st.Readers())
+	}
+	if _, err := r.Offer(context.Background(), uuid.New(), Viewer{Name: "sup1", Owner: "user:sup1"}, offer); !errors.Is(err, media.ErrNotLive) {
+		t.Fatalf("recording live nowhere: %v", err)
+	}
+	if err := r.Delete(a.Session); err != nil {
+		t.Fatal(err)
+	}
+	mediatest.Eventually(t, "the feed stops with its last viewer", func() bool { return st.Readers() == 0 })
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest"
 	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/index"
 )
@@ -38,6 +39,22 @@ type LiveRelay interface {
 	OnViewerEnd(func(relay.ViewerStats, string))
 }
 
+// LiveCluster is the live view over every node sharing the database
+// (peer.Link): every node's live recordings, and a signal when any node's
+// list changes. Options.Cluster; nil: this node's recordings only.
+type LiveCluster interface {
+	ClusterLive(ctx context.Context) ([]peer.Live, error)
+	Watch() (<-chan struct{}, func())
+}
+
+// PeerLink serves this node's live streams to the other nodes
+// (peer.Link): Open checks a pull's token (peer.ErrRefused) and that this
+// node holds the recording (media.ErrNotLive). Options.Peers; nil: the
+// internal route answers 404.
+type PeerLink interface {
+	Open(rec uuid.UUID, authorization string) (*peer.Outgoing, error)
+}
+
 // maxSDP bounds an SDP offer or fragment.
 const maxSDP = 64 << 10
 
@@ -45,6 +62,8 @@ const maxSDP = 64 << 10
 // views over WebRTC (WHEP), audited from start to end.
 type live struct {
 	ingest  LiveSource
+	cluster LiveCluster // nil: this node's recordings only
+	peers   PeerLink    // nil: no inter-node pulls served
 	relay   LiveRelay
 	closing <-chan struct{} // closed when the server stops: event streams end
 	az      *authz
@@ -53,8 +72,8 @@ type live struct {
 
 // newLive builds the live group; the relay reports to it the end of every
 // view, for the audit trail.
-func newLive(src LiveSource, rl LiveRelay, closing <-chan struct{}, az *authz, k *kit) *live {
-	h := &live{ingest: src, relay: rl, closing: closing, az: az, kit: k}
+func newLive(src LiveSource, cluster LiveCluster, peers PeerLink, rl LiveRelay, closing <-chan struct{}, az *authz, k *kit) *live {
+	h := &live{ingest: src, cluster: cluster, peers: peers, relay: rl, closing: closing, az: az, kit: k}
 	rl.OnViewerEnd(h.viewEnded)
 	return h
 }
@@ -65,17 +84,45 @@ func (h *live) routes(r *router) {
 	r.handle("POST /api/live/{id}/whep", supervisors, h.whepOffer)
 	r.handle("PATCH /api/live/{id}/whep/{session}", supervisors, h.whepPatch)
 	r.handle("DELETE /api/live/{id}/whep/{session}", supervisors, h.whepDelete)
+	// the inter-node link: another node pulls a camera this node holds
+	// (authenticated by the link's token, not a user: see peerStream)
+	r.handle("GET /internal/live/{id}", nil, h.peerStream)
 }
 
-// liveItem is a live recording on the wall, with its viewer count.
+// liveItem is a live recording on the wall, with the node that holds it
+// and its viewer count on this node.
 type liveItem struct {
-	ingest.Live
+	peer.Live
 	Viewers int `json:"viewers"`
+}
+
+// list is every live recording: the cluster's, or this node's alone.
+func (h *live) list(ctx context.Context) ([]peer.Live, error) {
+	if h.cluster != nil {
+		return h.cluster.ClusterLive(ctx)
+	}
+	l := h.ingest.Live()
+	out := make([]peer.Live, len(l))
+	for i, x := range l {
+		out[i] = peer.Live{Live: x}
+	}
+	return out, nil
+}
+
+// watch signals a change of the list.
+func (h *live) watch() (<-chan struct{}, func()) {
+	if h.cluster != nil {
+		return h.cluster.Watch()
+	}
+	return h.ingest.Watch()
 }
 
 // liveItems is the live list, filtered by the request's scope (authz.go).
 func (h *live) liveItems(r *http.Request) ([]liveItem, error) {
-	l := h.ingest.Live()
+	l, err := h.list(r.Context())
+	if err != nil {
+		return nil, err
+	}
 	ids := make([]uuid.UUID, len(l))
 	for i, x := range l {
 		ids[i] = x.RecordingID
@@ -102,7 +149,7 @@ func (h *live) listLive(w http.ResponseWriter, r *http.Request) {
 // every change, at most twice a second.
 func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w) // reaches Flush through the middleware's writers
-	ch, stop := h.ingest.Watch()
+	ch, stop := h.watch()
 	defer stop()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -174,6 +221,11 @@ func (h *live) relayFail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, relay.ErrTooMany):
 		w.Header().Set("Retry-After", "10")
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+	case errors.Is(err, peer.ErrUnreachable), errors.Is(err, peer.ErrRefused):
+		// the camera is held by another node, which this node could not pull from
+		h.kit.log.Warn("live view: the node holding the recording could not be pulled from", "actor", actor(r), "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusBadGateway, apiError{Error: "the node holding this camera cannot be reached; try again"})
 	default:
 		h.kit.fail(w, r, err)
 	}
@@ -302,6 +354,49 @@ func (h *live) whepDelete(w http.ResponseWriter, r *http.Request) {
 		ObjectID: strings.Replace(r.URL.Path, sess, ref, 1), RecordingID: &id,
 		Details: map[string]any{"route": "DELETE /api/live/{id}/whep/{session}", "status": http.StatusOK, "session": ref}})
 	w.WriteHeader(http.StatusOK)
+}
+
+// peerStream serves one of this node's live recordings to another node
+// of the cluster (the inter-node link): 403 without a valid token of the
+// link key naming the recording, 404 when this node does not hold it;
+// then the framed stream until the recording ends, the puller leaves or
+// the server stops. The supervisors' views are audited where they watch.
+func (h *live) peerStream(w http.ResponseWriter, r *http.Request) {
+	if h.peers == nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no inter-node link on this node"})
+		return
+	}
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	out, err := h.peers.Open(id, r.Header.Get("Authorization"))
+	switch {
+	case errors.Is(err, peer.ErrRefused):
+		writeJSON(w, http.StatusForbidden, apiError{Error: "inter-node pull refused"})
+		return
+	case errors.Is(err, media.ErrNotLive):
+		writeJSON(w, http.StatusNotFound, apiError{Error: "this node does not hold the recording"})
+		return
+	case err != nil:
+		h.kit.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w.Header().Set("Content-Type", "application/vnd.bwc.live-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = out.Send(ctx, w, rc.Flush)
 }
 
 // viewEnded audits the end of a live view, however it ended.

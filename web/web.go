@@ -65,6 +65,8 @@ type Options struct {
 	Index   Index         // the database
 	Audit   AuditLog      // the audit trail: every view and change is written to it
 	Ingest  Ingest        // the live ingest
+	Cluster LiveCluster   // the live view over every node (nil: this node's only)
+	Peers   PeerLink      // serves this node's live streams to the other nodes (nil: none)
 	Relay   LiveRelay     // the WebRTC relay for live views
 	Holds   EvidenceHolds // legal holds (the archive)
 	Objects ObjectStore   // archived objects, for replay and export downloads
@@ -178,7 +180,7 @@ func (s *Server) build(o Options) http.Handler {
 		&incidents{db: db, linker: db, dashboards: db, timeline: db, scoped: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&holds{holds: o.Holds, az: az, kit: k},
-		newLive(o.Ingest, o.Relay, s.closing, az, k),
+		newLive(o.Ingest, o.Cluster, o.Peers, o.Relay, s.closing, az, k),
 		newReplays(db, o.Objects, o.Audio, az, k),
 		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
 		&uploads{service: o.Uploads, db: db, az: az, kit: k},

@@ -551,7 +551,7 @@ func TestClusterLiveFromAnotherNode(t *testing.T) {
 	ctx := context.Background()
 	w := newClusterWorld(t, "node-a", "node-b")
 	w.start(w.nodes[0])
-	const metric = "bwc_relay_internode_streams"
+	const metric = "bwc_peer_streams_in"
 	w.requireMetric(w.nodes[0], metric, "watching a camera held by another node")
 	w.start(w.nodes[1])
 	w.balance()

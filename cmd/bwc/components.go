@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/archive"
@@ -56,7 +57,11 @@ func (c Config) nodeConfig() ingest.NodeConfig {
 	if rtsp == "" {
 		rtsp = c.RTSPAddr
 	}
-	return ingest.NodeConfig{Node: index.Node{ID: c.Node, RTSPAddr: rtsp, HTTPAddr: c.HTTPAddr,
+	http := c.NodeHTTPAddr
+	if http == "" {
+		http = c.HTTPAddr // the bound address replaces it once the web server listens (peerConfig)
+	}
+	return ingest.NodeConfig{Node: index.Node{ID: c.Node, RTSPAddr: rtsp, HTTPAddr: http,
 		WebRTCAddr: strings.Join(splitList(c.WebRTCPublicIPs+","+c.WebRTCUDPAddr+","+c.WebRTCTCPAddr), ","),
 		Capacity:   c.NodeCapacity, Version: buildVersion()},
 		Heartbeat: c.NodeHeartbeat, DeadAfter: c.NodeDeadAfter}
@@ -101,6 +106,18 @@ func (c Config) relayConfig() relay.Config {
 		PublicIPs: splitList(c.WebRTCPublicIPs), ICEServers: splitList(c.WebRTCICEServers),
 		QueueFrames: c.RelayQueueFrames, MaxViewers: c.RelayMaxViewers,
 		TCPMaxConns: c.WebRTCTCPMax, TCPMaxPerAddr: c.WebRTCTCPPerAddr, STUNTimeout: c.WebRTCSTUNWait}
+}
+
+// peerConfig: the inter-node link of live views. It advertises
+// -node-http-addr, else the web server's bound address (bound is called
+// once it listens), and its key is derived from the platform's signing key.
+func (c Config) peerConfig(key []byte, bound func() string) peer.Config {
+	advertise := func() string { return c.NodeHTTPAddr }
+	if c.NodeHTTPAddr == "" {
+		advertise = bound
+	}
+	return peer.Config{Node: c.Node, Key: key, Linger: c.PeerLinger, KeepAlive: c.PeerKeepAlive, TokenTTL: c.PeerTokenTTL,
+		HTTPS: c.TLSCert != "", Advertise: advertise}
 }
 
 // webConfig needs the trusted proxies parsed (Validate checked them) and

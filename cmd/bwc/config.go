@@ -114,6 +114,7 @@ type Config struct {
 	NodeHeartbeat   time.Duration // -node-heartbeat: how often the node says it is alive
 	NodeDeadAfter   time.Duration // -node-dead-after: a node silent this long is dead; a live node ends its recordings
 	NodeCapacity    int           // -node-capacity: cameras the node takes, advertised; 0: not said
+	NodeHTTPAddr    string        // -node-http-addr: where the other nodes reach this node's HTTP server (live views of its cameras); empty: -http-addr as bound
 	VerifyPerHour   int64         // -verify-bytes-per-hour: background re-verification of stored evidence; 0: off
 	SpoolAlarmBytes int64         // -spool-alarm-bytes
 	StuckAfter      time.Duration // -stuck-after
@@ -150,6 +151,9 @@ type Config struct {
 	OIDCHTTPTimeout       time.Duration // single sign-on: each request to the provider
 	ClaimTimeout          time.Duration // ingest: a new recording's row is written at once within this, else queued (the camera is admitted)
 	ExportLease           time.Duration // exports: a node's claim on the export it builds (renewed every third); a dead node's export is taken over after it
+	PeerLinger            time.Duration // live views across nodes: a camera pulled from another node stops this long after its last viewer here left
+	PeerKeepAlive         time.Duration // live views across nodes: a holder's keepalive when no frame went this long; a pull silent 3× as long reconnects
+	PeerTokenTTL          time.Duration // live views across nodes: lifetime of a pull's token
 }
 
 // defaultConfig is the one table of defaults, safe on a single machine:
@@ -252,6 +256,9 @@ func defaultConfig() Config {
 		OIDCHTTPTimeout:       10 * time.Second,
 		ClaimTimeout:          2 * time.Second,
 		ExportLease:           2 * time.Minute,
+		PeerLinger:            10 * time.Second,
+		PeerKeepAlive:         2 * time.Second,
+		PeerTokenTTL:          time.Minute,
 	}
 }
 
@@ -344,6 +351,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.NodeHeartbeat, "node-heartbeat", c.NodeHeartbeat, "how often the node records in the database that it is alive")
 	fs.DurationVar(&c.NodeDeadAfter, "node-dead-after", c.NodeDeadAfter, "a node whose heartbeat is this old is dead: a live node ends its recordings at their last archived segment (at least twice -node-heartbeat)")
 	fs.IntVar(&c.NodeCapacity, "node-capacity", c.NodeCapacity, "cameras this node takes, advertised to the other nodes; 0: not said")
+	fs.StringVar(&c.NodeHTTPAddr, "node-http-addr", c.NodeHTTPAddr, "host:port where the other nodes reach this node's HTTP server, to pull its cameras for their supervisors (with -tls-cert: a name its certificate holds); empty: -http-addr as bound, which must then name a reachable host")
 	fs.Int64Var(&c.VerifyPerHour, "verify-bytes-per-hour", c.VerifyPerHour, "bytes of stored evidence re-read and re-hashed per hour in the background; 0: off")
 	fs.Int64Var(&c.SpoolAlarmBytes, "spool-alarm-bytes", c.SpoolAlarmBytes, "spool size above which /readyz fails and an alarm is logged")
 	fs.DurationVar(&c.StuckAfter, "stuck-after", c.StuckAfter, "a segment still in the spool after this long while PostgreSQL and MinIO answer fails /readyz by name")
@@ -422,6 +430,7 @@ func (v *validation) addr(field, value string, optional bool) {
 func (c Config) validateBasics(v *validation) {
 	v.addr("http-addr", c.HTTPAddr, false)
 	v.addr("pprof-addr", c.PprofAddr, true)
+	v.addr("node-http-addr", c.NodeHTTPAddr, true)
 	v.check(strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://"),
 		"database-url", "must be a postgres:// URL")
 	v.check(c.MigrateURL == "" || strings.HasPrefix(c.MigrateURL, "postgres://") || strings.HasPrefix(c.MigrateURL, "postgresql://"),
@@ -558,6 +567,7 @@ func (c Config) validateTuning(v *validation) {
 	v.check(c.UploadRetryMax >= c.UploadRetryMin, "UploadRetryMax", "at least UploadRetryMin")
 	v.check(c.VerifyRetryMax >= c.VerifyRetryMin, "VerifyRetryMax", "at least VerifyRetryMin")
 	v.check(c.ExportLease >= time.Second, "ExportLease", "at least 1s")
+	v.check(c.PeerLinger > 0 && c.PeerKeepAlive > 0 && c.PeerTokenTTL >= 10*time.Second, "PeerLinger, PeerKeepAlive, PeerTokenTTL", "positive; the token at least 10s")
 	v.check(c.ArchiveRetryWrite >= 0, "ArchiveRetryWrite", "must not be negative (0: at the next keyframe)")
 	v.check(c.ArchiveWorkers >= 1, "ArchiveWorkers", "at least 1")
 	v.check(c.ArchiveRingFrames >= 1, "ArchiveRingFrames", "at least 1")

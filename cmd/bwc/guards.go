@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/blob"
@@ -52,3 +53,9 @@ var _ web.ExportBuilder = (*export.Exporter)(nil)
 // uploads
 var _ web.UploadService = (*upload.Service)(nil)
 var _ web.UploadStore = (*index.DB)(nil)
+
+// live views across nodes
+var _ web.LiveCluster = (*peer.Link)(nil)
+var _ web.PeerLink = (*peer.Link)(nil)
+var _ relay.Puller = (*peer.Link)(nil)
+var _ peer.Local = (*ingest.Server)(nil)

@@ -18,3 +18,15 @@ func secretsKey(key ed25519.PrivateKey) []byte {
 	}
 	return k
 }
+
+// linkKey is the key of the inter-node link of live views (peer.Config.Key:
+// the HMAC of a node's pull of another node's camera), derived from the
+// platform's signing key like secretsKey, with its own label: every node
+// has it, nothing else does, and no secret is added.
+func linkKey(key ed25519.PrivateKey) []byte {
+	k, err := hkdf.Key(sha256.New, key.Seed(), nil, "bwc inter-node link v1", 32)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}

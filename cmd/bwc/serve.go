@@ -18,6 +18,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest"
 	"github.com/bwcplatform/bwc/ingest/media/transcode"
+	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/archive"
@@ -57,6 +58,7 @@ type platform struct {
 	node     *ingest.Node
 	ingest   *ingest.Server
 	relay    *relay.Server
+	link     *peer.Link
 	scrub    *evidence.Scrubber
 	web      *web.Server
 	services []service         // run together; closed in reverse order
@@ -135,9 +137,18 @@ func build(ctx context.Context, cfg Config, log *slog.Logger) (_ *platform, err 
 		return nil, err
 	}
 	p.services = append(p.services, p.relay)
+	// live views across nodes: this node's cameras served to the others,
+	// theirs pulled once for this node's viewers; the cluster's live list
+	p.link, err = peer.New(cfg.peerConfig(linkKey(key), func() string { return p.web.Addr() }), p.db, p.ingest, reg,
+		log.With("component", "peer"))
+	if err != nil {
+		return nil, err
+	}
+	p.relay.PullFrom(p.link)
 	if err := p.buildWeb(cfg, exporter, up, reg, log); err != nil {
 		return nil, err
 	}
+	p.services = append(p.services, p.link) // after web: it advertises the bound address
 	return p, nil
 }
 
@@ -212,6 +223,8 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 		Index:   p.db,
 		Audit:   p.db,
 		Ingest:  p.ingest,
+		Cluster: p.link,
+		Peers:   p.link,
 		Holds:   evidence.NewHolder(p.db, p.blobs, log.With("component", "holds")),
 		Relay:   p.relay,
 		Objects: p.blobs,
