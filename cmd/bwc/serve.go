@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/gb28181"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
 	"github.com/bwcplatform/bwc/storage/archive"
@@ -54,6 +55,7 @@ type platform struct {
 	archive  *archive.Archive
 	node     *ingest.Node
 	ingest   *ingest.Server
+	gb       *gb28181.Server // nil: GB/T 28181 off
 	relay    *relay.Server
 	scrub    *evidence.Scrubber
 	web      *web.Server
@@ -167,6 +169,13 @@ func (p *platform) buildMedia(cfg Config, key ed25519.PrivateKey, reg *prometheu
 	}
 	p.ingest.OnStream(p.archive.Attach)
 	p.services = append(p.services, p.ingest)
+	if cfg.GBSIPAddr != "" {
+		// GB/T 28181 devices feed the same hub; positions: no sink yet
+		if p.gb, err = gb28181.New(cfg.gbConfig(), p.db, p.ingest, nil, reg, log.With("component", "gb28181")); err != nil {
+			return err
+		}
+		p.services = append(p.services, p.gb) // closed before the ingest
+	}
 	return nil
 }
 

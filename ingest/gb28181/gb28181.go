@@ -135,6 +135,7 @@ type Server struct {
 	closed  bool
 	ctx     context.Context // Run's; cancelled by Close
 	cancel  context.CancelFunc
+	ready   chan struct{} // closed once Run serves
 	wg      sync.WaitGroup
 }
 
@@ -152,7 +153,7 @@ func New(cfg Config, db devices, h hub, positions PositionSink, reg prometheus.R
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, db: db, hub: h, positions: positions, log: log, met: newMetrics(reg), now: time.Now,
-		devs: map[string]*device{}, bySSRC: map[uint32]*session{}}
+		devs: map[string]*device{}, bySSRC: map[uint32]*session{}, ready: make(chan struct{})}
 	s.nonceKey = make([]byte, 32)
 	_, _ = rand.Read(s.nonceKey)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -239,6 +240,9 @@ func (s *Server) SIPAddr() string { return s.sipTCP.Addr().String() }
 // MediaAddr is the bound media address (TCP and UDP).
 func (s *Server) MediaAddr() string { return s.mediaTCP.Addr().String() }
 
+// Ready is closed once Run serves (the listeners are bound by New).
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
 // Run serves until ctx ends (or Close).
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
@@ -256,6 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer s.wg.Done(); s.readMediaUDP() }()
 	go func() { defer s.wg.Done(); s.housekeeping() }()
 	s.log.Info("GB/T 28181 server listening", "sip", s.SIPAddr(), "media", s.MediaAddr(), "id", s.cfg.ID, "domain", s.cfg.Domain)
+	close(s.ready)
 	<-s.ctx.Done()
 	return nil
 }
