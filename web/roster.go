@@ -21,6 +21,7 @@ type RosterStore interface {
 	DeviceBySerial(ctx context.Context, serial string) (index.Device, error)
 	Devices(ctx context.Context) ([]index.Device, error)
 	SetDeviceStatus(ctx context.Context, id uuid.UUID, status string) (index.Device, error)
+	SetDeviceGB(ctx context.Context, id uuid.UUID, gbID, transport string) (index.Device, error)
 	CheckOut(ctx context.Context, deviceID, officerID uuid.UUID, at time.Time) (index.Checkout, error)
 	CheckIn(ctx context.Context, deviceID uuid.UUID, at time.Time) (index.Checkout, error)
 	Checkouts(ctx context.Context, openOnly bool) ([]index.Checkout, error)
@@ -50,6 +51,7 @@ func (h *roster) routes(r *router) {
 	r.handle("GET /api/devices", supervisors, h.listDevices)
 	r.handle("GET /api/devices/{id}", supervisors, h.getDevice)
 	r.handle("POST /api/devices/{id}/status", adminOnly, h.setDeviceStatus)
+	r.handle("POST /api/devices/{id}/gb28181", adminOnly, h.setDeviceGB)
 	r.handle("POST /api/devices/{id}/checkout", supervisors, h.checkOut)
 	r.handle("POST /api/devices/{id}/checkin", supervisors, h.checkIn)
 	r.handle("GET /api/checkouts", supervisors, h.listCheckouts)
@@ -96,11 +98,16 @@ func (h *roster) createDevice(w http.ResponseWriter, r *http.Request) {
 		Model  string `json:"model"`
 		Secret string `json:"secret"`
 		Status string `json:"status"`
+		// GB/T 28181: the 20-digit device ID it registers with over SIP
+		// (optional) and its media transport (tcp, the default, or udp)
+		GBID        string `json:"gb_id"`
+		GBTransport string `json:"gb_transport"`
 	}
 	if !decode(w, r, &in) {
 		return
 	}
-	d, err := h.db.CreateDevice(r.Context(), index.Device{Serial: in.Serial, Model: in.Model, Secret: in.Secret, Status: in.Status})
+	d, err := h.db.CreateDevice(r.Context(), index.Device{Serial: in.Serial, Model: in.Model, Secret: in.Secret, Status: in.Status,
+		GBID: in.GBID, GBTransport: in.GBTransport})
 	h.kit.reply(w, r, http.StatusCreated, d, err)
 }
 
@@ -167,6 +174,24 @@ func (h *roster) setDeviceStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := h.db.SetDeviceStatus(r.Context(), d.ID, in.Status)
 	h.kit.reply(w, r, http.StatusOK, d, err)
+}
+
+// setDeviceGB sets (or, with an empty gb_id, clears) a device's GB/T
+// 28181 device ID and media transport.
+func (h *roster) setDeviceGB(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		GBID        string `json:"gb_id"`
+		GBTransport string `json:"gb_transport"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	d, ok := h.device(w, r)
+	if !ok {
+		return
+	}
+	d, err := h.db.SetDeviceGB(r.Context(), d.ID, in.GBID, in.GBTransport)
+	h.kit.reply(w, r, http.StatusOK, redactDevice(r, d), err)
 }
 
 func (h *roster) checkOut(w http.ResponseWriter, r *http.Request) {
