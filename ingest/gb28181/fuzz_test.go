@@ -6,6 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/bwcplatform/bwc/ingest/gb28181/gbtest"
 	"github.com/bwcplatform/bwc/ingest/media"
 )
 
@@ -13,8 +14,8 @@ import (
 // without a panic, within the buffer bound, into frames whose video starts
 // at a keyframe carrying its parameter sets.
 func FuzzPSDemux(f *testing.F) {
-	f.Add(audioPES(90000, []byte{1, 2, 3, 4}), uint8(7))
-	f.Add(append([]byte{0, 0, 1, 0xba, 0x44, 0, 4, 0, 4, 1, 1, 0x86, 0xa3, 0xf8}, audioPES(0, []byte{0xd5, 0xd5})...), uint8(3))
+	f.Add(gbtest.AudioPES(90000, []byte{1, 2, 3, 4}), uint8(7))
+	f.Add(append([]byte{0, 0, 1, 0xba, 0x44, 0, 4, 0, 4, 1, 1, 0x86, 0xa3, 0xf8}, gbtest.AudioPES(0, []byte{0xd5, 0xd5})...), uint8(3))
 	f.Fuzz(func(t *testing.T, b []byte, split uint8) {
 		var frames []*media.Frame
 		es := newESDemuxer(func(fr *media.Frame) { frames = append(frames, fr) })
@@ -87,8 +88,8 @@ func FuzzSIPMessage(f *testing.F) {
 // A-law, with increasing timestamps.
 func TestPSDemuxFFmpeg(t *testing.T) {
 	var b []byte
-	for _, c := range testPS(t) {
-		b = append(b, c.data...)
+	for _, c := range gbtest.PS(t) {
+		b = append(b, c.Data...)
 	}
 	for _, chunk := range []int{1400, 188, 7} {
 		var video, audio, keys int
@@ -121,7 +122,7 @@ func TestPSDemuxFFmpeg(t *testing.T) {
 		// the last picture waits for the next one (a live stream's latency);
 		// audio sent ahead of the first complete picture (the simulator's
 		// muxer sends it up to half a second ahead) is not recorded
-		if video != 25*psSeconds-1 || keys != psSeconds || audio < 25*psSeconds-13 {
+		if video != 25*gbtest.Seconds-1 || keys != gbtest.Seconds || audio < 25*gbtest.Seconds-13 {
 			t.Fatalf("chunk %d: %d pictures (%d keyframes), %d audio frames", chunk, video, keys, audio)
 		}
 	}

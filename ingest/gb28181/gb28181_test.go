@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/gb28181/gbtest"
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
 	"github.com/bwcplatform/bwc/storage/index"
@@ -178,12 +179,12 @@ func TestDeviceRecords(t *testing.T) {
 	} {
 		t.Run(tc.sip+"/"+tc.media, func(t *testing.T) {
 			w := newWorld(t, tc.media, Config{})
-			dev := newSimDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, tc.sip)
-			code, err := dev.register(3600)
+			dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, tc.sip)
+			code, err := dev.Register(3600)
 			if err != nil || code != 200 {
 				t.Fatalf("register: %d %v", code, err)
 			}
-			dev.keepAlive(time.Second)
+			dev.KeepAlive(time.Second)
 			r := w.nextStream(t)
 			defer r.Close()
 			info := r.Name()
@@ -224,7 +225,7 @@ func TestDeviceRecords(t *testing.T) {
 			if width != 320 || keys < 2 || audioCodec != media.PCMA {
 				t.Fatalf("width %d, %d keyframes, audio %s", width, keys, audioCodec)
 			}
-			if dev.catalogAsked.Load() == 0 {
+			if dev.CatalogAsked.Load() == 0 {
 				t.Fatal("the platform did not ask for the Catalog")
 			}
 			live := w.ing.Live()
@@ -238,12 +239,12 @@ func TestDeviceRecords(t *testing.T) {
 			if rec.Source != index.SourceGB || rec.OfficerID == nil || *rec.OfficerID != w.officer.ID || rec.VideoCodec != "H264" {
 				t.Fatalf("recording = source %s officer %v video %s", rec.Source, rec.OfficerID, rec.VideoCodec)
 			}
-			if st := w.gb.Devices(); len(st) != 1 || !st[0].Streaming || len(st[0].Channels) != 1 || st[0].Channels[0] != dev.channel() {
+			if st := w.gb.Devices(); len(st) != 1 || !st[0].Streaming || len(st[0].Channels) != 1 || st[0].Channels[0] != dev.Channel() {
 				t.Fatalf("devices = %+v", st)
 			}
 
 			// a position sent as MESSAGE reaches the sink
-			code, err = dev.message(fmt.Sprintf("<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Time>2026-12-01T10:00:00</Time>\r\n<Longitude>121.4737</Longitude>\r\n<Latitude>31.2304</Latitude>\r\n<Speed>12.5</Speed>\r\n<Direction>90</Direction>\r\n</Notify>\r\n", w.device.GBID))
+			code, err = dev.Message(fmt.Sprintf("<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Time>2026-12-01T10:00:00</Time>\r\n<Longitude>121.4737</Longitude>\r\n<Latitude>31.2304</Latitude>\r\n<Speed>12.5</Speed>\r\n<Direction>90</Direction>\r\n</Notify>\r\n", w.device.GBID))
 			if err != nil || code != 200 {
 				t.Fatalf("position: %d %v", code, err)
 			}
@@ -253,7 +254,7 @@ func TestDeviceRecords(t *testing.T) {
 			}
 
 			// unregistering ends the media session: the recording waits
-			if code, err := dev.register(0); err != nil || code != 200 {
+			if code, err := dev.Register(0); err != nil || code != 200 {
 				t.Fatalf("unregister: %d %v", code, err)
 			}
 			mediatest.Eventually(t, "recording reconnecting", func() bool {
@@ -284,8 +285,8 @@ func TestRefusedRegistrations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := w.counter("refused", tc.reason)
-			dev := newSimDevice(t, w.gb.SIPAddr(), platformID, domain, tc.id, tc.secret, tc.transport)
-			code, err := dev.register(3600)
+			dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, tc.id, tc.secret, tc.transport)
+			code, err := dev.Register(3600)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -295,7 +296,7 @@ func TestRefusedRegistrations(t *testing.T) {
 			if got := w.counter("refused", tc.reason); got != before+1 {
 				t.Fatalf("%s counted %v times, want %v", tc.reason, got, before+1)
 			}
-			code, err = dev.message(fmt.Sprintf("<?xml version=\"1.0\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>", tc.id))
+			code, err = dev.Message(fmt.Sprintf("<?xml version=\"1.0\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>%s</DeviceID><Status>OK</Status></Notify>", tc.id))
 			if err != nil || code != 403 {
 				t.Fatalf("keepalive of an unregistered device: %d %v", code, err)
 			}
@@ -311,17 +312,17 @@ func TestRefusedRegistrations(t *testing.T) {
 // registers again its recording continues with the gap recorded.
 func TestKeepaliveTimeout(t *testing.T) {
 	w := newWorld(t, index.GBTransportTCP, Config{KeepaliveTimeout: 3 * time.Second})
-	dev := newSimDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
-	if code, err := dev.register(3600); err != nil || code != 200 {
+	dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
+	if code, err := dev.Register(3600); err != nil || code != 200 {
 		t.Fatalf("register: %d %v", code, err)
 	}
-	dev.keepAlive(500 * time.Millisecond)
+	dev.KeepAlive(500 * time.Millisecond)
 	r := w.nextStream(t)
 	defer r.Close()
 	if _, err := r.Read(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	dev.setKeepalive(false)
+	dev.SetKeepalive(false)
 	mediatest.Eventually(t, "device offline", func() bool { return len(w.gb.Devices()) == 0 })
 	mediatest.Eventually(t, "recording reconnecting", func() bool {
 		l := w.ing.Live()
@@ -329,8 +330,8 @@ func TestKeepaliveTimeout(t *testing.T) {
 	})
 	first := w.ing.Live()[0].RecordingID
 
-	dev.setKeepalive(true)
-	if code, err := dev.register(3600); err != nil || code != 200 {
+	dev.SetKeepalive(true)
+	if code, err := dev.Register(3600); err != nil || code != 200 {
 		t.Fatalf("register again: %d %v", code, err)
 	}
 	mediatest.Eventually(t, "recording live again", func() bool {

@@ -1,9 +1,18 @@
-package gb28181
+// Package gbtest is a GB/T 28181 body camera for tests: a device built on
+// sipgo's client and server that registers with digest authentication,
+// keeps alive, answers Catalog and INVITE, and sends an MPEG-2 program
+// stream muxed by ffmpeg (H.264, -f vob) with G.711 A-law from ffmpeg
+// interleaved as PES packets and a program stream map (what a device's
+// muxer adds, and ffmpeg's cannot: its PS muxer takes no G.711),
+// packetised into RTP over TCP (RFC 4571 framing) or UDP, paced by the
+// packs' SCR.
+package gbtest
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"os"
@@ -21,48 +30,41 @@ import (
 	"github.com/pion/rtp"
 )
 
-// The device simulator: a GB/T 28181 body camera built on sipgo's client
-// and server, sending an MPEG-2 program stream that ffmpeg muxed (H.264,
-// -f vob) with G.711 A-law from ffmpeg interleaved as PES packets and a
-// program stream map (what a device's muxer adds, and ffmpeg's cannot:
-// its PS muxer takes no G.711), packetised into RTP over TCP (RFC 4571
-// framing) or UDP, paced by the packs' SCR.
-
-// psChunk is a part of the PS stream to send at a time (seconds from the
+// Chunk is a part of the PS stream to send at a time (seconds from the
 // stream's start).
-type psChunk struct {
-	at   float64
-	data []byte
+type Chunk struct {
+	At   float64 // seconds from the stream's start
+	Data []byte
 }
 
 var (
-	psOnce   sync.Once
-	psChunks []psChunk
-	psErr    error
+	psOnce sync.Once
+	Chunks []Chunk
+	psErr  error
 )
 
-// psSeconds is the length of the simulated media.
-const psSeconds = 6
+// Seconds is the length of the simulated media.
+const Seconds = 6
 
 // testPS makes (once) the simulator's PS stream with ffmpeg.
-func testPS(t testing.TB) []psChunk {
+func PS(t testing.TB) []Chunk {
 	t.Helper()
-	psOnce.Do(func() { psChunks, psErr = makePS() })
+	psOnce.Do(func() { Chunks, psErr = makePS() })
 	if psErr != nil {
 		t.Fatalf("make PS stream: %v", psErr)
 	}
-	return psChunks
+	return Chunks
 }
 
-func makePS() ([]psChunk, error) {
+func makePS() ([]Chunk, error) {
 	dir, err := os.MkdirTemp("", "gbps")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	vps, araw := filepath.Join(dir, "v.ps"), filepath.Join(dir, "a.raw")
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=25:duration=%d", psSeconds),
-		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=8000:duration=%d", psSeconds),
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=25:duration=%d", Seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=8000:duration=%d", Seconds),
 		"-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p",
 		"-f", "vob", vps, "-map", "1:a", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", "-f", "alaw", araw).CombinedOutput()
 	if err != nil {
@@ -81,7 +83,7 @@ func makePS() ([]psChunk, error) {
 
 // interleave splits ffmpeg's PS into packs, adds a program stream map (at
 // the start and every 25 packs) and G.711 PES packets of 40 ms.
-func interleave(v, a []byte) ([]psChunk, error) {
+func interleave(v, a []byte) ([]Chunk, error) {
 	var packs [][]byte
 	for i := 0; i < len(v); {
 		j := bytes.Index(v[i+4:], []byte{0, 0, 1, 0xba})
@@ -92,21 +94,14 @@ func interleave(v, a []byte) ([]psChunk, error) {
 		packs = append(packs, v[i:i+4+j])
 		i += 4 + j
 	}
-	var firstPTS int64 = -1
-	var videoID byte
-	d := newPSDemuxer(func(p pes) {
-		if firstPTS < 0 && p.hasPTS && p.streamID >= 0xe0 {
-			firstPTS, videoID = p.pts, p.streamID
-		}
-	})
-	_ = d.Write(v)
+	firstPTS, videoID := firstVideoPTS(v)
 	if firstPTS < 0 || len(packs) < 10 {
 		return nil, fmt.Errorf("ffmpeg's PS has no video PTS (%d packs)", len(packs))
 	}
 	psm := []byte{0, 0, 1, 0xbc, 0, 18, 0x80, 0x01, 0, 0, 0, 8,
-		streamH264, videoID, 0, 0, streamPCMA, 0xc0, 0, 0, 0, 0, 0, 0}
+		0x1b, videoID, 0, 0, 0x90, 0xc0, 0, 0, 0, 0, 0, 0} // H.264, G.711 A-law
 	const chunk = 320 // 40 ms of 8 kHz A-law
-	var out []psChunk
+	var out []Chunk
 	ai := 0
 	scr0 := -1.0
 	for k, p := range packs {
@@ -127,12 +122,33 @@ func interleave(v, a []byte) ([]psChunk, error) {
 				break
 			}
 			end := min((ai+1)*chunk, len(a))
-			b = append(b, audioPES(pts, a[ai*chunk:end])...)
+			b = append(b, AudioPES(pts, a[ai*chunk:end])...)
 		}
 		b = append(b, p[hl:]...)
-		out = append(out, psChunk{at: scr - scr0, data: b})
+		out = append(out, Chunk{At: scr - scr0, Data: b})
 	}
 	return out, nil
+}
+
+// firstVideoPTS walks the program stream's units to the first video PES
+// with a PTS.
+func firstVideoPTS(v []byte) (int64, byte) {
+	for i := 0; i+14 <= len(v); {
+		if v[i] != 0 || v[i+1] != 0 || v[i+2] != 1 {
+			return -1, 0
+		}
+		id := v[i+3]
+		switch {
+		case id == 0xba:
+			i += 14 + int(v[i+13]&7)
+			continue
+		case id >= 0xe0 && id <= 0xef && v[i+7]&0x80 != 0:
+			h := v[i+9:]
+			return int64(h[0]>>1&7)<<30 | int64(h[1])<<22 | int64(h[2]>>1)<<15 | int64(h[3])<<7 | int64(h[4]>>1), id
+		}
+		i += 6 + int(binary.BigEndian.Uint16(v[i+4:i+6]))
+	}
+	return -1, 0
 }
 
 func readSCR(p []byte) int64 {
@@ -142,7 +158,7 @@ func readSCR(p []byte) int64 {
 	return int64(p[4]>>3&7)<<30 | int64(p[4]&3)<<28 | int64(p[5])<<20 | int64(p[6]>>3)<<15 | int64(p[6]&3)<<13 | int64(p[7])<<5 | int64(p[8]>>3)
 }
 
-func audioPES(pts int64, payload []byte) []byte {
+func AudioPES(pts int64, payload []byte) []byte {
 	b := []byte{0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5}
 	b = append(b, byte(0x21|(pts>>29)&0x0e), byte(pts>>22), byte(0x01|(pts>>14)&0xfe), byte(pts>>7), byte(0x01|(pts<<1)&0xfe))
 	b = append(b, payload...)
@@ -150,9 +166,9 @@ func audioPES(pts int64, payload []byte) []byte {
 	return b
 }
 
-// simDevice is a simulated GB/T 28181 body camera.
-type simDevice struct {
-	t         *testing.T
+// Device is a simulated GB/T 28181 body camera.
+type Device struct {
+	t         testing.TB
 	id        string
 	secret    string
 	domain    string
@@ -170,17 +186,17 @@ type simDevice struct {
 	streams   int // media sessions started
 	byes      int // BYEs received
 
-	catalogAsked atomic.Int32
+	CatalogAsked atomic.Int32
 	stop         chan struct{}
 	wg           sync.WaitGroup
-	chunks       []psChunk
-	dropAfter    time.Duration // > 0: the first TCP media connection is dropped after this long
+	chunks       []Chunk
+	DropAfter    time.Duration // > 0: the first TCP media connection is dropped after this long
 }
 
-func newSimDevice(t *testing.T, platform, serverID, domain, id, secret, transport string) *simDevice {
+func NewDevice(t testing.TB, platform, serverID, domain, id, secret, transport string) *Device {
 	t.Helper()
-	d := &simDevice{t: t, id: id, secret: secret, domain: domain, platform: platform, serverID: serverID,
-		transport: transport, stop: make(chan struct{}), keepalive: true, chunks: testPS(t)}
+	d := &Device{t: t, id: id, secret: secret, domain: domain, platform: platform, serverID: serverID,
+		transport: transport, stop: make(chan struct{}), keepalive: true, chunks: PS(t)}
 	var err error
 	if d.ua, err = sipgo.NewUA(sipgo.WithUserAgent(id)); err != nil {
 		t.Fatal(err)
@@ -212,11 +228,11 @@ func newSimDevice(t *testing.T, platform, serverID, domain, id, secret, transpor
 		}
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	t.Cleanup(d.close)
+	t.Cleanup(d.Close)
 	return d
 }
 
-func (d *simDevice) close() {
+func (d *Device) Close() {
 	select {
 	case <-d.stop:
 		return
@@ -227,7 +243,7 @@ func (d *simDevice) close() {
 	_ = d.ua.Close()
 }
 
-func (d *simDevice) request(method sip.RequestMethod, to string, body []byte) *sip.Request {
+func (d *Device) request(method sip.RequestMethod, to string, body []byte) *sip.Request {
 	host, portS, _ := net.SplitHostPort(d.platform)
 	port, _ := strconv.Atoi(portS)
 	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: to, Host: host, Port: port})
@@ -245,7 +261,7 @@ func (d *simDevice) request(method sip.RequestMethod, to string, body []byte) *s
 
 // register sends REGISTER (answering the digest challenge with the
 // device's secret) and returns the final status.
-func (d *simDevice) register(expires int) (int, error) {
+func (d *Device) Register(expires int) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := d.request(sip.REGISTER, d.id, nil)
@@ -265,7 +281,7 @@ func (d *simDevice) register(expires int) (int, error) {
 }
 
 // message sends a MANSCDP MESSAGE and returns the status.
-func (d *simDevice) message(body string) (int, error) {
+func (d *Device) Message(body string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := d.client.Do(ctx, d.request(sip.MESSAGE, d.serverID, []byte(body)))
@@ -276,7 +292,7 @@ func (d *simDevice) message(body string) (int, error) {
 }
 
 // keepAlive sends a Keepalive every interval while d.keepalive.
-func (d *simDevice) keepAlive(interval time.Duration) {
+func (d *Device) KeepAlive(interval time.Duration) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -292,39 +308,42 @@ func (d *simDevice) keepAlive(interval time.Duration) {
 			on := d.keepalive
 			d.mu.Unlock()
 			if on {
-				_, _ = d.message(fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>%d</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n", sn, d.id))
+				_, _ = d.Message(fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>%d</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n", sn, d.id))
 			}
 		}
 	}()
 }
 
-func (d *simDevice) setKeepalive(on bool) {
+func (d *Device) SetKeepalive(on bool) {
 	d.mu.Lock()
 	d.keepalive = on
 	d.mu.Unlock()
 }
 
-func (d *simDevice) channel() string { return d.id[:10] + "131" + d.id[13:] }
+func (d *Device) Channel() string { return d.id[:10] + "131" + d.id[13:] }
 
 // onMessage answers the platform's Catalog query with one channel.
-func (d *simDevice) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+func (d *Device) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	m, err := parseMANSCDP(req.Body())
-	if err != nil || m.CmdType != "Catalog" {
+	var m struct {
+		CmdType string `xml:"CmdType"`
+		SN      string `xml:"SN"`
+	}
+	if err := xml.Unmarshal(req.Body(), &m); err != nil || m.CmdType != "Catalog" {
 		return
 	}
-	d.catalogAsked.Add(1)
-	body := fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>%s</SN>\r\n<DeviceID>%s</DeviceID>\r\n<SumNum>1</SumNum>\r\n<DeviceList Num=\"1\">\r\n<Item>\r\n<DeviceID>%s</DeviceID>\r\n<Name>执法记录仪</Name>\r\n<Status>ON</Status>\r\n</Item>\r\n</DeviceList>\r\n</Response>\r\n", m.SN, d.id, d.channel())
+	d.CatalogAsked.Add(1)
+	body := fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>%s</SN>\r\n<DeviceID>%s</DeviceID>\r\n<SumNum>1</SumNum>\r\n<DeviceList Num=\"1\">\r\n<Item>\r\n<DeviceID>%s</DeviceID>\r\n<Name>执法记录仪</Name>\r\n<Status>ON</Status>\r\n</Item>\r\n</DeviceList>\r\n</Response>\r\n", m.SN, d.id, d.Channel())
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		_, _ = d.message(body)
+		_, _ = d.Message(body)
 	}()
 }
 
 // onInvite answers the platform's INVITE and, once ACKed, sends the PS
 // stream where the offer says.
-func (d *simDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	offer := string(req.Body())
 	var host, port string
 	tcp := strings.Contains(offer, "TCP/RTP/AVP")
@@ -337,7 +356,13 @@ func (d *simDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			port = strings.Fields(v)[0]
 		}
 	}
-	ssrc := sdpSSRC([]byte(offer))
+	var ssrc uint32
+	for _, l := range strings.Split(offer, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "y="); ok {
+			n, _ := strconv.ParseUint(v, 10, 32)
+			ssrc = uint32(n)
+		}
+	}
 	dua := sipgo.DialogUA{Client: d.client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: d.id, Host: "127.0.0.1", Port: 5060}}}
 	dlg, err := dua.ReadInvite(req, tx)
 	if err != nil {
@@ -353,14 +378,14 @@ func (d *simDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if tcp {
 		proto = "TCP/RTP/AVP"
 	}
-	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 15060 %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=%010d\r\n", d.channel(), proto, ssrc)
+	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 15060 %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=%010d\r\n", d.Channel(), proto, ssrc)
 	if err := dlg.RespondSDP([]byte(answer)); err != nil {
 		d.t.Logf("device: answer INVITE: %v", err)
 		return
 	}
 	var drop time.Duration
 	if first {
-		drop = d.dropAfter
+		drop = d.DropAfter
 	}
 	d.wg.Add(1)
 	go func() {
@@ -374,7 +399,7 @@ func (d *simDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // sendMedia sends the PS stream as RTP, paced by its clock, until it ends,
 // the dialog ends, the device stops, or drop elapsed (TCP: the connection
 // is closed without a BYE, as a 4G drop does).
-func (d *simDevice) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp bool, ssrc uint32, drop time.Duration) error {
+func (d *Device) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp bool, ssrc uint32, drop time.Duration) error {
 	network := "udp"
 	if tcp {
 		network = "tcp"
@@ -387,7 +412,7 @@ func (d *simDevice) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp b
 	start := time.Now()
 	seq := uint16(1)
 	for _, ch := range d.chunks {
-		if wait := time.Until(start.Add(time.Duration(ch.at * float64(time.Second)))); wait > 0 {
+		if wait := time.Until(start.Add(time.Duration(ch.At * float64(time.Second)))); wait > 0 {
 			select {
 			case <-d.stop:
 				return nil
@@ -399,10 +424,10 @@ func (d *simDevice) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp b
 		if drop > 0 && time.Since(start) > drop {
 			return nil
 		}
-		for off := 0; off < len(ch.data); off += 1400 {
-			end := min(off+1400, len(ch.data))
-			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(ch.at * 90000), SSRC: ssrc,
-				Marker: end == len(ch.data)}, Payload: ch.data[off:end]}
+		for off := 0; off < len(ch.Data); off += 1400 {
+			end := min(off+1400, len(ch.Data))
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(ch.At * 90000), SSRC: ssrc,
+				Marker: end == len(ch.Data)}, Payload: ch.Data[off:end]}
 			seq++
 			b, _ := p.Marshal()
 			if tcp {
