@@ -29,8 +29,8 @@ type device struct {
 	sn        int
 }
 
-// registered records a successful REGISTER and brings the device's media
-// up (Catalog query, then INVITE) when it was not registered.
+// registered records a successful REGISTER (the caller then answers it and
+// brings the device's media up: Catalog query, then INVITE).
 func (s *Server) registered(dev index.Device, req *sip.Request, exp time.Duration) {
 	now := s.now()
 	s.mu.Lock()
@@ -49,7 +49,6 @@ func (s *Server) registered(dev index.Device, req *sip.Request, exp time.Duratio
 		s.log.Info("GB/T 28181 device registered", "device", dev.GBID, "serial", dev.Serial, "remote", d.source,
 			"transport", d.transport, "expires", exp)
 	}
-	s.bringUp(dev.GBID)
 }
 
 // unregister ends a device's registration and its media session.
@@ -71,15 +70,16 @@ func (s *Server) unregister(id, why string) {
 	}
 }
 
-// online returns the registered device with the ID, or nil.
-func (s *Server) online(id string) *index.Device {
+// online returns the registered device with the ID (nil when none) and
+// the address its registration came from.
+func (s *Server) online(id string) (*index.Device, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.devs[id]; d != nil {
 		dev := d.dev
-		return &dev
+		return &dev, d.source
 	}
-	return nil
+	return nil, ""
 }
 
 func (s *Server) keepalive(id string) {

@@ -282,9 +282,11 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	var stops sync.WaitGroup
 	for _, ss := range sessions {
-		ss.stop(errors.New("server closing"))
+		stops.Go(func() { ss.stop(errors.New("server closing")) }) // BYEs in parallel
 	}
+	stops.Wait()
 	s.closeListeners()
 	err := s.ua.Close()
 	s.wg.Wait()

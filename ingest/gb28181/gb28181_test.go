@@ -270,7 +270,8 @@ func TestDeviceRecords(t *testing.T) {
 
 // TestRefusedRegistrations: a wrong password is refused with 401 and
 // counted; an unknown device ID with 403; a keepalive of a device not
-// registered with 403.
+// registered with 403; a message naming a registered device from another
+// address with 403.
 func TestRefusedRegistrations(t *testing.T) {
 	w := newWorld(t, index.GBTransportTCP, Config{})
 	for _, tc := range []struct {
@@ -304,6 +305,18 @@ func TestRefusedRegistrations(t *testing.T) {
 	}
 	if len(w.gb.Devices()) != 0 {
 		t.Fatal("a refused device is registered")
+	}
+
+	// a client naming a registered device from another address is not it
+	dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
+	if code, err := dev.Register(3600); err != nil || code != 200 {
+		t.Fatalf("register: %d %v", code, err)
+	}
+	other := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, "", "UDP")
+	before := w.counter("refused", "source_mismatch")
+	code, err := other.Message(fmt.Sprintf("<?xml version=\"1.0\"?><Notify><CmdType>MobilePosition</CmdType><SN>1</SN><DeviceID>%s</DeviceID><Longitude>1</Longitude><Latitude>2</Latitude></Notify>", w.device.GBID))
+	if err != nil || code != 403 || w.counter("refused", "source_mismatch") != before+1 || len(w.pos.list()) != 0 {
+		t.Fatalf("position from another address: %d %v, positions %v", code, err, w.pos.list())
 	}
 }
 

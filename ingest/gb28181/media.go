@@ -54,6 +54,10 @@ type session struct {
 
 const inQueue = 1024
 
+// byeTimeout bounds the wait for a device's answer to BYE (a device gone
+// from the network does not hold the server's shutdown).
+const byeTimeout = 2 * time.Second
+
 func (ss *session) ssrcString() string { return fmt.Sprintf("%010d", ss.ssrc) }
 
 func (ss *session) streaming() bool {
@@ -227,7 +231,7 @@ func (ss *session) stop(cause error) {
 			_ = conn.Close()
 		}
 		if dlg != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.InviteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.InviteTimeout, byeTimeout))
 			if dlg.LoadState() != sip.DialogStateEnded {
 				_ = dlg.Bye(ctx)
 			}

@@ -98,9 +98,10 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	expires = min(expires, maxExpires)
-	respond(req, tx, sip.StatusOK, "OK", sip.NewHeader("Expires", strconv.Itoa(expires)), dateHeader(s.now()))
 	s.met.registers.Inc()
-	s.registered(dev, req, time.Duration(expires)*time.Second)
+	s.registered(dev, req, time.Duration(expires)*time.Second) // registered before the device hears so
+	respond(req, tx, sip.StatusOK, "OK", sip.NewHeader("Expires", strconv.Itoa(expires)), dateHeader(s.now()))
+	s.bringUp(dev.GBID)
 }
 
 // dateHeader: GB/T 28181 devices set their clock from the REGISTER answer.
@@ -265,9 +266,16 @@ func (s *Server) manscdpRequest(req *sip.Request, tx sip.ServerTransaction) {
 		s.refuse(req, tx, id, "bad_body", sip.StatusBadRequest, "Bad MANSCDP Body")
 		return
 	}
-	d := s.online(id)
+	d, from := s.online(id)
 	if d == nil {
 		s.refuse(req, tx, id, "not_registered", sip.StatusForbidden, "Not Registered")
+		return
+	}
+	if from != req.Source() {
+		// not where the authenticated registration came from (another
+		// client naming the device, or the device behind a new NAT
+		// mapping): it registers again
+		s.refuse(req, tx, id, "source_mismatch", sip.StatusForbidden, "Register Again")
 		return
 	}
 	respond(req, tx, sip.StatusOK, "OK")
