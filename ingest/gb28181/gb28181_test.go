@@ -355,3 +355,33 @@ func TestKeepaliveTimeout(t *testing.T) {
 		t.Fatalf("a new recording %s, not the continued %s", id, first)
 	}
 }
+
+// TestMediaFailures: a device that answers the INVITE but never reaches
+// the media port, and one whose PS carries no video, are each counted by
+// reason (media_unreachable, no_video), BYEd and INVITEd again; no
+// recording starts.
+func TestMediaFailures(t *testing.T) {
+	for _, tc := range []struct {
+		media, transport, reason string
+	}{
+		{gbtest.MediaNone, index.GBTransportTCP, "media_unreachable"},
+		{gbtest.MediaAudioOnly, index.GBTransportTCP, "no_video"},
+	} {
+		t.Run(tc.reason+"/"+tc.transport, func(t *testing.T) {
+			w := newWorld(t, tc.transport, Config{MediaWait: 2 * time.Second, RetryInterval: time.Second})
+			dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
+			dev.Media = tc.media
+			if code, err := dev.Register(3600); err != nil || code != 200 {
+				t.Fatalf("register: %d %v", code, err)
+			}
+			dev.KeepAlive(500 * time.Millisecond)
+			mediatest.Eventually(t, "two failed sessions counted", func() bool { return w.counter("media", tc.reason) >= 2 })
+			if l := w.ing.Live(); len(l) != 0 {
+				t.Fatalf("a recording started: %+v", l)
+			}
+			if st := w.gb.Devices(); len(st) != 1 || st[0].Streaming {
+				t.Fatalf("devices = %+v", st)
+			}
+		})
+	}
+}

@@ -151,6 +151,25 @@ func firstVideoPTS(v []byte) (int64, byte) {
 	return -1, 0
 }
 
+// What a Device sends when INVITEd.
+const (
+	MediaFull      = ""
+	MediaNone      = "none"
+	MediaAudioOnly = "audio"
+)
+
+// audioOnly is a PS stream of G.711 alone (a program stream map and 40 ms
+// PES packets), as a device whose video encoder failed sends.
+func audioOnly() []Chunk {
+	psm := []byte{0, 0, 1, 0xbc, 0, 14, 0x80, 0x01, 0, 0, 0, 4, 0x90, 0xc0, 0, 0, 0, 0, 0, 0}
+	silence := bytes.Repeat([]byte{0xd5}, 320)
+	var out []Chunk
+	for i := range Seconds * 25 {
+		out = append(out, Chunk{At: float64(i) * 0.04, Data: append(append([]byte(nil), psm...), AudioPES(int64(i)*3600, silence)...)})
+	}
+	return out
+}
+
 func readSCR(p []byte) int64 {
 	if len(p) < 10 {
 		return 0
@@ -190,7 +209,10 @@ type Device struct {
 	stop         chan struct{}
 	wg           sync.WaitGroup
 	chunks       []Chunk
-	DropAfter    time.Duration // > 0: the first TCP media connection is dropped after this long
+	// Media is what the device sends when INVITEd: MediaFull (H.264 +
+	// G.711), MediaNone (it answers but never sends: a media port it
+	// cannot reach) or MediaAudioOnly (a PS stream without video).
+	Media string
 }
 
 func NewDevice(t testing.TB, platform, serverID, domain, id, secret, transport string) *Device {
@@ -372,7 +394,6 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d.mu.Lock()
 	d.dialog = dlg
 	d.streams++
-	first := d.streams == 1
 	d.mu.Unlock()
 	proto := "RTP/AVP"
 	if tcp {
@@ -383,22 +404,20 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.t.Logf("device: answer INVITE: %v", err)
 		return
 	}
-	var drop time.Duration
-	if first {
-		drop = d.DropAfter
+	if d.Media == MediaNone {
+		return
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := d.sendMedia(dlg, net.JoinHostPort(host, port), tcp, ssrc, drop); err != nil {
+		if err := d.sendMedia(dlg, net.JoinHostPort(host, port), tcp, ssrc, 0); err != nil {
 			d.t.Logf("device: media: %v", err)
 		}
 	}()
 }
 
 // sendMedia sends the PS stream as RTP, paced by its clock, until it ends,
-// the dialog ends, the device stops, or drop elapsed (TCP: the connection
-// is closed without a BYE, as a 4G drop does).
+// the dialog ends or the device stops.
 func (d *Device) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp bool, ssrc uint32, drop time.Duration) error {
 	network := "udp"
 	if tcp {
@@ -411,7 +430,11 @@ func (d *Device) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp bool
 	defer c.Close()
 	start := time.Now()
 	seq := uint16(1)
-	for _, ch := range d.chunks {
+	chunks := d.chunks
+	if d.Media == MediaAudioOnly {
+		chunks = audioOnly()
+	}
+	for _, ch := range chunks {
 		if wait := time.Until(start.Add(time.Duration(ch.At * float64(time.Second)))); wait > 0 {
 			select {
 			case <-d.stop:
