@@ -32,12 +32,20 @@ type CameraEndpoint interface {
 	CameraURL() string
 }
 
+// GBRegistry tells which GB/T 28181 devices are registered now.
+type GBRegistry interface {
+	// GBOnline maps the GB/T 28181 IDs of the devices registered and
+	// keeping alive to when they were last heard from.
+	GBOnline() map[string]time.Time
+}
+
 // roster: officers, cameras and their check-outs, and the URL cameras
 // publish to.
 type roster struct {
 	db     RosterStore
 	scoped ScopedStore
 	camera CameraEndpoint
+	gb     GBRegistry // nil: GB/T 28181 off
 	az     *authz
 	kit    *kit
 }
@@ -133,8 +141,36 @@ func (h *roster) device(w http.ResponseWriter, r *http.Request) (index.Device, b
 
 func (h *roster) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := h.device(w, r); ok {
-		writeJSON(w, http.StatusOK, redactDevice(r, d))
+		writeJSON(w, http.StatusOK, h.view(r, d, h.gbOnline()))
 	}
+}
+
+// deviceView is a device as the API shows it: with, for a GB/T 28181
+// device while the platform takes GB/T 28181, whether it is online
+// (registered and keeping alive) and when it was last heard from.
+type deviceView struct {
+	index.Device
+	GBOnline   *bool      `json:"gb_online,omitempty"`
+	GBLastSeen *time.Time `json:"gb_last_seen,omitempty"`
+}
+
+func (h *roster) gbOnline() map[string]time.Time {
+	if h.gb == nil {
+		return nil
+	}
+	return h.gb.GBOnline()
+}
+
+func (h *roster) view(r *http.Request, d index.Device, online map[string]time.Time) deviceView {
+	v := deviceView{Device: redactDevice(r, d)}
+	if d.GBID != "" && h.gb != nil {
+		seen, ok := online[d.GBID]
+		v.GBOnline = &ok
+		if ok {
+			v.GBLastSeen = &seen
+		}
+	}
+	return v
 }
 
 func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -143,9 +179,10 @@ func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	out := make([]index.Device, 0, len(ds))
+	out := make([]deviceView, 0, len(ds))
+	online := h.gbOnline()
 	for _, d := range ds {
-		out = append(out, redactDevice(r, d))
+		out = append(out, h.view(r, d, online))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

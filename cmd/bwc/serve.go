@@ -185,7 +185,12 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 	if err != nil {
 		return fmt.Errorf("trusted-proxies: %w", err)
 	}
+	var gb web.GBRegistry // nil interface when GB/T 28181 is off
+	if p.gb != nil {
+		gb = p.gb
+	}
 	p.web, err = web.New(web.Options{
+		GB:      gb,
 		Config:  wcfg,
 		Index:   p.db,
 		Audit:   p.db,

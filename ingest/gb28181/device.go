@@ -141,6 +141,18 @@ func (s *Server) Devices() []DeviceState {
 	return out
 }
 
+// GBOnline maps the IDs of the devices registered now to when they were
+// last heard from (the admin page's online state).
+func (s *Server) GBOnline() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.devs))
+	for id, d := range s.devs {
+		out[id] = d.lastSeen
+	}
+	return out
+}
+
 // sweep (every second) takes offline the devices whose registration
 // expired or that stopped keeping alive, fails media sessions that got no
 // video in time, and INVITEs online devices without media.

@@ -218,20 +218,10 @@ func (s *Server) bind() error {
 
 func (s *Server) closeListeners() {
 	for _, c := range []interface{ Close() error }{s.sipUDP, s.sipTCP, s.mediaTCP, s.mediaUDP} {
-		if c != nil && !isNilCloser(c) {
+		if c != nil {
 			_ = c.Close()
 		}
 	}
-}
-
-func isNilCloser(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case net.PacketConn:
-		return v == nil
-	case net.Listener:
-		return v == nil
-	}
-	return false
 }
 
 // SIPAddr is the bound SIP address (UDP and TCP).
