@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/bwcplatform/bwc/storage/index"
-	"github.com/bwcplatform/bwc/web"
 	"github.com/bwcplatform/bwc/storage/storagetest"
+	"github.com/bwcplatform/bwc/web"
 )
 
 type fakeGB map[string]time.Time
