@@ -157,7 +157,15 @@ func (s *Server) invite(id string) error {
 	}
 	ss.mu.Lock()
 	ss.dialog, ss.callID = dlg, req.CallID().Value()
+	stopped := ss.stopped
 	ss.mu.Unlock()
+	if stopped { // stopped while the device answered (it unregistered, the server closes)
+		bctx, bcancel := context.WithTimeout(context.Background(), byeTimeout)
+		_ = dlg.Bye(bctx)
+		bcancel()
+		_ = dlg.Close()
+		return nil
+	}
 	// a device that answers with its own SSRC (y=) is found by it too
 	if y := sdpSSRC(dlg.InviteResponse.Body()); y != 0 && y != ss.ssrc {
 		s.mu.Lock()

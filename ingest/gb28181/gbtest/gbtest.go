@@ -63,10 +63,14 @@ func makePS() ([]Chunk, error) {
 	}
 	defer os.RemoveAll(dir)
 	vps, araw := filepath.Join(dir, "v.ps"), filepath.Join(dir, "a.raw")
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=25:duration=%d", Seconds),
+	// bounded twice: the sources' duration, and a deadline that kills
+	// ffmpeg (a runaway encoder once filled a disk)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=25:duration=%d", Seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=1000:sample_rate=8000:duration=%d", Seconds),
 		"-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p",
-		"-f", "vob", vps, "-map", "1:a", "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", "-f", "alaw", araw).CombinedOutput()
+		"-t", strconv.Itoa(Seconds), "-f", "vob", vps, "-map", "1:a", "-t", strconv.Itoa(Seconds), "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", "-f", "alaw", araw).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("ffmpeg: %v: %s", err, out)
 	}
