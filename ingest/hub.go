@@ -178,7 +178,7 @@ var errClaiming = errors.New("another session of the device is being admitted")
 // newCreate is the write that creates a new recording of p's device.
 func (s *Server) newCreate(p *publisher, now time.Time) *op {
 	vc, ac, w, h := describe(p.currentTracks())
-	return &op{Kind: opCreate, Recording: uuid.Must(uuid.NewV7()), DeviceID: p.dev.ID, Device: p.dev.Serial,
+	return &op{Kind: opCreate, Recording: uuid.Must(uuid.NewV7()), DeviceID: p.dev.ID, Device: p.dev.Serial, Source: p.source,
 		At: now.UTC().Truncate(time.Microsecond), Remote: p.remote, Video: vc, Audio: ac, Width: w, Height: h}
 }
 
@@ -341,9 +341,13 @@ func (s *Server) resumeLocked(r *recording, p *publisher) (replaced *publisher) 
 	}
 	for i, t := range p.tracks {
 		for _, prev := range r.tracks {
-			t.dp.Adopt(prev)
+			if t.dp != nil {
+				t.dp.Adopt(prev)
+			} else if sameConfig(t.last, prev) {
+				t.last = prev // a Feed's track
+			}
 		}
-		p.tracks[i].last = t.dp.Track()
+		p.tracks[i].last = t.current()
 	}
 	r.writeMu.Unlock()
 	r.pub, r.status, r.remote = p, index.RecordingLive, p.remote
@@ -359,7 +363,7 @@ func (s *Server) resumeLocked(r *recording, p *publisher) (replaced *publisher) 
 // counts the reconnect and queues the recording's status write.
 func (s *Server) resumed(r *recording, p, replaced *publisher, now time.Time) {
 	if replaced != nil {
-		replaced.sess.Close()
+		replaced.close()
 		s.auditTakeover(r.id, p.dev, replaced.remote, p.remote)
 		s.log.Warn("camera published again while its old session was open: old session closed",
 			"device", p.dev.Serial, "recording", r.id, "remote", p.remote)
@@ -446,7 +450,11 @@ func (s *Server) create(ctx context.Context, o *op) error {
 	default:
 		return err
 	}
-	_, err = s.db.CreateRecording(ctx, index.Recording{ID: o.Recording, DeviceID: o.DeviceID, OfficerID: officer, Source: index.SourceRTSP,
+	source := o.Source
+	if source == "" {
+		source = index.SourceRTSP
+	}
+	_, err = s.db.CreateRecording(ctx, index.Recording{ID: o.Recording, DeviceID: o.DeviceID, OfficerID: officer, Source: source,
 		Status: index.RecordingLive, StartedAt: o.At, VideoCodec: o.Video, AudioCodec: o.Audio, Width: o.Width, Height: o.Height,
 		RemoteAddr: o.Remote, NodeID: s.cfg.Node}, "device check-out")
 	if err != nil && !errors.Is(err, index.ErrConflict) { // a conflict: written by an earlier try
@@ -593,7 +601,7 @@ func (s *Server) end(r *recording, why string) {
 	endAt := r.lastWall
 	r.writeMu.Unlock()
 	if pub != nil {
-		pub.sess.Close()
+		pub.close()
 	}
 	if endAt.IsZero() {
 		endAt = r.startedAt
@@ -639,7 +647,7 @@ func (s *Server) housekeep(now time.Time) {
 	for _, p := range silent {
 		s.met.timeouts.Inc()
 		s.log.Warn("camera sends no media: closing its session", "device", p.dev.Serial, "recording", p.rec.id, "timeout", s.cfg.MediaTimeout)
-		p.sess.Close()
+		p.close()
 	}
 	for _, r := range expired {
 		s.end(r, "camera did not come back within the grace window")

@@ -269,10 +269,12 @@ func (s *Server) recover(ctx context.Context) error {
 	if err := s.replayJournal(ctx); err != nil {
 		return err
 	}
-	if n, err := s.db.EndNodeRecordings(ctx, s.cfg.Node, index.SourceRTSP); err != nil {
-		return fmt.Errorf("ingest: end recordings left open: %w", err)
-	} else if n > 0 {
-		s.log.Warn("ended recordings left open by an earlier run of this node", "node", s.cfg.Node, "count", n)
+	for _, source := range []string{index.SourceRTSP, index.SourceGB} {
+		if n, err := s.db.EndNodeRecordings(ctx, s.cfg.Node, source); err != nil {
+			return fmt.Errorf("ingest: end recordings left open: %w", err)
+		} else if n > 0 {
+			s.log.Warn("ended recordings left open by an earlier run of this node", "node", s.cfg.Node, "source", source, "count", n)
+		}
 	}
 	return nil
 }

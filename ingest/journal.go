@@ -56,6 +56,7 @@ type op struct {
 	Height    int           `json:"height,omitempty"`
 	Offset    time.Duration `json:"offset_ns,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
+	Source    string        `json:"source,omitempty"` // opCreate: index.Source*; "" is RTSP
 
 	fn   func(ctx context.Context) error // opFunc only
 	what string                          // opFunc only

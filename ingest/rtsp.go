@@ -242,6 +242,10 @@ type publisher struct {
 	dev    index.Device
 	remote string
 	tracks []*pubTrack
+	source string // index.Source*; "" is RTSP
+	// closeFn closes a session that is not gortsplib's (a Feed's); nil:
+	// sess is closed
+	closeFn func()
 
 	lastPacket atomic.Int64 // unix ns of the last RTP packet
 
@@ -297,9 +301,27 @@ func newPublisher(s *Server, sess *gortsplib.ServerSession, dev index.Device, re
 func (p *publisher) currentTracks() []*media.Track {
 	out := make([]*media.Track, len(p.tracks))
 	for i, t := range p.tracks {
-		out[i] = t.dp.Track()
+		out[i] = t.current()
 	}
 	return out
+}
+
+// current is the track's codec configuration: its depacketizer's, or for
+// a Feed's track (no depacketizer) the last one its frames carried.
+func (t *pubTrack) current() *media.Track {
+	if t.dp == nil {
+		return t.last
+	}
+	return t.dp.Track()
+}
+
+// close closes the publisher's session.
+func (p *publisher) close() {
+	if p.closeFn != nil {
+		p.closeFn()
+		return
+	}
+	p.sess.Close()
 }
 
 // ptsDuration converts RTP ticks to a duration without overflow.

@@ -183,6 +183,13 @@ func TestAdminAPI(t *testing.T) {
 		{"bad status", "POST", "/api/devices/BWC-0001/status", `{"status":"melted"}`, 400, "status"},
 		{"disable", "POST", "/api/devices/BWC-0001/status", `{"status":"disabled"}`, 200, ""},
 		{"check out disabled", "POST", "/api/devices/BWC-0001/checkout", `{"officer_id":"` + offID + `"}`, 409, ""},
+		{"GB/T 28181 device", "POST", "/api/devices", `{"serial":"GB-0001","secret":"long-enough","gb_id":"34020000001320000001","gb_transport":"udp"}`, 201, ""},
+		{"GB/T 28181 ID taken", "POST", "/api/devices", `{"serial":"GB-0002","secret":"long-enough","gb_id":"34020000001320000001"}`, 409, ""},
+		{"GB/T 28181 ID not 20 digits", "POST", "/api/devices", `{"serial":"GB-0003","secret":"long-enough","gb_id":"3402000000132000000"}`, 400, "gb_id"},
+		{"GB/T 28181 bad transport", "POST", "/api/devices", `{"serial":"GB-0004","secret":"long-enough","gb_id":"34020000001320000004","gb_transport":"sctp"}`, 400, "gb_transport"},
+		{"set GB/T 28181 ID", "POST", "/api/devices/BWC-0001/gb28181", `{"gb_id":"34020000001320000009","gb_transport":"tcp"}`, 200, ""},
+		{"set GB/T 28181 ID taken", "POST", "/api/devices/BWC-0001/gb28181", `{"gb_id":"34020000001320000001"}`, 409, ""},
+		{"set GB/T 28181 ID bad", "POST", "/api/devices/BWC-0001/gb28181", `{"gb_id":"abc"}`, 400, "gb_id"},
 	}
 	for _, st := range steps {
 		code, body, _ := c.do(st.method, st.path, st.body)

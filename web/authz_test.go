@@ -413,6 +413,7 @@ var matrixRows = map[string]matrixRow{
 	"GET /api/devices":                {path: fixed("/api/devices"), ok: []int{200}},
 	"GET /api/devices/{id}":           {res: "camera", path: devPath(""), ok: []int{200}},
 	"POST /api/devices/{id}/status":   {res: "camera", path: devPath("/status"), body: body(`{"status":"active"}`), ok: []int{200}},
+	"POST /api/devices/{id}/gb28181":  {res: "camera", path: devPath("/gb28181"), body: body(`{}`), ok: []int{200}},                                                                                              // clears the GB/T 28181 ID
 	"POST /api/devices/{id}/checkout": {res: "camera", also: "officer", path: devPath("/checkout"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{409}}, // already out
 	"POST /api/devices/{id}/checkin":  {res: "camera", path: devPath("/checkin"), ok: []int{200, 409}},                                                                                                           // checks the camera in (no later route depends on it); again: 409
 	"GET /api/checkouts":              {path: fixed("/api/checkouts"), ok: []int{200}},

@@ -21,6 +21,7 @@ type RosterStore interface {
 	DeviceBySerial(ctx context.Context, serial string) (index.Device, error)
 	Devices(ctx context.Context) ([]index.Device, error)
 	SetDeviceStatus(ctx context.Context, id uuid.UUID, status string) (index.Device, error)
+	SetDeviceGB(ctx context.Context, id uuid.UUID, gbID, transport string) (index.Device, error)
 	CheckOut(ctx context.Context, deviceID, officerID uuid.UUID, at time.Time) (index.Checkout, error)
 	CheckIn(ctx context.Context, deviceID uuid.UUID, at time.Time) (index.Checkout, error)
 	Checkouts(ctx context.Context, openOnly bool) ([]index.Checkout, error)
@@ -31,12 +32,20 @@ type CameraEndpoint interface {
 	CameraURL() string
 }
 
+// GBRegistry tells which GB/T 28181 devices are registered now.
+type GBRegistry interface {
+	// GBOnline maps the GB/T 28181 IDs of the devices registered and
+	// keeping alive to when they were last heard from.
+	GBOnline() map[string]time.Time
+}
+
 // roster: officers, cameras and their check-outs, and the URL cameras
 // publish to.
 type roster struct {
 	db     RosterStore
 	scoped ScopedStore
 	camera CameraEndpoint
+	gb     GBRegistry // nil: GB/T 28181 off
 	az     *authz
 	kit    *kit
 }
@@ -50,6 +59,7 @@ func (h *roster) routes(r *router) {
 	r.handle("GET /api/devices", supervisors, h.listDevices)
 	r.handle("GET /api/devices/{id}", supervisors, h.getDevice)
 	r.handle("POST /api/devices/{id}/status", adminOnly, h.setDeviceStatus)
+	r.handle("POST /api/devices/{id}/gb28181", adminOnly, h.setDeviceGB)
 	r.handle("POST /api/devices/{id}/checkout", supervisors, h.checkOut)
 	r.handle("POST /api/devices/{id}/checkin", supervisors, h.checkIn)
 	r.handle("GET /api/checkouts", supervisors, h.listCheckouts)
@@ -96,11 +106,16 @@ func (h *roster) createDevice(w http.ResponseWriter, r *http.Request) {
 		Model  string `json:"model"`
 		Secret string `json:"secret"`
 		Status string `json:"status"`
+		// GB/T 28181: the 20-digit device ID it registers with over SIP
+		// (optional) and its media transport (tcp, the default, or udp)
+		GBID        string `json:"gb_id"`
+		GBTransport string `json:"gb_transport"`
 	}
 	if !decode(w, r, &in) {
 		return
 	}
-	d, err := h.db.CreateDevice(r.Context(), index.Device{Serial: in.Serial, Model: in.Model, Secret: in.Secret, Status: in.Status})
+	d, err := h.db.CreateDevice(r.Context(), index.Device{Serial: in.Serial, Model: in.Model, Secret: in.Secret, Status: in.Status,
+		GBID: in.GBID, GBTransport: in.GBTransport})
 	h.kit.reply(w, r, http.StatusCreated, d, err)
 }
 
@@ -126,8 +141,36 @@ func (h *roster) device(w http.ResponseWriter, r *http.Request) (index.Device, b
 
 func (h *roster) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := h.device(w, r); ok {
-		writeJSON(w, http.StatusOK, redactDevice(r, d))
+		writeJSON(w, http.StatusOK, h.view(r, d, h.gbOnline()))
 	}
+}
+
+// deviceView is a device as the API shows it: with, for a GB/T 28181
+// device while the platform takes GB/T 28181, whether it is online
+// (registered and keeping alive) and when it was last heard from.
+type deviceView struct {
+	index.Device
+	GBOnline   *bool      `json:"gb_online,omitempty"`
+	GBLastSeen *time.Time `json:"gb_last_seen,omitempty"`
+}
+
+func (h *roster) gbOnline() map[string]time.Time {
+	if h.gb == nil {
+		return nil
+	}
+	return h.gb.GBOnline()
+}
+
+func (h *roster) view(r *http.Request, d index.Device, online map[string]time.Time) deviceView {
+	v := deviceView{Device: redactDevice(r, d)}
+	if d.GBID != "" && h.gb != nil {
+		seen, ok := online[d.GBID]
+		v.GBOnline = &ok
+		if ok {
+			v.GBLastSeen = &seen
+		}
+	}
+	return v
 }
 
 func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -136,9 +179,10 @@ func (h *roster) listDevices(w http.ResponseWriter, r *http.Request) {
 		h.kit.fail(w, r, err)
 		return
 	}
-	out := make([]index.Device, 0, len(ds))
+	out := make([]deviceView, 0, len(ds))
+	online := h.gbOnline()
 	for _, d := range ds {
-		out = append(out, redactDevice(r, d))
+		out = append(out, h.view(r, d, online))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -167,6 +211,24 @@ func (h *roster) setDeviceStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := h.db.SetDeviceStatus(r.Context(), d.ID, in.Status)
 	h.kit.reply(w, r, http.StatusOK, d, err)
+}
+
+// setDeviceGB sets (or, with an empty gb_id, clears) a device's GB/T
+// 28181 device ID and media transport.
+func (h *roster) setDeviceGB(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		GBID        string `json:"gb_id"`
+		GBTransport string `json:"gb_transport"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	d, ok := h.device(w, r)
+	if !ok {
+		return
+	}
+	d, err := h.db.SetDeviceGB(r.Context(), d.ID, in.GBID, in.GBTransport)
+	h.kit.reply(w, r, http.StatusOK, redactDevice(r, d), err)
 }
 
 func (h *roster) checkOut(w http.ResponseWriter, r *http.Request) {

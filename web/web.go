@@ -59,7 +59,7 @@ type Ingest interface {
 }
 
 // Options are the parts of the platform the server exposes. Every one is
-// required but Checks.
+// required but Checks and GB.
 type Options struct {
 	Config  Config
 	Index   Index         // the database
@@ -72,6 +72,7 @@ type Options struct {
 	Objects ObjectStore   // archived objects, for replay and export downloads
 	Exports ExportBuilder // builds approved evidence exports
 	Uploads UploadService // resumable uploads (tus)
+	GB      GBRegistry    // GB/T 28181 registrations; nil: off
 	Checks  []Check       // readiness checks
 	// Audio converts audio browsers cannot play for the replay player
 	// (nil: such recordings replay without sound)
@@ -176,7 +177,7 @@ func (s *Server) build(o Options) http.Handler {
 		newSingleSignOn(cfg.OIDC, db, acc, k),
 		&userScopes{db: db, kit: k},
 		&auditTrail{log: o.Audit, az: az, kit: k},
-		&roster{db: db, scoped: db, camera: o.Ingest, az: az, kit: k},
+		&roster{db: db, scoped: db, camera: o.Ingest, gb: o.GB, az: az, kit: k},
 		&incidents{db: db, linker: db, dashboards: db, timeline: db, scoped: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&holds{holds: o.Holds, az: az, kit: k},

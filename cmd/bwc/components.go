@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/gb28181"
 	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/ingest/upload"
 	"github.com/bwcplatform/bwc/relay"
@@ -48,6 +49,12 @@ func (c Config) ingestConfig() ingest.Config {
 		AuthFailuresPerAddr: c.RTSPAuthFailuresPerAddr, AuthFailuresPerDevice: c.RTSPAuthFailuresPerDevice,
 		AuthFailureWindow: c.RTSPAuthFailureWindow, RTSPSAddr: c.RTSPSAddr, TLSCert: c.RTSPTLSCert, TLSKey: c.RTSPTLSKey,
 		JournalDir: filepath.Join(c.SpoolDir, "journal"), Node: c.Node, ClaimTimeout: c.ClaimTimeout}
+}
+
+// gbConfig: GB/T 28181 device access (on when -gb-sip-addr is set).
+func (c Config) gbConfig() gb28181.Config {
+	return gb28181.Config{ID: c.GBID, Domain: c.GBDomain, SIPAddr: c.GBSIPAddr, MediaAddr: c.GBMediaAddr, PublicHost: c.GBMediaHost,
+		KeepaliveTimeout: c.GBKeepaliveTimeout, InviteTimeout: c.GBInviteTimeout, MediaWait: c.GBMediaWait, RetryInterval: c.GBRetryInterval}
 }
 
 // nodeConfig: this process among the nodes; it advertises the addresses

@@ -63,7 +63,7 @@ func TestComponentConfigsAreComplete(t *testing.T) {
 		"relay.Config.Transcoder": true, // -ffmpeg once checked at start (audioConverter): nil when unusable
 	}
 	for _, cfg := range []any{c.blobConfig(), c.archiveConfig(), c.checkpointConfig(), c.scrubConfig(), c.ingestConfig(), c.nodeConfig(), c.nodeConfig().Node, c.exporterConfig(),
-		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg, wcfg.OIDC} {
+		c.uploadConfig(prometheus.NewRegistry()), c.relayConfig(), wcfg, wcfg.OIDC, c.gbConfig()} {
 		v := reflect.ValueOf(cfg)
 		for i := range v.NumField() {
 			sf := v.Type().Field(i)

@@ -83,6 +83,14 @@ type Config struct {
 	LinkBuffer      time.Duration // -link-buffer: assignment windows widened by this on each side; 0: exactly the window
 	CameraHost      string        // -camera-host: host:port cameras reach the RTSP server at; empty: the bound -rtsp-addr
 
+	// GB/T 28181 device access (SIP); empty GBSIPAddr: off
+	GBSIPAddr          string        // -gb-sip-addr: SIP over UDP and TCP
+	GBMediaAddr        string        // -gb-media-addr: RTP/PS over TCP and UDP, one port
+	GBMediaHost        string        // -gb-media-host: the address devices reach the media port at (put in the INVITE); empty: the bound host
+	GBID               string        // -gb-id: the platform's 20-digit SIP server ID
+	GBDomain           string        // -gb-domain: the SIP domain and digest realm
+	GBKeepaliveTimeout time.Duration // -gb-keepalive-timeout: a device silent this long is offline
+
 	// RTSP limits and RTSPS
 	RTSPMaxConns              int           // -rtsp-max-conns
 	RTSPMaxConnsPerAddr       int           // -rtsp-max-conns-per-addr
@@ -129,6 +137,9 @@ type Config struct {
 	UploadStuckAfter time.Duration // -upload-stuck-after: a received upload not stored after this fails /readyz
 
 	// Tuning, no flag: values the components need, set here once.
+	GBInviteTimeout       time.Duration // gb28181: an INVITE or Catalog query unanswered this long failed
+	GBMediaWait           time.Duration // gb28181: an INVITEd device sending no video within this: retried
+	GBRetryInterval       time.Duration // gb28181: an online device without media is INVITEd again this often
 	LinkInterval          time.Duration // ingest: live recordings are re-linked this often (new assignments)
 	MaxClockSkew          time.Duration // ingest: a camera clock further off than this is not trusted
 	DevicesReload         time.Duration // ingest: device secrets cache refresh
@@ -200,6 +211,11 @@ func defaultConfig() Config {
 		MediaTimeout:   10 * time.Second,
 		LinkBuffer:     5 * time.Minute,
 
+		GBMediaAddr:        "127.0.0.1:15060",
+		GBID:               "34020000002000000001",
+		GBDomain:           "3402000000",
+		GBKeepaliveTimeout: 3 * time.Minute, // three missed keepalives at the devices' usual 60 s
+
 		RTSPMaxConns:              4096,
 		RTSPMaxConnsPerAddr:       32,
 		RTSPHandshakeTimeout:      10 * time.Second,
@@ -255,6 +271,9 @@ func defaultConfig() Config {
 		OIDCLoginTTL:          10 * time.Minute,
 		OIDCHTTPTimeout:       10 * time.Second,
 		ClaimTimeout:          2 * time.Second,
+		GBInviteTimeout:       10 * time.Second,
+		GBMediaWait:           15 * time.Second,
+		GBRetryInterval:       10 * time.Second,
 		ExportLease:           2 * time.Minute,
 		PeerLinger:            10 * time.Second,
 		PeerKeepAlive:         2 * time.Second,
@@ -333,6 +352,13 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTSPTLSCert, "rtsp-tls-cert", c.RTSPTLSCert, "PEM certificate (chain) file of the RTSPS server (re-read when it changes)")
 	fs.StringVar(&c.RTSPTLSKey, "rtsp-tls-key", c.RTSPTLSKey, "PEM private key file of -rtsp-tls-cert")
 
+	fs.StringVar(&c.GBSIPAddr, "gb-sip-addr", c.GBSIPAddr, "GB/T 28181: address of the SIP server (UDP and TCP) devices register with, e.g. 0.0.0.0:5060; empty: off")
+	fs.StringVar(&c.GBMediaAddr, "gb-media-addr", c.GBMediaAddr, "GB/T 28181: address devices send RTP/PS media to (TCP and UDP, one port)")
+	fs.StringVar(&c.GBMediaHost, "gb-media-host", c.GBMediaHost, "GB/T 28181: the IP devices reach -gb-media-addr at (sent in the INVITE); empty: its bound host")
+	fs.StringVar(&c.GBID, "gb-id", c.GBID, "GB/T 28181: the platform's 20-digit SIP server ID (the camera's \"server ID\")")
+	fs.StringVar(&c.GBDomain, "gb-domain", c.GBDomain, "GB/T 28181: the SIP domain and digest realm (the camera's \"server domain\", usually the ID's first 10 digits)")
+	fs.DurationVar(&c.GBKeepaliveTimeout, "gb-keepalive-timeout", c.GBKeepaliveTimeout, "GB/T 28181: a device sending no keepalive or registration for this long is offline")
+
 	fs.StringVar(&c.WebRTCUDPAddr, "webrtc-udp-addr", c.WebRTCUDPAddr, "one UDP port for every live viewer (ICE UDP mux); empty: no UDP")
 	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
 	fs.StringVar(&c.WebRTCPublicIPs, "webrtc-public-ips", c.WebRTCPublicIPs, "comma-separated IPs announced to browsers instead of the host's (NAT 1:1)")
@@ -392,6 +418,7 @@ func (c Config) Validate() error {
 	c.validateBasics(&v)
 	c.validateHTTP(&v)
 	c.validateRTSP(&v)
+	c.validateGB(&v)
 	c.validateWebRTC(&v)
 	c.validateArchive(&v)
 	c.validateTuning(&v)
@@ -506,6 +533,18 @@ func (c Config) validateRTSP(v *validation) {
 	v.check(c.ReconnectGrace >= time.Second, "reconnect-grace", "at least 1s")
 	v.check(c.MediaTimeout >= time.Second, "media-timeout", "at least 1s")
 	v.check(c.LinkBuffer >= 0, "link-buffer", "must not be negative")
+}
+
+// validateGB checks the GB/T 28181 settings (when it is on).
+func (c Config) validateGB(v *validation) {
+	if c.GBSIPAddr == "" {
+		return
+	}
+	v.addr("gb-sip-addr", c.GBSIPAddr, false)
+	v.addr("gb-media-addr", c.GBMediaAddr, false)
+	v.check(index.ValidGBID(c.GBID), "gb-id", "20 digits")
+	v.check(c.GBDomain != "" && !strings.ContainsAny(c.GBDomain, "\"\\ \r\n"), "gb-domain", "a domain without quotes or spaces")
+	v.check(c.GBKeepaliveTimeout >= time.Second, "gb-keepalive-timeout", "at least 1s")
 }
 
 // validateWebRTC checks the live relay's settings.

@@ -67,6 +67,11 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"rtsp-addr", func(c *Config) { c.RTSPAddr = "rtsp://0.0.0.0:8554" }},
 		{"rtsp-udp-rtcp-addr", func(c *Config) { c.RTSPUDPRTPAddr = ":8000" }},
 		{"camera-host", func(c *Config) { c.CameraHost = "cams.example" }},
+		{"", func(c *Config) { c.GBSIPAddr = "0.0.0.0:5060" }},
+		{"", func(c *Config) { c.GBID = "short" }}, // GB/T 28181 off: its settings are not read
+		{"gb-id", func(c *Config) { c.GBSIPAddr, c.GBID = ":5060", "3402000000200000000" }},
+		{"gb-media-addr", func(c *Config) { c.GBSIPAddr, c.GBMediaAddr = ":5060", "15060" }},
+		{"gb-keepalive-timeout", func(c *Config) { c.GBSIPAddr, c.GBKeepaliveTimeout = ":5060", 0 }},
 		{"rtsps-addr", func(c *Config) { c.RTSPSAddr = ":8322" }},
 		{"rtsp-tls-cert", func(c *Config) { c.RTSPTLSCert = "/etc/bwc/rtsp.pem" }},
 		{"rtsp-max-conns", func(c *Config) { c.RTSPMaxConns = 0 }},

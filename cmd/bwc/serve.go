@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bwcplatform/bwc/ingest"
+	"github.com/bwcplatform/bwc/ingest/gb28181"
 	"github.com/bwcplatform/bwc/ingest/media/transcode"
 	"github.com/bwcplatform/bwc/ingest/peer"
 	"github.com/bwcplatform/bwc/ingest/upload"
@@ -57,6 +58,7 @@ type platform struct {
 	archive  *archive.Archive
 	node     *ingest.Node
 	ingest   *ingest.Server
+	gb       *gb28181.Server // nil: GB/T 28181 off
 	relay    *relay.Server
 	link     *peer.Link
 	scrub    *evidence.Scrubber
@@ -186,6 +188,13 @@ func (p *platform) buildMedia(cfg Config, key ed25519.PrivateKey, reg *prometheu
 	}
 	p.ingest.OnStream(p.archive.Attach)
 	p.services = append(p.services, p.ingest)
+	if cfg.GBSIPAddr != "" {
+		// GB/T 28181 devices feed the same hub; positions: no sink yet
+		if p.gb, err = gb28181.New(cfg.gbConfig(), p.db, p.ingest, nil, reg, log.With("component", "gb28181")); err != nil {
+			return err
+		}
+		p.services = append(p.services, p.gb) // closed before the ingest
+	}
 	return nil
 }
 
@@ -218,7 +227,12 @@ func (p *platform) buildWeb(cfg Config, exporter *export.Exporter, up *upload.Se
 	if err != nil {
 		return fmt.Errorf("trusted-proxies: %w", err)
 	}
+	var gb web.GBRegistry // nil interface when GB/T 28181 is off
+	if p.gb != nil {
+		gb = p.gb
+	}
 	p.web, err = web.New(web.Options{
+		GB:      gb,
 		Config:  wcfg,
 		Index:   p.db,
 		Audit:   p.db,

@@ -39,6 +39,38 @@ type Device struct {
 	Secret    string    `json:"secret,omitempty"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// GB/T 28181: the 20-digit device ID the camera registers with over
+	// SIP ("" when it does not speak GB/T 28181; its password is Secret)
+	// and the transport it is asked to send media over (GBTransports).
+	GBID        string `json:"gb_id"`
+	GBTransport string `json:"gb_transport"`
+}
+
+// GB/T 28181 media transports a device can be asked for: TCP passive (the
+// device connects to the platform; works behind a carrier's NAT) or UDP.
+const (
+	GBTransportTCP = "tcp"
+	GBTransportUDP = "udp"
+)
+
+var gbIDRe = regexp.MustCompile(`^[0-9]{20}$`)
+
+// ValidGBID reports whether s is a GB/T 28181 device ID (20 digits).
+func ValidGBID(s string) bool { return gbIDRe.MatchString(s) }
+
+// checkGB validates and normalises a device's GB/T 28181 fields.
+func checkGB(d *Device) error {
+	d.GBID = strings.TrimSpace(d.GBID)
+	if d.GBTransport == "" {
+		d.GBTransport = GBTransportTCP
+	}
+	switch {
+	case d.GBID != "" && !ValidGBID(d.GBID):
+		return invalid("gb_id", "20 digits (the GB/T 28181 device ID set on the camera)")
+	case d.GBTransport != GBTransportTCP && d.GBTransport != GBTransportUDP:
+		return invalid("gb_transport", "tcp or udp")
+	}
+	return nil
 }
 
 // Checkout says that an officer wore a device from CheckedOutAt until
@@ -153,10 +185,13 @@ func (db *DB) CreateDevice(ctx context.Context, d Device) (Device, error) {
 	case !validStatus(d.Status):
 		return Device{}, invalid("status", "one of active, disabled, lost, retired")
 	}
+	if err := checkGB(&d); err != nil {
+		return Device{}, err
+	}
 	d.ID = uuid.Must(uuid.NewV7())
 	err := db.pool.QueryRow(ctx,
-		`INSERT INTO devices (id, serial, model, secret, status) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
-		d.ID, d.Serial, d.Model, d.Secret, d.Status).Scan(&d.CreatedAt)
+		`INSERT INTO devices (id, serial, model, secret, status, gb_id, gb_transport) VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), $7) RETURNING created_at`,
+		d.ID, d.Serial, d.Model, d.Secret, d.Status, d.GBID, d.GBTransport).Scan(&d.CreatedAt)
 	if err != nil {
 		return Device{}, mapErr("create device "+d.Serial, err)
 	}
@@ -171,11 +206,11 @@ func validStatus(s string) bool {
 	return false
 }
 
-const deviceCols = `id, serial, model, secret, status, created_at`
+const deviceCols = `id, serial, model, secret, status, created_at, coalesce(gb_id, ''), gb_transport`
 
 func scanDevice(r pgx.Row) (Device, error) {
 	var d Device
-	err := r.Scan(&d.ID, &d.Serial, &d.Model, &d.Secret, &d.Status, &d.CreatedAt)
+	err := r.Scan(&d.ID, &d.Serial, &d.Model, &d.Secret, &d.Status, &d.CreatedAt, &d.GBID, &d.GBTransport)
 	return d, err
 }
 
@@ -189,6 +224,28 @@ func (db *DB) Device(ctx context.Context, id uuid.UUID) (Device, error) {
 func (db *DB) DeviceBySerial(ctx context.Context, serial string) (Device, error) {
 	d, err := scanDevice(db.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE serial = $1`, serial))
 	return d, mapErr("device "+serial, err)
+}
+
+// DeviceByGBID returns the device that registers over GB/T 28181 with a
+// 20-digit device ID.
+func (db *DB) DeviceByGBID(ctx context.Context, gbID string) (Device, error) {
+	if !ValidGBID(gbID) {
+		return Device{}, fmt.Errorf("device %q: %w", gbID, ErrNotFound)
+	}
+	d, err := scanDevice(db.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE gb_id = $1`, gbID))
+	return d, mapErr("device "+gbID, err)
+}
+
+// SetDeviceGB sets (or, with an empty gbID, clears) a device's GB/T 28181
+// device ID and media transport.
+func (db *DB) SetDeviceGB(ctx context.Context, id uuid.UUID, gbID, transport string) (Device, error) {
+	d := Device{GBID: gbID, GBTransport: transport}
+	if err := checkGB(&d); err != nil {
+		return Device{}, err
+	}
+	d, err := scanDevice(db.pool.QueryRow(ctx,
+		`UPDATE devices SET gb_id = NULLIF($2, ''), gb_transport = $3 WHERE id = $1 RETURNING `+deviceCols, id, d.GBID, d.GBTransport))
+	return d, mapErr("set GB/T 28181 fields of device "+id.String(), err)
 }
 
 // Devices lists every device by serial.

@@ -245,7 +245,7 @@ var ErrDeviceLive = errors.New("device already has a live recording")
 // recordings_one_live_per_device.
 func (db *DB) liveOfDevice(ctx context.Context, device uuid.UUID) *DeviceLiveError {
 	e := &DeviceLiveError{Device: device}
-	_ = db.pool.QueryRow(ctx, `SELECT id, coalesce(node_id, '') FROM recordings WHERE device_id = $1 AND status <> 'ended' AND source = 'rtsp'`,
+	_ = db.pool.QueryRow(ctx, `SELECT id, coalesce(node_id, '') FROM recordings WHERE device_id = $1 AND status <> 'ended' AND source IN ('rtsp', 'gb28181')`,
 		device).Scan(&e.Recording, &e.Node)
 	return e
 }

@@ -21,6 +21,7 @@ const (
 // Recording sources.
 const (
 	SourceRTSP   = "rtsp"
+	SourceGB     = "gb28181" // a GB/T 28181 device's real-time stream
 	SourceUpload = "upload"
 )
 

@@ -137,7 +137,7 @@ func (db *DB) TakeOverRecording(ctx context.Context, t TakeOver) (Continued, err
 		var released bool
 		var releasedAt *time.Time
 		err := tx.QueryRow(ctx, `SELECT id, coalesce(node_id, ''), coalesce(grace_until > now(), false), released_at
-			FROM recordings WHERE device_id = $1 AND source = 'rtsp' AND status <> 'ended' FOR UPDATE`, t.Device).
+			FROM recordings WHERE device_id = $1 AND source IN ('rtsp', 'gb28181') AND status <> 'ended' FOR UPDATE`, t.Device).
 			Scan(&id, &holder, &released, &releasedAt)
 		if err != nil {
 			return err

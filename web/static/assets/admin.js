@@ -45,7 +45,9 @@ async function load() {
       action = el('span', {}, pick, ' ', el('button', { onclick: async () => { try { await api('POST', `/api/devices/${d.id}/checkout`, { officer_id: pick.value }); await load(); } catch (e) { show(e); } } }, t('admin.checkout')));
     }
     return el('tr', {}, el('td', {}, d.serial), el('td', {}, d.model), el('td', {}, d.status),
-      el('td', {}, el('code', {}, cameraURL(d))), el('td', {}, who ? `${who.badge} ${who.name}` : '—'), el('td', {}, action));
+      el('td', {}, el('code', {}, cameraURL(d))), el('td', {}, d.gb_id ? el('span', {}, el('code', {}, `${d.gb_id} (${(d.gb_transport || 'tcp').toUpperCase()})`),
+        d.gb_online === undefined ? '' : el('span', { class: d.gb_online ? 'gb-online' : 'gb-offline' }, ' ', t(d.gb_online ? 'admin.gbOnline' : 'admin.gbOffline'))) : '—'),
+      el('td', {}, who ? `${who.badge} ${who.name}` : '—'), el('td', {}, action));
   }));
   document.querySelector('#incidents').replaceChildren(...incidents.map((i) => el('tr', {}, el('td', {}, i.number), el('td', {}, i.type), el('td', {}, i.address), el('td', {}, new Date(i.opened_at).toLocaleString()))));
   document.querySelector('#users').replaceChildren(...users.map(userRow));
