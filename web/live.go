@@ -115,7 +115,9 @@ func (h *live) addPositions(ctx context.Context, items []liveItem) {
 	}
 	latest, err := h.pos.LatestPositions(ctx, serials)
 	if err != nil {
-		h.kit.log.Warn("live list without positions", "err", err)
+		if ctx.Err() == nil {
+			h.kit.log.Warn("live list without positions", "err", err)
+		}
 		return
 	}
 	for i := range items {

@@ -29,6 +29,7 @@ var pages = []Page{
 	{"/incidents", "incidents.html", staff},
 	{"/upload", "upload.html", uploaders},
 	{"/live", "live.html", supervisors},
+	{"/map", "map.html", supervisors},
 }
 
 // homeOf is where a role lands after logging in.
