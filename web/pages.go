@@ -59,10 +59,7 @@ const tilesMeta = `<meta name="bwc-map-tiles" content="">`
 func pageRoutes(rt *router, tiles string) {
 	static, _ := fs.Sub(staticFiles, "static")
 	mux := rt.mux
-	imgSrc = "'self' data: blob:"
-	if o := tileOrigin(tiles); o != "" {
-		imgSrc += " " + o
-	}
+	tileSrc := tileOrigin(tiles)
 	for _, p := range pages {
 		body, err := fs.ReadFile(static, p.File)
 		if err != nil {
@@ -91,7 +88,7 @@ func pageRoutes(rt *router, tiles string) {
 			if rt.mfa != nil && !rt.mfa.pageGate(w, r, pr) {
 				return
 			}
-			servePage(w, body)
+			servePageImages(w, body, tileSrc)
 		})
 	}
 	login, err := fs.ReadFile(static, "login.html")
@@ -131,10 +128,6 @@ func pageRoutes(rt *router, tiles string) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 }
 
-// imgSrc is the pages' CSP img-src: their own origin, and the map's tile
-// server (set once by pageRoutes).
-var imgSrc = "'self' data: blob:"
-
 // tileOrigin is the scheme://host[:port] of a tile URL template ("" when
 // there is none or it is not an absolute http(s) URL).
 func tileOrigin(tiles string) string {
@@ -148,7 +141,15 @@ func tileOrigin(tiles string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func servePage(w http.ResponseWriter, body []byte) {
+func servePage(w http.ResponseWriter, body []byte) { servePageImages(w, body, "") }
+
+// servePageImages serves a page whose images may also come from origin
+// (the map's tile server; "" : none).
+func servePageImages(w http.ResponseWriter, body []byte, origin string) {
+	imgSrc := "'self' data: blob:"
+	if origin != "" {
+		imgSrc += " " + origin
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -252,3 +252,45 @@ func FuzzParsePositions(f *testing.F) {
 		}
 	})
 }
+
+// The map's tile server: a bad template is refused at New; a good one is
+// named to the map's pages, whose CSP admits images from its origin only;
+// without one, images come from the platform alone.
+func TestMapTiles(t *testing.T) {
+	db := storagetest.NewDB(t)
+	for _, bad := range []string{"tiles.example/{z}/{x}/{y}.png", "https://tiles.example/tile.png", "javascript:{z}{x}{y}"} {
+		opts := testOptions(db)
+		opts.Config.MapTiles = bad
+		if _, err := web.New(opts); err == nil || !strings.Contains(err.Error(), "MapTiles") {
+			t.Errorf("MapTiles %q: %v, want refused", bad, err)
+		}
+	}
+	for _, c := range []struct{ tiles, meta, img string }{
+		{"", `content=""`, "img-src 'self' data: blob:;"},
+		{"https://tiles.police.example:8443/osm/{z}/{x}/{y}.png?k=a&b=1", `content="https://tiles.police.example:8443/osm/{z}/{x}/{y}.png?k=a&amp;b=1"`, "img-src 'self' data: blob: https://tiles.police.example:8443;"},
+	} {
+		opts := testOptions(db)
+		opts.Config.MapTiles = c.tiles
+		s := newServer(t, opts)
+		ts := httptest.NewServer(s.Handler())
+		sup := apiClient{t: t, url: ts.URL}.loginAs(db, index.RoleSupervisor)
+		for _, page := range []string{"/map", "/wall"} {
+			req, _ := http.NewRequest("GET", ts.URL+page, nil)
+			req.AddCookie(sup.cookie)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			_, _ = bufio.NewReader(res.Body).WriteTo(&b)
+			res.Body.Close()
+			if res.StatusCode != 200 || !strings.Contains(b.String(), `<meta name="bwc-map-tiles" `+c.meta+`>`) {
+				t.Errorf("%s with tiles %q: %d, want the meta %s", page, c.tiles, res.StatusCode, c.meta)
+			}
+			if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, c.img) {
+				t.Errorf("%s with tiles %q: CSP %q, want %s", page, c.tiles, csp, c.img)
+			}
+		}
+		ts.Close()
+	}
+}
