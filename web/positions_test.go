@@ -294,3 +294,26 @@ func TestMapTiles(t *testing.T) {
 		ts.Close()
 	}
 }
+
+// A camera's posts have no session: the edge limits them per address like
+// every request without one, wrong secrets included.
+func TestDevicePositionsAreRateLimited(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.NewDB(t)
+	if _, err := db.CreateDevice(ctx, index.Device{Serial: "GPS-R", Secret: "secret-GPS-R"}); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(db)
+	opts.Config.UnauthRate, opts.Config.UnauthBurst = 0.001, 3
+	ts := httptest.NewServer(newServer(t, opts).Handler())
+	t.Cleanup(ts.Close)
+	body := fmt.Sprintf(`{"at":%q,"lat":31.2,"lon":121.4}`, time.Now().UTC().Format(time.RFC3339))
+	var codes []int
+	for _, pass := range []string{"wrong", "secret-GPS-R", "secret-GPS-R", "secret-GPS-R"} {
+		code, _, _ := postFix(t, ts.URL, "GPS-R", "GPS-R", pass, body)
+		codes = append(codes, code)
+	}
+	if want := []int{401, 201, 201, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Errorf("statuses %v, want %v", codes, want)
+	}
+}
