@@ -50,10 +50,13 @@ const (
 	// ResCamera: a body camera and its check-outs: free cameras, and those
 	// checked out to an officer in scope.
 	ResCamera Resource = "camera"
+	// ResTrack: a camera's positions (its track on the map), by the
+	// camera: whoever may watch its live view may see where it is.
+	ResTrack Resource = "track"
 )
 
 // Resources lists the table's resources, for tests and the README.
-var Resources = []Resource{ResRecording, ResIncident, ResExport, ResAudit, ResLive, ResDashboard, ResOfficer, ResCamera}
+var Resources = []Resource{ResRecording, ResIncident, ResExport, ResAudit, ResLive, ResDashboard, ResOfficer, ResCamera, ResTrack}
 
 // Scope kinds (storage/index/scope.go turns them into SQL).
 const (
@@ -80,6 +83,9 @@ var authzTable = map[Resource]map[string]string{
 	// reviewers read officers' names on every timeline anyway
 	ResOfficer: {index.RoleOfficer: ScopeOwn, index.RoleSupervisor: ScopeUnits, index.RoleReviewer: ScopeAll, index.RoleAdmin: ScopeAll},
 	ResCamera:  {index.RoleSupervisor: ScopeUnits, index.RoleAdmin: ScopeAll},
+	// as ResLive: the supervisors of the wearer's unit (a camera checked
+	// out to an officer they oversee, or free), and admins
+	ResTrack: {index.RoleSupervisor: ScopeUnits, index.RoleAdmin: ScopeAll},
 }
 
 // ScopeKind is the table's entry for a resource and role (ScopeNone when
@@ -171,6 +177,14 @@ func (a *authz) device(w http.ResponseWriter, r *http.Request, id uuid.UUID) boo
 	s := a.scope(r, ResCamera)
 	ok, err := a.db.DeviceInScope(r.Context(), id, s)
 	return a.decide(w, r, ResCamera, "device", id, s, ok, err)
+}
+
+// track answers whether the request may see the camera's positions
+// (ResTrack), like recording.
+func (a *authz) track(w http.ResponseWriter, r *http.Request, id uuid.UUID) bool {
+	s := a.scope(r, ResTrack)
+	ok, err := a.db.DeviceInScope(r.Context(), id, s)
+	return a.decide(w, r, ResTrack, "device", id, s, ok, err)
 }
 
 func (a *authz) decide(w http.ResponseWriter, r *http.Request, res Resource, typ string, id uuid.UUID, s index.Scope, ok bool, err error) bool {

@@ -305,11 +305,15 @@ var matrixInScope = map[string]map[string][]string{
 	"officer":  {index.RoleOfficer: {scopeOwn}, index.RoleSupervisor: {scopeOwn, scopeUnit}, index.RoleReviewer: matrixScopes, index.RoleAdmin: matrixScopes, "token": matrixScopes},
 	// a camera checked out to the scope's officer
 	"camera": {index.RoleSupervisor: {scopeOwn, scopeUnit}, index.RoleAdmin: matrixScopes},
+	// a camera's positions: as its live view (the camera's wearer in the
+	// units overseen)
+	"track": {index.RoleSupervisor: {scopeOwn, scopeUnit}, index.RoleAdmin: matrixScopes},
 }
 
 type matrixFixture struct {
 	officer, rec, inc, export, device uuid.UUID
 	at                                time.Time // an instant inside the recording's segment
+	serial                            string    // the device's
 }
 
 // matrixRow is how a route is exercised: res is the resource whose scope
@@ -397,33 +401,35 @@ var matrixRows = map[string]matrixRow{
 	"GET /api/audit": {path: fixed("/api/audit"), ok: []int{200}},
 
 	// no evidence object: the role check only
-	"POST /api/login":                 {skip: "public"},
-	"POST /api/logout":                {skip: "ends the session the matrix uses; TestEveryRouteChecksAuthentication walks it"},
-	"GET /api/session":                {path: fixed("/api/session"), ok: []int{200}},
-	"POST /api/users":                 {path: fixed("/api/users"), ok: []int{400}},
-	"GET /api/users":                  {path: fixed("/api/users"), ok: []int{200}},
-	"PUT /api/users/{id}":             {path: fixed("/api/users/" + uuid.NewString()), ok: []int{404}},
-	"POST /api/users/{id}/disabled":   {path: fixed("/api/users/" + uuid.NewString() + "/disabled"), ok: []int{404}},
-	"POST /api/tokens":                {path: fixed("/api/tokens"), ok: []int{400}},
-	"DELETE /api/tokens/{id}":         {path: fixed("/api/tokens/" + uuid.NewString()), ok: []int{404}},
-	"POST /api/officers":              {path: fixed("/api/officers"), ok: []int{400}},
-	"GET /api/officers":               {path: fixed("/api/officers"), ok: []int{200}},
-	"GET /api/officers/{id}":          {res: "officer", path: func(f matrixFixture) string { return "/api/officers/" + f.officer.String() }, ok: []int{200}},
-	"POST /api/devices":               {path: fixed("/api/devices"), ok: []int{400}},
-	"GET /api/devices":                {path: fixed("/api/devices"), ok: []int{200}},
-	"GET /api/devices/{id}":           {res: "camera", path: devPath(""), ok: []int{200}},
-	"POST /api/devices/{id}/status":   {res: "camera", path: devPath("/status"), body: body(`{"status":"active"}`), ok: []int{200}},
-	"POST /api/devices/{id}/gb28181":  {res: "camera", path: devPath("/gb28181"), body: body(`{}`), ok: []int{200}},                                                                                              // clears the GB/T 28181 ID
-	"POST /api/devices/{id}/checkout": {res: "camera", also: "officer", path: devPath("/checkout"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{409}}, // already out
-	"POST /api/devices/{id}/checkin":  {res: "camera", path: devPath("/checkin"), ok: []int{200, 409}},                                                                                                           // checks the camera in (no later route depends on it); again: 409
-	"GET /api/checkouts":              {path: fixed("/api/checkouts"), ok: []int{200}},
-	"GET /api/info":                   {path: fixed("/api/info"), ok: []int{200}},
-	"POST /api/uploads/":              {path: fixed("/api/uploads/"), ok: []int{404}}, // the test's upload service admits nothing
-	"HEAD /api/uploads/{id}":          {path: fixed("/api/uploads/x"), ok: []int{404}},
-	"PATCH /api/uploads/{id}":         {path: fixed("/api/uploads/x"), ok: []int{404}},
-	"DELETE /api/uploads/{id}":        {path: fixed("/api/uploads/x"), ok: []int{404}},
-	"OPTIONS /api/uploads/":           {path: fixed("/api/uploads/"), ok: []int{404}},
-	"GET /api/uploads":                {path: fixed("/api/uploads"), ok: []int{200}},
+	"POST /api/login":                      {skip: "public"},
+	"POST /api/logout":                     {skip: "ends the session the matrix uses; TestEveryRouteChecksAuthentication walks it"},
+	"GET /api/session":                     {path: fixed("/api/session"), ok: []int{200}},
+	"POST /api/users":                      {path: fixed("/api/users"), ok: []int{400}},
+	"GET /api/users":                       {path: fixed("/api/users"), ok: []int{200}},
+	"PUT /api/users/{id}":                  {path: fixed("/api/users/" + uuid.NewString()), ok: []int{404}},
+	"POST /api/users/{id}/disabled":        {path: fixed("/api/users/" + uuid.NewString() + "/disabled"), ok: []int{404}},
+	"POST /api/tokens":                     {path: fixed("/api/tokens"), ok: []int{400}},
+	"DELETE /api/tokens/{id}":              {path: fixed("/api/tokens/" + uuid.NewString()), ok: []int{404}},
+	"POST /api/officers":                   {path: fixed("/api/officers"), ok: []int{400}},
+	"GET /api/officers":                    {path: fixed("/api/officers"), ok: []int{200}},
+	"GET /api/officers/{id}":               {res: "officer", path: func(f matrixFixture) string { return "/api/officers/" + f.officer.String() }, ok: []int{200}},
+	"POST /api/devices":                    {path: fixed("/api/devices"), ok: []int{400}},
+	"GET /api/devices":                     {path: fixed("/api/devices"), ok: []int{200}},
+	"GET /api/devices/{id}":                {res: "camera", path: devPath(""), ok: []int{200}},
+	"POST /api/devices/{id}/status":        {res: "camera", path: devPath("/status"), body: body(`{"status":"active"}`), ok: []int{200}},
+	"POST /api/devices/{id}/gb28181":       {res: "camera", path: devPath("/gb28181"), body: body(`{}`), ok: []int{200}},                                                                                              // clears the GB/T 28181 ID
+	"POST /api/devices/{id}/checkout":      {res: "camera", also: "officer", path: devPath("/checkout"), body: func(f matrixFixture) string { return `{"officer_id":"` + f.officer.String() + `"}` }, ok: []int{409}}, // already out
+	"POST /api/devices/{id}/checkin":       {res: "camera", path: devPath("/checkin"), ok: []int{200, 409}},                                                                                                           // checks the camera in (no later route depends on it); again: 409
+	"GET /api/checkouts":                   {path: fixed("/api/checkouts"), ok: []int{200}},
+	"GET /api/devices/{serial}/positions":  {res: "track", path: func(f matrixFixture) string { return "/api/devices/" + f.serial + "/positions" }, ok: []int{200}}, // registered before the check-in row frees the cameras
+	"POST /api/devices/{serial}/positions": {skip: "a camera's own route, authenticated by its secret, no session (TestDevicePositions)"},
+	"GET /api/info":                        {path: fixed("/api/info"), ok: []int{200}},
+	"POST /api/uploads/":                   {path: fixed("/api/uploads/"), ok: []int{404}}, // the test's upload service admits nothing
+	"HEAD /api/uploads/{id}":               {path: fixed("/api/uploads/x"), ok: []int{404}},
+	"PATCH /api/uploads/{id}":              {path: fixed("/api/uploads/x"), ok: []int{404}},
+	"DELETE /api/uploads/{id}":             {path: fixed("/api/uploads/x"), ok: []int{404}},
+	"OPTIONS /api/uploads/":                {path: fixed("/api/uploads/"), ok: []int{404}},
+	"GET /api/uploads":                     {path: fixed("/api/uploads"), ok: []int{200}},
 
 	// one's own account: password and second factor; tokens are nobody's
 	"GET /api/login/options":        {skip: "public"},
@@ -499,7 +505,7 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.fix[sc] = matrixFixture{officer: o.ID, rec: rec.ID, inc: inc.ID, export: ex.ID, device: dev.ID, at: start.Add(time.Second)}
+		e.fix[sc] = matrixFixture{officer: o.ID, rec: rec.ID, inc: inc.ID, export: ex.ID, device: dev.ID, at: start.Add(time.Second), serial: dev.Serial}
 		live.recs = append(live.recs, ingest.Live{RecordingID: rec.ID, Device: fmt.Sprint("CAM-M-", i), Indexed: true, Status: index.RecordingLive})
 	}
 	off := e.fix[scopeOwn].officer

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/bwcplatform/bwc/storage/index"
@@ -49,6 +50,11 @@ type Config struct {
 	// (0: not at all) for a slot, then gets 503.
 	HashSlots int
 	HashWait  time.Duration
+
+	// MapTiles is the map's tile server, a URL template with {z}, {x}
+	// and {y} (and optionally {s}); "" : no tiles, the map draws units
+	// and incidents on a plain background.
+	MapTiles string
 
 	// OIDC: single sign-on through an OpenID Connect provider (off
 	// without an issuer).
@@ -105,6 +111,10 @@ func (c Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("web: TLS needs both a certificate and a key file"))
+	}
+	if c.MapTiles != "" && (tileOrigin(c.MapTiles) == "" || !strings.Contains(c.MapTiles, "{z}") ||
+		!strings.Contains(c.MapTiles, "{x}") || !strings.Contains(c.MapTiles, "{y}")) {
+		bad("MapTiles", fmt.Sprintf("must be an http(s) URL template with {z}, {x} and {y}, not %q", c.MapTiles))
 	}
 	errs = append(errs, c.OIDC.validate()...)
 	return errors.Join(errs...)

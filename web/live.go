@@ -68,6 +68,14 @@ type live struct {
 	closing <-chan struct{} // closed when the server stops: event streams end
 	az      *authz
 	kit     *kit
+	pos     PositionStore // latest fixes of the live units, and their updates (nil: none)
+}
+
+// withPositions adds the units' latest positions to the live list, and
+// wakes the wall's events on every new fix (positions.go).
+func (h *live) withPositions(p PositionStore) *live {
+	h.pos = p
+	return h
 }
 
 // newLive builds the live group; the relay reports to it the end of every
@@ -93,7 +101,8 @@ func (h *live) routes(r *router) {
 // and its viewer count on this node.
 type liveItem struct {
 	peer.Live
-	Viewers int `json:"viewers"`
+	Viewers  int             `json:"viewers"`
+	Position *index.Position `json:"position"` // the camera's latest fix (nil: none)
 }
 
 // list is every live recording: the cluster's, or this node's alone.
@@ -137,7 +146,32 @@ func (h *live) liveItems(r *http.Request) ([]liveItem, error) {
 			out = append(out, liveItem{Live: x, Viewers: h.relay.Viewers(x.RecordingID)})
 		}
 	}
+	h.addPositions(r.Context(), out)
 	return out, nil
+}
+
+// addPositions sets each item's latest fix, looked up by device. The wall
+// goes on without positions when the index cannot answer.
+func (h *live) addPositions(ctx context.Context, items []liveItem) {
+	if h.pos == nil || len(items) == 0 {
+		return
+	}
+	serials := make([]string, len(items))
+	for i, x := range items {
+		serials[i] = x.Device
+	}
+	latest, err := h.pos.LatestPositions(ctx, serials)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.kit.log.Warn("live list without positions", "err", err)
+		}
+		return
+	}
+	for i := range items {
+		if p, ok := latest[items[i].Device]; ok {
+			items[i].Position = &p
+		}
+	}
 }
 
 func (h *live) listLive(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +185,12 @@ func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w) // reaches Flush through the middleware's writers
 	ch, stop := h.watch()
 	defer stop()
+	var moved <-chan struct{} // new positions (nil: never)
+	if h.pos != nil {
+		c, stop := h.pos.WatchPositions()
+		defer stop()
+		moved = c
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -173,6 +213,17 @@ func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
 	if !send() {
 		return
 	}
+	changed := func() bool {
+		if !send() {
+			return false
+		}
+		select { // coalesce bursts
+		case <-time.After(500 * time.Millisecond):
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -186,12 +237,11 @@ func (h *live) liveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-ch:
-			if !send() {
+			if !changed() {
 				return
 			}
-			select { // coalesce bursts
-			case <-time.After(500 * time.Millisecond):
-			case <-r.Context().Done():
+		case <-moved:
+			if !changed() {
 				return
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // Page is a registered HTML page and the roles that may open it.
@@ -28,6 +29,7 @@ var pages = []Page{
 	{"/incidents", "incidents.html", staff},
 	{"/upload", "upload.html", uploaders},
 	{"/live", "live.html", supervisors},
+	{"/map", "map.html", supervisors},
 }
 
 // homeOf is where a role lands after logging in.
@@ -46,16 +48,25 @@ func homeOf(role string) string {
 	}
 }
 
+// tilesMeta is the placeholder of the map's tile server in a page; the
+// setting replaces its content once, at start.
+const tilesMeta = `<meta name="bwc-map-tiles" content="">`
+
 // pageRoutes serves the pages (behind the session check: a page needs a
-// session, not a CSRF token) and their assets.
-func pageRoutes(rt *router) {
+// session, not a CSRF token) and their assets. tiles is the map's tile
+// server URL template ("" : none): the pages name it, and their CSP lets
+// images come from its origin.
+func pageRoutes(rt *router, tiles string) {
 	static, _ := fs.Sub(staticFiles, "static")
 	mux := rt.mux
+	tileSrc := tileOrigin(tiles)
 	for _, p := range pages {
 		body, err := fs.ReadFile(static, p.File)
 		if err != nil {
 			panic("web: page " + p.File + " is not embedded")
 		}
+		body = bytes.Replace(body, []byte(tilesMeta),
+			[]byte(`<meta name="bwc-map-tiles" content="`+template.HTMLEscapeString(tiles)+`">`), 1)
 		mux.HandleFunc("GET "+p.Path, func(w http.ResponseWriter, r *http.Request) {
 			pr, _, err := rt.authenticate(r)
 			if err != nil {
@@ -77,7 +88,7 @@ func pageRoutes(rt *router) {
 			if rt.mfa != nil && !rt.mfa.pageGate(w, r, pr) {
 				return
 			}
-			servePage(w, body)
+			servePageImages(w, body, tileSrc)
 		})
 	}
 	login, err := fs.ReadFile(static, "login.html")
@@ -117,14 +128,35 @@ func pageRoutes(rt *router) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 }
 
-func servePage(w http.ResponseWriter, body []byte) {
+// tileOrigin is the scheme://host[:port] of a tile URL template ("" when
+// there is none or it is not an absolute http(s) URL).
+func tileOrigin(tiles string) string {
+	if tiles == "" {
+		return ""
+	}
+	u, err := url.Parse(strings.NewReplacer("{z}", "0", "{x}", "0", "{y}", "0", "{s}", "a").Replace(tiles))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+func servePage(w http.ResponseWriter, body []byte) { servePageImages(w, body, "") }
+
+// servePageImages serves a page whose images may also come from origin
+// (the map's tile server; "" : none).
+func servePageImages(w http.ResponseWriter, body []byte, origin string) {
+	imgSrc := "'self' data: blob:"
+	if origin != "" {
+		imgSrc += " " + origin
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src "+imgSrc+"; media-src 'self' blob:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }

@@ -39,6 +39,8 @@ func TestPagesAreRoleChecked(t *testing.T) {
 		{"wall without session", anon, "/wall", 303, "/?next=%2Fwall"},
 		{"wall as officer", officer, "/wall", 403, ""},
 		{"wall as supervisor", sup, "/wall", 200, ""},
+		{"map as supervisor", sup, "/map", 200, ""},
+		{"map as officer", officer, "/map", 403, ""},
 		{"wall as admin", admin, "/wall", 200, ""},
 		{"admin as supervisor", sup, "/admin", 403, ""},
 		{"admin as admin", admin, "/admin", 200, ""},
@@ -55,7 +57,7 @@ func TestPagesAreRoleChecked(t *testing.T) {
 	}
 	// every script and stylesheet a page refers to is served
 	ref := regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`)
-	for _, page := range []string{"/", "/wall", "/admin", "/account", "/dashboard", "/incidents", "/incident", "/upload"} {
+	for _, page := range []string{"/", "/wall", "/map", "/admin", "/account", "/dashboard", "/incidents", "/incident", "/upload"} {
 		_, _, body := get(admin, page+"?next=x")
 		for _, m := range ref.FindAllStringSubmatch(body, -1) {
 			if code, _, _ := get(anon, m[1]); code != 200 {
@@ -63,7 +65,7 @@ func TestPagesAreRoleChecked(t *testing.T) {
 			}
 		}
 	}
-	for _, js := range []string{"app.js", "wall.js", "whep.js", "admin.js", "login.js", "i18n/en.json", "i18n/zh.json"} {
+	for _, js := range []string{"app.js", "wall.js", "whep.js", "admin.js", "login.js", "map.js", "mappage.js", "leaflet/leaflet.js", "i18n/en.json", "i18n/zh.json"} {
 		if code, _, body := get(anon, "/assets/"+js); code != 200 || strings.TrimSpace(body) == "" {
 			t.Errorf("/assets/%s = %d", js, code)
 		}

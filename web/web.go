@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -49,6 +50,7 @@ type Index interface {
 	UserScopes
 	SecondFactors
 	OIDCStore
+	PositionStore
 }
 
 // Ingest is what web needs of the live ingest: the live list, and the
@@ -177,11 +179,12 @@ func (s *Server) build(o Options) http.Handler {
 		newSingleSignOn(cfg.OIDC, db, acc, k),
 		&userScopes{db: db, kit: k},
 		&auditTrail{log: o.Audit, az: az, kit: k},
+		&positions{db: db, az: az, kit: k, now: time.Now},
 		&roster{db: db, scoped: db, camera: o.Ingest, gb: o.GB, az: az, kit: k},
 		&incidents{db: db, linker: db, dashboards: db, timeline: db, scoped: db, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&recordings{db: db, officers: db, incidents: finder, refresh: refresh, linkBuffer: cfg.LinkBuffer, az: az, kit: k},
 		&holds{holds: o.Holds, az: az, kit: k},
-		newLive(o.Ingest, o.Cluster, o.Peers, o.Relay, s.closing, az, k),
+		newLive(o.Ingest, o.Cluster, o.Peers, o.Relay, s.closing, az, k).withPositions(db),
 		newReplays(db, o.Objects, o.Audio, az, k),
 		&exports{db: db, scoped: db, builder: o.Exports, incidents: finder, files: objectFiles{o.Objects, k}, approval: cfg.ExportApproval, az: az, kit: k},
 		&uploads{service: o.Uploads, db: db, az: az, kit: k},
@@ -191,7 +194,7 @@ func (s *Server) build(o Options) http.Handler {
 	r.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such API endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	pageRoutes(r)
+	pageRoutes(r, cfg.MapTiles)
 	s.routes = r.table
 	return e.wrap(instrument(o.Metrics, r.mux))
 }

@@ -142,7 +142,7 @@ func (c Config) webConfig() (web.Config, error) {
 		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 		LoginRate: c.LoginRate, LoginBurst: c.LoginBurst, UnauthRate: c.UnauthRate, UnauthBurst: c.UnauthBurst,
 		HashSlots: c.LoginHashSlots, HashWait: c.LoginHashWait, AuditReadPeriod: c.AuditReadPeriod,
-		MFARequiredRoles: splitList(c.MFARequiredRoles)}, err
+		MFARequiredRoles: splitList(c.MFARequiredRoles), MapTiles: c.MapTiles}, err
 }
 
 // oidcConfig is the single sign-on part of the web config (zero: off).

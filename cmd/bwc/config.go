@@ -62,6 +62,7 @@ type Config struct {
 	LoginHashWait     time.Duration // -login-hash-wait: wait for a password-check slot, then 503
 	AuditReadPeriod   time.Duration // -audit-read-period: reads and refusals audited once per user, route and object per period, with a count
 	MFARequiredRoles  string        // -mfa-required-roles: roles that must have a second factor (comma-separated); empty: none
+	MapTiles          string        // -map-tiles: the map's tile server URL template ({z}/{x}/{y}); empty: no tiles, a plain background
 
 	// single sign-on (OpenID Connect); off without an issuer
 	OIDCIssuer      string // -oidc-issuer: the identity provider's issuer URL; empty: off
@@ -324,6 +325,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LoginHashWait, "login-hash-wait", c.LoginHashWait, "a login waits at most this for a password-check slot, then gets 503")
 	fs.DurationVar(&c.AuditReadPeriod, "audit-read-period", c.AuditReadPeriod, "reads and refusals are audited once per user, route and object per period at once, and their repeats as one event with a count when it ends")
 	fs.StringVar(&c.MFARequiredRoles, "mfa-required-roles", c.MFARequiredRoles, "comma-separated roles that must have a second factor (TOTP): until they enrol, their sessions may only enrol; empty: none")
+	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "the map's tile server, a URL template such as https://tiles.example/{z}/{x}/{y}.png (the police network's own); empty: no tiles, units and incidents on a plain background")
 
 	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "single sign-on: the OpenID Connect provider's issuer URL; empty: off (local accounts only)")
 	fs.StringVar(&c.OIDCName, "oidc-name", c.OIDCName, "single sign-on: the provider's name on the login page (\"Sign in with <name>\")")
@@ -495,6 +497,10 @@ func (c Config) validateHTTP(v *validation) {
 	v.check(c.AuditReadPeriod >= time.Second && c.AuditReadPeriod <= 24*time.Hour, "audit-read-period", "1s to 24h")
 	for _, role := range splitList(c.MFARequiredRoles) {
 		v.check(index.ValidRole(role), "mfa-required-roles", fmt.Sprintf("%q is not officer, supervisor, reviewer or admin", role))
+	}
+	if c.MapTiles != "" {
+		v.check(isHTTPURL(c.MapTiles) && strings.Contains(c.MapTiles, "{z}") && strings.Contains(c.MapTiles, "{x}") && strings.Contains(c.MapTiles, "{y}"),
+			"map-tiles", fmt.Sprintf("%q is not an http(s) URL template with {z}, {x} and {y}", c.MapTiles))
 	}
 	if c.OIDCIssuer != "" {
 		v.check(isHTTPURL(c.OIDCIssuer), "oidc-issuer", fmt.Sprintf("%q is not an http(s) URL", c.OIDCIssuer))

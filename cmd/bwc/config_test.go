@@ -49,6 +49,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 	}{
 		{"", func(*Config) {}},
 		{"", func(c *Config) { c.LinkBuffer = 0 }}, // exactly the assignment window
+		{"", func(c *Config) { c.MapTiles = "https://tiles.police.example/{z}/{x}/{y}.png" }},
 		{"", func(c *Config) { c.LoginRate, c.UnauthRate, c.UploadMinFree = 0, 0, 0 }},
 		{"http-addr", func(c *Config) { c.HTTPAddr = "8080" }},
 		{"pprof-addr", func(c *Config) { c.PprofAddr = "localhost" }},
@@ -102,6 +103,8 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"webrtc-ice-servers", func(c *Config) { c.WebRTCICEServers = "http://stun.example" }},
 		{"tls-cert, tls-key", func(c *Config) { c.TLSCert = "/etc/bwc/cert.pem" }},
 		{"trusted-proxies", func(c *Config) { c.TrustedProxies = "10.0.0.0/8,proxy.example" }},
+		{"map-tiles", func(c *Config) { c.MapTiles = "https://tiles.example/tile.png" }}, // no {z}/{x}/{y}
+		{"map-tiles", func(c *Config) { c.MapTiles = "file:///srv/tiles/{z}/{x}/{y}.png" }},
 		{"http-read-header-timeout, http-read-timeout, http-write-timeout, http-idle-timeout", func(c *Config) { c.ReadTimeout = 0 }},
 		{"http-read-header-timeout, http-read-timeout, http-write-timeout, http-idle-timeout", func(c *Config) { c.WriteTimeout = -time.Second }},
 		{"http-max-header-bytes", func(c *Config) { c.MaxHeaderBytes = 100 }},

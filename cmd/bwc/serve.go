@@ -190,7 +190,7 @@ func (p *platform) buildMedia(cfg Config, key ed25519.PrivateKey, reg *prometheu
 	p.services = append(p.services, p.ingest)
 	if cfg.GBSIPAddr != "" {
 		// GB/T 28181 devices feed the same hub; positions: no sink yet
-		if p.gb, err = gb28181.New(cfg.gbConfig(), p.db, p.ingest, nil, reg, log.With("component", "gb28181")); err != nil {
+		if p.gb, err = gb28181.New(cfg.gbConfig(), p.db, p.ingest, p.db, reg, log.With("component", "gb28181")); err != nil {
 			return err
 		}
 		p.services = append(p.services, p.gb) // closed before the ingest

@@ -90,22 +90,11 @@ type hub interface {
 	OpenFeed(spec ingest.FeedSpec) (*ingest.Feed, error)
 }
 
-// Position is one position a device reported (MobilePosition).
-type Position struct {
-	DeviceID  string // the GB/T 28181 device ID
-	Device    index.Device
-	Time      time.Time // when the device measured it
-	Longitude float64
-	Latitude  float64
-	Speed     float64 // km/h
-	Direction float64 // degrees from north, clockwise
-	Altitude  float64 // metres
-}
-
-// PositionSink takes the positions devices report (the positions store);
+// positionStore keeps the positions devices report (MobilePosition):
+// index.AddPosition, the one store and validation of every source's fixes;
 // nil: positions are parsed and dropped.
-type PositionSink interface {
-	DevicePosition(ctx context.Context, p Position) error
+type positionStore interface {
+	AddPosition(ctx context.Context, p index.Position) error
 }
 
 // Server is the GB/T 28181 device access server.
@@ -113,7 +102,7 @@ type Server struct {
 	cfg       Config
 	db        devices
 	hub       hub
-	positions PositionSink
+	positions positionStore
 	log       *slog.Logger
 	met       *metrics
 	nonceKey  []byte
@@ -142,7 +131,7 @@ type Server struct {
 // New validates the configuration and binds the listeners (so that the
 // caller knows the addresses before Run: SIPAddr and MediaAddr may give
 // port 0).
-func New(cfg Config, db devices, h hub, positions PositionSink, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
+func New(cfg Config, db devices, h hub, positions positionStore, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,25 +41,17 @@ type world struct {
 	officer index.Officer
 	device  index.Device
 	streams chan *media.Reader
-	pos     *positions
 }
 
-type positions struct {
-	mu  sync.Mutex
-	got []Position
-}
-
-func (p *positions) DevicePosition(_ context.Context, pos Position) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.got = append(p.got, pos)
-	return nil
-}
-
-func (p *positions) list() []Position {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Position(nil), p.got...)
+// positions are the device's stored fixes (the real store, index.AddPosition).
+func (w *world) positions(t *testing.T) []index.Position {
+	t.Helper()
+	now := time.Now()
+	ps, err := w.db.Positions(context.Background(), w.device.Serial, now.Add(-time.Hour), now.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
 
 // gbID makes a fresh 20-digit device ID (the tests share a database).
@@ -71,7 +62,7 @@ func gbID() string {
 func newWorld(t *testing.T, mediaTransport string, cfg Config) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{db: storagetest.NewDB(t), reg: prometheus.NewRegistry(), streams: make(chan *media.Reader, 8), pos: &positions{}}
+	w := &world{db: storagetest.NewDB(t), reg: prometheus.NewRegistry(), streams: make(chan *media.Reader, 8)}
 	var err error
 	if w.officer, err = w.db.CreateOfficer(ctx, index.Officer{Badge: "3001", Name: "Li Si", Unit: "Patrol 2"}); err != nil {
 		t.Fatal(err)
@@ -101,7 +92,7 @@ func newWorld(t *testing.T, mediaTransport string, cfg Config) *world {
 		t.Fatalf("ingest: %v", err)
 	}
 	cfg = testConfig(cfg)
-	if w.gb, err = New(cfg, w.db, w.ing, w.pos, w.reg, log.With("component", "gb28181")); err != nil {
+	if w.gb, err = New(cfg, w.db, w.ing, w.db, w.reg, log.With("component", "gb28181")); err != nil {
 		t.Fatal(err)
 	}
 	gctx, gcancel := context.WithCancel(context.Background())
@@ -243,13 +234,15 @@ func TestDeviceRecords(t *testing.T) {
 				t.Fatalf("devices = %+v", st)
 			}
 
-			// a position sent as MESSAGE reaches the sink
-			code, err = dev.Message(fmt.Sprintf("<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Time>2026-12-01T10:00:00</Time>\r\n<Longitude>121.4737</Longitude>\r\n<Latitude>31.2304</Latitude>\r\n<Speed>12.5</Speed>\r\n<Direction>90</Direction>\r\n</Notify>\r\n", w.device.GBID))
+			// a position sent as MESSAGE is stored (device local time, as GB/T 28181 devices send it)
+			fix := time.Now().Add(-time.Minute).Truncate(time.Second)
+			code, err = dev.Message(fmt.Sprintf("<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>9</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Time>%s</Time>\r\n<Longitude>121.4737</Longitude>\r\n<Latitude>31.2304</Latitude>\r\n<Speed>12.5</Speed>\r\n<Direction>90</Direction>\r\n</Notify>\r\n", w.device.GBID, fix.Format("2006-01-02T15:04:05")))
 			if err != nil || code != 200 {
 				t.Fatalf("position: %d %v", code, err)
 			}
-			mediatest.Eventually(t, "position stored", func() bool { return len(w.pos.list()) == 1 })
-			if p := w.pos.list()[0]; p.Latitude != 31.2304 || p.Longitude != 121.4737 || p.Speed != 12.5 || p.Device.ID != w.device.ID {
+			mediatest.Eventually(t, "position stored", func() bool { return len(w.positions(t)) == 1 })
+			if p := w.positions(t)[0]; p.Lat != 31.2304 || p.Lon != 121.4737 || p.Speed == nil || *p.Speed != 12.5 ||
+				p.Direction == nil || *p.Direction != 90 || !p.At.Equal(fix) || p.Source != index.PositionGB28181 {
 				t.Fatalf("position = %+v", p)
 			}
 
@@ -315,8 +308,8 @@ func TestRefusedRegistrations(t *testing.T) {
 	other := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, "", "UDP")
 	before := w.counter("refused", "source_mismatch")
 	code, err := other.Message(fmt.Sprintf("<?xml version=\"1.0\"?><Notify><CmdType>MobilePosition</CmdType><SN>1</SN><DeviceID>%s</DeviceID><Longitude>1</Longitude><Latitude>2</Latitude></Notify>", w.device.GBID))
-	if err != nil || code != 403 || w.counter("refused", "source_mismatch") != before+1 || len(w.pos.list()) != 0 {
-		t.Fatalf("position from another address: %d %v, positions %v", code, err, w.pos.list())
+	if err != nil || code != 403 || w.counter("refused", "source_mismatch") != before+1 || len(w.positions(t)) != 0 {
+		t.Fatalf("position from another address: %d %v, positions %v", code, err, w.positions(t))
 	}
 }
 

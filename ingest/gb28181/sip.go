@@ -289,17 +289,18 @@ func (s *Server) manscdpRequest(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// position hands a MobilePosition to the sink.
+// position stores a MobilePosition.
 func (s *Server) position(d index.Device, m manscdp) {
 	s.met.positions.Inc()
 	if s.positions == nil {
 		return
 	}
-	p := Position{DeviceID: d.GBID, Device: d, Time: parsePositionTime(m.Time, s.now()), Longitude: m.Longitude,
-		Latitude: m.Latitude, Speed: m.Speed, Direction: m.Direction, Altitude: m.Altitude}
+	speed, dir := m.Speed, m.Direction
+	p := index.Position{Device: d.Serial, At: parsePositionTime(m.Time, s.now()), Lat: m.Latitude, Lon: m.Longitude,
+		Speed: &speed, Direction: &dir, Source: index.PositionGB28181}
 	ctx, cancel := context.WithTimeout(s.ctx, 3*time.Second)
 	defer cancel()
-	if err := s.positions.DevicePosition(ctx, p); err != nil {
+	if err := s.positions.AddPosition(ctx, p); err != nil {
 		s.log.Warn("device position not stored", "device", d.GBID, "err", err)
 	}
 }

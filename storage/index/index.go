@@ -75,6 +75,8 @@ type DB struct {
 	now  func() time.Time
 
 	secrets cipher.AEAD // seals second-factor secrets (SetSecretsKey, mfa.go)
+
+	positions positionWatch // woken when positions are stored (positions.go)
 }
 
 // Open connects to PostgreSQL as the URL's login and checks the

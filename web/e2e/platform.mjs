@@ -114,7 +114,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null,
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    url, env, database: db.href, rtsp: `127.0.0.1:${rtspPort}`,
+    url, env, database: db.href, rtsp: `127.0.0.1:${rtspPort}`, pid: proc.pid,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));

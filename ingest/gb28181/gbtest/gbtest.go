@@ -259,14 +259,34 @@ func NewDevice(t testing.TB, platform, serverID, domain, id, secret, transport s
 }
 
 func (d *Device) Close() {
+	d.mu.Lock()
+	select {
+	case <-d.stop:
+		d.mu.Unlock()
+		return
+	default:
+	}
+	close(d.stop)
+	d.mu.Unlock()
+	d.wg.Wait()
+	_ = d.ua.Close()
+}
+
+// spawn runs f in a goroutine Close waits for; after Close, never (a
+// WaitGroup's Add must not race its Wait).
+func (d *Device) spawn(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	select {
 	case <-d.stop:
 		return
 	default:
 	}
-	close(d.stop)
-	d.wg.Wait()
-	_ = d.ua.Close()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
 }
 
 func (d *Device) request(method sip.RequestMethod, to string, body []byte) *sip.Request {
@@ -319,9 +339,7 @@ func (d *Device) Message(body string) (int, error) {
 
 // keepAlive sends a Keepalive every interval while d.keepalive.
 func (d *Device) KeepAlive(interval time.Duration) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.spawn(func() {
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
 		for sn := 1; ; sn++ {
@@ -337,7 +355,7 @@ func (d *Device) KeepAlive(interval time.Duration) {
 				_, _ = d.Message(fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>%d</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n", sn, d.id))
 			}
 		}
-	}()
+	})
 }
 
 func (d *Device) SetKeepalive(on bool) {
@@ -360,11 +378,9 @@ func (d *Device) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	d.CatalogAsked.Add(1)
 	body := fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>%s</SN>\r\n<DeviceID>%s</DeviceID>\r\n<SumNum>1</SumNum>\r\n<DeviceList Num=\"1\">\r\n<Item>\r\n<DeviceID>%s</DeviceID>\r\n<Name>执法记录仪</Name>\r\n<Status>ON</Status>\r\n</Item>\r\n</DeviceList>\r\n</Response>\r\n", m.SN, d.id, d.Channel())
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.spawn(func() {
 		_, _ = d.Message(body)
-	}()
+	})
 }
 
 // onInvite answers the platform's INVITE and, once ACKed, sends the PS
@@ -411,13 +427,11 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if d.Media == MediaNone {
 		return
 	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.spawn(func() {
 		if err := d.sendMedia(dlg, net.JoinHostPort(host, port), tcp, ssrc, 0); err != nil {
 			d.t.Logf("device: media: %v", err)
 		}
-	}()
+	})
 }
 
 // sendMedia sends the PS stream as RTP, paced by its clock, until it ends,

@@ -56,9 +56,9 @@ export function header(me) {
   const nav = document.querySelector('header.top nav');
   const links = {
     officer: [['/upload', 'nav.upload']],
-    supervisor: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload']],
+    supervisor: [['/wall', 'nav.wall'], ['/map', 'nav.map'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload']],
     reviewer: [['/incidents', 'nav.incidents']],
-    admin: [['/wall', 'nav.wall'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload'], ['/admin', 'nav.admin']],
+    admin: [['/wall', 'nav.wall'], ['/map', 'nav.map'], ['/incidents', 'nav.incidents'], ['/dashboard', 'nav.dashboard'], ['/upload', 'nav.upload'], ['/admin', 'nav.admin']],
   }[me.role] || [];
   nav.replaceChildren(...[...links, ['/account', 'nav.account'], ['/mfa', 'nav.mfa']].map(([href, key]) => { const a = document.createElement('a'); a.href = href; a.textContent = t(key); return a; }));
   document.querySelector('header.top .who').textContent = `${me.login} · ${t('role.' + me.role)}`;
