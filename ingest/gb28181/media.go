@@ -49,7 +49,6 @@ type session struct {
 	audioOpened bool
 	ps          *psDemuxer
 	es          *esDemuxer
-	err         error
 }
 
 const inQueue = 1024

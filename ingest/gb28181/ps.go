@@ -40,11 +40,10 @@ type pes struct {
 }
 
 type psDemuxer struct {
-	buf    []byte
-	types  map[byte]byte // stream_id -> stream_type (program stream map)
-	onPES  func(pes)
-	mpeg1  bool
-	synced bool
+	buf   []byte
+	types map[byte]byte // stream_id -> stream_type (program stream map)
+	onPES func(pes)
+	mpeg1 bool
 }
 
 func newPSDemuxer(onPES func(pes)) *psDemuxer {

@@ -86,10 +86,10 @@ func (f FFmpeg) StartOpus(conf []byte, queue int, out func(Packet)) (*Live, erro
 	}()
 	go func() { // its output, then its end
 		defer l.wg.Done()
-		rerr := readOpus(stdout, out)
-		cancel() // output over: nothing more to convert
+		rerr := readOpus(stdout, out) // never nil: io.EOF at the child's clean end
+		cancel()                      // output over: nothing more to convert
 		werr := cmd.Wait()
-		if ctx.Err() == nil || rerr != nil && !errors.Is(rerr, io.EOF) {
+		if !errors.Is(rerr, io.EOF) {
 			l.err = errors.Join(rerr, werr, errors.New(strings.TrimSpace(stderr.String())))
 		}
 	}()
