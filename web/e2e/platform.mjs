@@ -53,15 +53,20 @@ function ready(url, ca) {
 // ({ cert, key } files) serves it over HTTPS. mfaRequiredRoles is
 // -mfa-required-roles: none by default, as the tests sign in as admin and
 // supervisor with a password; null keeps the server's default
-// (admin,supervisor).
-export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null, mfaRequiredRoles = '', httpPort = null } = {}) {
+// (admin,supervisor). sharing (a platform startPlatform returned) starts
+// another node of that platform: its database, bucket and signing key (the
+// platform's one), nothing created or seeded, and its stop leaves them to
+// the first node's (give each node its own -node).
+export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null, mfaRequiredRoles = '', httpPort = null, sharing = null } = {}) {
   const bin = need('BWC_BIN');
   const admin = new URL(need('BWC_TEST_DATABASE_URL'));
-  const name = `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const name = sharing ? sharing.name : `e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
   // owned by the schema owner, who migrates it (-migrate-database-url);
   // the server logs in as the application's login
-  const created = spawnSync('psql', [admin.href, '-qc', `CREATE DATABASE ${name} OWNER bwc_owner`], { encoding: 'utf8' });
-  if (created.status !== 0) throw new Error(`create database: ${created.stderr}`);
+  if (!sharing) {
+    const created = spawnSync('psql', [admin.href, '-qc', `CREATE DATABASE ${name} OWNER bwc_owner`], { encoding: 'utf8' });
+    if (created.status !== 0) throw new Error(`create database: ${created.stderr}`);
+  }
   const db = new URL(need('BWC_TEST_DATABASE_APP_URL'));
   db.pathname = '/' + name;
   const owner = new URL(need('BWC_TEST_DATABASE_OWNER_URL'));
@@ -86,7 +91,7 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null,
     BWC_WEBRTC_TCP_ADDR: `127.0.0.1:${webrtcPort}`,
     BWC_SPOOL_DIR: path.join(dir, 'spool'),
     BWC_UPLOAD_DIR: path.join(dir, 'uploads'),
-    BWC_SIGNING_KEY: path.join(dir, 'signing-key.pem'),
+    BWC_SIGNING_KEY: sharing ? sharing.env.BWC_SIGNING_KEY : path.join(dir, 'signing-key.pem'),
     BWC_RECONNECT_GRACE: '2s',
     BWC_LOG_LEVEL: process.env.BWC_E2E_LOG_LEVEL || 'warn',
     ...(tls ? { BWC_TLS_CERT: tls.cert, BWC_TLS_KEY: tls.key } : {}),
@@ -95,13 +100,15 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null,
   // the operator's step: the bucket, as the MinIO administrator (the
   // server's identity may not create buckets); the tests' identity and its
   // policy on t-* stay as scripts/services.sh made them
-  const storage = spawnSync(bin, ['setup-storage', '-s3-policy-buckets', 't-*'], {
-    env: { ...env, BWC_S3_ADMIN_ACCESS_KEY: need('BWC_TEST_S3_ADMIN_ACCESS_KEY'), BWC_S3_ADMIN_SECRET_KEY: need('BWC_TEST_S3_ADMIN_SECRET_KEY') },
-    encoding: 'utf8',
-  });
-  if (storage.status !== 0) throw new Error(`setup-storage: ${storage.stderr}`);
-  const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
-  if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
+  if (!sharing) {
+    const storage = spawnSync(bin, ['setup-storage', '-s3-policy-buckets', 't-*'], {
+      env: { ...env, BWC_S3_ADMIN_ACCESS_KEY: need('BWC_TEST_S3_ADMIN_ACCESS_KEY'), BWC_S3_ADMIN_SECRET_KEY: need('BWC_TEST_S3_ADMIN_SECRET_KEY') },
+      encoding: 'utf8',
+    });
+    if (storage.status !== 0) throw new Error(`setup-storage: ${storage.stderr}`);
+    const seeded = spawnSync(bin, ['seed-demo'], { env, encoding: 'utf8' });
+    if (seeded.status !== 0) throw new Error(`seed-demo: ${seeded.stderr}`);
+  }
   const mfaArgs = mfaRequiredRoles === null ? [] : [`-mfa-required-roles=${mfaRequiredRoles}`];
   const proc = spawn(bin, ['serve', ...mfaArgs, ...extraArgs], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
@@ -114,11 +121,11 @@ export async function startPlatform({ extraArgs = [], extraEnv = {}, tls = null,
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    url, env, database: db.href, rtsp: `127.0.0.1:${rtspPort}`, pid: proc.pid,
+    url, env, name, database: db.href, rtsp: `127.0.0.1:${rtspPort}`, pid: proc.pid,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
-      spawnSync('psql', [admin.href, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+      if (!sharing) spawnSync('psql', [admin.href, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
     },
   };
 }
