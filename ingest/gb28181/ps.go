@@ -118,8 +118,12 @@ func (d *psDemuxer) unit(b []byte) (int, error) {
 			if len(b) < 14 {
 				return 0, nil
 			}
+			n := 14 + int(b[13]&0x07) // with its stuffing bytes
+			if len(b) < n {
+				return 0, nil
+			}
 			d.mpeg1 = false
-			return 14 + int(b[13]&0x07), nil
+			return n, nil
 		}
 		if len(b) < 12 {
 			return 0, nil
