@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -44,12 +45,13 @@ type Config struct {
 	DevicesReload time.Duration // device secrets cache refresh (auth works while PostgreSQL is down)
 
 	// limits (see limits.go); all positive
-	MaxConns              int           // RTSP(S) connections at once, over all addresses
-	MaxConnsPerAddr       int           // connections not yet publishing, per remote address
-	HandshakeTimeout      time.Duration // a connection that has not reached RECORD within it is closed
-	AuthFailuresPerAddr   int           // failed authentications per window before an address is throttled
-	AuthFailuresPerDevice int           // failed authentications per window before a device serial is throttled
-	AuthFailureWindow     time.Duration // the throttling window
+	MaxConns              int            // RTSP(S) connections at once, over all addresses
+	MaxConnsPerAddr       int            // connections not yet publishing, per remote address
+	HandshakeTimeout      time.Duration  // a connection that has not reached RECORD within it is closed
+	AuthFailuresPerAddr   int            // failed authentications per window before an address is throttled
+	AuthFailuresPerDevice int            // failed authentications per window before a device serial is throttled
+	AuthFailureWindow     time.Duration  // the throttling window
+	ProxyProtocolFrom     []netip.Prefix // TCP balancers whose connections open with a PROXY protocol header naming the camera's address; empty: none
 
 	// RTSPS (RTSP over TLS); empty RTSPSAddr: off
 	RTSPSAddr  string
@@ -218,6 +220,7 @@ func (s *Server) newRTSPServer(name, addr string, tc *tls.Config) *gortsplib.Ser
 		Listen: func(network, address string) (net.Listener, error) {
 			ln, err := newGuardedListener(name, network, address, net.Listen, s.limits, s.log, s.logs, s.met)
 			if err == nil {
+				ln.proxies = s.cfg.ProxyProtocolFrom
 				s.mu.Lock()
 				s.lns[name] = ln
 				s.mu.Unlock()

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // guardedListener is the listener handed to gortsplib. gortsplib ends the
@@ -22,7 +25,11 @@ import (
 //     error, the listener is reported down (Check names it) and it listens
 //     again on the same address with backoff until it succeeds.
 //
-// Every accepted connection goes through the connection limits.
+// Every accepted connection goes through the connection limits. A
+// connection from a trusted balancer (proxies, -rtsp-proxy-protocol-from)
+// must open with a PROXY protocol header (v1 or v2), whose source address
+// is then the connection's: the limits, the logs and the live list see the
+// camera's address, not the balancer's.
 type guardedListener struct {
 	name    string // "RTSP listener" or "RTSPS listener"
 	network string
@@ -32,6 +39,7 @@ type guardedListener struct {
 	log     *slog.Logger
 	logs    *rareLog
 	met     *metrics
+	proxies []netip.Prefix // balancers whose connections carry a PROXY header (set before the first Accept)
 
 	closing chan struct{}
 
@@ -105,6 +113,11 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		delay = 0
+		c, reason := l.unwrapProxy(c)
+		if c == nil {
+			l.met.connsRefused.WithLabelValues(reason).Inc()
+			continue
+		}
 		tc, reason := l.lim.admit(c)
 		if tc == nil {
 			l.met.connsRefused.WithLabelValues(reason).Inc()
@@ -115,6 +128,47 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		return tc, nil
 	}
+}
+
+// proxyHeaderWait bounds the wait for a trusted balancer's PROXY header.
+// HAProxy writes it as soon as it connects to the node, before any byte of
+// the camera's, so the wait is a bound against a broken balancer, not a
+// tuning value; it is short because Accept waits with it.
+const proxyHeaderWait = 2 * time.Second
+
+// unwrapProxy reads the PROXY protocol header of a connection from a
+// trusted balancer and returns the connection with the camera's address as
+// its remote address; a connection from any other address is returned as
+// it is (a PROXY header it sends is just bytes that are not RTSP: nobody
+// else can claim an address). nil (closed) with the refusal's reason when a
+// trusted balancer's connection has no valid header.
+func (l *guardedListener) unwrapProxy(c net.Conn) (net.Conn, string) {
+	if len(l.proxies) == 0 {
+		return c, ""
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil || !addrIn(ap.Addr(), l.proxies) {
+		return c, ""
+	}
+	pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(proxyHeaderWait))
+	if pc.ProxyHeader() == nil { // missing, malformed or too slow
+		c.Close()
+		l.logs.warn("refused proxy_header", "RTSP connection from a trusted balancer without a valid PROXY protocol header: closed",
+			"remote", c.RemoteAddr().String(), "addr", l.addr)
+		return nil, "proxy_header"
+	}
+	return pc, ""
+}
+
+// addrIn reports whether a is in one of the prefixes.
+func addrIn(a netip.Addr, prefixes []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // restart reports the listener down and listens again with backoff. It

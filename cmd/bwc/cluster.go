@@ -52,6 +52,7 @@ func newClusterNode(cfg Config, name, dir, bin string, pre, env []string) (*clus
 	}
 	cfg.Node = name
 	cfg.HTTPAddr, cfg.RTSPAddr = n.HTTP, n.RTSP
+	cfg.RTSPProxyProtocolFrom = "127.0.0.1" // HAProxy, which sends the PROXY protocol (haproxyConfig)
 	cfg.WebRTCUDPAddr, cfg.WebRTCTCPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SpoolDir = filepath.Join(dir, name, "spool")
 	cfg.UploadDir = filepath.Join(dir, name, "uploads")
@@ -211,7 +212,9 @@ func (n *clusterNode) Output(max int) string {
 // /readyz (a node that is not ready, or whose heartbeat is stale, gets no
 // new camera; the cameras it has keep their connections: a check that
 // fails for a moment must not cut recordings, and a dead node's
-// connections break by themselves). The production configuration is the
+// connections break by themselves), each connection opened with a PROXY
+// protocol v2 header naming the camera (the nodes trust it from the
+// balancer only: -rtsp-proxy-protocol-from). The production configuration is the
 // same (README).
 func haproxyConfig(front string, nodes []*clusterNode, check time.Duration) string {
 	var b strings.Builder
@@ -238,7 +241,7 @@ backend bwc_rtsp
 `, ms, front, ms)
 	for _, n := range nodes {
 		_, port, _ := net.SplitHostPort(n.HTTP)
-		fmt.Fprintf(&b, "    server %s %s check port %s\n", n.Name, n.RTSP, port)
+		fmt.Fprintf(&b, "    server %s %s check port %s send-proxy-v2\n", n.Name, n.RTSP, port)
 	}
 	return b.String()
 }

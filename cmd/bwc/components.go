@@ -42,7 +42,8 @@ func (c Config) archiveConfig() archive.Config {
 }
 
 func (c Config) ingestConfig() ingest.Config {
-	return ingest.Config{RTSPAddr: c.RTSPAddr, PublicHost: c.CameraHost, UDPRTPAddr: c.RTSPUDPRTPAddr, UDPRTCPAddr: c.RTSPUDPRTCPAddr,
+	balancers, _ := web.ParseTrustedProxies(splitList(c.RTSPProxyProtocolFrom)) // the one parser of address lists; checked by Validate
+	return ingest.Config{ProxyProtocolFrom: balancers, RTSPAddr: c.RTSPAddr, PublicHost: c.CameraHost, UDPRTPAddr: c.RTSPUDPRTPAddr, UDPRTCPAddr: c.RTSPUDPRTCPAddr,
 		Grace: c.ReconnectGrace, MediaTimeout: c.MediaTimeout, LinkBuffer: c.LinkBuffer,
 		LinkInterval: c.LinkInterval, MaxClockSkew: c.MaxClockSkew, DevicesReload: c.DevicesReload,
 		MaxConns: c.RTSPMaxConns, MaxConnsPerAddr: c.RTSPMaxConnsPerAddr, HandshakeTimeout: c.RTSPHandshakeTimeout,

@@ -19,7 +19,7 @@ func filledConfig(t *testing.T) Config {
 	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	special := map[string]any{"TrustedProxies": "10.0.0.0/8", "WebRTCPublicIPs": "203.0.113.7", "WebRTCICEServers": "stun:stun.example:3478",
+	special := map[string]any{"TrustedProxies": "10.0.0.0/8", "RTSPProxyProtocolFrom": "10.0.0.5", "WebRTCPublicIPs": "203.0.113.7", "WebRTCICEServers": "stun:stun.example:3478",
 		"OIDCIssuer": "https://idp.example", "OIDCClientID": "bwc", "OIDCSecretFile": secret, "OIDCRedirectURL": "https://bwc.example/auth/oidc/callback"}
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {

@@ -99,6 +99,7 @@ type Config struct {
 	RTSPAuthFailuresPerAddr   int           // -rtsp-auth-failures-per-addr
 	RTSPAuthFailuresPerDevice int           // -rtsp-auth-failures-per-device
 	RTSPAuthFailureWindow     time.Duration // -rtsp-auth-failure-window
+	RTSPProxyProtocolFrom     string        // -rtsp-proxy-protocol-from: CIDRs of TCP balancers sending a PROXY header; empty: none
 	RTSPSAddr                 string        // -rtsps-addr; empty: off
 	RTSPTLSCert               string        // -rtsp-tls-cert
 	RTSPTLSKey                string        // -rtsp-tls-key
@@ -350,6 +351,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTSPAuthFailuresPerAddr, "rtsp-auth-failures-per-addr", c.RTSPAuthFailuresPerAddr, "failed camera authentications from one address per window before it is throttled")
 	fs.IntVar(&c.RTSPAuthFailuresPerDevice, "rtsp-auth-failures-per-device", c.RTSPAuthFailuresPerDevice, "failed authentications for one device per window before it is throttled")
 	fs.DurationVar(&c.RTSPAuthFailureWindow, "rtsp-auth-failure-window", c.RTSPAuthFailureWindow, "window of the failed-authentication throttling")
+	fs.StringVar(&c.RTSPProxyProtocolFrom, "rtsp-proxy-protocol-from", c.RTSPProxyProtocolFrom, "comma-separated CIDRs of TCP load balancers in front of the RTSP(S) listeners whose connections open with a PROXY protocol header (HAProxy send-proxy-v2) naming the camera's address; a connection from them without one is refused; empty: none")
 	fs.StringVar(&c.RTSPSAddr, "rtsps-addr", c.RTSPSAddr, "address cameras publish to over RTSPS (RTSP over TLS); needs -rtsp-tls-cert and -rtsp-tls-key; empty: off")
 	fs.StringVar(&c.RTSPTLSCert, "rtsp-tls-cert", c.RTSPTLSCert, "PEM certificate (chain) file of the RTSPS server (re-read when it changes)")
 	fs.StringVar(&c.RTSPTLSKey, "rtsp-tls-key", c.RTSPTLSKey, "PEM private key file of -rtsp-tls-cert")
@@ -484,6 +486,9 @@ func (c Config) validateBasics(v *validation) {
 // validateHTTP checks the HTTP edge's settings.
 func (c Config) validateHTTP(v *validation) {
 	v.check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert, tls-key", "set both or neither")
+	if _, err := web.ParseTrustedProxies(splitList(c.RTSPProxyProtocolFrom)); err != nil {
+		v.check(false, "rtsp-proxy-protocol-from", err.Error())
+	}
 	if _, err := web.ParseTrustedProxies(splitList(c.TrustedProxies)); err != nil {
 		v.check(false, "trusted-proxies", err.Error())
 	}
