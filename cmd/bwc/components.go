@@ -55,7 +55,8 @@ func (c Config) ingestConfig() ingest.Config {
 // gbConfig: GB/T 28181 device access (on when -gb-sip-addr is set).
 func (c Config) gbConfig() gb28181.Config {
 	return gb28181.Config{ID: c.GBID, Domain: c.GBDomain, SIPAddr: c.GBSIPAddr, MediaAddr: c.GBMediaAddr, PublicHost: c.GBMediaHost,
-		KeepaliveTimeout: c.GBKeepaliveTimeout, InviteTimeout: c.GBInviteTimeout, MediaWait: c.GBMediaWait, RetryInterval: c.GBRetryInterval}
+		KeepaliveTimeout: c.GBKeepaliveTimeout, InviteTimeout: c.GBInviteTimeout, MediaWait: c.GBMediaWait, RetryInterval: c.GBRetryInterval,
+		PositionInterval: c.GBPositionInterval}
 }
 
 // nodeConfig: this process among the nodes; it advertises the addresses

@@ -91,6 +91,7 @@ type Config struct {
 	GBID               string        // -gb-id: the platform's 20-digit SIP server ID
 	GBDomain           string        // -gb-domain: the SIP domain and digest realm
 	GBKeepaliveTimeout time.Duration // -gb-keepalive-timeout: a device silent this long is offline
+	GBPositionInterval time.Duration // -gb-position-interval: MobilePosition SUBSCRIBE interval; 0: no SUBSCRIBE
 
 	// RTSP limits and RTSPS
 	RTSPMaxConns              int           // -rtsp-max-conns
@@ -217,6 +218,7 @@ func defaultConfig() Config {
 		GBID:               "34020000002000000001",
 		GBDomain:           "3402000000",
 		GBKeepaliveTimeout: 3 * time.Minute, // three missed keepalives at the devices' usual 60 s
+		GBPositionInterval: 5 * time.Second,
 
 		RTSPMaxConns:              4096,
 		RTSPMaxConnsPerAddr:       32,
@@ -362,6 +364,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.GBID, "gb-id", c.GBID, "GB/T 28181: the platform's 20-digit SIP server ID (the camera's \"server ID\")")
 	fs.StringVar(&c.GBDomain, "gb-domain", c.GBDomain, "GB/T 28181: the SIP domain and digest realm (the camera's \"server domain\", usually the ID's first 10 digits)")
 	fs.DurationVar(&c.GBKeepaliveTimeout, "gb-keepalive-timeout", c.GBKeepaliveTimeout, "GB/T 28181: a device sending no keepalive or registration for this long is offline")
+	fs.DurationVar(&c.GBPositionInterval, "gb-position-interval", c.GBPositionInterval, "GB/T 28181: the MobilePosition interval the platform SUBSCRIBEs to after a device registers (whole seconds); 0: no SUBSCRIBE")
 
 	fs.StringVar(&c.WebRTCUDPAddr, "webrtc-udp-addr", c.WebRTCUDPAddr, "one UDP port for every live viewer (ICE UDP mux); empty: no UDP")
 	fs.StringVar(&c.WebRTCTCPAddr, "webrtc-tcp-addr", c.WebRTCTCPAddr, "ICE-TCP port, the fallback for networks that block UDP; empty: none")
@@ -556,6 +559,7 @@ func (c Config) validateGB(v *validation) {
 	v.check(index.ValidGBID(c.GBID), "gb-id", "20 digits")
 	v.check(c.GBDomain != "" && !strings.ContainsAny(c.GBDomain, "\"\\ \r\n"), "gb-domain", "a domain without quotes or spaces")
 	v.check(c.GBKeepaliveTimeout >= time.Second, "gb-keepalive-timeout", "at least 1s")
+	v.check(c.GBPositionInterval == 0 || (c.GBPositionInterval >= time.Second && c.GBPositionInterval%time.Second == 0), "gb-position-interval", "0 or whole seconds")
 }
 
 // validateWebRTC checks the live relay's settings.

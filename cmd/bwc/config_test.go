@@ -73,6 +73,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"gb-id", func(c *Config) { c.GBSIPAddr, c.GBID = ":5060", "3402000000200000000" }},
 		{"gb-media-addr", func(c *Config) { c.GBSIPAddr, c.GBMediaAddr = ":5060", "15060" }},
 		{"gb-keepalive-timeout", func(c *Config) { c.GBSIPAddr, c.GBKeepaliveTimeout = ":5060", 0 }},
+		{"gb-position-interval", func(c *Config) { c.GBSIPAddr, c.GBPositionInterval = ":5060", 1500*time.Millisecond }},
 		{"rtsps-addr", func(c *Config) { c.RTSPSAddr = ":8322" }},
 		{"rtsp-tls-cert", func(c *Config) { c.RTSPTLSCert = "/etc/bwc/rtsp.pem" }},
 		{"rtsp-max-conns", func(c *Config) { c.RTSPMaxConns = 0 }},

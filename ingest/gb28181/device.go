@@ -26,7 +26,11 @@ type device struct {
 	sess      *session      // the media session, nil when none
 	retryAt   time.Time     // when to INVITE again (zero: now)
 	bringing  bool          // a catalog query / INVITE is under way
-	sn        int
+	// catalogDone: the Catalog was asked (answered or not); the
+	// MobilePosition subscription follows it
+	catalogDone bool
+	sub         subscription
+	sn          int
 }
 
 // registered records a successful REGISTER (the caller then answers it and
@@ -155,12 +159,13 @@ func (s *Server) GBOnline() map[string]time.Time {
 
 // sweep (every second) takes offline the devices whose registration
 // expired or that stopped keeping alive, fails media sessions that got no
-// video in time, and INVITEs online devices without media.
+// video in time, INVITEs online devices without media, and subscribes to
+// (or renews) their MobilePosition once their Catalog was asked.
 func (s *Server) sweep(now time.Time) {
 	type off struct{ id, why string }
 	var offline []off
 	var failed []*session
-	var bring []string
+	var bring, subscribe []string
 	s.mu.Lock()
 	for id, d := range s.devs {
 		switch {
@@ -177,6 +182,9 @@ func (s *Server) sweep(now time.Time) {
 		if d.sess == nil && !d.bringing && !now.Before(d.retryAt) {
 			bring = append(bring, id)
 		}
+		if s.subscribeDue(d, now) {
+			subscribe = append(subscribe, id)
+		}
 	}
 	s.mu.Unlock()
 	for _, o := range offline {
@@ -191,6 +199,9 @@ func (s *Server) sweep(now time.Time) {
 	}
 	for _, id := range bring {
 		s.bringUp(id)
+	}
+	for _, id := range subscribe {
+		s.goTracked(func() { s.subscribe(id) })
 	}
 }
 

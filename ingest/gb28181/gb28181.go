@@ -49,6 +49,10 @@ type Config struct {
 	InviteTimeout    time.Duration // an INVITE (or Catalog query) unanswered this long failed
 	MediaWait        time.Duration // a device that does not connect to the media port, or sends no video, within it: the session fails and is retried
 	RetryInterval    time.Duration // an online device without media is INVITEd again this often
+	// PositionInterval is the MobilePosition interval the platform
+	// SUBSCRIBEs to after a device's Catalog (whole seconds, at least 1);
+	// 0: no subscription (positions a device MESSAGEs are still stored).
+	PositionInterval time.Duration
 }
 
 // ErrConfig: an invalid Config field (each named).
@@ -73,6 +77,9 @@ func (c Config) validate() error {
 		if d <= 0 {
 			bad(name, "must be positive")
 		}
+	}
+	if c.PositionInterval < 0 {
+		bad("PositionInterval", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -378,3 +378,53 @@ func TestMediaFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestPositionSubscription: with a position interval set, the platform
+// SUBSCRIBEs to each registered device's MobilePosition after its Catalog
+// (over TCP and over UDP) and renews the subscription before it expires;
+// the device's NOTIFYs, never a MESSAGE of its own, fill the positions
+// table. A device that refuses the subscription is counted by reason.
+func TestPositionSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		name, transport string
+		refuse          bool
+	}{
+		{"tcp", "TCP", false},
+		{"udp", "UDP", false},
+		{"refused", "TCP", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, index.GBTransportTCP, Config{PositionInterval: time.Second, RetryInterval: time.Second})
+			dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, tc.transport)
+			dev.Media = gbtest.MediaNone
+			dev.GrantExpires = 2 // renewed after 1.5 s
+			dev.RefuseSubscribe = tc.refuse
+			if code, err := dev.Register(3600); err != nil || code != 200 {
+				t.Fatalf("register: %d %v", code, err)
+			}
+			dev.KeepAlive(time.Second)
+			if tc.refuse {
+				mediatest.Eventually(t, "refused SUBSCRIBE counted", func() bool {
+					return testutil.ToFloat64(w.gb.met.subscribe.WithLabelValues("unsupported")) >= 2 // retried
+				})
+				if n := len(w.positions(t)); n != 0 {
+					t.Fatalf("%d positions stored without a subscription", n)
+				}
+				return
+			}
+			mediatest.Eventually(t, "positions stored from NOTIFYs, subscription renewed", func() bool {
+				return len(w.positions(t)) >= 3 && dev.Subscribes.Load() >= 2
+			})
+			if dev.CatalogAsked.Load() == 0 {
+				t.Fatal("subscribed before the Catalog was asked")
+			}
+			p := w.positions(t)[0]
+			if p.Source != index.PositionGB28181 || p.Lat != 31.2304 || p.Lon <= 121.4737 || p.Lon > 121.48 || p.Speed == nil || *p.Speed != 5 {
+				t.Fatalf("stored fix %+v", p)
+			}
+			if n := testutil.ToFloat64(w.gb.met.subscribe.WithLabelValues("unsupported")) + testutil.ToFloat64(w.gb.met.subscribe.WithLabelValues("timeout")); n != 0 {
+				t.Fatalf("%v SUBSCRIBE failures counted", n)
+			}
+		})
+	}
+}

@@ -106,6 +106,9 @@ func (s *Server) invite(id string) error {
 	s.queryCatalog(s.ctx, id)
 	s.mu.Lock()
 	d := s.devs[id]
+	if d != nil {
+		d.catalogDone = true
+	}
 	if d == nil || d.sess != nil || s.closed {
 		s.mu.Unlock()
 		return nil

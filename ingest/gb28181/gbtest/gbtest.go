@@ -210,9 +210,19 @@ type Device struct {
 	byes      int // BYEs received
 
 	CatalogAsked atomic.Int32
-	stop         chan struct{}
-	wg           sync.WaitGroup
-	chunks       []Chunk
+	// Subscribes counts the MobilePosition SUBSCRIBEs answered (renewals
+	// included); Notified the position NOTIFYs the platform accepted.
+	Subscribes atomic.Int32
+	Notified   atomic.Int32
+	subGen     int // the notifying loop's generation: a new SUBSCRIBE replaces it
+	// GrantExpires, when set, is the subscription time the device grants
+	// (seconds; a short one makes the platform renew soon);
+	// RefuseSubscribe: it answers 489 Bad Event (no MobilePosition).
+	GrantExpires    int
+	RefuseSubscribe bool
+	stop            chan struct{}
+	wg              sync.WaitGroup
+	chunks          []Chunk
 	// Media is what the device sends when INVITEd: MediaFull (H.264 +
 	// G.711), MediaNone (it answers but never sends: a media port it
 	// cannot reach) or MediaAudioOnly (a PS stream without video).
@@ -235,6 +245,7 @@ func NewDevice(t testing.TB, platform, serverID, domain, id, secret, transport s
 	}
 	d.srv.OnMessage(d.onMessage)
 	d.srv.OnInvite(d.onInvite)
+	d.srv.OnSubscribe(d.onSubscribe)
 	d.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.mu.Lock()
 		dlg := d.dialog
@@ -480,4 +491,81 @@ func (d *Device) sendMedia(dlg *sipgo.DialogServerSession, addr string, tcp bool
 		}
 	}
 	return nil
+}
+
+// onSubscribe answers the platform's MobilePosition SUBSCRIBE (GB/T 28181
+// 9.11: a MANSCDP Query with an Interval in seconds, Expires) with 200
+// and NOTIFYs a position every Interval until the subscription expires,
+// is replaced or ended (Expires: 0), or the device stops.
+func (d *Device) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	var m struct {
+		CmdType  string `xml:"CmdType"`
+		Interval int    `xml:"Interval"`
+	}
+	if err := xml.Unmarshal(req.Body(), &m); err != nil || m.CmdType != "MobilePosition" || d.RefuseSubscribe {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 489, "Bad Event", nil))
+		return
+	}
+	expires := 3600
+	if h := req.GetHeader("Expires"); h != nil {
+		expires, _ = strconv.Atoi(strings.TrimSpace(h.Value()))
+	}
+	if d.GrantExpires > 0 && expires > 0 {
+		expires = min(expires, d.GrantExpires)
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if to := res.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); !ok {
+			to.Params.Add("tag", "dev"+d.id[14:])
+		}
+	}
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	_ = tx.Respond(res)
+	// the NOTIFYs are in the subscription's dialog
+	myTag, _ := res.To().Params.Get("tag")
+	peerTag, _ := req.From().Params.Get("tag")
+	callID := *req.CallID()
+	d.Subscribes.Add(1)
+	d.mu.Lock()
+	d.subGen++
+	gen := d.subGen
+	d.mu.Unlock()
+	if expires <= 0 {
+		return
+	}
+	interval := time.Duration(max(m.Interval, 1)) * time.Second
+	until := time.Now().Add(time.Duration(expires) * time.Second)
+	d.spawn(func() {
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for sn := 1; time.Now().Before(until); sn++ {
+			select {
+			case <-d.stop:
+				return
+			case <-tk.C:
+			}
+			d.mu.Lock()
+			current := d.subGen == gen
+			d.mu.Unlock()
+			if !current {
+				return
+			}
+			// a fix of now, moving a little east each time
+			body := fmt.Sprintf("<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>%d</SN>\r\n<DeviceID>%s</DeviceID>\r\n<Time>%s</Time>\r\n<Longitude>%.6f</Longitude>\r\n<Latitude>31.2304</Latitude>\r\n<Speed>5</Speed>\r\n<Direction>90</Direction>\r\n<Altitude>4</Altitude>\r\n</Notify>\r\n",
+				sn, d.id, time.Now().Format("2006-01-02T15:04:05"), 121.4737+float64(sn)*0.0001)
+			n := d.request(sip.NOTIFY, d.serverID, []byte(body))
+			n.From().Params.Add("tag", myTag)
+			n.To().Params.Add("tag", peerTag)
+			n.AppendHeader(&callID)
+			n.AppendHeader(&sip.CSeqHeader{SeqNo: uint32(sn), MethodName: sip.NOTIFY})
+			n.AppendHeader(sip.NewHeader("Event", "presence"))
+			n.AppendHeader(sip.NewHeader("Subscription-State", fmt.Sprintf("active;expires=%d", int(time.Until(until).Seconds()))))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := d.client.Do(ctx, n)
+			cancel()
+			if err == nil && r.StatusCode == 200 {
+				d.Notified.Add(1)
+			}
+		}
+	})
 }
