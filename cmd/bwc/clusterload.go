@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bwcplatform/bwc/ingest/media/mediafile"
@@ -401,66 +400,23 @@ func webLogin(base, login, password string) (*webSession, error) {
 // endpoint (non-trickle: the offer carries every candidate), counting its
 // video packets and the sequence numbers missed.
 func whepViewer(ctx context.Context, s *webSession, rec uuid.UUID, got, lost *atomic.Uint64) (*webrtc.PeerConnection, error) {
-	se := webrtc.SettingEngine{}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	se.LoggerFactory = lf
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*webrtc.PeerConnection, error) { pc.Close(); return nil, err }
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		return fail(err)
-	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		var last uint16
-		first := true
-		for {
-			p, _, err := t.ReadRTP()
-			if err != nil {
-				return
-			}
-			if d := int16(p.SequenceNumber - last - 1); !first && d > 0 {
-				lost.Add(uint64(d))
-			}
-			first, last = false, p.SequenceNumber
-			got.Add(1)
+	return countingViewer(got, lost, func(offer string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/live/"+rec.String()+"/whep", strings.NewReader(offer))
+		if err != nil {
+			return "", err
 		}
+		req.AddCookie(s.cookie)
+		req.Header.Set("X-CSRF-Token", s.csrf)
+		req.Header.Set("Content-Type", "application/sdp")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		answer, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			return "", fmt.Errorf("WHEP %s: %d %s", s.base, res.StatusCode, answer)
+		}
+		return string(answer), nil
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return fail(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return fail(err)
-	}
-	<-gathered
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/live/"+rec.String()+"/whep", strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		return fail(err)
-	}
-	req.AddCookie(s.cookie)
-	req.Header.Set("X-CSRF-Token", s.csrf)
-	req.Header.Set("Content-Type", "application/sdp")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fail(err)
-	}
-	answer, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		return fail(fmt.Errorf("WHEP %s: %d %s", s.base, res.StatusCode, answer))
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
-		return fail(err)
-	}
-	return pc, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -127,62 +126,13 @@ func play(ctx context.Context, st *media.Stream, s *mediafile.Sample) {
 	_ = s.Play(ctx, 1, 0, func(f *media.Frame) error { st.Write(f); return nil })
 }
 
-// loadViewer connects one pion viewer and counts its packets and losses.
+// loadViewer connects one pion viewer to the relay in process and counts
+// its packets and losses.
 func loadViewer(ctx context.Context, r *relay.Server, id uuid.UUID, got, lost *atomic.Uint64) (*webrtc.PeerConnection, error) {
-	se := webrtc.SettingEngine{}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	se.LoggerFactory = lf
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		var last uint16
-		first := true
-		for {
-			p, _, err := t.ReadRTP()
-			if err != nil {
-				return
-			}
-			if d := int16(p.SequenceNumber - last - 1); !first && d > 0 {
-				lost.Add(uint64(d))
-			}
-			first, last = false, p.SequenceNumber
-			got.Add(1)
-		}
+	return countingViewer(got, lost, func(offer string) (string, error) {
+		a, err := r.Offer(ctx, id, relay.Viewer{Name: "relayload", Owner: "relayload"}, offer)
+		return a.SDP, err
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	<-gathered
-	a, err := r.Offer(ctx, id, relay.Viewer{Name: "relayload", Owner: "relayload"}, pc.LocalDescription().SDP)
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
-		pc.Close()
-		return nil, err
-	}
-	return pc, nil
 }
 
 func cpuTime() time.Duration {

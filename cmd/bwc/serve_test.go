@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/bwcplatform/bwc/ingest/media/mediatest"
@@ -149,13 +150,32 @@ func TestCameraToArchive(t *testing.T) {
 	}
 
 	// init + segments, concatenated, decode for the whole duration
-	inits, err := p.db.InitSegments(ctx, rec.ID)
+	whole := archivedMedia(t, p, rec.ID, 2)
+	if dur := mediatest.DecodeDuration(t, whole.Bytes()); dur < 5500*time.Millisecond || dur > 6500*time.Millisecond {
+		t.Fatalf("archived duration = %v, want about 6 s", dur)
+	}
+
+	// bwc verify finds it intact
+	var report bytes.Buffer
+	args := []string{"-database-url", cfg.DatabaseURL, "-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey,
+		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-recording", rec.ID.String(), "-signing-key", cfg.SigningKey}
+	if err := verify(ctx, args, &report); err != nil || !strings.Contains(report.String(), "OK") {
+		t.Fatalf("bwc verify: %v\n%s", err, report.String())
+	}
+}
+
+// archivedMedia is a recording's init segment and media segments (at least
+// minSegs) read back from the bucket and concatenated: what a player gets.
+func archivedMedia(t *testing.T, p *platform, rec uuid.UUID, minSegs int) *bytes.Buffer {
+	t.Helper()
+	ctx := context.Background()
+	inits, err := p.db.InitSegments(ctx, rec)
 	if err != nil || len(inits) != 1 {
 		t.Fatalf("init segments: %d %v", len(inits), err)
 	}
-	segs, err := p.db.Segments(ctx, rec.ID)
-	if err != nil || len(segs) < 2 {
-		t.Fatalf("segments: %d %v", len(segs), err)
+	segs, err := p.db.Segments(ctx, rec)
+	if err != nil || len(segs) < minSegs {
+		t.Fatalf("segments: %d %v, want at least %d", len(segs), err, minSegs)
 	}
 	var whole bytes.Buffer
 	keys := []string{inits[0].Key}
@@ -172,15 +192,5 @@ func TestCameraToArchive(t *testing.T) {
 		}
 		o.Close()
 	}
-	if dur := mediatest.DecodeDuration(t, whole.Bytes()); dur < 5500*time.Millisecond || dur > 6500*time.Millisecond {
-		t.Fatalf("archived duration = %v, want about 6 s", dur)
-	}
-
-	// bwc verify finds it intact
-	var report bytes.Buffer
-	args := []string{"-database-url", cfg.DatabaseURL, "-s3-endpoint", cfg.S3Endpoint, "-s3-access-key", cfg.S3AccessKey,
-		"-s3-secret-key", cfg.S3SecretKey, "-s3-bucket", cfg.S3Bucket, "-recording", rec.ID.String(), "-signing-key", cfg.SigningKey}
-	if err := verify(ctx, args, &report); err != nil || !strings.Contains(report.String(), "OK") {
-		t.Fatalf("bwc verify: %v\n%s", err, report.String())
-	}
+	return &whole
 }
