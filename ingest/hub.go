@@ -281,22 +281,15 @@ func (s *Server) continued(r *recording, p *publisher, c *index.Continued, hooks
 func (s *Server) letGo(id uuid.UUID, cause error) {
 	s.mu.Lock()
 	r := s.byID[id]
+	s.mu.Unlock()
 	if r == nil {
-		s.mu.Unlock()
 		return
 	}
-	delete(s.byID, id)
-	if s.byDevice[r.dev.Serial] == r {
-		delete(s.byDevice, r.dev.Serial)
+	pub, _, ok := s.drop(r)
+	if !ok {
+		return
 	}
-	pub := r.pub
-	r.pub = nil
-	s.notifyLocked()
-	s.mu.Unlock()
 	if pub != nil {
-		r.writeMu.Lock()
-		pub.detached = true
-		r.writeMu.Unlock()
 		pub.sess.Close()
 	}
 	r.stream.Close()
@@ -578,19 +571,20 @@ func (s *Server) detach(p *publisher, cause error) {
 	s.writes.put(&op{Kind: opStatus, Recording: r.id, Device: r.dev.Serial, Status: index.RecordingReconnecting, Until: until})
 }
 
-// end finishes a recording: its stream closes (the archive seals the last
-// segment) and its row is ended at its last frame.
-func (s *Server) end(r *recording, why string) {
+// drop takes r out of the hub (false when it is no longer there: ended or
+// let go already) and detaches its publisher, which it returns with the
+// wall-clock time of r's last frame.
+func (s *Server) drop(r *recording) (pub *publisher, last time.Time, ok bool) {
 	s.mu.Lock()
 	if s.byID[r.id] != r {
 		s.mu.Unlock()
-		return
+		return nil, time.Time{}, false
 	}
 	delete(s.byID, r.id)
 	if s.byDevice[r.dev.Serial] == r {
 		delete(s.byDevice, r.dev.Serial)
 	}
-	pub := r.pub
+	pub = r.pub
 	r.pub = nil
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -598,8 +592,18 @@ func (s *Server) end(r *recording, why string) {
 	if pub != nil {
 		pub.detached = true
 	}
-	endAt := r.lastWall
+	last = r.lastWall
 	r.writeMu.Unlock()
+	return pub, last, true
+}
+
+// end finishes a recording: its stream closes (the archive seals the last
+// segment) and its row is ended at its last frame.
+func (s *Server) end(r *recording, why string) {
+	pub, endAt, ok := s.drop(r)
+	if !ok {
+		return
+	}
 	if pub != nil {
 		pub.close()
 	}
