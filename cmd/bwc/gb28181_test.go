@@ -39,6 +39,13 @@ func TestGB28181DeviceToArchive(t *testing.T) {
 	if _, err := p.db.CheckOut(ctx, dev.ID, off.ID, time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	inc, err := p.db.CreateIncident(ctx, index.Incident{Number: "110-GB-E2E", OpenedAt: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.db.Assign(ctx, inc.ID, off.ID, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 
 	cam := gbtest.NewDevice(t, p.gb.SIPAddr(), cfg.GBID, cfg.GBDomain, gbID, cameraSecret, "TCP")
 	if code, err := cam.Register(3600); err != nil || code != 200 {
@@ -47,7 +54,7 @@ func TestGB28181DeviceToArchive(t *testing.T) {
 	cam.KeepAlive(time.Second)
 	// the stream ends after gbtest.Seconds: the recording waits for the
 	// camera; unregistered, it is not INVITEd again and the recording ends
-	mediatest.Eventually(t, "the stream sent and ended", func() bool {
+	mediatest.EventuallyWithin(t, (gbtest.Seconds+30)*time.Second, "the stream sent and ended", func() bool {
 		l := p.ingest.Live()
 		return len(l) == 1 && l[0].Status == index.RecordingReconnecting
 	})
@@ -57,6 +64,11 @@ func TestGB28181DeviceToArchive(t *testing.T) {
 	rec := archivedRecording(t, p, dev)
 	if rec.Source != index.SourceGB || rec.OfficerID == nil || *rec.OfficerID != off.ID || rec.VideoCodec != "H264" || rec.AudioCodec != "PCMA" {
 		t.Fatalf("recording: source %s officer %v video %s audio %s", rec.Source, rec.OfficerID, rec.VideoCodec, rec.AudioCodec)
+	}
+
+	links, err := p.db.RecordingLinks(ctx, rec.ID, false)
+	if err != nil || len(links) != 1 || links[0].IncidentID != inc.ID {
+		t.Fatalf("links of the GB/T 28181 recording = %+v %v, want the officer's incident", links, err)
 	}
 
 	whole := archivedMedia(t, p, rec.ID, 1)

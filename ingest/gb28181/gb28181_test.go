@@ -61,6 +61,12 @@ func gbID() string {
 
 func newWorld(t *testing.T, mediaTransport string, cfg Config) *world {
 	t.Helper()
+	return newWorldGrace(t, mediaTransport, cfg, 30*time.Second)
+}
+
+// newWorldGrace is newWorld with the ingest's reconnect grace window.
+func newWorldGrace(t *testing.T, mediaTransport string, cfg Config, grace time.Duration) *world {
+	t.Helper()
 	ctx := context.Background()
 	w := &world{db: storagetest.NewDB(t), reg: prometheus.NewRegistry(), streams: make(chan *media.Reader, 8)}
 	var err error
@@ -75,7 +81,7 @@ func newWorld(t *testing.T, mediaTransport string, cfg Config) *world {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	w.ing, err = ingest.New(ingest.Config{RTSPAddr: "127.0.0.1:0", Grace: 30 * time.Second, MediaTimeout: 10 * time.Second,
+	w.ing, err = ingest.New(ingest.Config{RTSPAddr: "127.0.0.1:0", Grace: grace, MediaTimeout: 10 * time.Second,
 		LinkBuffer: 5 * time.Minute, LinkInterval: 15 * time.Second, MaxClockSkew: 10 * time.Minute, DevicesReload: 30 * time.Second,
 		HandshakeTimeout: 10 * time.Second, ClaimTimeout: 2 * time.Second, Node: "gb-test", AuthFailureWindow: time.Minute,
 		MaxConns: 64, MaxConnsPerAddr: 32, AuthFailuresPerAddr: 10, AuthFailuresPerDevice: 30}, w.db, w.reg, log.With("component", "ingest"))
@@ -347,6 +353,34 @@ func TestKeepaliveTimeout(t *testing.T) {
 	if id := w.ing.Live()[0].RecordingID; id != first {
 		t.Fatalf("a new recording %s, not the continued %s", id, first)
 	}
+	mediatest.Eventually(t, "the gap recorded", func() bool {
+		gaps, err := w.db.Gaps(context.Background(), first)
+		return err == nil && len(gaps) == 1
+	})
+}
+
+// TestOfflineDeviceRecordingEnds: a device that stops its keepalives and
+// does not come back has its recording ended once the grace window has
+// passed (its row ended, nothing live).
+func TestOfflineDeviceRecordingEnds(t *testing.T) {
+	w := newWorldGrace(t, index.GBTransportTCP, Config{KeepaliveTimeout: 2 * time.Second}, 2*time.Second)
+	dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
+	if code, err := dev.Register(3600); err != nil || code != 200 {
+		t.Fatalf("register: %d %v", code, err)
+	}
+	dev.KeepAlive(500 * time.Millisecond)
+	r := w.nextStream(t)
+	defer r.Close()
+	if _, err := r.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := w.ing.Live()[0].RecordingID
+	dev.SetKeepalive(false)
+	mediatest.Eventually(t, "device offline", func() bool { return len(w.gb.Devices()) == 0 })
+	mediatest.Eventually(t, "recording ended after the grace window", func() bool {
+		rec, err := w.db.Recording(context.Background(), id)
+		return err == nil && rec.Status == index.RecordingEnded && len(w.ing.Live()) == 0
+	})
 }
 
 // TestMediaFailures: a device that answers the INVITE but never reaches

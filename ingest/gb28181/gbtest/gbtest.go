@@ -43,8 +43,9 @@ var (
 	psErr  error
 )
 
-// Seconds is the length of the simulated media.
-const Seconds = 6
+// Seconds is the length of the simulated media (the acceptance:
+// 20 s of H.264 + G.711).
+const Seconds = 20
 
 // testPS makes (once) the simulator's PS stream with ffmpeg.
 func PS(t testing.TB) []Chunk {
