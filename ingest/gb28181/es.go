@@ -7,6 +7,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/bwcplatform/bwc/ingest/media"
 )
@@ -387,18 +388,47 @@ func (e *esDemuxer) setVideo(vps, sps, pps []byte) {
 }
 
 func (e *esDemuxer) audioPES(p pes) {
+	var aus [][]byte
+	var adts mpeg4audio.ADTSPackets
+	st := p.streamType
+	if st == 0 && len(p.payload) >= 2 && p.payload[0] == 0xff && p.payload[1]&0xf6 == 0xf0 {
+		st = streamAAC // no program stream map: the ADTS sync word (and layer 0)
+	}
+	switch st {
+	case streamPCMA, streamPCMU:
+		aus = [][]byte{p.payload}
+	case streamAAC: // ADTS frames: each one access unit of 1024 samples
+		if adts.Unmarshal(p.payload) != nil || len(adts) == 0 {
+			return // not whole ADTS frames: dropped
+		}
+		for _, a := range adts {
+			aus = append(aus, a.AU)
+		}
+	default:
+		return // unknown audio: not recorded
+	}
 	if e.audio == nil {
-		switch p.streamType {
+		switch st {
 		case streamPCMA:
 			e.audio = &media.Track{ID: trackAudio, Kind: media.Audio, Codec: media.PCMA, ClockRate: 8000, PayloadType: 8, SampleRate: 8000, Channels: 1}
 		case streamPCMU:
 			e.audio = &media.Track{ID: trackAudio, Kind: media.Audio, Codec: media.PCMU, ClockRate: 8000, PayloadType: 0, SampleRate: 8000, Channels: 1}
-		default:
-			return // AAC and unknown audio: not recorded (yet)
+		case streamAAC:
+			a := adts[0]
+			conf, err := mpeg4audio.AudioSpecificConfig{Type: a.Type, SampleRate: a.SampleRate, ChannelCount: a.ChannelCount}.Marshal()
+			if err != nil {
+				return
+			}
+			e.audio = &media.Track{ID: trackAudio, Kind: media.Audio, Codec: media.AAC, ClockRate: a.SampleRate, PayloadType: 97,
+				SampleRate: a.SampleRate, Channels: a.ChannelCount, AudioConfig: conf}
 		}
 	}
 	if !e.keyed {
 		return // audio starts with the first picture
+	}
+	samples := len(p.payload) // G.711: one byte a sample
+	if st == streamAAC {
+		samples = len(aus) * mpeg4audio.SamplesPerAccessUnit
 	}
 	var pts time.Duration
 	if p.hasPTS {
@@ -406,11 +436,15 @@ func (e *esDemuxer) audioPES(p pes) {
 	} else {
 		pts = time.Duration(e.audioPTS) * time.Second / 90000
 	}
-	e.audioPTS = int64(pts/(time.Second/90000)) + int64(len(p.payload))*90000/int64(e.audio.SampleRate)
+	e.audioPTS = int64(pts/(time.Second/90000)) + int64(samples)*90000/int64(e.audio.SampleRate)
 	if pts < 0 {
 		return // sent before the first picture
 	}
-	e.out(&media.Frame{Track: e.audio, PTS: pts, DTS: pts, AU: [][]byte{append([]byte(nil), p.payload...)}})
+	out := make([][]byte, len(aus))
+	for i, au := range aus {
+		out[i] = append([]byte(nil), au...)
+	}
+	e.out(&media.Frame{Track: e.audio, PTS: pts, DTS: pts, AU: out})
 }
 
 // sniffVideo guesses the codec of a video stream without a program stream

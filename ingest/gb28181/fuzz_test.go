@@ -1,9 +1,11 @@
 package gb28181
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/bwcplatform/bwc/ingest/gb28181/gbtest"
@@ -124,6 +126,53 @@ func TestPSDemuxFFmpeg(t *testing.T) {
 		// muxer sends it up to half a second ahead) is not recorded
 		if video != 25*gbtest.Seconds-1 || keys != gbtest.Seconds || audio < 25*gbtest.Seconds-13 {
 			t.Fatalf("chunk %d: %d pictures (%d keyframes), %d audio frames", chunk, video, keys, audio)
+		}
+	}
+}
+
+// TestPSDemuxAAC: AAC audio in a device's PS (ADTS frames in the audio
+// PES, stream type 0x0f in the program stream map, or recognised by the
+// ADTS sync word without one) becomes AAC frames with the track's
+// AudioSpecificConfig, every access unit of each PES in one frame.
+func TestPSDemuxAAC(t *testing.T) {
+	adts, err := mpeg4audio.ADTSPackets{
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 2, AU: []byte{1, 2, 3, 4}},
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 2, AU: []byte{5, 6, 7}},
+	}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	for _, c := range gbtest.PS(t) {
+		b = append(b, c.Data...)
+	}
+	for _, streamType := range []byte{streamAAC, 0} {
+		var frames []*media.Frame
+		es := newESDemuxer(func(fr *media.Frame) {
+			if fr.Track.Kind == media.Audio {
+				frames = append(frames, fr)
+			}
+		})
+		ps := newPSDemuxer(func(p pes) {
+			if p.streamID >= 0xc0 && p.streamID <= 0xdf { // the simulator's G.711, replaced by AAC
+				p.streamType, p.payload = streamType, adts
+			}
+			es.pes(p)
+		})
+		if err := ps.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) < 25*gbtest.Seconds-13 {
+			t.Fatalf("stream type %#x: %d AAC frames", streamType, len(frames))
+		}
+		fr := frames[0]
+		var conf mpeg4audio.AudioSpecificConfig
+		if fr.Track.Codec != media.AAC || fr.Track.SampleRate != 48000 || fr.Track.Channels != 2 ||
+			conf.Unmarshal(fr.Track.AudioConfig) != nil || conf.SampleRate != 48000 || conf.ChannelCount != 2 {
+			t.Fatalf("stream type %#x: track %+v", streamType, fr.Track)
+		}
+		if len(fr.AU) != 2 || !bytes.Equal(fr.AU[0], []byte{1, 2, 3, 4}) || !bytes.Equal(fr.AU[1], []byte{5, 6, 7}) {
+			t.Fatalf("stream type %#x: access units %v", streamType, fr.AU)
 		}
 	}
 }
