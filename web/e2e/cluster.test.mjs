@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startPlatform, launchBrowser, login, screenshots, camera } from './platform.mjs';
+import { startPlatform, launchBrowser, login, screenshots, camera, expectTilePlays } from './platform.mjs';
 
 let a, b, browser, cam;
 before(async () => {
@@ -40,20 +40,7 @@ test("the wall on node A plays a camera held by node B, pulled once over the nod
   assert.equal(entry.node, 'e2e-b');
   assert.equal(entry.device, 'DEMO-CAM-01');
   // decoded frames on node A: a picture size, and frame callbacks that keep coming
-  await page.waitForFunction(() => {
-    const v = document.querySelector('.tile video');
-    return v && v.videoWidth > 0 && Number(document.querySelector('.tile').dataset.frames) > 25;
-  }, null, { timeout: 30000 });
-  const { width, height } = await page.evaluate(() => {
-    const v = document.querySelector('.tile video');
-    return { width: v.videoWidth, height: v.videoHeight };
-  });
-  assert.equal(width, 640);
-  assert.equal(height, 360);
-  const before = Number(await tile.getAttribute('data-frames'));
-  await page.waitForTimeout(1000);
-  const after = Number(await tile.getAttribute('data-frames'));
-  assert.ok(after > before, `frames stopped at ${before}`);
+  await expectTilePlays(page, tile, 640, 360);
   await page.screenshot({ path: path.join(screenshots, 'wall-cluster.png') });
   // one inter-node stream: into A, out of B
   assert.equal(await gauge(a, 'bwc_peer_streams_in'), 1);

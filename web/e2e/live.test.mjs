@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startPlatform, launchBrowser, login, screenshots, camera } from './platform.mjs';
+import { startPlatform, launchBrowser, login, screenshots, camera, expectTilePlays } from './platform.mjs';
 
 let platform, browser, cam;
 before(async () => {
@@ -24,20 +24,7 @@ test('the live wall plays a body camera over WebRTC', async () => {
   await page.waitForFunction(() => document.querySelector('.tile .who')?.textContent.includes('DEMO-001'), null, { timeout: 30000 });
   assert.match(await tile.locator('.info').innerText(), /DEMO-110-0001/);
   // decoded frames: a picture size, and frame callbacks that keep coming
-  await page.waitForFunction(() => {
-    const v = document.querySelector('.tile video');
-    return v && v.videoWidth > 0 && Number(document.querySelector('.tile').dataset.frames) > 25;
-  }, null, { timeout: 30000 });
-  const { width, height } = await page.evaluate(() => {
-    const v = document.querySelector('.tile video');
-    return { width: v.videoWidth, height: v.videoHeight };
-  });
-  assert.equal(width, 640);
-  assert.equal(height, 360);
-  const before = Number(await tile.getAttribute('data-frames'));
-  await page.waitForTimeout(1000);
-  const after = Number(await tile.getAttribute('data-frames'));
-  assert.ok(after > before, `frames stopped at ${before}`);
+  await expectTilePlays(page, tile, 640, 360);
   // the view is counted on the wall
   await page.waitForFunction(() => /1 watching|1 人/.test(document.querySelector('.tile .info').textContent), null, { timeout: 10000 })
     .catch(async (e) => {

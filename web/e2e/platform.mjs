@@ -2,6 +2,7 @@
 // fresh database and bucket of the services scripts/services.sh started,
 // and headless Debian Chromium driven by playwright-core (never a
 // downloaded browser).
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -189,4 +190,23 @@ export function camera(rtsp, { serial = 'DEMO-CAM-01', secret = 'demo-camera-sec
     '-f', 'rtsp', '-rtsp_transport', 'tcp', `rtsp://${serial}:${secret}@${rtsp}/live/${serial}`], { stdio: ['ignore', 'inherit', 'inherit'] });
   const done = new Promise((r) => proc.once('exit', r));
   return { stop() { proc.kill('SIGTERM'); }, done };
+}
+
+// expectTilePlays waits until the wall's first tile decodes video of the
+// given size, and checks that its frames keep coming (data-frames, counted
+// by the wall's frame callbacks, still rising a second later).
+export async function expectTilePlays(page, tile, width, height) {
+  await page.waitForFunction(() => {
+    const v = document.querySelector('.tile video');
+    return v && v.videoWidth > 0 && Number(document.querySelector('.tile').dataset.frames) > 25;
+  }, null, { timeout: 30000 });
+  const size = await page.evaluate(() => {
+    const v = document.querySelector('.tile video');
+    return { width: v.videoWidth, height: v.videoHeight };
+  });
+  assert.deepEqual(size, { width, height });
+  const before = Number(await tile.getAttribute('data-frames'));
+  await page.waitForTimeout(1000);
+  const after = Number(await tile.getAttribute('data-frames'));
+  assert.ok(after > before, `frames stopped at ${before}`);
 }
