@@ -319,21 +319,29 @@ func TestRefusedRegistrations(t *testing.T) {
 	}
 }
 
-// TestKeepaliveTimeout: a device that stops keeping alive goes offline
-// and its media session ends (the recording waits for it); when it
-// registers again its recording continues with the gap recorded.
-func TestKeepaliveTimeout(t *testing.T) {
-	w := newWorld(t, index.GBTransportTCP, Config{KeepaliveTimeout: 3 * time.Second})
+// streamingDevice registers the world's device over TCP, keeps it alive
+// every 500 ms and waits for its first frame in the hub.
+func (w *world) streamingDevice(t *testing.T) *gbtest.Device {
+	t.Helper()
 	dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
 	if code, err := dev.Register(3600); err != nil || code != 200 {
 		t.Fatalf("register: %d %v", code, err)
 	}
 	dev.KeepAlive(500 * time.Millisecond)
 	r := w.nextStream(t)
-	defer r.Close()
+	t.Cleanup(r.Close)
 	if _, err := r.Read(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return dev
+}
+
+// TestKeepaliveTimeout: a device that stops keeping alive goes offline
+// and its media session ends (the recording waits for it); when it
+// registers again its recording continues with the gap recorded.
+func TestKeepaliveTimeout(t *testing.T) {
+	w := newWorld(t, index.GBTransportTCP, Config{KeepaliveTimeout: 3 * time.Second})
+	dev := w.streamingDevice(t)
 	dev.SetKeepalive(false)
 	mediatest.Eventually(t, "device offline", func() bool { return len(w.gb.Devices()) == 0 })
 	mediatest.Eventually(t, "recording reconnecting", func() bool {
@@ -364,16 +372,7 @@ func TestKeepaliveTimeout(t *testing.T) {
 // passed (its row ended, nothing live).
 func TestOfflineDeviceRecordingEnds(t *testing.T) {
 	w := newWorldGrace(t, index.GBTransportTCP, Config{KeepaliveTimeout: 2 * time.Second}, 2*time.Second)
-	dev := gbtest.NewDevice(t, w.gb.SIPAddr(), platformID, domain, w.device.GBID, secret, "TCP")
-	if code, err := dev.Register(3600); err != nil || code != 200 {
-		t.Fatalf("register: %d %v", code, err)
-	}
-	dev.KeepAlive(500 * time.Millisecond)
-	r := w.nextStream(t)
-	defer r.Close()
-	if _, err := r.Read(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	dev := w.streamingDevice(t)
 	id := w.ing.Live()[0].RecordingID
 	dev.SetKeepalive(false)
 	mediatest.Eventually(t, "device offline", func() bool { return len(w.gb.Devices()) == 0 })
