@@ -28,6 +28,7 @@ type frame struct {
 	ts   uint32 // RTP timestamp on the recording's timeline
 	at   time.Time
 	pkts []rtp.Packet
+	seq0 uint64 // video: the feed sequence number of pkts[0] (history.add)
 }
 
 // feed fans one live recording out to its viewers: one reader of the
@@ -43,6 +44,7 @@ type feed struct {
 	mu      sync.Mutex
 	viewers map[*viewer]struct{}
 	gop     *media.GOP[*frame] // video since the last keyframe
+	hist    *history           // recent video packets, for NACKs (nack.go)
 	h264    *rtph264.Encoder
 	h265    *rtph265.Encoder
 	done    chan struct{}
@@ -66,7 +68,7 @@ const feedGOPFrames = 600
 func newFeed(s *Server, id uuid.UUID, st *media.Stream) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel,
-		gop: media.NewGOP[*frame](feedGOPFrames, media.KeepGroupHead)}
+		gop: media.NewGOP[*frame](feedGOPFrames, media.KeepGroupHead), hist: newHistory()}
 	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, OnDrop: func(n int) {
 		s.met.feedDrops.Add(float64(n))
 	}})
@@ -127,6 +129,9 @@ func (f *feed) run(ctx context.Context) {
 		p := f.packetize(fr)
 		if p == nil {
 			continue
+		}
+		if p.kind == media.Video {
+			f.hist.add(p)
 		}
 		f.mu.Lock()
 		if p.kind == media.Video {
@@ -204,6 +209,7 @@ func (f *feed) add(v *viewer) error {
 		return errEnded
 	}
 	f.viewers[v] = struct{}{}
+	v.feed.Store(f)
 	for _, p := range f.gop.Frames() {
 		v.push(p)
 	}

@@ -8,6 +8,8 @@ type metrics struct {
 	viewerDrops prometheus.Counter
 	feedDrops   prometheus.Counter
 	plis        prometheus.Counter
+	resent      prometheus.Counter
+	nackMissed  prometheus.Counter
 	latency     prometheus.Histogram
 	tcpRefused  prometheus.Counter
 	transcoders prometheus.Gauge
@@ -23,6 +25,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		feedDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_feed_dropped_frames_total",
 			Help: "Frames the relay's reader of a recording lost because it fell behind."}),
 		plis: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_plis_total", Help: "Picture loss indications from viewers."}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_retransmitted_packets_total",
+			Help: "Video packets sent again on a viewer's NACK, from the feed's shared history."}),
+		nackMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_nack_unanswered_total",
+			Help: "Packets a viewer asked again for that were no longer in the feed's history, or beyond the viewer's retransmission bound."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bwc_relay_added_latency_seconds",
 			Help: "Server-added latency of video frames: packetized to written to the viewer.", Buckets: prometheus.ExponentialBuckets(0.00005, 1.5, 28)}),
 		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "bwc_relay_tcp_refused_total",
@@ -33,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "AAC access units dropped because the converter was behind (its queue full)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.latency, m.tcpRefused, m.transcoders, m.audioDrops)
+		reg.MustRegister(m.viewers, m.packets, m.viewerDrops, m.feedDrops, m.plis, m.resent, m.nackMissed, m.latency, m.tcpRefused, m.transcoders, m.audioDrops)
 	}
 	return m
 }

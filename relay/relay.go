@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -568,7 +569,11 @@ func (s *Server) retire(f *feed) {
 }
 
 // peerConnection builds a peer connection whose codecs are the camera's
-// (with its H.264 profile first), with NACK responses and RTCP reports.
+// (with its H.264 profile first), sized for a viewer that only receives:
+// the one interceptor is the sender reports' (lip sync, round trip). The
+// NACKs are answered from the feed's shared history (nack.go) instead of
+// pion's responder and its copy of every packet per viewer; nothing is
+// received but RTCP, so no NACK generator, no receiver reports.
 func (s *Server) peerConnection(video, audio *media.Track) (*webrtc.PeerConnection, error) {
 	me := &webrtc.MediaEngine{}
 	for _, c := range codecs(video, audio) {
@@ -576,13 +581,12 @@ func (s *Server) peerConnection(video, audio *media.Track) (*webrtc.PeerConnecti
 			return nil, err
 		}
 	}
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
+	ir.Add(sr)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s.se))
 	return api.NewPeerConnection(webrtc.Configuration{ICEServers: s.ice, BundlePolicy: webrtc.BundlePolicyMaxBundle})
 }

@@ -27,7 +27,8 @@ type viewer struct {
 	pc        *webrtc.PeerConnection
 	video     *webrtc.TrackLocalStaticRTP
 	audio     *webrtc.TrackLocalStaticRTP
-	senders   []*webrtc.RTPSender // their RTCP is read once the session is registered
+	senders   []*webrtc.RTPSender  // their RTCP is read once the session is registered
+	feed      atomic.Pointer[feed] // set when it joins its feed
 	s         *Server
 	started   time.Time
 
@@ -44,12 +45,14 @@ type viewer struct {
 	pkt        rtp.Packet
 	tokens     float64 // pacing bucket
 	last       time.Time
+	sent       sentMap // which feed packet each recent video sequence number carried (NACKs)
 
 	sentPackets atomic.Uint64
 	sentBytes   atomic.Uint64
 	dropped     atomic.Uint64 // frames dropped because the viewer fell behind
 	plis        atomic.Uint64
 	nacks       atomic.Uint64
+	resent      atomic.Uint64 // packets retransmitted on NACKs
 	lossPermil  atomic.Uint32 // fraction lost (‰) from the latest receiver report
 	jitter      atomic.Uint32 // RTP timestamp units, latest receiver report
 	latencyNS   atomic.Int64  // frame packetized → written, latest video frame
@@ -170,6 +173,9 @@ func (v *viewer) flush() error {
 			v.pkt.Payload = p.pkts[i].Payload
 			v.pkt.SequenceNumber = *seq
 			v.pkt.Timestamp = p.ts
+			if p.kind == media.Video {
+				v.sent.put(*seq, p.seq0+uint64(i))
+			}
 			*seq++
 			if err := track.WriteRTP(&v.pkt); err != nil {
 				return err
@@ -187,10 +193,11 @@ func (v *viewer) flush() error {
 }
 
 // readRTCP handles what the browser says about a track: picture loss
-// (resume at the next keyframe), NACKs (answered by pion's interceptor;
-// counted here), receiver reports (loss, jitter).
+// (resume at the next keyframe), NACKs (answered from the feed's history:
+// nack.go), receiver reports (loss, jitter).
 func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
+	var rt retransmitter
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
@@ -209,7 +216,11 @@ func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
 					v.skipToKeyframe()
 				}
 			case *rtcp.TransportLayerNack:
-				v.nacks.Add(uint64(len(p.Nacks)))
+				resent, missed := v.answerNACK(p, &rt)
+				v.nacks.Add(uint64(resent + missed))
+				v.resent.Add(uint64(resent))
+				v.s.met.resent.Add(float64(resent))
+				v.s.met.nackMissed.Add(float64(missed))
 			case *rtcp.ReceiverReport:
 				for _, r := range p.Reports {
 					v.lossPermil.Store(uint32(r.FractionLost) * 1000 / 256)
@@ -240,7 +251,8 @@ type ViewerStats struct {
 	BitrateKbps float64       `json:"bitrate_kbps"` // average since the start
 	Dropped     uint64        `json:"dropped_frames"`
 	PLIs        uint64        `json:"plis"`
-	NACKs       uint64        `json:"nacks"`
+	NACKs       uint64        `json:"nacks"`        // packets the browser asked again for
+	Resent      uint64        `json:"resent"`       // of which retransmitted
 	LossPercent float64       `json:"loss_percent"` // from the latest receiver report
 	Jitter      uint32        `json:"jitter"`
 	Latency     time.Duration `json:"latency_ns"` // server-added: packetized → written, last video frame
@@ -251,6 +263,6 @@ func (v *viewer) stats() ViewerStats {
 	b := v.sentBytes.Load()
 	return ViewerStats{Ref: v.ref, RecordingID: v.recording, Viewer: v.name, Since: v.started,
 		Packets: v.sentPackets.Load(), Bytes: b, BitrateKbps: float64(b) * 8 / 1000 / max(el, 1e-3),
-		Dropped: v.dropped.Load(), PLIs: v.plis.Load(), NACKs: v.nacks.Load(),
+		Dropped: v.dropped.Load(), PLIs: v.plis.Load(), NACKs: v.nacks.Load(), Resent: v.resent.Load(),
 		LossPercent: float64(v.lossPermil.Load()) / 10, Jitter: v.jitter.Load(), Latency: time.Duration(v.latencyNS.Load())}
 }
