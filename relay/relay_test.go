@@ -238,6 +238,10 @@ func TestViewerGetsTheCameraStreamFromAKeyframe(t *testing.T) {
 	if a.AudioNote == "" || r.Viewers(id) != 1 {
 		t.Fatalf("audio note %q, viewers %d", a.AudioNote, r.Viewers(id))
 	}
+	// the relay is the DTLS server: its SRTP preference (AES-128-GCM) decides
+	if !strings.Contains(a.SDP, "a=setup:passive") {
+		t.Fatalf("answer does not take the DTLS server role:\n%s", a.SDP)
+	}
 	b.accept(t, a)
 	mediatest.Eventually(t, "30 access units", func() bool { return len(b.received()) >= 30 })
 	got := b.received()
