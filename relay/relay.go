@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/bwcplatform/bwc/ingest/media"
 	"github.com/bwcplatform/bwc/ingest/media/transcode"
+	"github.com/bwcplatform/bwc/relay/internal/udpbatch"
 )
 
 // Errors callers branch on (and media.ErrNotLive).
@@ -128,6 +130,7 @@ type Server struct {
 	// set by Run before ready is closed, read after
 	se    webrtc.SettingEngine
 	udp   *ice.UDPMuxDefault
+	batch *udpbatch.Conn // the UDP mux's socket
 	tcp   ice.TCPMux
 	tcpLn *tcpGuard
 
@@ -158,6 +161,23 @@ func New(cfg Config, src source, reg prometheus.Registerer, log *slog.Logger) (*
 		ice, _ := parseICEServer(u) // checked by validate
 		s.ice = append(s.ice, ice)
 	}
+	if reg != nil {
+		batched := func(pick func(sends, packets, refused uint64) uint64) func() float64 {
+			return func() float64 {
+				if !s.listening() || s.batch == nil {
+					return 0
+				}
+				return float64(pick(s.batch.Stats()))
+			}
+		}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bwc_relay_udp_batch_sends_total",
+				Help: "System calls that sent several packets of a viewer at once (UDP GSO)."}, batched(func(s, _, _ uint64) uint64 { return s })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bwc_relay_udp_batched_packets_total",
+				Help: "Packets sent by those system calls."}, batched(func(_, p, _ uint64) uint64 { return p })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bwc_relay_udp_gso_refused_total",
+				Help: "GSO sends the kernel refused (the relay then sends packets one by one)."}, batched(func(_, _, r uint64) uint64 { return r })))
+	}
 	s.lf = logging.NewDefaultLoggerFactory()
 	s.lf.DefaultLogLevel = logging.LogLevelError
 	return s, nil
@@ -185,11 +205,17 @@ func (s *Server) listen() error {
 	}
 	types := []webrtc.NetworkType{}
 	if s.cfg.UDPAddr != "" {
-		udp, err := net.ListenPacket("udp", s.cfg.UDPAddr)
+		ua, err := net.ResolveUDPAddr("udp", s.cfg.UDPAddr)
 		if err != nil {
 			return fmt.Errorf("relay: UDP %s: %w", s.cfg.UDPAddr, err)
 		}
-		s.udp = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: s.lf.NewLogger("ice-udp"), UDPConn: udp})
+		udp, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return fmt.Errorf("relay: UDP %s: %w", s.cfg.UDPAddr, err)
+		}
+		// a viewer's frame leaves in one system call (udpbatch, GSO)
+		s.batch = udpbatch.New(udp)
+		s.udp = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: s.lf.NewLogger("ice-udp"), UDPConn: s.batch})
 		s.se.SetICEUDPMux(s.udp)
 		types = append(types, webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6)
 	}
@@ -439,6 +465,7 @@ func (s *Server) Offer(ctx context.Context, rec uuid.UUID, who Viewer, offer str
 		pc.Close()
 		return Answer{}, fmt.Errorf("view %s: %w", rec, err)
 	}
+	watchRemote(pc, v)
 	if err := negotiate(ctx, rec, pc, offer); err != nil {
 		return Answer{}, err
 	}
@@ -523,6 +550,24 @@ func negotiate(ctx context.Context, rec uuid.UUID, pc *webrtc.PeerConnection, of
 		// answer with what was gathered; late candidates could come by trickle
 	}
 	return nil
+}
+
+// watchRemote keeps v.remote, the browser's UDP address, up to date with
+// ICE's selected pair: the address whose writes v corks (udpbatch).
+func watchRemote(pc *webrtc.PeerConnection, v *viewer) {
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		if p == nil || p.Remote == nil || p.Remote.Protocol != webrtc.ICEProtocolUDP {
+			v.remote.Store(nil)
+			return
+		}
+		ip, err := netip.ParseAddr(p.Remote.Address)
+		if err != nil {
+			v.remote.Store(nil)
+			return
+		}
+		ap := netip.AddrPortFrom(ip, p.Remote.Port)
+		v.remote.Store(&ap)
+	})
 }
 
 // joinOnConnect adds the viewer to the feed once the browser is connected:

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/relay/internal/udpbatch"
 )
 
 // viewer is one WHEP session: a peer connection, a bounded queue of
@@ -27,8 +29,9 @@ type viewer struct {
 	pc        *webrtc.PeerConnection
 	video     *webrtc.TrackLocalStaticRTP
 	audio     *webrtc.TrackLocalStaticRTP
-	senders   []*webrtc.RTPSender  // their RTCP is read once the session is registered
-	feed      atomic.Pointer[feed] // set when it joins its feed
+	senders   []*webrtc.RTPSender            // their RTCP is read once the session is registered
+	feed      atomic.Pointer[feed]           // set when it joins its feed
+	remote    atomic.Pointer[netip.AddrPort] // the browser's UDP address (ICE's selected pair); nil over ICE-TCP
 	s         *Server
 	started   time.Time
 
@@ -148,11 +151,15 @@ func (v *viewer) write() {
 
 // flush writes what is queued: one header rewrite per packet into the
 // viewer's own packet value (no allocation); the payload is the feed's.
+// Over UDP the browser's address is corked meanwhile, so that what is
+// queued leaves in as few system calls as the pacing allows (udpbatch).
 func (v *viewer) flush() error {
+	c := v.cork()
+	defer c.uncork()
 	for {
 		p := v.pop()
 		if p == nil {
-			return nil
+			return c.uncork()
 		}
 		track, seq := v.video, &v.vseq
 		if p.kind == media.Audio {
@@ -166,7 +173,11 @@ func (v *viewer) flush() error {
 			v.tokens = min(v.tokens+now.Sub(v.last).Seconds()*paceRate, paceBurst)
 			v.last = now
 			if size := float64(len(p.pkts[i].Payload)); v.tokens < size {
+				if err := c.uncork(); err != nil { // what is held goes before the wait
+					return err
+				}
 				time.Sleep(time.Duration((size - v.tokens) / paceRate * float64(time.Second)))
+				c.again()
 			}
 			v.tokens -= float64(len(p.pkts[i].Payload))
 			v.pkt.Header = p.pkts[i].Header
@@ -190,6 +201,39 @@ func (v *viewer) flush() error {
 		}
 		v.s.met.packets.Add(float64(len(p.pkts)))
 	}
+}
+
+// corked is a viewer's address held by flush (a no-op over ICE-TCP or
+// without the UDP socket).
+type corked struct {
+	c    *udpbatch.Conn
+	addr netip.AddrPort
+	on   bool
+}
+
+func (v *viewer) cork() corked {
+	a := v.remote.Load()
+	if a == nil || v.s.batch == nil {
+		return corked{}
+	}
+	k := corked{c: v.s.batch, addr: *a}
+	k.again()
+	return k
+}
+
+func (k *corked) again() {
+	if k.c != nil && !k.on {
+		k.c.Cork(k.addr)
+		k.on = true
+	}
+}
+
+func (k *corked) uncork() error {
+	if k.c == nil || !k.on {
+		return nil
+	}
+	k.on = false
+	return k.c.Uncork(k.addr)
 }
 
 // readRTCP handles what the browser says about a track: picture loss
