@@ -168,15 +168,14 @@ func (v *viewer) flush() error {
 		if track == nil {
 			continue
 		}
+		v.refill()
 		for i := range p.pkts {
-			now := time.Now()
-			v.tokens = min(v.tokens+now.Sub(v.last).Seconds()*paceRate, paceBurst)
-			v.last = now
 			if size := float64(len(p.pkts[i].Payload)); v.tokens < size {
 				if err := c.uncork(); err != nil { // what is held goes before the wait
 					return err
 				}
 				time.Sleep(time.Duration((size - v.tokens) / paceRate * float64(time.Second)))
+				v.refill()
 				c.again()
 			}
 			v.tokens -= float64(len(p.pkts[i].Payload))
@@ -201,6 +200,14 @@ func (v *viewer) flush() error {
 		}
 		v.s.met.packets.Add(float64(len(p.pkts)))
 	}
+}
+
+// refill adds to the pacing bucket what the time since the last refill
+// allows (once a frame, and after each wait).
+func (v *viewer) refill() {
+	now := time.Now()
+	v.tokens = min(v.tokens+now.Sub(v.last).Seconds()*paceRate, paceBurst)
+	v.last = now
 }
 
 // corked is a viewer's address held by flush (a no-op over ICE-TCP or
