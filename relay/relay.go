@@ -199,6 +199,11 @@ func (s *Server) listen() error {
 	// than AES-256-GCM). The DTLS server's preference decides, so the
 	// relay answers as the DTLS server (a=setup:passive); browsers offer
 	// actpass.
+	// no multicast DNS: pion would open an mDNS socket pair and reader per
+	// peer connection to resolve a browser's ".local" candidates; a browser
+	// reaches the relay's own candidates and is learned from its checks
+	// (peer-reflexive), as with any media server
+	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	s.se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	if err := s.se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return fmt.Errorf("relay: DTLS role: %w", err)
