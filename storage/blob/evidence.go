@@ -19,6 +19,10 @@ import (
 // was written.
 var ErrConflict = errors.New("object exists with other contents")
 
+// ErrChecksum: the body sent is not the bytes of the SHA-256 it was sent
+// with (the server refused it); nothing was written.
+var ErrChecksum = errors.New("object body does not match its SHA-256")
+
 // maxSinglePut is the largest object S3 takes in one PUT; larger evidence
 // goes up in parts (each part's SHA-256 verified by the server).
 const maxSinglePut = 5 << 30
@@ -74,6 +78,13 @@ func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	if e.Size <= maxSinglePut {
 		um["x-amz-checksum-sha256"] = base64.StdEncoding.EncodeToString(e.SHA256)
 		opts.DisableMultipart = true
+		// the body is bound to the request by that checksum (a signed
+		// header the server verifies against the whole body): over plain
+		// HTTP minio-go would also hash it again, 64 KiB chunk by chunk,
+		// for a streaming signature the server verifies too (a second
+		// SHA-256 pass on each side for nothing: issue 19). Unsigned
+		// payload, checksummed body.
+		opts.DisableContentSha256 = true
 	} else {
 		opts.Checksum = minio.ChecksumSHA256
 	}
@@ -82,6 +93,10 @@ func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	}
 	info, err := s.client.PutObject(ctx, s.cfg.Bucket, e.Key, e.Body, e.Size, opts)
 	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && (er.Code == "XAmzContentChecksumMismatch" || er.Code == "BadDigest") {
+			return Stored{}, fmt.Errorf("put %s: %w: %w", e.Key, ErrChecksum, err)
+		}
 		return Stored{}, fmt.Errorf("put %s: %w", e.Key, err)
 	}
 	return Stored{VersionID: info.VersionID, Size: info.Size, SHA256: e.SHA256}, nil
