@@ -1,10 +1,9 @@
 package archive
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,16 +232,12 @@ func (a *Archive) uploadInit(ctx context.Context, dir string, n int) error {
 	if err != nil {
 		return fmt.Errorf("%s.json: %w", base, err)
 	}
-	data, err := readChecked(base+".mp4", m.SHA256)
-	if err != nil {
-		return err
-	}
 	held, err := a.db.Held(ctx, m.RecordingID)
 	if err != nil {
 		return err
 	}
 	meta := map[string]string{"Bwc-Recording": m.RecordingID.String(), "Bwc-Init": strconv.Itoa(m.N)}
-	if m.VersionID, err = a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/mp4"); err != nil {
+	if m.VersionID, err = a.putObject(ctx, m.Key, base+".mp4", m.Size, m.SHA256, meta, held, "video/mp4"); err != nil {
 		return fmt.Errorf("archive init segment %d of %s: %w", n, m.RecordingID, err)
 	}
 	if err := a.db.PutInitSegment(ctx, m); err != nil {
@@ -265,10 +260,6 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 	if err != nil {
 		return fmt.Errorf("%s.json: %w", base, err)
 	}
-	data, err := readChecked(base+".m4s", m.SHA256)
-	if err != nil {
-		return err
-	}
 	held, err := a.db.Held(ctx, m.RecordingID)
 	if err != nil {
 		return err
@@ -279,7 +270,7 @@ func (a *Archive) uploadSegment(ctx context.Context, dir string, seq uint64) err
 		"Bwc-Chain":      hex.EncodeToString(m.Chain),
 		"Bwc-Prev-Chain": hex.EncodeToString(m.PrevChain),
 	}
-	if m.VersionID, err = a.putObject(ctx, m.Key, data, m.SHA256, meta, held, "video/iso.segment"); err != nil {
+	if m.VersionID, err = a.putObject(ctx, m.Key, base+".m4s", m.Size, m.SHA256, meta, held, "video/iso.segment"); err != nil {
 		return fmt.Errorf("archive segment %d of %s: %w", m.Seq, m.RecordingID, err)
 	}
 	if err := a.db.PutSegment(ctx, m); err != nil {
@@ -323,26 +314,29 @@ func (a *Archive) unspool(dir string, meta, data string) error {
 	return durable.SyncDir(dir)
 }
 
-func readChecked(path string, sum []byte) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if got := sha256.Sum256(data); !bytes.Equal(got[:], sum) {
-		return nil, fmt.Errorf("spool file %s does not match its recorded SHA-256 (local disk corruption?)", path)
-	}
-	return data, nil
-}
-
-// putObject stores an object once through the one evidence writer
-// (blob.PutEvidence): with its SHA-256 as the S3 checksum, GOVERNANCE
+// putObject stores the spooled file path (size bytes of SHA-256 sum, as the
+// spool recorded them while writing it) once through the one evidence
+// writer (blob.PutEvidence): with its SHA-256 as the S3 checksum,
 // retention and, when the recording is held, a legal hold. An object
 // already there with the same SHA-256 (a retry after a crash) is success;
 // with another one it is ErrObjectConflict and nothing is written. It
 // returns the object's version ID.
-func (a *Archive) putObject(ctx context.Context, key string, data, sum []byte, meta map[string]string, held bool, ctype string) (string, error) {
-	st, err := a.blobs.PutEvidence(ctx, blob.Evidence{Key: key, Body: bytes.NewReader(data), Size: int64(len(data)), SHA256: sum,
+//
+// The file is streamed, not hashed again here: the store verifies the
+// body against sum, so a file that local disk corruption changed since it
+// was spooled is refused (blob.ErrChecksum) and nothing is written. The
+// spool's hash is the segment's one SHA-256 pass on this side.
+func (a *Archive) putObject(ctx context.Context, key, path string, size int64, sum []byte, meta map[string]string, held bool, ctype string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := a.blobs.PutEvidence(ctx, blob.Evidence{Key: key, Body: f, Size: size, SHA256: sum,
 		ContentType: ctype, Metadata: meta, RetainUntil: time.Now().Add(a.cfg.Retention), LegalHold: held})
+	if errors.Is(err, blob.ErrChecksum) {
+		return "", fmt.Errorf("spool file %s does not match its recorded SHA-256 (local disk corruption?): %w", path, err)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,10 @@ import (
 // was written.
 var ErrConflict = errors.New("object exists with other contents")
 
+// ErrChecksum: the body sent is not the bytes of the SHA-256 it was sent
+// with (the server refused it); nothing was written.
+var ErrChecksum = errors.New("object body does not match its SHA-256")
+
 // maxSinglePut is the largest object S3 takes in one PUT; larger evidence
 // goes up in parts (each part's SHA-256 verified by the server).
 const maxSinglePut = 5 << 30
@@ -49,17 +53,22 @@ type Stored struct {
 // When the key already holds an object with the same SHA-256 (a retry
 // after a crash) that object is the result (and gets the legal hold when
 // asked); with another SHA-256 the error is ErrConflict and nothing is
-// written.
+// written. A single PUT (up to 5 GiB: every archived segment) is one
+// conditional request (If-None-Match: *), atomic write-once; the key is
+// looked at only when the server refuses it.
 func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	if e.Key == "" || len(e.SHA256) != sha256.Size || e.Size < 0 || e.Body == nil || e.RetainUntil.IsZero() {
 		return Stored{}, fmt.Errorf("put evidence %q: key, body, size, SHA-256 and retention are required", e.Key)
 	}
-	old, err := s.Stat(ctx, e.Key)
-	switch {
-	case err == nil:
-		return s.existing(ctx, e, old)
-	case !errors.Is(err, ErrNoObject):
-		return Stored{}, err
+	single := e.Size <= maxSinglePut
+	if !single { // a multipart upload is checked first; a single PUT is conditional (below)
+		old, err := s.Stat(ctx, e.Key)
+		switch {
+		case err == nil:
+			return s.existing(ctx, e, old)
+		case !errors.Is(err, ErrNoObject):
+			return Stored{}, err
+		}
 	}
 	um := map[string]string{}
 	for k, v := range e.Metadata {
@@ -71,9 +80,21 @@ func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 		Mode:            minio.RetentionMode(s.cfg.RetentionMode),
 		RetainUntilDate: e.RetainUntil.UTC(),
 	}
-	if e.Size <= maxSinglePut {
+	if single {
+		// write-once in one request: the server refuses the PUT
+		// (412) when the key already holds an object, instead of a
+		// HEAD before every PUT (a request, and MinIO's work on it, per
+		// archived segment); the existing object is then looked at.
+		opts.SetMatchETagExcept("*")
 		um["x-amz-checksum-sha256"] = base64.StdEncoding.EncodeToString(e.SHA256)
 		opts.DisableMultipart = true
+		// the body is bound to the request by that checksum (a signed
+		// header the server verifies against the whole body): over plain
+		// HTTP minio-go would also hash it again, 64 KiB chunk by chunk,
+		// for a streaming signature the server verifies too (a second
+		// SHA-256 pass on each side for nothing: issue 19). Unsigned
+		// payload, checksummed body.
+		opts.DisableContentSha256 = true
 	} else {
 		opts.Checksum = minio.ChecksumSHA256
 	}
@@ -82,6 +103,18 @@ func (s *Store) PutEvidence(ctx context.Context, e Evidence) (Stored, error) {
 	}
 	info, err := s.client.PutObject(ctx, s.cfg.Bucket, e.Key, e.Body, e.Size, opts)
 	if err != nil {
+		var er minio.ErrorResponse
+		errors.As(err, &er)
+		switch er.Code {
+		case "PreconditionFailed": // the key holds an object already (a retry after a crash, or a conflict)
+			old, err := s.Stat(ctx, e.Key)
+			if err != nil {
+				return Stored{}, err
+			}
+			return s.existing(ctx, e, old)
+		case "XAmzContentChecksumMismatch", "BadDigest":
+			return Stored{}, fmt.Errorf("put %s: %w: %w", e.Key, ErrChecksum, err)
+		}
 		return Stored{}, fmt.Errorf("put %s: %w", e.Key, err)
 	}
 	return Stored{VersionID: info.VersionID, Size: info.Size, SHA256: e.SHA256}, nil

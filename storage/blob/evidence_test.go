@@ -88,8 +88,8 @@ func TestPutEvidenceChecksumVerifiedByServer(t *testing.T) {
 	e := evidence("c/bad", []byte("what the camera sent"), false)
 	e.Body = bytes.NewReader([]byte("what the disk returned")) // not the declared SHA-256
 	e.Size = int64(len("what the disk returned"))
-	if _, err := s.PutEvidence(ctx, e); err == nil {
-		t.Fatal("a body that does not match its SHA-256 was stored")
+	if _, err := s.PutEvidence(ctx, e); !errors.Is(err, blob.ErrChecksum) {
+		t.Fatalf("PutEvidence of a body that does not match its SHA-256: %v, want ErrChecksum", err)
 	}
 	if _, err := s.Stat(ctx, "c/bad"); !errors.Is(err, blob.ErrNoObject) {
 		t.Fatalf("Stat after a refused write: %v, want ErrNoObject", err)

@@ -2,7 +2,10 @@
 // fragmented MP4 (ISO BMFF): an init segment (ftyp+moov) per codec
 // configuration and media segments cut at video keyframes, each written as
 // a series of fragments (moof+mdat) so that the caller can make every
-// fragment durable as soon as it exists.
+// fragment durable as soon as it exists. Init segments are mediacommon's
+// (fmp4.Init); fragments are written by appendFragment (fragment.go), the
+// same bytes as mediacommon's fmp4.Part without its allocations: the
+// archive's hot path.
 //
 // Codecs: H.264 and H.265 video; AAC and Opus audio as they are; G.711
 // (PCMA/PCMU) audio decoded losslessly to 16-bit big-endian LPCM ('ipcm'),
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
@@ -55,7 +59,8 @@ type End struct {
 
 // Sink receives the output, in this order: Init (before the first segment
 // and on every change of codec configuration), then per segment Begin,
-// Fragment..., Seal.
+// Fragment..., Seal. Fragment's data is the segmenter's reused buffer:
+// valid only until Fragment returns (a Sink that keeps it copies it).
 type Sink interface {
 	Init(n int, data []byte) error
 	Begin(h Header) error
@@ -76,7 +81,7 @@ type track struct {
 	src       *media.Track
 	id        int // fMP4 track ID, from 1
 	timescale uint32
-	samples   []*fmp4.Sample
+	samples   []sample
 	base      uint64 // BaseTime of samples[0]
 	next      uint64 // audio: where the next sample starts
 	pending   *media.Frame
@@ -99,6 +104,7 @@ type Segmenter struct {
 	last         End
 	stats        Stats
 	expectVideo  bool
+	frag         []byte // the fragment being written, reused: Sink.Fragment's data is valid only during the call
 }
 
 // New makes a segmenter for a stream that starts with the given tracks
@@ -328,9 +334,7 @@ func (s *Segmenter) add(f *media.Frame) error {
 	if f.Track.Kind == media.Video {
 		t := s.video
 		if t.pending != nil {
-			if err := s.closeVideo(ticks(f.DTS, t.timescale)); err != nil {
-				return err
-			}
+			s.closeVideo(ticks(f.DTS, t.timescale))
 		}
 		t.pending = f
 		return nil
@@ -360,7 +364,7 @@ func (s *Segmenter) add(f *media.Frame) error {
 		if d == 0 {
 			continue
 		}
-		t.samples = append(t.samples, &fmp4.Sample{Duration: d, Payload: payload})
+		t.samples = append(t.samples, audioSample(d, payload))
 		t.next += uint64(d)
 	}
 	d := time.Duration(t.next-start) * time.Second / time.Duration(t.timescale)
@@ -368,8 +372,9 @@ func (s *Segmenter) add(f *media.Frame) error {
 	return nil
 }
 
-// closeVideo ends the pending video sample at DTS endTicks.
-func (s *Segmenter) closeVideo(endTicks int64) error {
+// closeVideo ends the pending video sample at DTS endTicks. The sample
+// refers to the frame's NAL units; they are copied once, into the fragment.
+func (s *Segmenter) closeVideo(endTicks int64) {
 	t := s.video
 	p := t.pending
 	t.pending = nil
@@ -382,26 +387,19 @@ func (s *Segmenter) closeVideo(endTicks int64) error {
 		}
 	}
 	t.lastDur = uint32(d)
-	var smp fmp4.Sample
 	ptsOff := ticks(p.PTS, t.timescale) - start
-	var err error
+	var nonSync bool
 	if t.src.Codec == media.H265 {
-		err = smp.FillH265(int32(ptsOff), p.AU)
-		smp.IsNonSyncSample = !h265.IsRandomAccess(p.AU)
+		nonSync = !h265.IsRandomAccess(p.AU)
 	} else {
-		err = smp.FillH264(int32(ptsOff), p.AU)
+		nonSync = !h264.IsRandomAccess(p.AU)
 	}
-	if err != nil {
-		return fmt.Errorf("video sample at %v: %w", p.DTS, err)
-	}
-	smp.Duration = uint32(d)
 	if len(t.samples) == 0 {
 		t.base = uint64(max(start, 0))
 	}
-	t.samples = append(t.samples, &smp)
+	t.samples = append(t.samples, videoSample(uint32(d), int32(ptsOff), nonSync, p.AU))
 	dd := time.Duration(d) * time.Second / time.Duration(t.timescale)
 	s.advance(End{DTS: p.DTS + dd, Wall: s.wall(p).Add(dd)})
-	return nil
 }
 
 // advance moves the end of the written media forward.
@@ -414,32 +412,25 @@ func (s *Segmenter) advance(e End) {
 // flush writes the samples gathered so far as one fragment. next is the
 // frame that follows (nil at the end of a segment without successor).
 func (s *Segmenter) flush(next *media.Frame) error {
-	var part fmp4.Part
-	for _, t := range []*track{s.video, s.audio} {
-		if t == nil || len(t.samples) == 0 {
-			continue
-		}
-		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: t.base, Samples: t.samples})
-	}
 	if next != nil {
 		s.fragStart = next.DTS
 	}
-	if len(part.Tracks) == 0 {
+	if (s.video == nil || len(s.video.samples) == 0) && (s.audio == nil || len(s.audio.samples) == 0) {
 		return nil
 	}
 	s.partSeq++
-	part.SequenceNumber = s.partSeq
-	var buf seekablebuffer.Buffer
-	if err := part.Marshal(&buf); err != nil {
+	frag, err := appendFragment(s.frag[:0], s.partSeq, s.video, s.audio)
+	if err != nil {
 		return fmt.Errorf("marshal fragment: %w", err)
 	}
+	s.frag = frag
 	for _, t := range []*track{s.video, s.audio} {
 		if t != nil {
-			clear(t.samples)
+			clear(t.samples) // the frames' bytes are not held beyond their fragment
 			t.samples = t.samples[:0]
 		}
 	}
-	return s.sink.Fragment(buf.Bytes(), s.last)
+	return s.sink.Fragment(frag, s.last)
 }
 
 // seal ends the open segment before frame next (nil: end of stream).
@@ -451,9 +442,7 @@ func (s *Segmenter) seal(next *media.Frame) error {
 		} else {
 			end = ticks(v.pending.DTS, v.timescale) + int64(max(v.lastDur, v.timescale/30))
 		}
-		if err := s.closeVideo(end); err != nil {
-			return err
-		}
+		s.closeVideo(end)
 	}
 	if err := s.flush(nil); err != nil {
 		return err

@@ -34,7 +34,7 @@ func (m *memSink) Init(n int, data []byte) error {
 func (m *memSink) Begin(h Header) error { m.segs = append(m.segs, &memSeg{h: h}); return nil }
 func (m *memSink) Fragment(d []byte, e End) error {
 	s := m.segs[len(m.segs)-1]
-	s.frags = append(s.frags, d)
+	s.frags = append(s.frags, bytes.Clone(d)) // d is the segmenter's buffer
 	s.ends = append(s.ends, e)
 	return nil
 }
