@@ -320,7 +320,6 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	// the cameras
 	serials := o.serials[:p.cameras]
 	camCtx, camStop := context.WithCancel(ctx)
-	defer camStop()
 	camStart := time.Now()
 	var sent int64
 	var camWG sync.WaitGroup
@@ -329,7 +328,7 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 		defer camWG.Done()
 		sent, _ = runCameras(camCtx, camOptions{server: n.RTSP, secret: viewerLoadSecret}, serials, o.sample)
 	}()
-	defer camWG.Wait() // after camStop
+	defer func() { camStop(); camWG.Wait() }()
 	live, err := waitRecording(ctx, db, serials, n.Name, camStart.Add(-2*time.Second))
 	if err != nil {
 		return f, err
@@ -541,7 +540,7 @@ func (o *viewerLoadOptions) window(ctx context.Context, n *clusterNode, d time.D
 	}
 	var mi0, pg0 map[int]time.Duration
 	if others {
-		mi0, pg0 = procsCPU("minio"), procsCPU("postgres")
+		mi0, pg0 = procsCPU("minio", o.cfg.S3Endpoint), procsCPU("postgres", "")
 	}
 	t0 := time.Now()
 	if err := waitContext(ctx, d); err != nil {
@@ -554,19 +553,24 @@ func (o *viewerLoadOptions) window(ctx context.Context, n *clusterNode, d time.D
 	w.elapsed = time.Since(t0)
 	w.cpu, w.rss = u1.CPU-u0.CPU, u1.RSS
 	if others {
-		w.minio = cpuDelta(mi0, procsCPU("minio")).Seconds() / w.elapsed.Seconds()
-		w.pg = cpuDelta(pg0, procsCPU("postgres")).Seconds() / w.elapsed.Seconds()
+		w.minio = cpuDelta(mi0, procsCPU("minio", o.cfg.S3Endpoint)).Seconds() / w.elapsed.Seconds()
+		w.pg = cpuDelta(pg0, procsCPU("postgres", "")).Seconds() / w.elapsed.Seconds()
 	}
 	return w, nil
 }
 
-// procsCPU is the CPU time so far of every process named name (pgrep -x).
-func procsCPU(name string) map[int]time.Duration {
+// procsCPU is the CPU time so far of every process named name (pgrep -x)
+// whose command line holds arg (a MinIO's address: not the distributed
+// one's processes).
+func procsCPU(name, arg string) map[int]time.Duration {
 	m := map[int]time.Duration{}
 	b, _ := exec.Command("pgrep", "-x", name).Output()
 	for _, f := range strings.Fields(string(b)) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
+			continue
+		}
+		if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !strings.Contains(string(cl), arg) {
 			continue
 		}
 		if u, err := readProc(pid); err == nil {

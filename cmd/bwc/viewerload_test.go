@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -224,5 +225,28 @@ func TestViewerLoad(t *testing.T) {
 	positive(rowFirstP50)
 	if f := rows[rowFirstMissing]; len(f) != 1 || f[0] != "0" {
 		t.Errorf("viewers without a keyframe: %q", f)
+	}
+}
+
+// TestServeFlagsOf: the flags read from a binary's `serve -h` are every
+// flag clusterNode gives a node (none silently dropped), and a binary
+// without them is refused.
+func TestServeFlagsOf(t *testing.T) {
+	t.Setenv(childEnv, "serve") // this test binary runs `bwc serve -h`
+	flags, err := serveFlagsOf(context.Background(), os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := serveArgs(defaultConfig())
+	for _, a := range args {
+		if name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "="); !flags[name] {
+			t.Errorf("serve -h does not list -%s", name)
+		}
+	}
+	if len(flags) != len(args) {
+		t.Errorf("%d flags read from serve -h, serve has %d", len(flags), len(args))
+	}
+	if _, err := serveFlagsOf(context.Background(), "/bin/true"); err == nil {
+		t.Error("a binary listing no serve flags is accepted")
 	}
 }
