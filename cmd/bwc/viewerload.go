@@ -69,7 +69,8 @@ func viewerload(ctx context.Context, args []string, out io.Writer) error {
 	for pi, p := range o.phases {
 		res := make([][]loadFigures, len(o.bins))
 		for r := range o.rounds {
-			for bi, b := range o.bins {
+			for _, bi := range roundOrder(len(o.bins), r) {
+				b := o.bins[bi]
 				last := pi == len(o.phases)-1 && r == o.rounds-1
 				f, err := o.runOnce(ctx, b, p, r+1, last, out)
 				if err != nil {
@@ -128,7 +129,7 @@ func parseViewerLoad(args []string) (*viewerLoadOptions, error) {
 	o.cfg.register(fs)
 	bins := fs.String("bins", "", "binaries under test, name=path,name=path (default: this one, as \"this\"); the ratio columns are each over the first")
 	phases := fs.String("phases", "10x0,10x5,20x10", "loads to measure, in turn: cameras x viewers per camera")
-	fs.IntVar(&o.rounds, "rounds", 2, "runs of every binary per phase, alternating (base,new,base,new); the tables give the median")
+	fs.IntVar(&o.rounds, "rounds", 2, "runs of every binary per phase, in alternating order (base,new, then new,base); the tables give the median")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measuring window (cameras alone, then with viewers)")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "settling time before each window")
 	fs.IntVar(&o.procs, "viewer-procs", 0, "viewer processes (default: 2 to 4, one per 25 viewers)")
@@ -171,6 +172,21 @@ func parseViewerLoad(args []string) (*viewerLoadOptions, error) {
 		o.serials[i] = fmt.Sprintf("VIEWERLOAD-%04d", i+1)
 	}
 	return o, nil
+}
+
+// roundOrder is the order the binaries run in round r (from 0): first to
+// last, then last to first (base,new,new,base...), so that a trend of the
+// machine's load weighs on each alike.
+func roundOrder(n, r int) []int {
+	o := make([]int, n)
+	for i := range o {
+		if r%2 == 0 {
+			o[i] = i
+		} else {
+			o[i] = n - 1 - i
+		}
+	}
+	return o
 }
 
 // parsePhases reads "10x0,10x5,20x10": cameras × viewers per camera.
@@ -310,7 +326,7 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	if err := waitContext(ctx, o.warmup); err != nil {
 		return f, err
 	}
-	idle, err := o.window(ctx, n, min(o.duration, 5*time.Second), false)
+	idle, err := o.window(ctx, n, min(o.duration, 10*time.Second), true)
 	if err != nil {
 		return f, err
 	}
@@ -343,8 +359,11 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	f.set(rowCoresCams, cams.cores())
 	f.set(rowRSSCams, cams.rssMB())
 	f.set(rowCoresPerCam, (cams.cores()-idle.cores())/float64(p.cameras))
+	f.set(rowMinIOIdle, idle.minio)
 	f.set(rowMinIO, cams.minio)
+	f.set(rowPostgresIdle, idle.pg)
 	f.set(rowPostgres, cams.pg)
+	f.set(rowOthersPerCam, (cams.minio+cams.pg-idle.minio-idle.pg)/float64(p.cameras))
 
 	if p.viewers > 0 {
 		if err := o.withViewers(ctx, n, b, p, live, last, dir, cams, &f, out); err != nil {
@@ -531,7 +550,8 @@ func (w procWindow) cores() float64 { return w.cpu.Seconds() / w.elapsed.Seconds
 func (w procWindow) rssMB() float64 { return float64(w.rss) / 1e6 }
 
 // window reads the server's /proc (and MinIO's and PostgreSQL's processes
-// with others) before and after d.
+// with others: they serve other work on a shared machine, hence their idle
+// figures) before and after d.
 func (o *viewerLoadOptions) window(ctx context.Context, n *clusterNode, d time.Duration, others bool) (procWindow, error) {
 	var w procWindow
 	u0, err := readProc(n.PID())
@@ -676,8 +696,11 @@ const (
 	rowRSSView      = "server RSS MB, with viewers"
 	rowCoresPerCam  = "cores per camera"
 	rowCamMbit      = "Mbit/s sent per camera"
-	rowMinIO        = "MinIO cores (cameras only)"
-	rowPostgres     = "PostgreSQL cores (cameras only)"
+	rowMinIOIdle    = "MinIO cores, idle"
+	rowMinIO        = "MinIO cores, cameras only"
+	rowPostgresIdle = "PostgreSQL cores, idle"
+	rowPostgres     = "PostgreSQL cores, cameras only"
+	rowOthersPerCam = "MinIO+PostgreSQL cores per camera"
 	rowCoresPerView = "cores per viewer"
 	rowRSSPerView   = "RSS MB per viewer"
 	rowMbitPerView  = "Mbit/s per viewer"
@@ -696,7 +719,8 @@ var loadRows = []struct {
 }{
 	{rowCoresIdle, 3}, {rowCoresCams, 3}, {rowCoresView, 3},
 	{rowRSSIdle, 1}, {rowRSSCams, 1}, {rowRSSView, 1},
-	{rowCoresPerCam, 4}, {rowCamMbit, 2}, {rowMinIO, 3}, {rowPostgres, 3},
+	{rowCoresPerCam, 4}, {rowCamMbit, 2},
+	{rowMinIOIdle, 3}, {rowMinIO, 3}, {rowPostgresIdle, 3}, {rowPostgres, 3}, {rowOthersPerCam, 4},
 	{rowCoresPerView, 5}, {rowRSSPerView, 2}, {rowMbitPerView, 2}, {rowLoss, 2},
 	{rowFirstP50, 0}, {rowFirstP95, 0}, {rowFirstMissing, 0},
 	{rowLatP50, 2}, {rowLatP95, 2}, {rowDrops, 0},

@@ -151,6 +151,20 @@ func TestLoadTable(t *testing.T) {
 	}
 }
 
+func TestRoundOrder(t *testing.T) {
+	for _, c := range []struct {
+		n, r int
+		want []int
+	}{
+		{2, 0, []int{0, 1}}, {2, 1, []int{1, 0}}, {2, 2, []int{0, 1}},
+		{3, 1, []int{2, 1, 0}}, {1, 1, []int{0}},
+	} {
+		if got := roundOrder(c.n, c.r); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("roundOrder(%d, %d) = %v, want %v", c.n, c.r, got, c.want)
+		}
+	}
+}
+
 func TestH264KeyframeStart(t *testing.T) {
 	for _, c := range []struct {
 		name string
