@@ -31,6 +31,7 @@ type clusterNode struct {
 	bin        string   // the executable
 	pre        []string // its arguments before serve's flags
 	env        []string
+	known      map[string]bool // the serve flags bin has (nil: all of this one's)
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -130,7 +131,13 @@ func (n *clusterNode) Launch() error {
 		return err
 	}
 	fmt.Fprintf(out, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
-	n.cmd = exec.Command(n.bin, append(append(append([]string{}, n.pre...), "serve"), serveArgs(n.cfg)...)...)
+	var flags []string
+	for _, a := range serveArgs(n.cfg) {
+		if name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "="); n.known == nil || n.known[name] {
+			flags = append(flags, a)
+		}
+	}
+	n.cmd = exec.Command(n.bin, append(append(append([]string{}, n.pre...), "serve"), flags...)...)
 	n.cmd.Env, n.cmd.Stdout, n.cmd.Stderr = n.env, out, out
 	if err := n.cmd.Start(); err != nil {
 		out.Close()

@@ -400,7 +400,13 @@ func webLogin(base, login, password string) (*webSession, error) {
 // endpoint (non-trickle: the offer carries every candidate), counting its
 // video packets and the sequence numbers missed.
 func whepViewer(ctx context.Context, s *webSession, rec uuid.UUID, got, lost *atomic.Uint64) (*webrtc.PeerConnection, error) {
-	return countingViewer(got, lost, func(offer string) (string, error) {
+	return countingViewer(got, lost, whepAnswer(ctx, s, rec))
+}
+
+// whepAnswer posts a viewer's offer to the node's WHEP endpoint of the
+// recording and returns the answer.
+func whepAnswer(ctx context.Context, s *webSession, rec uuid.UUID) func(offer string) (string, error) {
+	return func(offer string) (string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/live/"+rec.String()+"/whep", strings.NewReader(offer))
 		if err != nil {
 			return "", err
@@ -418,5 +424,5 @@ func whepViewer(ctx context.Context, s *webSession, rec uuid.UUID, got, lost *at
 			return "", fmt.Errorf("WHEP %s: %d %s", s.base, res.StatusCode, answer)
 		}
 		return string(answer), nil
-	})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/logging"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -14,6 +15,23 @@ import (
 // WHEP over HTTP (whepViewer) or to a relay in the same process
 // (loadViewer).
 func countingViewer(got, lost *atomic.Uint64, answer func(offer string) (string, error)) (*webrtc.PeerConnection, error) {
+	return recvViewer(func() func(*rtp.Packet) {
+		var last uint16
+		first := true
+		return func(p *rtp.Packet) {
+			if d := int16(p.SequenceNumber - last - 1); !first && d > 0 {
+				lost.Add(uint64(d))
+			}
+			first, last = false, p.SequenceNumber
+			got.Add(1)
+		}
+	}, answer)
+}
+
+// recvViewer is a pion peer connection receiving video only; for each
+// track it gets, onTrack returns the function that sees its RTP packets
+// (on the track's reading goroutine).
+func recvViewer(onTrack func() func(*rtp.Packet), answer func(offer string) (string, error)) (*webrtc.PeerConnection, error) {
 	se := webrtc.SettingEngine{}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
@@ -33,18 +51,13 @@ func countingViewer(got, lost *atomic.Uint64, answer func(offer string) (string,
 		return fail(err)
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		var last uint16
-		first := true
+		see := onTrack()
 		for {
 			p, _, err := t.ReadRTP()
 			if err != nil {
 				return
 			}
-			if d := int16(p.SequenceNumber - last - 1); !first && d > 0 {
-				lost.Add(uint64(d))
-			}
-			first, last = false, p.SequenceNumber
-			got.Add(1)
+			see(p)
 		}
 	})
 	offer, err := pc.CreateOffer(nil)

@@ -11,6 +11,7 @@
 //	bwc cam        simulated body cameras (load test: -n N -metrics URL)
 //	bwc relayload  the live relay's figures: N recordings x M WebRTC viewers in one process
 //	bwc clusterload  per-node figures of 1, 2, 3... nodes behind HAProxy on the same cameras and viewers
+//	bwc viewerload   a node's cost per camera and per WebRTC viewer, for a baseline and a result binary in one run
 package main
 
 import (
@@ -32,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bwc serve|migrate|setup-storage|seed-demo|useradd|verify|export-key|cam|relayload|clusterload [flags] (bwc COMMAND -h lists the flags)")
+		return fmt.Errorf("usage: bwc serve|migrate|setup-storage|seed-demo|useradd|verify|export-key|cam|relayload|clusterload|viewerload [flags] (bwc COMMAND -h lists the flags)")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -68,7 +69,11 @@ func run(ctx context.Context, args []string) error {
 		return relayload(ctx, rest, os.Stdout)
 	case "clusterload":
 		return clusterload(ctx, rest, os.Stdout)
+	case "viewerload":
+		return viewerload(ctx, rest, os.Stdout)
+	case "loadviewers": // viewerload's viewer processes (not listed)
+		return loadviewers(ctx, rest, os.Stdin, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want serve, migrate, setup-storage, seed-demo, useradd, verify, export-key, cam, relayload or clusterload", cmd)
+		return fmt.Errorf("unknown command %q: want serve, migrate, setup-storage, seed-demo, useradd, verify, export-key, cam, relayload, clusterload or viewerload", cmd)
 	}
 }

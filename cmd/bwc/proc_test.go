@@ -25,7 +25,8 @@ import (
 )
 
 // childEnv: a test binary started with it set runs `bwc serve` (configured
-// by BWC_* variables, or by the flags after "serve") instead of the tests:
+// by BWC_* variables, or by the flags after "serve"; or viewerload's viewer
+// process, `loadviewers`) instead of the tests:
 // the process the crash and cluster tests kill for real.
 const childEnv = "BWC_TEST_CHILD"
 
@@ -33,8 +34,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "serve" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		args := []string{"serve"} // configured by BWC_* variables (newServer)
-		if len(os.Args) > 1 && os.Args[1] == "serve" {
-			args = os.Args[1:] // configured by flags (clusterNode)
+		if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "loadviewers") {
+			args = os.Args[1:] // configured by flags (clusterNode), or viewerload's viewer process
 		}
 		err := run(ctx, args)
 		stop()
