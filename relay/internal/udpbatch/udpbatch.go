@@ -108,7 +108,9 @@ func (c *Conn) Uncork(addr netip.AddrPort) error {
 
 // heldPool keeps the buffers of uncorked addresses for the next Cork
 // (a frame's burst: no allocation once warm).
-var heldPool = sync.Pool{New: func() any { return &held{buf: make([]byte, 0, 16<<10), lens: make([]int, 0, 16)} }}
+// Sized for a viewer's largest burst between pacing waits (the relay's
+// 64 KiB bucket and a packet) so that a held buffer does not grow.
+var heldPool = sync.Pool{New: func() any { return &held{buf: make([]byte, 0, 66<<10), lens: make([]int, 0, 64)} }}
 
 func unmap(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
