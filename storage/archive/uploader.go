@@ -62,14 +62,17 @@ func (a *Archive) upload(ctx context.Context) {
 	backoff := map[string]*durable.Backoff{} // one per failing recording directory
 	tick := time.NewTicker(a.cfg.ScanInterval)
 	defer tick.Stop()
+	measure := true
 	for {
-		a.dispatch(work, busy, retryAt)
+		a.dispatch(work, busy, retryAt, measure)
+		measure = false
 		select {
 		case <-ctx.Done():
 			close(work)
 			drain(done, &workers)
 			return
 		case <-tick.C:
+			measure = true
 		case <-a.kick:
 		case d := <-done:
 			delete(busy, d.dir)
@@ -113,21 +116,13 @@ func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string
 	}
 }
 
-// dispatch measures the spool, raises or clears the alarm and hands ready
-// recording directories to idle workers.
-func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time) {
-	n := a.measureSpool()
-	a.spoolBytes.Store(n)
-	a.m.spoolBytes.Set(float64(n))
-	over := n > a.cfg.SpoolAlarmBytes
-	if over != a.alarm.Swap(over) {
-		if over {
-			a.m.alarm.Set(1)
-			a.log.Error("archive: spool above alarm size: uploads are failing or behind", "spool", a.cfg.SpoolDir, "bytes", n, "alarm_bytes", a.cfg.SpoolAlarmBytes)
-		} else {
-			a.m.alarm.Set(0)
-			a.log.Info("archive: spool back under alarm size", "bytes", n)
-		}
+// dispatch hands ready recording directories to idle workers; with
+// measure (once a scan interval, not at every sealed segment or finished
+// upload: walking the spool costs a stat of every file) it measures the
+// spool first and raises or clears the alarm.
+func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time, measure bool) {
+	if measure {
+		a.alarmOnSize()
 	}
 	ents, err := os.ReadDir(a.cfg.SpoolDir)
 	if err != nil {
@@ -341,4 +336,21 @@ func (a *Archive) putObject(ctx context.Context, key, path string, size int64, s
 		return "", err
 	}
 	return st.VersionID, nil
+}
+
+// alarmOnSize measures the spool and raises or clears its alarm.
+func (a *Archive) alarmOnSize() {
+	n := a.measureSpool()
+	a.spoolBytes.Store(n)
+	a.m.spoolBytes.Set(float64(n))
+	over := n > a.cfg.SpoolAlarmBytes
+	if over != a.alarm.Swap(over) {
+		if over {
+			a.m.alarm.Set(1)
+			a.log.Error("archive: spool above alarm size: uploads are failing or behind", "spool", a.cfg.SpoolDir, "bytes", n, "alarm_bytes", a.cfg.SpoolAlarmBytes)
+		} else {
+			a.m.alarm.Set(0)
+			a.log.Info("archive: spool back under alarm size", "bytes", n)
+		}
+	}
 }
