@@ -571,7 +571,9 @@ func watchRemote(pc *webrtc.PeerConnection, v *viewer) {
 			return
 		}
 		ap := netip.AddrPortFrom(ip, p.Remote.Port)
-		v.remote.Store(&ap)
+		if old := v.remote.Swap(&ap); old != nil && *old != ap && v.s.batch != nil {
+			v.s.batch.Forget(*old)
+		}
 	})
 }
 

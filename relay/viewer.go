@@ -287,6 +287,9 @@ func (v *viewer) close(why string) {
 	v.closeOne.Do(func() {
 		close(v.closed)
 		_ = v.pc.Close()
+		if a := v.remote.Load(); a != nil && v.s.batch != nil {
+			v.s.batch.Forget(*a)
+		}
 		v.s.viewerClosed(v, why)
 	})
 }

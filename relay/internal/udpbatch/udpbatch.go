@@ -28,27 +28,33 @@ const (
 // Uncork. It implements net.PacketConn and pion's AddrPortReaderWriter
 // (ReadFromAddrPort, WriteToAddrPort), so ice.UDPMuxDefault uses it as it
 // would the socket.
+//
+// Every write looks its address up, so the lookup is read-mostly: an
+// address's entry lives from its first Cork until Forget (its viewer
+// leaves), Cork and Uncork only count under the entry's own lock, and
+// the buffer is taken from a pool while the address is corked.
 type Conn struct {
 	*net.UDPConn
-	gso      atomic.Bool // GSO sends work here (until the kernel refuses one)
-	mu       sync.RWMutex
-	corked   map[netip.AddrPort]*held
+	gso      atomic.Bool   // GSO sends work here (until the kernel refuses one)
+	entries  sync.Map      // netip.AddrPort → *held
 	sends    atomic.Uint64 // system calls that sent more than one packet
 	batched  atomic.Uint64 // packets sent by them
 	fallback atomic.Uint64 // GSO sends refused, resent one by one
 }
 
-// held is what waits for one address's Uncork.
+// held is one address's state: how many Corks are open and what waits
+// for the Uncork.
 type held struct {
-	refs int // Cork calls not yet uncorked (under Conn.mu)
 	mu   sync.Mutex
-	buf  []byte // the packets, back to back
-	lens []int  // their sizes
+	refs int      // Cork calls not yet uncorked
+	buf  []byte   // the packets, back to back (from heldPool while corked)
+	lens []int    // their sizes
+	box  *buffers // what buf and lens came in, to go back to the pool
 }
 
 // New wraps c. GSO is used when the system supports it.
 func New(c *net.UDPConn) *Conn {
-	b := &Conn{UDPConn: c, corked: map[netip.AddrPort]*held{}}
+	b := &Conn{UDPConn: c}
 	b.gso.Store(gsoSupported(c))
 	return b
 }
@@ -70,47 +76,66 @@ func (c *Conn) Cork(addr netip.AddrPort) {
 		return
 	}
 	addr = unmap(addr)
-	c.mu.Lock()
-	h := c.corked[addr]
-	if h == nil {
-		h = heldPool.Get().(*held)
-		c.corked[addr] = h
+	e, ok := c.entries.Load(addr)
+	if !ok {
+		e, _ = c.entries.LoadOrStore(addr, &held{})
 	}
-	h.refs++
-	c.mu.Unlock()
+	h := e.(*held)
+	h.mu.Lock()
+	if h.refs++; h.box == nil {
+		h.box = heldPool.Get().(*buffers)
+		h.buf, h.lens = h.box.buf[:0], h.box.lens[:0]
+	}
+	h.mu.Unlock()
 }
 
 // Uncork sends what was held for addr since Cork.
 func (c *Conn) Uncork(addr netip.AddrPort) error {
 	addr = unmap(addr)
-	c.mu.Lock()
-	h := c.corked[addr]
-	if h == nil {
-		c.mu.Unlock()
+	e, ok := c.entries.Load(addr)
+	if !ok {
 		return nil
 	}
-	last := false
-	if h.refs--; h.refs <= 0 {
-		delete(c.corked, addr)
-		last = true
-	}
-	c.mu.Unlock()
+	h := e.(*held)
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.refs == 0 {
+		return nil
+	}
 	err := c.flush(h, addr)
-	h.mu.Unlock()
-	if last {
-		// no write holds h: they append under c.mu's read lock, and h
-		// left the map under its write lock
-		heldPool.Put(h)
+	if h.refs--; h.refs == 0 && h.box != nil {
+		h.box.buf, h.box.lens = h.buf[:0], h.lens[:0]
+		heldPool.Put(h.box)
+		h.box, h.buf, h.lens = nil, nil, nil
 	}
 	return err
 }
 
-// heldPool keeps the buffers of uncorked addresses for the next Cork
-// (a frame's burst: no allocation once warm).
-// Sized for a viewer's largest burst between pacing waits (the relay's
-// 64 KiB bucket and a packet) so that a held buffer does not grow.
-var heldPool = sync.Pool{New: func() any { return &held{buf: make([]byte, 0, 66<<10), lens: make([]int, 0, 64)} }}
+// Forget drops addr's entry (its session ended). Writes to it go out
+// one by one until it is corked again.
+func (c *Conn) Forget(addr netip.AddrPort) {
+	addr = unmap(addr)
+	e, ok := c.entries.Load(addr)
+	if !ok {
+		return
+	}
+	h := e.(*held)
+	h.mu.Lock()
+	if h.refs == 0 { // another session of the same socket may still cork it
+		c.entries.Delete(addr)
+	}
+	h.mu.Unlock()
+}
+
+// buffers are a held entry's while it is corked: sized for a viewer's
+// largest burst between pacing waits (the relay's 64 KiB bucket and a
+// packet) so that they do not grow.
+type buffers struct {
+	buf  []byte
+	lens []int
+}
+
+var heldPool = sync.Pool{New: func() any { return &buffers{buf: make([]byte, 0, 66<<10), lens: make([]int, 0, 64)} }}
 
 func unmap(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -118,14 +143,16 @@ func unmap(a netip.AddrPort) netip.AddrPort {
 
 // WriteToAddrPort sends b to addr, or holds a copy while addr is corked.
 func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	c.mu.RLock()
-	h := c.corked[unmap(addr)]
-	if h == nil {
-		c.mu.RUnlock()
+	e, ok := c.entries.Load(unmap(addr))
+	if !ok {
 		return c.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
-	defer c.mu.RUnlock() // Uncork cannot recycle h meanwhile
+	h := e.(*held)
 	h.mu.Lock()
+	if h.refs == 0 {
+		h.mu.Unlock()
+		return c.UDPConn.WriteToUDPAddrPort(b, addr)
+	}
 	defer h.mu.Unlock()
 	if len(h.lens) >= maxHeld {
 		if err := c.flush(h, unmap(addr)); err != nil {

@@ -119,6 +119,53 @@ func TestUncorkedWritesGoAtOnce(t *testing.T) {
 	}
 }
 
+// TestForget: a forgotten address's writes go out at once; corked again,
+// they are held again. Nested corks of one address: the first Uncork
+// sends what is held, writes after it are held until the last.
+func TestForget(t *testing.T) {
+	c, r := pair(t)
+	if !c.GSO() {
+		t.Skip("no GSO on this kernel")
+	}
+	to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+	buf := make([]byte, 2000)
+	arrives := func(i int, want bool) {
+		t.Helper()
+		_ = r.SetReadDeadline(time.Now().Add(map[bool]time.Duration{true: 5 * time.Second, false: 200 * time.Millisecond}[want]))
+		n, _, err := r.ReadFromUDPAddrPort(buf)
+		if got := err == nil && bytes.Equal(buf[:n], packet(i, 100)); got != want {
+			t.Fatalf("packet %d arrived = %v (%v), want %v", i, got, err, want)
+		}
+	}
+	write := func(i int) {
+		t.Helper()
+		if _, err := c.WriteToAddrPort(packet(i, 100), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Cork(to)
+	c.Cork(to)
+	write(1)
+	arrives(1, false)
+	_ = c.Uncork(to) // the first Uncork sends what is held
+	arrives(1, true)
+	write(2) // still corked once
+	arrives(2, false)
+	_ = c.Uncork(to)
+	arrives(2, true)
+	c.Forget(to)
+	if _, ok := c.entries.Load(to); ok {
+		t.Fatal("a forgotten address keeps its entry")
+	}
+	write(3)
+	arrives(3, true)
+	c.Cork(to)
+	write(4)
+	arrives(4, false)
+	_ = c.Uncork(to)
+	arrives(4, true)
+}
+
 // BenchmarkBurst: a 2 Mbit/s P-frame (8 packets of 1208 bytes, SRTP
 // included) to one viewer over loopback, one system call per packet or
 // one GSO send; ns/packet is the sender's and the loopback's cost.
