@@ -108,16 +108,7 @@ func TestLossyViewerRecoversByNACK(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	a, err := r.Offer(context.Background(), id, Viewer{Name: "lossy", Owner: "user:1"}, pc.LocalDescription().SDP)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "lossy", Owner: "user:1"}, completeOffer(t, pc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,6 +182,13 @@ func newBrowser(t *testing.T) (*browser, string) {
 			b.once.Do(func() { close(b.gotAny) })
 		}
 	})
+	return b, completeOffer(t, pc)
+}
+
+// completeOffer makes pc's offer with every ICE candidate in it (no
+// trickle), as the relay's callers send it.
+func completeOffer(t *testing.T, pc *webrtc.PeerConnection) string {
+	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +198,7 @@ func newBrowser(t *testing.T) (*browser, string) {
 		t.Fatal(err)
 	}
 	<-gathered
-	return b, pc.LocalDescription().SDP
+	return pc.LocalDescription().SDP
 }
 
 func (b *browser) stall() { b.mu.Lock(); b.stuck = true; b.mu.Unlock() }

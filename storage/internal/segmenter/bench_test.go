@@ -28,27 +28,17 @@ func BenchmarkSegmenter(b *testing.B) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var sink discard
 	seg := New(Config{Target: 4 * time.Second, Fragment: time.Second, Start: start}, &sink, []*media.Track{s.Video, s.Audio})
-	frames := [2][]media.Frame{make([]media.Frame, len(s.Frames)), make([]media.Frame, len(s.Frames))}
-	n := 0
-	for _, f := range s.Frames {
-		n += f.Size()
-	}
+	replay := storagetest.NewReplay(s.Frames, s.Duration, start)
 	b.ReportAllocs()
-	b.SetBytes(int64(n))
+	b.SetBytes(int64(replay.Bytes()))
 	cpu := storagetest.CPUTime(b)
 	b.ResetTimer()
 	for i := range b.N {
-		buf := frames[i%2]
-		off := time.Duration(i) * s.Duration
-		for j, f := range s.Frames {
-			buf[j] = *f
-			buf[j].PTS += off
-			buf[j].DTS += off
-			buf[j].Wall = start.Add(buf[j].PTS)
-			if err := seg.Write(&buf[j]); err != nil {
+		replay.Pass(i, func(f *media.Frame) {
+			if err := seg.Write(f); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	}
 	b.StopTimer()
 	storagetest.ReportPerVideoSecond(b, cpu, time.Duration(b.N)*s.Duration)
