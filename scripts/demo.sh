@@ -21,7 +21,7 @@ export BWC_SIGNING_KEY="${BWC_SIGNING_KEY:-$BWC_STATE_DIR/signing-key.pem}"
 export BWC_RETENTION_MODE="${BWC_RETENTION_MODE:-governance}"
 
 log "building bwc"
-go build -o "$BWC_STATE_DIR/bwc" ./cmd/bwc
+go build -pgo=cmd/bwc/bwc.pgo -o "$BWC_STATE_DIR/bwc" ./cmd/bwc # profile-guided (README, "Viewer load")
 BWC="$BWC_STATE_DIR/bwc"
 
 "$BWC" migrate -database-url "$BWC_OWNER_DATABASE_URL" # as the schema owner; the server logs in as bwc_app

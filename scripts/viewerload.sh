@@ -37,7 +37,7 @@ else
 fi
 new_bin="$work/bwc-current"
 log "building the current tree ($REPO)"
-(cd "$REPO" && go build -o "$new_bin" ./cmd/bwc)
+(cd "$REPO" && go build -pgo=cmd/bwc/bwc.pgo -o "$new_bin" ./cmd/bwc)
 
 "$REPO/scripts/services.sh" up
 source "$BWC_STATE_DIR/env"
