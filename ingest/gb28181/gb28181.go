@@ -26,6 +26,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -192,24 +193,46 @@ func hostOr(h, def string) string {
 func (s *Server) bind() error {
 	var err error
 	lc := net.ListenConfig{}
-	if s.sipUDP, err = lc.ListenPacket(context.Background(), "udp", s.cfg.SIPAddr); err != nil {
-		return fmt.Errorf("gb28181: SIP UDP listen on %s: %w", s.cfg.SIPAddr, err)
+	// SIP: TCP on the port UDP got; media: UDP on the port TCP got. With
+	// port 0 (any) the other protocol's port of that number may be taken:
+	// then another number is tried.
+	for try := 0; ; try++ {
+		if s.sipUDP, err = lc.ListenPacket(context.Background(), "udp", s.cfg.SIPAddr); err != nil {
+			return fmt.Errorf("gb28181: SIP UDP listen on %s: %w", s.cfg.SIPAddr, err)
+		}
+		host, _, _ := net.SplitHostPort(s.cfg.SIPAddr)
+		port := s.sipUDP.LocalAddr().(*net.UDPAddr).Port
+		if s.sipTCP, err = lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
+			break
+		}
+		_ = s.sipUDP.Close()
+		s.sipUDP = nil
+		if !retryPair(s.cfg.SIPAddr, err, try) {
+			return fmt.Errorf("gb28181: SIP TCP listen on %s: %w", s.cfg.SIPAddr, err)
+		}
 	}
-	// TCP on the port UDP got (SIPAddr may give port 0)
-	host, _, _ := net.SplitHostPort(s.cfg.SIPAddr)
-	port := s.sipUDP.LocalAddr().(*net.UDPAddr).Port
-	if s.sipTCP, err = lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
-		return fmt.Errorf("gb28181: SIP TCP listen on %s: %w", s.cfg.SIPAddr, err)
+	for try := 0; ; try++ {
+		if s.mediaTCP, err = lc.Listen(context.Background(), "tcp", s.cfg.MediaAddr); err != nil {
+			return fmt.Errorf("gb28181: media TCP listen on %s: %w", s.cfg.MediaAddr, err)
+		}
+		mhost, _, _ := net.SplitHostPort(s.cfg.MediaAddr)
+		mport := s.mediaTCP.Addr().(*net.TCPAddr).Port
+		if s.mediaUDP, err = lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(mhost, strconv.Itoa(mport))); err == nil {
+			return nil
+		}
+		_ = s.mediaTCP.Close()
+		s.mediaTCP = nil
+		if !retryPair(s.cfg.MediaAddr, err, try) {
+			return fmt.Errorf("gb28181: media UDP listen on %s: %w", s.cfg.MediaAddr, err)
+		}
 	}
-	if s.mediaTCP, err = lc.Listen(context.Background(), "tcp", s.cfg.MediaAddr); err != nil {
-		return fmt.Errorf("gb28181: media TCP listen on %s: %w", s.cfg.MediaAddr, err)
-	}
-	mhost, _, _ := net.SplitHostPort(s.cfg.MediaAddr)
-	mport := s.mediaTCP.Addr().(*net.TCPAddr).Port
-	if s.mediaUDP, err = lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(mhost, strconv.Itoa(mport))); err != nil {
-		return fmt.Errorf("gb28181: media UDP listen on %s: %w", s.cfg.MediaAddr, err)
-	}
-	return nil
+}
+
+// retryPair: a second protocol's bind failed on the number the first got;
+// another try is worth it only for port 0 and a number in use, a few times.
+func retryPair(addr string, err error, try int) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	return port == "0" && errors.Is(err, syscall.EADDRINUSE) && try < 20
 }
 
 func (s *Server) closeListeners() {

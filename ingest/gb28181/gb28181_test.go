@@ -2,9 +2,13 @@ package gb28181
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,5 +463,27 @@ func TestPositionSubscription(t *testing.T) {
 				t.Fatalf("%v SUBSCRIBE failures counted", n)
 			}
 		})
+	}
+}
+
+// TestRetryPair: with port 0 a number taken for the second protocol is
+// tried again (a few times); a fixed port or another error is not.
+func TestRetryPair(t *testing.T) {
+	inUse := &net.OpError{Op: "listen", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	tests := []struct {
+		addr string
+		err  error
+		try  int
+		want bool
+	}{
+		{"127.0.0.1:0", inUse, 0, true},
+		{"127.0.0.1:0", inUse, 20, false},
+		{"127.0.0.1:5060", inUse, 0, false},
+		{"127.0.0.1:0", errors.New("permission denied"), 0, false},
+	}
+	for _, tc := range tests {
+		if got := retryPair(tc.addr, tc.err, tc.try); got != tc.want {
+			t.Errorf("retryPair(%s, %v, %d) = %v, want %v", tc.addr, tc.err, tc.try, got, tc.want)
+		}
 	}
 }
