@@ -428,11 +428,16 @@ func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b l
 	if err := waitContext(ctx, o.warmup); err != nil {
 		return err
 	}
-	s0, err := viewerStats(vps)
-	if err != nil {
-		return err
+	// what the viewers received and the node's metrics, before and after the window
+	snapshot := func() (viewerReport, procStats, error) {
+		st, err := viewerStats(vps)
+		if err != nil {
+			return st, procStats{}, err
+		}
+		m, err := scrape("http://" + n.HTTP + "/metrics")
+		return st, m, err
 	}
-	m0, err := scrape("http://" + n.HTTP + "/metrics")
+	s0, m0, err := snapshot()
 	if err != nil {
 		return err
 	}
@@ -440,11 +445,7 @@ func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b l
 	if err != nil {
 		return err
 	}
-	s1, err := viewerStats(vps)
-	if err != nil {
-		return err
-	}
-	m1, err := scrape("http://" + n.HTTP + "/metrics")
+	s1, m1, err := snapshot()
 	if err != nil {
 		return err
 	}
