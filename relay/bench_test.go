@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -10,44 +12,70 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/bwcplatform/bwc/ingest/media"
+	"github.com/bwcplatform/bwc/relay/internal/udpbatch"
 )
 
 // BenchmarkFanout: one 2 Mbit/s video frame (8 packets) to 20 viewers:
-// the feed's push to each queue and each viewer's header rewrite and
-// write. Reported per frame; the relay allocates nothing per packet.
+// "queued", the feed's push to each queue and each viewer's header
+// rewrite and write from its writer; "inline", the feed writing each UDP
+// viewer's packets itself (viewer.send). Reported per packet per viewer;
+// the relay allocates nothing per packet. The tracks are not bound to a
+// peer connection: what is measured is the relay's own path, not pion's
+// (BenchmarkSRTPProfiles) or the system call (udpbatch's BenchmarkBurst).
 func BenchmarkFanout(b *testing.B) {
-	const viewers = 20
-	s := &Server{met: newMetrics(nil)}
-	vs := make([]*viewer, viewers)
-	for i := range vs {
-		v := newViewer(s, uuid.New(), Viewer{Name: "bench"}, 256)
-		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "bench")
-		if err != nil {
-			b.Fatal(err)
+	for _, inline := range []bool{false, true} {
+		name := "queued"
+		if inline {
+			name = "inline"
 		}
-		v.video = t
-		vs[i] = v
-	}
-	payload := make([]byte, maxPayload)
-	f := &frame{kind: media.Video, key: true, at: time.Now()}
-	for i := 0; i < 8; i++ {
-		f.pkts = append(f.pkts, rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == 7}, Payload: payload})
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(8 * maxPayload * viewers))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for _, v := range vs {
-			v.push(f)
-		}
-		for _, v := range vs {
-			v.tokens = paceBurst // measure the path, not the pacing
-			if err := v.flush(); err != nil {
-				b.Fatal(err)
+		b.Run(name, func(b *testing.B) {
+			const viewers = 20
+			s := &Server{met: newMetrics(nil)}
+			if inline {
+				c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				s.batch = udpbatch.New(c)
 			}
-		}
+			vs := make([]*viewer, viewers)
+			for i := range vs {
+				v := newViewer(s, uuid.New(), Viewer{Name: "bench"}, 256)
+				t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				v.video = t
+				addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(20000+i))
+				v.remote.Store(&addr)
+				vs[i] = v
+			}
+			payload := make([]byte, maxPayload)
+			f := &frame{kind: media.Video, key: true, at: time.Now(), size: 8 * maxPayload}
+			for i := 0; i < 8; i++ {
+				f.pkts = append(f.pkts, rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == 7}, Payload: payload})
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(8 * maxPayload * viewers))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, v := range vs {
+					v.tokens = paceBurst // measure the path, not the pacing
+					v.send(f)
+				}
+				if inline {
+					continue
+				}
+				for _, v := range vs {
+					if err := v.flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8*viewers), "ns/packet")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8*viewers), "ns/packet")
 }
 
 // BenchmarkSRTPProfiles: what protecting one full-size video packet costs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
@@ -28,6 +29,7 @@ type frame struct {
 	ts   uint32 // RTP timestamp on the recording's timeline
 	at   time.Time
 	pkts []rtp.Packet
+	size int    // the payloads' bytes (pacing)
 	seq0 uint64 // video: the feed sequence number of pkts[0] (history.add)
 }
 
@@ -41,15 +43,16 @@ type feed struct {
 	reader *media.Reader
 	s      *Server
 
-	mu      sync.Mutex
-	viewers map[*viewer]struct{}
-	gop     *media.GOP[*frame] // video since the last keyframe
-	hist    *history           // recent video packets, for NACKs (nack.go)
-	h264    *rtph264.Encoder
-	h265    *rtph265.Encoder
-	done    chan struct{}
-	cancel  context.CancelFunc
-	ended   bool
+	mu       sync.Mutex
+	viewers  map[*viewer]struct{}
+	gop      *media.GOP[*frame]       // video since the last keyframe
+	hist     *history                 // recent video packets, for NACKs (nack.go)
+	timeline atomic.Pointer[timeline] // set at the first frame packetized (report.go)
+	h264     *rtph264.Encoder
+	h265     *rtph265.Encoder
+	done     chan struct{}
+	cancel   context.CancelFunc
+	ended    bool
 
 	// AAC to Opus (only with Config.Transcoder), owned by run's goroutine
 	// but for the counters the converter's goroutine updates under mu
@@ -137,10 +140,24 @@ func (f *feed) run(ctx context.Context) {
 		if p.kind == media.Video {
 			f.gop.Add(p, true, p.key)
 		}
-		for v := range f.viewers {
+		f.deliver(p)
+		f.mu.Unlock()
+	}
+}
+
+// inlineViewers bounds the viewers a feed writes to on its own goroutine
+// (viewer.send): beyond it, each viewer's goroutine writes (in parallel).
+const inlineViewers = 64
+
+// deliver hands a frame to every viewer (with f.mu held).
+func (f *feed) deliver(p *frame) {
+	inline := len(f.viewers) <= inlineViewers
+	for v := range f.viewers {
+		if inline {
+			v.send(p)
+		} else {
 			v.push(p)
 		}
-		f.mu.Unlock()
 	}
 }
 
@@ -188,7 +205,13 @@ func (f *feed) packetize(fr *media.Frame) *frame {
 			clock = 48000
 		}
 	}
-	p.ts = uint32(int64(fr.PTS) * clock / int64(time.Second))
+	p.ts = rtpTime(fr.PTS, clock)
+	if f.timeline.Load() == nil {
+		f.timeline.Store(&timeline{wall: p.at, pts: fr.PTS})
+	}
+	for i := range p.pkts {
+		p.size += len(p.pkts[i].Payload)
+	}
 	return p
 }
 
@@ -270,7 +293,7 @@ func (f *feed) convertAAC(fr *media.Frame) {
 	}
 	if f.opus == nil {
 		f.mu.Lock()
-		f.opusBase = int64(fr.PTS) * transcode.OpusRate / int64(time.Second)
+		f.opusBase = int64(rtpTime(fr.PTS, transcode.OpusRate))
 		f.opusOut = 0
 		f.mu.Unlock()
 		l, err := ff.StartOpus(fr.Track.AudioConfig, opusQueue, f.opusPacket)
@@ -299,11 +322,9 @@ func (f *feed) opusPacket(p transcode.Packet) {
 	if f.ended {
 		return
 	}
-	fr := &frame{kind: media.Audio, at: time.Now(), ts: uint32(ts),
+	fr := &frame{kind: media.Audio, at: time.Now(), ts: uint32(ts), size: len(p.Data),
 		pkts: []rtp.Packet{{Header: rtp.Header{Version: 2, Marker: true}, Payload: p.Data}}}
-	for v := range f.viewers {
-		v.push(fr)
-	}
+	f.deliver(fr)
 }
 
 // stopOpus kills the converter, if one runs, and waits for it.

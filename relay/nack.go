@@ -137,6 +137,8 @@ func (v *viewer) answerNACK(n *rtcp.TransportLayerNack, r *retransmitter) (resen
 			if err = v.video.WriteRTP(&r.pkt); err != nil {
 				return false
 			}
+			v.vsr.packets.Add(1)
+			v.vsr.octets.Add(uint32(len(r.pkt.Payload)))
 			resent++
 			return true
 		})

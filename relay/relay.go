@@ -30,7 +30,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -632,10 +631,10 @@ func (s *Server) retire(f *feed) {
 
 // peerConnection builds a peer connection whose codecs are the camera's
 // (with its H.264 profile first), sized for a viewer that only receives:
-// the one interceptor is the sender reports' (lip sync, round trip). The
-// NACKs are answered from the feed's shared history (nack.go) instead of
-// pion's responder and its copy of every packet per viewer; nothing is
-// received but RTCP, so no NACK generator, no receiver reports.
+// no interceptor. The NACKs are answered from the feed's shared history
+// (nack.go) instead of pion's responder and its copy of every packet per
+// viewer, the sender reports are written by the relay (report.go), and
+// nothing is received but RTCP, so no NACK generator, no receiver reports.
 func (s *Server) peerConnection(video, audio *media.Track) (*webrtc.PeerConnection, error) {
 	me := &webrtc.MediaEngine{}
 	for _, c := range codecs(video, audio) {
@@ -643,13 +642,8 @@ func (s *Server) peerConnection(video, audio *media.Track) (*webrtc.PeerConnecti
 			return nil, err
 		}
 	}
-	sr, err := report.NewSenderInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	ir.Add(sr)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s.se))
+	// an empty registry: without one, pion registers its default interceptors
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(s.se))
 	return api.NewPeerConnection(webrtc.Configuration{ICEServers: s.ice, BundlePolicy: webrtc.BundlePolicyMaxBundle})
 }
 
@@ -717,12 +711,14 @@ func (s *Server) addTracks(v *viewer, video, audio *media.Track) error {
 		return err
 	}
 	v.video = vt
+	v.vsr.ssrc, v.vsr.clock = ssrcOf(sender), int64(vc.ClockRate)
 	v.senders = append(v.senders, sender)
 	if audio == nil {
 		return nil
 	}
 	cs := codecs(video, audio)
-	at, err := webrtc.NewTrackLocalStaticRTP(cs[len(cs)-1].params.RTPCodecCapability, "audio", "bwc-"+v.recording.String())
+	ac := cs[len(cs)-1].params.RTPCodecCapability
+	at, err := webrtc.NewTrackLocalStaticRTP(ac, "audio", "bwc-"+v.recording.String())
 	if err != nil {
 		return err
 	}
@@ -731,8 +727,17 @@ func (s *Server) addTracks(v *viewer, video, audio *media.Track) error {
 		return err
 	}
 	v.audio = at
+	v.asr.ssrc, v.asr.clock = ssrcOf(asender), int64(ac.ClockRate)
 	v.senders = append(v.senders, asender)
 	return nil
+}
+
+// ssrcOf is the SSRC a sender's packets carry (its one encoding's).
+func ssrcOf(s *webrtc.RTPSender) uint32 {
+	if e := s.GetParameters().Encodings; len(e) > 0 {
+		return uint32(e[0].SSRC)
+	}
+	return 0
 }
 
 // Patch adds trickled ICE candidates (an SDP fragment) to a session.

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/google/uuid"
 	"github.com/pion/logging"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -119,6 +120,11 @@ type browser struct {
 	}
 	gotAny chan struct{}
 	once   sync.Once
+	video  struct { // the video track's SSRC, its latest RTP timestamp and the sender reports received
+		ssrc    uint32
+		ts      uint32
+		reports []rtcp.SenderReport
+	}
 }
 
 func newBrowser(t *testing.T) (*browser, string) {
@@ -144,7 +150,7 @@ func newBrowser(t *testing.T) (*browser, string) {
 			t.Fatal(err)
 		}
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if tr.Kind() == webrtc.RTPCodecTypeAudio {
 			b.readAudio(tr)
 			return
@@ -152,6 +158,7 @@ func newBrowser(t *testing.T) (*browser, string) {
 		if tr.Kind() != webrtc.RTPCodecTypeVideo || b.stalled() {
 			return
 		}
+		go b.readReports(r)
 		dec := &rtph264.Decoder{}
 		if err := dec.Init(); err != nil {
 			return
@@ -170,6 +177,9 @@ func newBrowser(t *testing.T) (*browser, string) {
 				b.mu.Unlock()
 			}
 			first, last = false, pkt.SequenceNumber
+			b.mu.Lock()
+			b.video.ssrc, b.video.ts = pkt.SSRC, pkt.Timestamp
+			b.mu.Unlock()
 			au, err := dec.Decode(pkt)
 			if err != nil {
 				continue
@@ -183,6 +193,24 @@ func newBrowser(t *testing.T) (*browser, string) {
 		}
 	})
 	return b, completeOffer(t, pc)
+}
+
+// readReports keeps the sender reports the relay sends, until the
+// connection closes.
+func (b *browser) readReports(r *webrtc.RTPReceiver) {
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				b.mu.Lock()
+				b.video.reports = append(b.video.reports, *sr)
+				b.mu.Unlock()
+			}
+		}
+	}
 }
 
 // completeOffer makes pc's offer with every ICE candidate in it (no

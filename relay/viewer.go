@@ -42,12 +42,17 @@ type viewer struct {
 	wake     chan struct{}
 	closed   chan struct{}
 	closeOne sync.Once
+	failed   atomic.Pointer[string] // an inline write failed: the writer closes the viewer
 
-	// per-viewer RTP state, owned by the writer goroutine
+	// The write state is held (wmu) by the viewer's writer goroutine while
+	// it flushes the queue, or by the feed's goroutine while it writes a
+	// frame inline (send).
+	wmu        sync.Mutex
 	vseq, aseq uint16
 	pkt        rtp.Packet
 	tokens     float64 // pacing bucket
 	last       time.Time
+	vsr, asr   senderReport
 	sent       sentMap // which feed packet each recent video sequence number carried (NACKs)
 
 	sentPackets atomic.Uint64
@@ -66,6 +71,50 @@ func newViewer(s *Server, rec uuid.UUID, who Viewer, size int) *viewer {
 	return &viewer{id: id, ref: SessionRef(id), recording: rec, name: who.Name, owner: who.Owner, s: s, started: time.Now(),
 		queue: make([]*frame, size), wake: make(chan struct{}, 1), closed: make(chan struct{}),
 		tokens: paceBurst, last: time.Now()}
+}
+
+// send writes p at once on the caller's goroutine (the feed's) when that
+// cannot make the caller wait: the browser is reached over UDP (a write
+// is a copy into the shared socket's batch and one system call, never a
+// wait for the browser), nothing is queued before p, the viewer's writer
+// is not writing, and the pacing bucket holds the whole frame. Otherwise p
+// is queued for the writer goroutine (push). Writing inline saves a
+// goroutine wake-up per frame per viewer. A failed write closes the
+// viewer from its writer goroutine (the caller holds the feed's lock).
+func (v *viewer) send(p *frame) {
+	if v.remote.Load() != nil && v.s.batch != nil && v.failed.Load() == nil && v.wmu.TryLock() {
+		v.mu.Lock()
+		idle := v.n == 0 && !v.waitKey
+		v.mu.Unlock()
+		if idle {
+			v.refill()
+			if v.tokens >= float64(p.size) {
+				c := v.cork()
+				err := v.writeFrame(&c, p)
+				if e := c.uncork(); err == nil {
+					err = e
+				}
+				v.wmu.Unlock()
+				if err != nil {
+					v.fail(err)
+				}
+				return
+			}
+		}
+		v.wmu.Unlock()
+	}
+	v.push(p)
+}
+
+// fail hands an inline write's error to the writer goroutine, which
+// closes the viewer.
+func (v *viewer) fail(err error) {
+	msg := "write: " + err.Error()
+	v.failed.CompareAndSwap(nil, &msg)
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
 }
 
 // push queues a frame without blocking (called by the feed, under its lock).
@@ -142,6 +191,10 @@ func (v *viewer) write() {
 			return
 		case <-v.wake:
 		}
+		if why := v.failed.Load(); why != nil {
+			v.close(*why)
+			return
+		}
 		if err := v.flush(); err != nil {
 			v.close("write: " + err.Error())
 			return
@@ -149,11 +202,12 @@ func (v *viewer) write() {
 	}
 }
 
-// flush writes what is queued: one header rewrite per packet into the
-// viewer's own packet value (no allocation); the payload is the feed's.
-// Over UDP the browser's address is corked meanwhile, so that what is
-// queued leaves in as few system calls as the pacing allows (udpbatch).
+// flush writes what is queued. Over UDP the browser's address is corked
+// meanwhile, so that what is queued leaves in as few system calls as the
+// pacing allows (udpbatch).
 func (v *viewer) flush() error {
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
 	c := v.cork()
 	defer c.uncork()
 	for {
@@ -161,45 +215,63 @@ func (v *viewer) flush() error {
 		if p == nil {
 			return c.uncork()
 		}
-		track, seq := v.video, &v.vseq
-		if p.kind == media.Audio {
-			track, seq = v.audio, &v.aseq
-		}
-		if track == nil {
-			continue
-		}
 		v.refill()
-		for i := range p.pkts {
-			if size := float64(len(p.pkts[i].Payload)); v.tokens < size {
-				if err := c.uncork(); err != nil { // what is held goes before the wait
-					return err
-				}
-				time.Sleep(time.Duration((size - v.tokens) / paceRate * float64(time.Second)))
-				v.refill()
-				c.again()
-			}
-			v.tokens -= float64(len(p.pkts[i].Payload))
-			v.pkt.Header = p.pkts[i].Header
-			v.pkt.Payload = p.pkts[i].Payload
-			v.pkt.SequenceNumber = *seq
-			v.pkt.Timestamp = p.ts
-			if p.kind == media.Video {
-				v.sent.put(*seq, p.seq0+uint64(i))
-			}
-			*seq++
-			if err := track.WriteRTP(&v.pkt); err != nil {
+		if err := v.writeFrame(&c, p); err != nil {
+			return err
+		}
+	}
+}
+
+// writeFrame writes one frame (with wmu held): one header rewrite per
+// packet into the viewer's own packet value (no allocation); the payload
+// is the feed's. When the pacing bucket runs out it sends what is held
+// and waits (never when called by send, which checked the bucket first).
+func (v *viewer) writeFrame(c *corked, p *frame) error {
+	track, seq, sr := v.video, &v.vseq, &v.vsr
+	if p.kind == media.Audio {
+		track, seq, sr = v.audio, &v.aseq, &v.asr
+	}
+	if track == nil {
+		return nil
+	}
+	for i := range p.pkts {
+		if size := float64(len(p.pkts[i].Payload)); v.tokens < size {
+			if err := c.uncork(); err != nil { // what is held goes before the wait
 				return err
 			}
-			v.sentPackets.Add(1)
-			v.sentBytes.Add(uint64(len(v.pkt.Payload)))
+			time.Sleep(time.Duration((size - v.tokens) / paceRate * float64(time.Second)))
+			v.refill()
+			c.again()
 		}
+		v.tokens -= float64(len(p.pkts[i].Payload))
+		v.pkt.Header = p.pkts[i].Header
+		v.pkt.Payload = p.pkts[i].Payload
+		v.pkt.SequenceNumber = *seq
+		v.pkt.Timestamp = p.ts
 		if p.kind == media.Video {
-			d := time.Since(p.at)
-			v.latencyNS.Store(int64(d))
-			v.s.met.latency.Observe(d.Seconds())
+			v.sent.put(*seq, p.seq0+uint64(i))
 		}
-		v.s.met.packets.Add(float64(len(p.pkts)))
+		*seq++
+		if err := track.WriteRTP(&v.pkt); err != nil {
+			return err
+		}
+		v.sentPackets.Add(1)
+		v.sentBytes.Add(uint64(len(v.pkt.Payload)))
 	}
+	sr.packets.Add(uint32(len(p.pkts)))
+	sr.octets.Add(uint32(p.size))
+	now := time.Now()
+	if p.kind == media.Video {
+		d := now.Sub(p.at)
+		v.latencyNS.Store(int64(d))
+		v.s.met.latency.Observe(d.Seconds())
+	}
+	v.s.met.packets.Add(float64(len(p.pkts)))
+	if !now.Before(sr.next) {
+		sr.next = now.Add(senderReportInterval)
+		v.senderReport(sr, now)
+	}
+	return nil
 }
 
 // refill adds to the pacing bucket what the time since the last refill
