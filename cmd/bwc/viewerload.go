@@ -136,7 +136,7 @@ func parseViewerLoad(args []string) (*viewerLoadOptions, error) {
 	fs.StringVar(&o.capture, "capture", "/var/tmp/bwc/viewerload/capture-720p25-2M.ts",
 		"the cameras' capture (MPEG-TS, H.264 + AAC); made with ffmpeg when missing: 720p, 25 fps, 2 Mbit/s, a keyframe every 25 frames")
 	fs.StringVar(&o.dir, "dir", "", "the run's folder: nodes' logs and spools, viewer logs, profiles (default: a new one under the temporary folder, kept)")
-	fs.BoolVar(&o.pprof, "pprof", false, "profile each binary (20 s CPU, then heap) with the viewers of the last phase, into the run's folder")
+	fs.BoolVar(&o.pprof, "pprof", false, "profile each binary (20 s CPU, then heap) in the last phase (with its viewers, if it has any), into the run's folder")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return nil, err
 	}
@@ -369,6 +369,10 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 		if err := o.withViewers(ctx, n, b, p, live, last, dir, cams, &f, out); err != nil {
 			return f, err
 		}
+	} else if o.pprof && last {
+		if err := o.profile(ctx, n, b, p, out); err != nil {
+			return f, err
+		}
 	}
 	camStop()
 	camWG.Wait()
@@ -469,13 +473,21 @@ func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b l
 	f.set(rowLatP95, 1000*h.quantile(0.95))
 	f.set(rowDrops, m1.m[relayDropsMetric]-m0.m[relayDropsMetric])
 	if o.pprof && last {
-		for _, pr := range []struct{ kind, query string }{{"cpu", "profile?seconds=20"}, {"heap", "heap"}} {
-			path := filepath.Join(o.dir, fmt.Sprintf("%s-%s-%s.pprof", b.name, p, pr.kind))
-			if err := fetchProfile(ctx, "http://"+n.cfg.PprofAddr+"/debug/pprof/"+pr.query, path); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "  profile: %s\n", path)
+		return o.profile(ctx, n, b, p, out)
+	}
+	return nil
+}
+
+// profile saves a 20 s CPU profile and then a heap profile of the node
+// (with its cameras, and its viewers if the phase has any) into the run's
+// folder.
+func (o *viewerLoadOptions) profile(ctx context.Context, n *clusterNode, b loadBin, p loadShape, out io.Writer) error {
+	for _, pr := range []struct{ kind, query string }{{"cpu", "profile?seconds=20"}, {"heap", "heap"}} {
+		path := filepath.Join(o.dir, fmt.Sprintf("%s-%s-%s.pprof", b.name, p, pr.kind))
+		if err := fetchProfile(ctx, "http://"+n.cfg.PprofAddr+"/debug/pprof/"+pr.query, path); err != nil {
+			return err
 		}
+		fmt.Fprintf(out, "  profile: %s\n", path)
 	}
 	return nil
 }
