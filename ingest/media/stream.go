@@ -121,6 +121,12 @@ type ReaderOptions struct {
 	// (the cached group of pictures) instead of the next frame, so that a
 	// live viewer sees a picture at once.
 	FromKeyframe bool
+	// Batch, for a reader to which tens of milliseconds do not matter (the
+	// archive), wakes it only when a video frame is queued or Batch frames
+	// are: the audio frames between two pictures are read with the next
+	// one instead of a wake-up each (an audio-only stream is read Batch
+	// frames at a time). 0: woken by every frame.
+	Batch int
 	// OnDrop, if set, is called by the writer (under the stream's lock;
 	// it must not block) each time the reader overflows, with the number of
 	// frames lost. The archive uses it to raise an alarm.
@@ -198,9 +204,13 @@ func (r *Reader) push(f *Frame) {
 		r.ring[(r.head+r.n)%len(r.ring)] = f
 		r.n++
 	}
+	wake := r.opts.Batch == 0 || r.n >= r.opts.Batch || f.Track != nil && f.Track.Kind == Video
 	r.mu.Unlock()
 	if lost > 0 && r.opts.OnDrop != nil {
 		r.opts.OnDrop(lost)
+	}
+	if !wake {
+		return
 	}
 	select {
 	case r.notify <- struct{}{}:

@@ -178,3 +178,45 @@ func BenchmarkWrite20Readers(b *testing.B) {
 		<-done
 	}
 }
+
+// TestBatchReaderWokenByPictures: a reader with Batch is woken by a video
+// frame, or once Batch frames are queued, not by each audio frame; it
+// still reads every frame, in order.
+func TestBatchReaderWokenByPictures(t *testing.T) {
+	woken := func(r *Reader) bool {
+		select {
+		case <-r.notify:
+			return true
+		default:
+			return false
+		}
+	}
+	s := NewStream(Info{})
+	r := s.Subscribe(ReaderOptions{Size: 100, Batch: 4})
+	plain := s.Subscribe(ReaderOptions{Size: 100})
+	var in []*Frame
+	write := func(f *Frame) { in = append(in, f); s.Write(f) }
+	for i, step := range []struct {
+		f    *Frame
+		wake bool
+	}{
+		{&Frame{Track: aud}, false},
+		{&Frame{Track: aud}, false},
+		{&Frame{Track: vid, Key: true}, true}, // a picture: 3 queued
+		{&Frame{Track: aud}, true},            // 4 queued: the batch is full
+		{&Frame{Track: aud}, true},            // still at least 4
+	} {
+		write(step.f)
+		if got := woken(r); got != step.wake {
+			t.Fatalf("frame %d: woken %v, want %v", i, got, step.wake)
+		}
+		if !woken(plain) {
+			t.Fatalf("frame %d: a reader without Batch was not woken", i)
+		}
+	}
+	s.Close()
+	if out := readAll(t, r); len(out) != len(in) || out[0] != in[0] || out[len(out)-1] != in[len(in)-1] {
+		t.Fatalf("read %d frames of %d", len(out), len(in))
+	}
+	readAll(t, plain)
+}
