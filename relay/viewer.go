@@ -48,6 +48,7 @@ type viewer struct {
 	// it flushes the queue, or by the feed's goroutine while it writes a
 	// frame inline (send).
 	wmu        sync.Mutex
+	gone       bool // the writer goroutine has left: no more inline writes
 	vseq, aseq uint16
 	pkt        rtp.Packet
 	tokens     float64 // pacing bucket
@@ -84,7 +85,7 @@ func newViewer(s *Server, rec uuid.UUID, who Viewer, size int) *viewer {
 func (v *viewer) send(p *frame) {
 	if v.remote.Load() != nil && v.s.batch != nil && v.failed.Load() == nil && v.wmu.TryLock() {
 		v.mu.Lock()
-		idle := v.n == 0 && !v.waitKey
+		idle := v.n == 0 && !v.waitKey && !v.gone
 		v.mu.Unlock()
 		if idle {
 			v.refill()
@@ -185,6 +186,7 @@ const (
 
 // write sends queued frames until the viewer closes.
 func (v *viewer) write() {
+	defer v.release()
 	for {
 		select {
 		case <-v.closed:
@@ -199,6 +201,18 @@ func (v *viewer) write() {
 			v.close("write: " + err.Error())
 			return
 		}
+	}
+}
+
+// release ends the viewer's writes as its writer goroutine leaves: no
+// inline write corks its address after this, so the address's batching
+// entry, dropped here, is not made again.
+func (v *viewer) release() {
+	v.wmu.Lock()
+	v.gone = true
+	v.wmu.Unlock()
+	if a := v.remote.Load(); a != nil && v.s.batch != nil {
+		v.s.batch.Forget(*a)
 	}
 }
 
@@ -359,10 +373,7 @@ func (v *viewer) close(why string) {
 	v.closeOne.Do(func() {
 		close(v.closed)
 		_ = v.pc.Close()
-		if a := v.remote.Load(); a != nil && v.s.batch != nil {
-			v.s.batch.Forget(*a)
-		}
-		v.s.viewerClosed(v, why)
+		v.s.viewerClosed(v, why) // its writer goroutine forgets its address (release)
 	})
 }
 
