@@ -113,10 +113,20 @@ type loadBin struct {
 	flags      map[string]bool // its serve flags (an older binary lacks newer ones)
 }
 
-// loadShape is one phase: cameras × viewers per camera.
-type loadShape struct{ cameras, viewers int }
+// loadShape is one phase: cameras × viewers per camera; remote: the
+// viewers watch through a second node, which pulls each camera from the
+// node holding it (the inter-node leg).
+type loadShape struct {
+	cameras, viewers int
+	remote           bool
+}
 
-func (s loadShape) String() string { return fmt.Sprintf("%dx%d", s.cameras, s.viewers) }
+func (s loadShape) String() string {
+	if s.remote {
+		return fmt.Sprintf("%dx%dr", s.cameras, s.viewers)
+	}
+	return fmt.Sprintf("%dx%d", s.cameras, s.viewers)
+}
 
 const viewerLoadSecret = "viewerload-camera-secret"
 
@@ -128,7 +138,7 @@ func parseViewerLoad(args []string) (*viewerLoadOptions, error) {
 	fs := flag.NewFlagSet("bwc viewerload", flag.ContinueOnError)
 	o.cfg.register(fs)
 	bins := fs.String("bins", "", "binaries under test, name=path,name=path (default: this one, as \"this\"); the ratio columns are each over the first")
-	phases := fs.String("phases", "10x0,10x5,20x10", "loads to measure, in turn: cameras x viewers per camera")
+	phases := fs.String("phases", "10x0,10x5,20x10", "loads to measure, in turn: cameras x viewers per camera; a trailing r (10x5r): the viewers on a second node, which pulls the cameras from the first")
 	fs.IntVar(&o.rounds, "rounds", 2, "runs of every binary per phase, in alternating order (base,new, then new,base); the tables give the median")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measuring window (cameras alone, then with viewers)")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "settling time before each window")
@@ -189,17 +199,19 @@ func roundOrder(n, r int) []int {
 	return o
 }
 
-// parsePhases reads "10x0,10x5,20x10": cameras × viewers per camera.
+// parsePhases reads "10x0,10x5,20x10,10x5r": cameras × viewers per
+// camera, r: the viewers on a second node.
 func parsePhases(s string) ([]loadShape, error) {
 	var out []loadShape
 	for _, f := range strings.Split(s, ",") {
 		c, v, ok := strings.Cut(strings.TrimSpace(f), "x")
+		v, remote := strings.CutSuffix(v, "r")
 		nc, err1 := strconv.Atoi(c)
 		nv, err2 := strconv.Atoi(v)
-		if !ok || err1 != nil || err2 != nil || nc < 1 || nv < 0 {
-			return nil, fmt.Errorf("%q is not CAMERASxVIEWERS (at least 1 camera, viewers per camera not negative)", f)
+		if !ok || err1 != nil || err2 != nil || nc < 1 || nv < 0 || remote && nv == 0 {
+			return nil, fmt.Errorf("%q is not CAMERASxVIEWERS[r] (at least 1 camera, viewers per camera not negative, at least 1 with r)", f)
 		}
-		out = append(out, loadShape{nc, nv})
+		out = append(out, loadShape{nc, nv, remote})
 	}
 	return out, nil
 }
@@ -299,24 +311,39 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dir := filepath.Join(o.dir, fmt.Sprintf("%s-%s-r%d", p, b.name, round))
-	cfg := o.cfg
-	if o.pprof && last {
-		addr, err := freeLoopback()
+	// the node the cameras publish to, and in a remote phase the node the
+	// viewers watch through: the figures are the nodes' sums
+	names := []string{"viewerload-" + b.name}
+	if p.remote {
+		names = append(names, "viewerload-"+b.name+"-b")
+	}
+	var nodes []*clusterNode
+	defer func() {
+		for _, n := range nodes {
+			_ = n.Stop(60 * time.Second)
+		}
+	}()
+	for _, name := range names {
+		cfg := o.cfg
+		if o.pprof && last {
+			addr, err := freeLoopback()
+			if err != nil {
+				return f, err
+			}
+			cfg.PprofAddr = addr
+		}
+		n, err := newClusterNode(cfg, name, dir, b.path, nil, os.Environ())
 		if err != nil {
 			return f, err
 		}
-		cfg.PprofAddr = addr
+		n.cfg.RTSPProxyProtocolFrom = "" // the cameras connect directly
+		n.known = b.flags
+		nodes = append(nodes, n)
+		if err := n.Start(90 * time.Second); err != nil {
+			return f, err
+		}
 	}
-	n, err := newClusterNode(cfg, "viewerload-"+b.name, dir, b.path, nil, os.Environ())
-	if err != nil {
-		return f, err
-	}
-	n.cfg.RTSPProxyProtocolFrom = "" // the cameras connect directly
-	n.known = b.flags
-	defer n.Stop(60 * time.Second)
-	if err := n.Start(90 * time.Second); err != nil {
-		return f, err
-	}
+	n := nodes[0]
 	db, err := index.Open(ctx, o.cfg.DatabaseURL)
 	if err != nil {
 		return f, err
@@ -326,7 +353,7 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	if err := waitContext(ctx, o.warmup); err != nil {
 		return f, err
 	}
-	idle, err := o.window(ctx, n, min(o.duration, 10*time.Second), true)
+	idle, err := o.window(ctx, nodes, min(o.duration, 10*time.Second), true)
 	if err != nil {
 		return f, err
 	}
@@ -352,7 +379,7 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	if err := waitContext(ctx, o.warmup); err != nil {
 		return f, err
 	}
-	cams, err := o.window(ctx, n, o.duration, true)
+	cams, err := o.window(ctx, nodes, o.duration, true)
 	if err != nil {
 		return f, err
 	}
@@ -366,27 +393,31 @@ func (o *viewerLoadOptions) runOnce(ctx context.Context, b loadBin, p loadShape,
 	f.set(rowOthersPerCam, (cams.minio+cams.pg-idle.minio-idle.pg)/float64(p.cameras))
 
 	if p.viewers > 0 {
-		if err := o.withViewers(ctx, n, b, p, live, last, dir, cams, &f, out); err != nil {
+		if err := o.withViewers(ctx, nodes, b, p, live, last, dir, cams, &f, out); err != nil {
 			return f, err
 		}
 	} else if o.pprof && last {
-		if err := o.profile(ctx, n, b, p, out); err != nil {
+		if err := o.profile(ctx, nodes, b, p, out); err != nil {
 			return f, err
 		}
 	}
 	camStop()
 	camWG.Wait()
 	f.set(rowCamMbit, float64(sent)*8/1e6/time.Since(camStart).Seconds()/float64(p.cameras))
-	if err := n.Stop(60 * time.Second); err != nil {
-		return f, err
+	for _, n := range nodes {
+		if err := n.Stop(60 * time.Second); err != nil {
+			return f, err
+		}
 	}
 	return f, nil
 }
 
-// withViewers opens the phase's viewers in child processes, measures,
-// and (with -pprof, in the last phase) profiles the server.
-func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b loadBin, p loadShape, live []index.Recording,
+// withViewers opens the phase's viewers in child processes on the last
+// of the nodes, measures, and (with -pprof, in the last phase) profiles
+// the nodes.
+func (o *viewerLoadOptions) withViewers(ctx context.Context, nodes []*clusterNode, b loadBin, p loadShape, live []index.Recording,
 	last bool, dir string, cams procWindow, f *loadFigures, out io.Writer) error {
+	n := nodes[len(nodes)-1] // the viewers' node, whose relay's metrics are read
 	total := p.cameras * p.viewers
 	procs := o.procs
 	if procs == 0 {
@@ -445,7 +476,7 @@ func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b l
 	if err != nil {
 		return err
 	}
-	w, err := o.window(ctx, n, o.duration, false)
+	w, err := o.window(ctx, nodes, o.duration, false)
 	if err != nil {
 		return err
 	}
@@ -473,21 +504,27 @@ func (o *viewerLoadOptions) withViewers(ctx context.Context, n *clusterNode, b l
 	f.set(rowLatP95, 1000*h.quantile(0.95))
 	f.set(rowDrops, m1.m[relayDropsMetric]-m0.m[relayDropsMetric])
 	if o.pprof && last {
-		return o.profile(ctx, n, b, p, out)
+		return o.profile(ctx, nodes, b, p, out)
 	}
 	return nil
 }
 
-// profile saves a 20 s CPU profile and then a heap profile of the node
-// (with its cameras, and its viewers if the phase has any) into the run's
-// folder.
-func (o *viewerLoadOptions) profile(ctx context.Context, n *clusterNode, b loadBin, p loadShape, out io.Writer) error {
-	for _, pr := range []struct{ kind, query string }{{"cpu", "profile?seconds=20"}, {"heap", "heap"}} {
-		path := filepath.Join(o.dir, fmt.Sprintf("%s-%s-%s.pprof", b.name, p, pr.kind))
-		if err := fetchProfile(ctx, "http://"+n.cfg.PprofAddr+"/debug/pprof/"+pr.query, path); err != nil {
-			return err
+// profile saves a 20 s CPU profile and then a heap profile of each node
+// (with its cameras, and the viewers if the phase has any) into the run's
+// folder; the second node's files are named with "-b".
+func (o *viewerLoadOptions) profile(ctx context.Context, nodes []*clusterNode, b loadBin, p loadShape, out io.Writer) error {
+	for i, n := range nodes {
+		suffix := ""
+		if i > 0 {
+			suffix = "-b"
 		}
-		fmt.Fprintf(out, "  profile: %s\n", path)
+		for _, pr := range []struct{ kind, query string }{{"cpu", "profile?seconds=20"}, {"heap", "heap"}} {
+			path := filepath.Join(o.dir, fmt.Sprintf("%s-%s%s-%s.pprof", b.name, p, suffix, pr.kind))
+			if err := fetchProfile(ctx, "http://"+n.cfg.PprofAddr+"/debug/pprof/"+pr.query, path); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "  profile: %s\n", path)
+		}
 	}
 	return nil
 }
@@ -562,12 +599,24 @@ type procWindow struct {
 func (w procWindow) cores() float64 { return w.cpu.Seconds() / w.elapsed.Seconds() }
 func (w procWindow) rssMB() float64 { return float64(w.rss) / 1e6 }
 
-// window reads the server's /proc (and MinIO's and PostgreSQL's processes
+// window reads the nodes' /proc (and MinIO's and PostgreSQL's processes
 // with others: they serve other work on a shared machine, hence their idle
-// figures) before and after d.
-func (o *viewerLoadOptions) window(ctx context.Context, n *clusterNode, d time.Duration, others bool) (procWindow, error) {
+// figures) before and after d; the nodes' CPU and RSS are summed.
+func (o *viewerLoadOptions) window(ctx context.Context, nodes []*clusterNode, d time.Duration, others bool) (procWindow, error) {
 	var w procWindow
-	u0, err := readProc(n.PID())
+	read := func() (procUsage, error) {
+		var sum procUsage
+		for _, n := range nodes {
+			u, err := readProc(n.PID())
+			if err != nil {
+				return sum, err
+			}
+			sum.CPU += u.CPU
+			sum.RSS += u.RSS
+		}
+		return sum, nil
+	}
+	u0, err := read()
 	if err != nil {
 		return w, err
 	}
@@ -579,7 +628,7 @@ func (o *viewerLoadOptions) window(ctx context.Context, n *clusterNode, d time.D
 	if err := waitContext(ctx, d); err != nil {
 		return w, err
 	}
-	u1, err := readProc(n.PID())
+	u1, err := read()
 	if err != nil {
 		return w, err
 	}

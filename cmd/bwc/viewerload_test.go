@@ -20,8 +20,13 @@ func TestParsePhases(t *testing.T) {
 		want []loadShape
 		bad  bool
 	}{
-		{in: "10x0,10x5,20x10", want: []loadShape{{10, 0}, {10, 5}, {20, 10}}},
-		{in: " 1x1 ", want: []loadShape{{1, 1}}},
+		{in: "10x0,10x5,20x10", want: []loadShape{{10, 0, false}, {10, 5, false}, {20, 10, false}}},
+		{in: " 1x1 ", want: []loadShape{{1, 1, false}}},
+		{in: "10x5r,2x1", want: []loadShape{{10, 5, true}, {2, 1, false}}},
+		{in: "10x0r", bad: true}, // no viewers to put on a second node
+		{in: "10xr", bad: true},
+		{in: "10x5rr", bad: true},
+		{in: "r10x5", bad: true},
 		{in: "0x5", bad: true},
 		{in: "3x-1", bad: true},
 		{in: "3", bad: true},
@@ -193,8 +198,9 @@ func TestH264KeyframeStart(t *testing.T) {
 
 // TestViewerLoad runs the command itself on the smallest load: a node (the
 // test binary as `bwc serve`), one camera of the committed capture, one
-// viewer in a child process; the table must show the viewer receiving
-// video and the server working.
+// viewer in a child process, then the same with the viewer on a second
+// node (1x1r: the camera pulled over the inter-node link); the last
+// table must show the viewer receiving video and the servers working.
 func TestViewerLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a node and a camera")
@@ -208,7 +214,7 @@ func TestViewerLoad(t *testing.T) {
 		"-s3-endpoint", b.Endpoint, "-s3-access-key", b.AccessKey, "-s3-secret-key", b.SecretKey, "-s3-bucket", b.Bucket,
 		"-retention-mode", "governance", "-signing-key", filepath.Join(dir, "key.pem"),
 		"-capture", filepath.Join("..", "..", "testdata", "sample.ts"), "-dir", dir,
-		"-phases", "1x1", "-rounds", "1", "-duration", "1s", "-warmup", "0s",
+		"-phases", "1x1,1x1r", "-rounds", "1", "-duration", "1s", "-warmup", "0s",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
