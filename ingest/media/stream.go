@@ -259,6 +259,13 @@ func (r *Reader) Read(ctx context.Context) (*Frame, error) {
 	}
 }
 
+// Len is the number of frames queued: what Read returns without waiting.
+func (r *Reader) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
 // Dropped is the number of frames this reader lost by falling behind.
 func (r *Reader) Dropped() uint64 {
 	r.mu.Lock()

@@ -214,6 +214,9 @@ func TestBatchReaderWokenByPictures(t *testing.T) {
 			t.Fatalf("frame %d: a reader without Batch was not woken", i)
 		}
 	}
+	if r.Len() != len(in) {
+		t.Fatalf("Len = %d, want %d queued", r.Len(), len(in))
+	}
 	s.Close()
 	if out := readAll(t, r); len(out) != len(in) || out[0] != in[0] || out[len(out)-1] != in[len(in)-1] {
 		t.Fatalf("read %d frames of %d", len(out), len(in))

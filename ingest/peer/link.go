@@ -435,7 +435,10 @@ func (c countWriter) Write(p []byte) (int, error) {
 // up to the next keyframe, never the camera's other readers.
 func (o *Outgoing) Send(ctx context.Context, w io.Writer, flush func() error) error {
 	l := o.l
-	r := o.st.Subscribe(media.ReaderOptions{Name: "peer " + o.from, Size: 1024, FromKeyframe: true,
+	// woken by each picture, the audio between pictures sent with it, and
+	// flushed once what is queued is written: a write (and the pulling
+	// node's read) per picture, not per frame
+	r := o.st.Subscribe(media.ReaderOptions{Name: "peer " + o.from, Size: 1024, FromKeyframe: true, Batch: sendBatch,
 		OnDrop: func(n int) { l.met.droppedOut.Add(float64(n)) }})
 	defer r.Close()
 	l.met.streamsOut.Inc()
@@ -451,9 +454,15 @@ func (o *Outgoing) Send(ctx context.Context, w io.Writer, flush func() error) er
 		return err
 	}
 	for {
-		rctx, cancel := context.WithTimeout(ctx, l.cfg.KeepAlive)
-		f, err := r.Read(rctx)
-		cancel()
+		var f *media.Frame
+		var err error
+		if r.Len() > 0 {
+			f, err = r.Read(ctx) // at once
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, l.cfg.KeepAlive)
+			f, err = r.Read(rctx)
+			cancel()
+		}
 		switch {
 		case err == nil:
 			if !slices.Contains(info.Tracks, f.Track) {
@@ -466,6 +475,9 @@ func (o *Outgoing) Send(ctx context.Context, w io.Writer, flush func() error) er
 			}
 			if _, err := enc.frame(f); err != nil {
 				return err
+			}
+			if r.Len() > 0 {
+				continue // flushed with what follows
 			}
 		case errors.Is(err, io.EOF):
 			if _, err := enc.send(msgEnd, nil); err != nil {
@@ -486,6 +498,10 @@ func (o *Outgoing) Send(ctx context.Context, w io.Writer, flush func() error) er
 		}
 	}
 }
+
+// sendBatch: an outgoing stream's reader is woken by each picture or each
+// sendBatch frames (a stream without video), not by every frame.
+const sendBatch = 8
 
 // --- pulling other nodes' streams ---
 
