@@ -192,38 +192,53 @@ func hostOr(h, def string) string {
 
 func (s *Server) bind() error {
 	var err error
-	lc := net.ListenConfig{}
-	// SIP: TCP on the port UDP got; media: UDP on the port TCP got. With
-	// port 0 (any) the other protocol's port of that number may be taken:
-	// then another number is tried.
-	for try := 0; ; try++ {
-		if s.sipUDP, err = lc.ListenPacket(context.Background(), "udp", s.cfg.SIPAddr); err != nil {
-			return fmt.Errorf("gb28181: SIP UDP listen on %s: %w", s.cfg.SIPAddr, err)
-		}
-		host, _, _ := net.SplitHostPort(s.cfg.SIPAddr)
-		port := s.sipUDP.LocalAddr().(*net.UDPAddr).Port
-		if s.sipTCP, err = lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
-			break
-		}
-		_ = s.sipUDP.Close()
-		s.sipUDP = nil
-		if !retryPair(s.cfg.SIPAddr, err, try) {
-			return fmt.Errorf("gb28181: SIP TCP listen on %s: %w", s.cfg.SIPAddr, err)
-		}
+	// SIP: TCP on the port UDP got; media: UDP on the port TCP got
+	if s.sipUDP, s.sipTCP, err = listenPair(s.cfg.SIPAddr, true); err != nil {
+		return fmt.Errorf("gb28181: SIP %w", err)
 	}
+	if s.mediaUDP, s.mediaTCP, err = listenPair(s.cfg.MediaAddr, false); err != nil {
+		return fmt.Errorf("gb28181: media %w", err)
+	}
+	return nil
+}
+
+// listenPair listens on addr over UDP and TCP with one port number: the
+// first protocol (UDP when udpFirst) picks it, the second takes the same.
+// With port 0 (any) the second protocol's port of that number may be
+// taken: then another number is tried.
+func listenPair(addr string, udpFirst bool) (net.PacketConn, net.Listener, error) {
+	lc := net.ListenConfig{}
+	ctx := context.Background()
+	host, _, _ := net.SplitHostPort(addr)
 	for try := 0; ; try++ {
-		if s.mediaTCP, err = lc.Listen(context.Background(), "tcp", s.cfg.MediaAddr); err != nil {
-			return fmt.Errorf("gb28181: media TCP listen on %s: %w", s.cfg.MediaAddr, err)
+		var (
+			pc  net.PacketConn
+			ln  net.Listener
+			err error
+		)
+		if udpFirst {
+			if pc, err = lc.ListenPacket(ctx, "udp", addr); err != nil {
+				return nil, nil, fmt.Errorf("UDP listen on %s: %w", addr, err)
+			}
+			same := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+			if ln, err = lc.Listen(ctx, "tcp", same); err == nil {
+				return pc, ln, nil
+			}
+			_ = pc.Close()
+			err = fmt.Errorf("TCP listen on %s: %w", addr, err)
+		} else {
+			if ln, err = lc.Listen(ctx, "tcp", addr); err != nil {
+				return nil, nil, fmt.Errorf("TCP listen on %s: %w", addr, err)
+			}
+			same := net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+			if pc, err = lc.ListenPacket(ctx, "udp", same); err == nil {
+				return pc, ln, nil
+			}
+			_ = ln.Close()
+			err = fmt.Errorf("UDP listen on %s: %w", addr, err)
 		}
-		mhost, _, _ := net.SplitHostPort(s.cfg.MediaAddr)
-		mport := s.mediaTCP.Addr().(*net.TCPAddr).Port
-		if s.mediaUDP, err = lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(mhost, strconv.Itoa(mport))); err == nil {
-			return nil
-		}
-		_ = s.mediaTCP.Close()
-		s.mediaTCP = nil
-		if !retryPair(s.cfg.MediaAddr, err, try) {
-			return fmt.Errorf("gb28181: media UDP listen on %s: %w", s.cfg.MediaAddr, err)
+		if !retryPair(addr, err, try) {
+			return nil, nil, err
 		}
 	}
 }
