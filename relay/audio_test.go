@@ -101,12 +101,7 @@ func TestStuckTranscoderNeverStallsVideo(t *testing.T) {
 	r := newTranscodingRelay(t, src, &transcode.FFmpeg{Path: script})
 	id, st := liveSample(t, src)
 	awaitVideo(t, st, 5)
-	b, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.accept(t, a)
+	b, a := watch(t, r, id)
 	mediatest.Eventually(t, "the queue to the stuck converter overflows", func() bool { return testutil.ToFloat64(r.met.audioDrops) > 0 })
 	seen := len(b.received())
 	mediatest.Eventually(t, "video after the converter stuck", func() bool { return len(b.received()) >= seen+25 })

@@ -213,6 +213,19 @@ func (b *browser) readReports(r *webrtc.RTPReceiver) {
 	}
 }
 
+// watch opens a viewing session of recording id as supervisor sup1 with
+// a new browser, which accepts the answer.
+func watch(t *testing.T, r *Server, id uuid.UUID) (*browser, Answer) {
+	t.Helper()
+	b, offer := newBrowser(t)
+	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.accept(t, a)
+	return b, a
+}
+
 // completeOffer makes pc's offer with every ICE candidate in it (no
 // trickle), as the relay's callers send it.
 func completeOffer(t *testing.T, pc *webrtc.PeerConnection) string {
@@ -344,12 +357,7 @@ func TestSessionsEndAndErrors(t *testing.T) {
 	if n := r.Viewers(id); n != 0 {
 		t.Fatalf("viewers after a bad offer = %d", n)
 	}
-	b, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.accept(t, a)
+	_, a := watch(t, r, id)
 	if err := r.Delete(a.Session); err != nil {
 		t.Fatal(err)
 	}

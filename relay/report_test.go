@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -55,12 +54,7 @@ func TestSenderReports(t *testing.T) {
 	r := newRelay(t, src)
 	id, st := liveSample(t, src)
 	awaitVideo(t, st, 5)
-	b, offer := newBrowser(t)
-	a, err := r.Offer(context.Background(), id, Viewer{Name: "sup1", Owner: "user:sup1"}, offer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.accept(t, a)
+	b, _ := watch(t, r, id)
 	reports := func() int {
 		b.mu.Lock()
 		defer b.mu.Unlock()
