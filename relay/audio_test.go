@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -80,6 +81,25 @@ func TestAACHeardAsOpusWhileWatched(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.met.transcoders); n != 1 {
 		t.Fatalf("%v converters for two viewers of one camera, want 1", n)
+	}
+	// lip sync: the video's and the converted audio's sender reports map
+	// their RTP times to the wall clock on one timeline
+	b := browsers[0]
+	latest := func() (v, a rtcp.SenderReport, ok bool) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.video.reports) == 0 || len(b.audio.reports) == 0 {
+			return v, a, false
+		}
+		return b.video.reports[len(b.video.reports)-1], b.audio.reports[len(b.audio.reports)-1], true
+	}
+	mediatest.Eventually(t, "sender reports for video and audio", func() bool { _, _, ok := latest(); return ok })
+	v, a, _ := latest()
+	offset := func(sr rtcp.SenderReport, clock float64) float64 { // media time minus wall time, in seconds
+		return float64(sr.RTPTime)/clock - float64(sr.NTPTime)/(1<<32)
+	}
+	if d := offset(v, 90000) - offset(a, 48000); d < -0.005 || d > 0.005 {
+		t.Fatalf("video and audio reports disagree by %.1f ms (video %+v, audio %+v)", d*1000, v, a)
 	}
 	for _, s := range sessions {
 		if err := r.Delete(s); err != nil {

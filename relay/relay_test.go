@@ -117,6 +117,7 @@ type browser struct {
 	audio struct {
 		mime    string
 		packets int
+		reports []rtcp.SenderReport
 	}
 	gotAny chan struct{}
 	once   sync.Once
@@ -152,13 +153,14 @@ func newBrowser(t *testing.T) (*browser, string) {
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			go b.readReports(r, &b.audio.reports)
 			b.readAudio(tr)
 			return
 		}
 		if tr.Kind() != webrtc.RTPCodecTypeVideo || b.stalled() {
 			return
 		}
-		go b.readReports(r)
+		go b.readReports(r, &b.video.reports)
 		dec := &rtph264.Decoder{}
 		if err := dec.Init(); err != nil {
 			return
@@ -195,9 +197,9 @@ func newBrowser(t *testing.T) (*browser, string) {
 	return b, completeOffer(t, pc)
 }
 
-// readReports keeps the sender reports the relay sends, until the
-// connection closes.
-func (b *browser) readReports(r *webrtc.RTPReceiver) {
+// readReports keeps the sender reports the relay sends for one track in
+// into (under b.mu), until the connection closes.
+func (b *browser) readReports(r *webrtc.RTPReceiver, into *[]rtcp.SenderReport) {
 	for {
 		pkts, _, err := r.ReadRTCP()
 		if err != nil {
@@ -206,7 +208,7 @@ func (b *browser) readReports(r *webrtc.RTPReceiver) {
 		for _, p := range pkts {
 			if sr, ok := p.(*rtcp.SenderReport); ok {
 				b.mu.Lock()
-				b.video.reports = append(b.video.reports, *sr)
+				*into = append(*into, *sr)
 				b.mu.Unlock()
 			}
 		}
