@@ -72,7 +72,7 @@ func newFeed(s *Server, id uuid.UUID, st *media.Stream) *feed {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{id: id, stream: st, s: s, viewers: map[*viewer]struct{}{}, done: make(chan struct{}), cancel: cancel,
 		gop: media.NewGOP[*frame](feedGOPFrames, media.KeepGroupHead), hist: newHistory()}
-	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, OnDrop: func(n int) {
+	f.reader = st.Subscribe(media.ReaderOptions{Name: "relay", Size: 1024, FromKeyframe: true, Want: f.forwards, OnDrop: func(n int) {
 		s.met.feedDrops.Add(float64(n))
 	}})
 	s.goWorker(func() { f.run(ctx) })
@@ -87,6 +87,21 @@ func (f *feed) finished() bool {
 	default:
 		return false
 	}
+}
+
+// forwards reports whether the feed uses a track's frames (packetize,
+// convertAAC): the frames of the others do not wake its goroutine (AAC
+// audio without a transcoder, at about twice a camera's frame rate).
+func (f *feed) forwards(t *media.Track) bool {
+	switch t.Codec {
+	case media.H264, media.H265:
+		return t.Kind == media.Video
+	case media.PCMA, media.PCMU, media.Opus:
+		return t.Kind == media.Audio
+	case media.AAC:
+		return t.Kind == media.Audio && f.s.cfg.Transcoder != nil
+	}
+	return false
 }
 
 // tracks returns what the feed forwards: the video track and the audio

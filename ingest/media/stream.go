@@ -127,6 +127,11 @@ type ReaderOptions struct {
 	// one instead of a wake-up each (an audio-only stream is read Batch
 	// frames at a time). 0: woken by every frame.
 	Batch int
+	// Want, if set, selects the tracks read: the frames of a track for
+	// which it returns false are neither queued nor wake the reader (the
+	// relay does not forward AAC audio without a transcoder). It is called
+	// by the writer under the stream's lock and must not block.
+	Want func(*Track) bool
 	// OnDrop, if set, is called by the writer (under the stream's lock;
 	// it must not block) each time the reader overflows, with the number of
 	// frames lost. The archive uses it to raise an alarm.
@@ -175,6 +180,9 @@ type Reader struct {
 
 // push queues a frame; called by the writer with the stream's lock held.
 func (r *Reader) push(f *Frame) {
+	if r.opts.Want != nil && f.Track != nil && !r.opts.Want(f.Track) {
+		return
+	}
 	r.mu.Lock()
 	lost := 0
 	if r.waitKey {

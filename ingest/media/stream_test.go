@@ -223,3 +223,34 @@ func TestBatchReaderWokenByPictures(t *testing.T) {
 	}
 	readAll(t, plain)
 }
+
+// TestReaderWantsTracks: a reader with Want neither queues nor is woken by
+// the frames of the tracks it does not want, the GOP it starts with
+// included; a reader without Want reads them all.
+func TestReaderWantsTracks(t *testing.T) {
+	s := NewStream(Info{})
+	s.Write(&Frame{Track: vid, Key: true})
+	s.Write(&Frame{Track: aud})
+	r := s.Subscribe(ReaderOptions{Size: 100, FromKeyframe: true, Want: func(t *Track) bool { return t.Kind == Video }})
+	all := s.Subscribe(ReaderOptions{Size: 100, FromKeyframe: true})
+	if r.Len() != 1 || all.Len() != 2 {
+		t.Fatalf("from the GOP: %d and %d frames queued, want 1 and 2", r.Len(), all.Len())
+	}
+	<-r.notify
+	s.Write(&Frame{Track: aud})
+	select {
+	case <-r.notify:
+		t.Fatal("woken by an audio frame it does not want")
+	default:
+	}
+	s.Write(&Frame{Track: vid})
+	s.Close()
+	for _, f := range readAll(t, r) {
+		if f.Track != vid {
+			t.Fatalf("read a frame of %v", f.Track.Kind)
+		}
+	}
+	if n := len(readAll(t, all)); n != 4 {
+		t.Fatalf("the reader without Want read %d frames, want 4", n)
+	}
+}
