@@ -182,7 +182,7 @@ func (a *Archive) recover() error {
 		return fmt.Errorf("archive spool %s: %w", a.cfg.SpoolDir, err)
 	}
 	a.recovered = rec
-	a.spoolBytes.Store(a.measureSpool())
+	a.remeasureSpool()
 	return nil
 }
 
@@ -456,6 +456,14 @@ func (a *Archive) Close() error {
 	})
 	return nil
 }
+
+// The spool's size is a running count: the recorders add what they spool
+// (measured), the uploader subtracts what it removes (unspool). The count
+// leaves out the small metadata files, so it is measured exactly (a stat
+// of every file in the spool, too costly for every scan with thousands of
+// cameras) when the archive starts, when a finished recording's folder is
+// removed, and every ReconcileEvery.
+func (a *Archive) remeasureSpool() { a.spoolBytes.Store(a.measureSpool()) }
 
 func (a *Archive) measureSpool() int64 {
 	var n int64

@@ -62,17 +62,18 @@ func (a *Archive) upload(ctx context.Context) {
 	backoff := map[string]*durable.Backoff{} // one per failing recording directory
 	tick := time.NewTicker(a.cfg.ScanInterval)
 	defer tick.Stop()
-	measure := true
+	remeasure := time.NewTicker(a.cfg.ReconcileEvery)
+	defer remeasure.Stop()
 	for {
-		a.dispatch(work, busy, retryAt, measure)
-		measure = false
+		a.dispatch(work, busy, retryAt)
 		select {
 		case <-ctx.Done():
 			close(work)
 			drain(done, &workers)
 			return
 		case <-tick.C:
-			measure = true
+		case <-remeasure.C:
+			a.remeasureSpool()
 		case <-a.kick:
 		case d := <-done:
 			delete(busy, d.dir)
@@ -116,14 +117,10 @@ func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string
 	}
 }
 
-// dispatch hands ready recording directories to idle workers; with
-// measure (once a scan interval, not at every sealed segment or finished
-// upload: walking the spool costs a stat of every file) it measures the
-// spool first and raises or clears the alarm.
-func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time, measure bool) {
-	if measure {
-		a.alarmOnSize()
-	}
+// dispatch raises or clears the spool alarm, then hands ready recording
+// directories to idle workers.
+func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time) {
+	a.alarmOnSize()
 	ents, err := os.ReadDir(a.cfg.SpoolDir)
 	if err != nil {
 		a.log.Error("archive: read spool", "err", err)
@@ -212,6 +209,7 @@ func (a *Archive) uploadDir(ctx context.Context, dir string) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
+		a.remeasureSpool() // what the running count does not follow (metadata) left with the folder
 		return durable.SyncDir(a.cfg.SpoolDir)
 	}
 	return nil
@@ -338,10 +336,10 @@ func (a *Archive) putObject(ctx context.Context, key, path string, size int64, s
 	return st.VersionID, nil
 }
 
-// alarmOnSize measures the spool and raises or clears its alarm.
+// alarmOnSize raises or clears the spool alarm on the spool's running
+// size.
 func (a *Archive) alarmOnSize() {
-	n := a.measureSpool()
-	a.spoolBytes.Store(n)
+	n := a.spoolBytes.Load()
 	a.m.spoolBytes.Set(float64(n))
 	over := n > a.cfg.SpoolAlarmBytes
 	if over != a.alarm.Swap(over) {
