@@ -99,9 +99,16 @@ func (f *feed) forwards(t *media.Track) bool {
 	case media.PCMA, media.PCMU, media.Opus:
 		return t.Kind == media.Audio
 	case media.AAC:
-		return t.Kind == media.Audio && f.s.cfg.Transcoder != nil
+		return f.convertsAAC(t)
 	}
 	return false
+}
+
+// convertsAAC reports whether a track is AAC audio that the feed converts
+// to Opus while watched (convertAAC): a transcoder is configured and the
+// track has the decoder configuration it needs.
+func (f *feed) convertsAAC(t *media.Track) bool {
+	return t.Kind == media.Audio && t.Codec == media.AAC && f.s.cfg.Transcoder != nil && len(t.AudioConfig) > 0
 }
 
 // tracks returns what the feed forwards: the video track and the audio
@@ -118,11 +125,15 @@ func (f *feed) tracks() (video, audio *media.Track, audioNote string) {
 		case media.PCMA, media.PCMU, media.Opus:
 			return video, t, ""
 		case media.AAC:
-			if f.s.cfg.Transcoder != nil && len(t.AudioConfig) > 0 {
+			if f.convertsAAC(t) {
 				// converted while watched: the viewer gets Opus
 				return video, &media.Track{Kind: media.Audio, Codec: media.Opus, ClockRate: transcode.OpusRate, Channels: 2}, ""
 			}
-			audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoder configured)"
+			if f.s.cfg.Transcoder == nil {
+				audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoder configured)"
+			} else {
+				audioNote = "none: " + string(t.Codec) + " audio without its decoder configuration cannot be converted for WebRTC"
+			}
 		default:
 			audioNote = "none: " + string(t.Codec) + " audio cannot be played over WebRTC (no transcoding on the live path)"
 		}
@@ -293,10 +304,10 @@ const opusQueue = 50
 // (a feed closes after its last viewer: the converter stops with it).
 // The video path never waits for it: Write drops when the queue is full.
 func (f *feed) convertAAC(fr *media.Frame) {
-	ff := f.s.cfg.Transcoder
-	if ff == nil || len(fr.Track.AudioConfig) == 0 || fr.Track == f.opusFail {
+	if !f.convertsAAC(fr.Track) || fr.Track == f.opusFail {
 		return
 	}
+	ff := f.s.cfg.Transcoder
 	f.mu.Lock()
 	watched := len(f.viewers) > 0
 	f.mu.Unlock()
