@@ -292,10 +292,6 @@ func TestViewerGetsTheCameraStreamFromAKeyframe(t *testing.T) {
 	if !strings.Contains(a.SDP, "a=setup:passive") {
 		t.Fatalf("answer does not take the DTLS server role:\n%s", a.SDP)
 	}
-	// ICE-lite: the browser checks and keeps the pair alive
-	if !strings.Contains(a.SDP, "a=ice-lite") {
-		t.Fatalf("answer is not ICE-lite:\n%s", a.SDP)
-	}
 	b.accept(t, a)
 	mediatest.Eventually(t, "30 access units", func() bool { return len(b.received()) >= 30 })
 	// over UDP each frame's packets left in few system calls (GSO)
