@@ -193,11 +193,6 @@ func (s *Server) listen() error {
 	}
 	s.se.LoggerFactory = s.lf
 	s.se.SetIncludeLoopbackCandidate(true)
-	// SRTP: AES-128-GCM when the browser offers it (BenchmarkSRTPProfiles:
-	// about 6x cheaper a packet than AES-CM with HMAC-SHA1, 10 % cheaper
-	// than AES-256-GCM). The DTLS server's preference decides, so the
-	// relay answers as the DTLS server (a=setup:passive); browsers offer
-	// actpass.
 	// no multicast DNS: pion would open an mDNS socket pair and reader per
 	// peer connection to resolve a browser's ".local" candidates; a browser
 	// reaches the relay's own candidates and is learned from its checks
@@ -208,6 +203,12 @@ func (s *Server) listen() error {
 	// noise), but a lite agent waits for the browser's nomination instead
 	// of checking back, and the first keyframe took twice as long (p50
 	// 187 -> 396 ms, p95 329 -> 525 ms; bwc viewerload 10x5, 2 rounds).
+
+	// SRTP: AES-128-GCM when the browser offers it (BenchmarkSRTPProfiles:
+	// about 6x cheaper a packet than AES-CM with HMAC-SHA1, 10 % cheaper
+	// than AES-256-GCM). The DTLS server's preference decides, so the
+	// relay answers as the DTLS server (a=setup:passive); browsers offer
+	// actpass.
 	s.se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	if err := s.se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 		return fmt.Errorf("relay: DTLS role: %w", err)
