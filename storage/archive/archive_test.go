@@ -225,3 +225,53 @@ func TestArchiveGapIsRecordedAndSequenceHasNoHole(t *testing.T) {
 		t.Errorf("gap segments %v, want one starting at 3 s", gaps)
 	}
 }
+
+// TestSpoolSizeFollowsWithoutWalking: the spool's size (SpoolBytes, the
+// alarm's figure) is kept as media is spooled and uploaded, not by walking
+// the spool at each scan: while a recording is still open, after its
+// sealed segments and init are uploaded and removed, it is exactly the
+// media left on disk (the open segment's durable fragments; the metadata
+// files are left out) and stays so over the scans; once the recording's
+// folder is gone, it is 0.
+func TestSpoolSizeFollowsWithoutWalking(t *testing.T) {
+	s := mediatest.Load(t)
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	cfg := testConfig(t)
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, a)
+	start := time.Now().UTC().Truncate(time.Second)
+	info := storagetest.NewRecording(t, db, s, start)
+	st := media.NewStream(info)
+	a.Attach(st)
+	storagetest.Feed(st, s.Loop(5, start)) // 10 s: segments 0-3 sealed, 4 open
+	dir := filepath.Join(cfg.SpoolDir, info.RecordingID.String())
+	ctx := context.Background()
+	var onDisk int64
+	mediatest.Eventually(t, "sealed segments uploaded, the spool's size the open segment's media", func() bool {
+		segs, err := db.Segments(ctx, info.RecordingID)
+		if err != nil || len(segs) < 4 {
+			return false
+		}
+		onDisk = 0
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if n := e.Name(); strings.HasSuffix(n, ".m4s") || strings.HasSuffix(n, ".mp4") {
+				if fi, err := e.Info(); err == nil {
+					onDisk += fi.Size()
+				}
+			}
+		}
+		return onDisk > 0 && a.SpoolBytes() == onDisk
+	})
+	// and it stays so over the next scans (a walk would add the metadata)
+	time.Sleep(3 * cfg.ScanInterval)
+	if n := a.SpoolBytes(); n != onDisk {
+		t.Fatalf("spool size %d after three scans, the media on disk %d", n, onDisk)
+	}
+	st.Close()
+	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
+	mediatest.Eventually(t, "the spool's size 0 once the recording is archived", func() bool { return a.SpoolBytes() == 0 })
+}
