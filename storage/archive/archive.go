@@ -124,7 +124,15 @@ type Archive struct {
 	closing   chan struct{} // closed by Close: ends the recorders
 	closeOnce sync.Once
 	wg        sync.WaitGroup // recorders (Attach)
-	kick      chan struct{}
+
+	// The uploader's work list: the recording directories kicked since it
+	// last looked (a segment or init sealed, a recording ended, a row
+	// rebuilt), so that it reads those directories, not the whole spool,
+	// on each event. The whole spool is scanned at start and every
+	// ReconcileEvery.
+	kick   chan struct{} // wakes the uploader (capacity 1)
+	kickMu sync.Mutex
+	kicked map[string]struct{}
 
 	spoolBytes atomic.Int64
 	alarm      atomic.Bool
@@ -156,7 +164,7 @@ func New(cfg Config, db *index.DB, blobs *blob.Store, sealKey ed25519.PrivateKey
 		return nil, err
 	}
 	return &Archive{cfg: cfg, db: db, blobs: blobs, log: log, m: m, sealKey: sealKey,
-		ready: make(chan struct{}), closing: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
+		ready: make(chan struct{}), closing: make(chan struct{}), kick: make(chan struct{}, 1), kicked: map[string]struct{}{}}, nil
 }
 
 // Ready is closed once Run has recovered the spool; recordings attached
@@ -247,7 +255,7 @@ func (a *Archive) Attach(s *media.Stream) {
 // (logged and counted: the recording is not archived).
 func (a *Archive) openSpool(info media.Info, log *slog.Logger) *spool.Writer {
 	w, err := spool.Open(a.cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: info.StartedAt.UTC(),
-		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial, Part: info.Part}, a.kickUploader)
+		DeviceID: info.DeviceID, DeviceSerial: info.DeviceSerial, Part: info.Part}, a.kickDir)
 	if err != nil {
 		a.m.errors.WithLabelValues("spool").Inc()
 		log.Error("archive: cannot spool recording: its media is NOT archived", "err", err)
@@ -291,7 +299,7 @@ func (a *Archive) record(ctx context.Context, info media.Info, w *spool.Writer, 
 		rc.write(f)
 	}
 	rc.finish()
-	a.kickUploader()
+	a.kickDir(w.Dir())
 }
 
 // recorder writes one recording's frames to its spool directory and rides
@@ -422,11 +430,32 @@ func (m *measured) Seal(end segmenter.End) error {
 	return m.Sink.Seal(end)
 }
 
-func (a *Archive) kickUploader() {
+// kickDir tells the uploader that a recording directory has something to
+// upload (or has ended).
+func (a *Archive) kickDir(dir string) {
+	a.kickMu.Lock()
+	a.kicked[dir] = struct{}{}
+	a.kickMu.Unlock()
+	a.wakeUploader()
+}
+
+func (a *Archive) wakeUploader() {
 	select {
 	case a.kick <- struct{}{}:
 	default:
 	}
+}
+
+// takeKicked returns the directories kicked since the last call.
+func (a *Archive) takeKicked() map[string]struct{} {
+	a.kickMu.Lock()
+	defer a.kickMu.Unlock()
+	if len(a.kicked) == 0 {
+		return nil
+	}
+	k := a.kicked
+	a.kicked = map[string]struct{}{}
+	return k
 }
 
 // Check fails while the spool holds more than the alarm size, while a

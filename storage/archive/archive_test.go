@@ -19,6 +19,7 @@ import (
 	"github.com/bwcplatform/bwc/storage/blob"
 	"github.com/bwcplatform/bwc/storage/evidence"
 	"github.com/bwcplatform/bwc/storage/index"
+	"github.com/bwcplatform/bwc/storage/internal/spool"
 	"github.com/bwcplatform/bwc/storage/storagetest"
 )
 
@@ -256,15 +257,19 @@ func TestSpoolSizeFollowsWithoutWalking(t *testing.T) {
 			return false
 		}
 		onDisk = 0
+		media := 0
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if n := e.Name(); strings.HasSuffix(n, ".m4s") || strings.HasSuffix(n, ".mp4") {
+				media++
 				if fi, err := e.Info(); err == nil {
 					onDisk += fi.Size()
 				}
 			}
 		}
-		return onDisk > 0 && a.SpoolBytes() == onDisk
+		// only the open segment left: an uploaded one is indexed a moment
+		// before its files are removed
+		return media == 1 && onDisk > 0 && a.SpoolBytes() == onDisk
 	})
 	// and it stays so over the next scans (a walk would add the metadata)
 	time.Sleep(3 * cfg.ScanInterval)
@@ -274,4 +279,45 @@ func TestSpoolSizeFollowsWithoutWalking(t *testing.T) {
 	st.Close()
 	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
 	mediatest.Eventually(t, "the spool's size 0 once the recording is archived", func() bool { return a.SpoolBytes() == 0 })
+}
+
+// TestUploaderLooksAtKickedDirectories: the uploader reads the recording
+// directories it is told about (a seal, an end), not the whole spool on
+// every event or scan, so a directory nothing told it about waits for the
+// whole-spool scan of every ReconcileEvery; then it is archived. (Before,
+// every event and every ScanInterval read every directory.)
+func TestUploaderLooksAtKickedDirectories(t *testing.T) {
+	s := mediatest.Load(t)
+	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
+	cfg := testConfig(t)
+	cfg.ReconcileEvery = 4 * time.Second
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, a)
+	<-a.Ready()
+	// a recording spooled behind the uploader's back: its writer tells nobody
+	start := time.Now().UTC().Truncate(time.Second)
+	info := storagetest.NewRecording(t, db, s, start)
+	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start, DeviceSerial: info.DeviceSerial}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := a.newRecorder(info, w, testLogger(t))
+	for _, f := range s.Loop(2, start) {
+		rc.write(f)
+	}
+	rc.finish()
+	written := time.Now()
+	ctx := context.Background()
+	time.Sleep(5 * cfg.ScanInterval)
+	if segs, err := db.Segments(ctx, info.RecordingID); err != nil || len(segs) != 0 {
+		t.Fatalf("segments %v (%v) archived within five scans, though no event named the directory", segs, err)
+	}
+	storagetest.WaitSpoolEmpty(t, cfg.SpoolDir, info.RecordingID)
+	if took := time.Since(written); took < cfg.ReconcileEvery/2 {
+		t.Errorf("archived after %v: before the whole-spool scan", took)
+	}
+	checkComplete(t, db, store, info.RecordingID, s, 2)
 }

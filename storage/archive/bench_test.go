@@ -1,6 +1,9 @@
 package archive
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,7 +33,7 @@ func BenchmarkArchivePath(b *testing.B) {
 	}
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	info := media.Info{RecordingID: uuid.New(), DeviceSerial: "bench", StartedAt: start, Tracks: []*media.Track{s.Video, s.Audio}}
-	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start, DeviceSerial: info.DeviceSerial}, a.kickUploader)
+	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: info.RecordingID, StartedAt: start, DeviceSerial: info.DeviceSerial}, a.kickDir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,4 +52,61 @@ func BenchmarkArchivePath(b *testing.B) {
 		b.Fatal("spool writes failed during the benchmark")
 	}
 	rc.finish()
+}
+
+// BenchmarkUploaderEvent measures what one uploader event (a sealed
+// segment) costs the uploader's loop before a worker takes it, with a spool
+// of n live recordings of which one has a segment to upload. "kicked" is
+// the loop's path (it looks at the kicked directory); "rescan" is the
+// whole-spool scan, which the loop does at start and every ReconcileEvery
+// and which, before, it did on every event: the ratio is what an event
+// saved, and it grows with the recordings.
+func BenchmarkUploaderEvent(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		cfg := testConfig(b)
+		a, err := New(cfg, nil, nil, sealKey, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
+			b.Fatal(err)
+		}
+		var sealed string
+		for i := range n {
+			dir := filepath.Join(cfg.SpoolDir, uuid.NewString())
+			names := []string{"rec.json", "state.json", "init-0.mp4", "000007.open.json", "000007.m4s"}
+			if i == n/2 {
+				names, sealed = append(names, "000006.json", "000006.m4s"), dir
+			}
+			if err := os.Mkdir(dir, 0o750); err != nil {
+				b.Fatal(err)
+			}
+			for _, name := range names {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o640); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		for _, path := range []string{"kicked", "rescan"} {
+			b.Run(fmt.Sprintf("%s/recordings=%d", path, n), func(b *testing.B) {
+				work := make(chan string, 1)
+				b.ReportAllocs()
+				for b.Loop() {
+					todo := map[string]bool{}
+					if path == "kicked" {
+						a.kickDir(sealed)
+						for dir := range a.takeKicked() {
+							todo[dir] = true
+						}
+					} else {
+						a.listSpool(todo)
+					}
+					a.dispatch(work, todo, map[string]bool{}, nil)
+					if got := <-work; got != sealed {
+						b.Fatalf("dispatched %s, want %s", got, sealed)
+					}
+				}
+			})
+		}
+	}
 }

@@ -316,7 +316,7 @@ func TestEndedSpoolLeftoversRemoved(t *testing.T) {
 	cfg := testConfig(t)
 	id := uuid.Must(uuid.NewV7())
 	t0 := time.Now().UTC().Truncate(time.Second)
-	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: id, StartedAt: t0}, func() {})
+	w, err := spool.Open(cfg.SpoolDir, spool.RecMeta{Recording: id, StartedAt: t0}, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

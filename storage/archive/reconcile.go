@@ -103,8 +103,8 @@ func (a *Archive) reconcile(ctx context.Context, prefixes []string) (Reconciled,
 	for _, k := range out.ObjectOrphans {
 		a.log.Error("archive: object in the bucket without an index row", "key", k)
 	}
-	if len(out.Rebuilt) > 0 {
-		a.kickUploader()
+	for _, id := range out.Rebuilt {
+		a.kickDir(filepath.Join(a.cfg.SpoolDir, id.String()))
 	}
 	return out, errors.Join(errs...)
 }

@@ -45,7 +45,10 @@ func (a *Archive) Run(ctx context.Context) error {
 }
 
 // upload hands ready recording directories to UploadWorkers workers until
-// ctx ends, then waits for them.
+// ctx ends, then waits for them. The directories it looks at are those
+// kicked (kickDir), those whose retry is due and, at start and every
+// ReconcileEvery, every one in the spool: an event costs the directories
+// it concerns, not a read of the whole spool.
 func (a *Archive) upload(ctx context.Context) {
 	work := make(chan string)
 	done := make(chan uploadDone, a.cfg.UploadWorkers)
@@ -57,6 +60,7 @@ func (a *Archive) upload(ctx context.Context) {
 			}
 		})
 	}
+	todo := map[string]bool{} // directories to look at
 	busy := map[string]bool{}
 	retryAt := map[string]time.Time{}
 	backoff := map[string]*durable.Backoff{} // one per failing recording directory
@@ -64,20 +68,48 @@ func (a *Archive) upload(ctx context.Context) {
 	defer tick.Stop()
 	remeasure := time.NewTicker(a.cfg.ReconcileEvery)
 	defer remeasure.Stop()
+	rescan := true
 	for {
-		a.dispatch(work, busy, retryAt)
+		if rescan {
+			a.listSpool(todo)
+			rescan = false
+		}
+		for dir := range a.takeKicked() {
+			todo[dir] = true
+		}
+		a.dispatch(work, todo, busy, retryAt)
 		select {
 		case <-ctx.Done():
 			close(work)
 			drain(done, &workers)
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			for dir, at := range retryAt {
+				if !now.Before(at) {
+					todo[dir] = true
+				}
+			}
 		case <-remeasure.C:
 			a.remeasureSpool()
+			rescan = true
 		case <-a.kick:
 		case d := <-done:
 			delete(busy, d.dir)
 			a.finished(ctx, d, backoff, retryAt)
+		}
+	}
+}
+
+// listSpool adds every recording directory of the spool to todo.
+func (a *Archive) listSpool(todo map[string]bool) {
+	ents, err := os.ReadDir(a.cfg.SpoolDir)
+	if err != nil {
+		a.log.Error("archive: read spool", "err", err)
+		return
+	}
+	for _, e := range ents {
+		if _, err := uuid.Parse(e.Name()); err == nil && e.IsDir() {
+			todo[filepath.Join(a.cfg.SpoolDir, e.Name())] = true
 		}
 	}
 }
@@ -117,24 +149,25 @@ func (a *Archive) finished(ctx context.Context, d uploadDone, backoff map[string
 	}
 }
 
-// dispatch raises or clears the spool alarm, then hands ready recording
-// directories to idle workers.
-func (a *Archive) dispatch(work chan<- string, busy map[string]bool, retryAt map[string]time.Time) {
+// dispatch raises or clears the spool alarm, then hands the ready
+// directories of todo to idle workers. A directory being uploaded stays in
+// todo (it was kicked again meanwhile: looked at once its upload is done);
+// one waiting for its retry leaves it (the retry puts it back).
+func (a *Archive) dispatch(work chan<- string, todo, busy map[string]bool, retryAt map[string]time.Time) {
 	a.alarmOnSize()
-	ents, err := os.ReadDir(a.cfg.SpoolDir)
-	if err != nil {
-		a.log.Error("archive: read spool", "err", err)
-		return
-	}
 	now := time.Now()
-	for _, e := range ents {
-		dir := filepath.Join(a.cfg.SpoolDir, e.Name())
-		if _, err := uuid.Parse(e.Name()); err != nil || !e.IsDir() || busy[dir] || now.Before(retryAt[dir]) || !ready(dir) {
+	for dir := range todo {
+		if busy[dir] {
+			continue
+		}
+		if now.Before(retryAt[dir]) || !ready(dir) {
+			delete(todo, dir)
 			continue
 		}
 		select {
 		case work <- dir:
 			busy[dir] = true
+			delete(todo, dir)
 		default:
 			return // every worker busy
 		}

@@ -14,7 +14,7 @@ import (
 // the .frags file, fsynced, hashed), with a segment begun and sealed every
 // 4 fragments as the archive does by default.
 func BenchmarkFragmentWrite(b *testing.B) {
-	w, err := Open(b.TempDir(), RecMeta{Recording: recID, StartedAt: t0}, func() {})
+	w, err := Open(b.TempDir(), RecMeta{Recording: recID, StartedAt: t0}, func(string) {})
 	if err != nil {
 		b.Fatal(err)
 	}

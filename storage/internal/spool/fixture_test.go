@@ -48,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, root: t.TempDir(), rec: RecMeta{Recording: recID, StartedAt: t0},
 		frags: map[uint64][][]byte{}, ends: map[uint64][]segmenter.End{}, hdrs: map[uint64]segmenter.Header{},
 		snaps: map[string][]byte{}}
-	w, err := Open(f.root, f.rec, func() { f.notes++ })
+	w, err := Open(f.root, f.rec, func(string) { f.notes++ })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -377,7 +377,7 @@ func TestRecoverThenContinue(t *testing.T) {
 	if _, err := Recover(f.root); err != nil {
 		t.Fatal(err)
 	}
-	w, err := Open(f.root, RecMeta{Recording: recID, StartedAt: t0.Add(time.Hour)}, func() { f.notes++ })
+	w, err := Open(f.root, RecMeta{Recording: recID, StartedAt: t0.Add(time.Hour)}, func(string) { f.notes++ })
 	if err != nil {
 		t.Fatal(err)
 	}

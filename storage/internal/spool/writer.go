@@ -19,7 +19,7 @@ type Writer struct {
 	dir    string
 	rec    RecMeta
 	st     state
-	notify func()
+	notify func(dir string)
 
 	f     *os.File
 	frags *os.File
@@ -36,8 +36,9 @@ type Writer struct {
 var _ segmenter.Sink = (*Writer)(nil)
 
 // Open starts (or continues, after a restart) spooling a recording under
-// root. notify is called after each sealed segment or init.
-func Open(root string, rec RecMeta, notify func()) (*Writer, error) {
+// root. notify is called with the recording's directory after each sealed
+// segment or init: it has something to upload.
+func Open(root string, rec RecMeta, notify func(dir string)) (*Writer, error) {
 	dir := filepath.Join(root, rec.Recording.String())
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", rec.Recording, err)
@@ -84,7 +85,7 @@ func (w *Writer) Init(_ int, data []byte) error {
 	if err := writeJSON(w.dir, "state.json", w.st); err != nil {
 		return fmt.Errorf("spool init %d of %s: %w", n, w.rec.Recording, err)
 	}
-	w.notify()
+	w.notify(w.dir)
 	return nil
 }
 
@@ -167,7 +168,7 @@ func (w *Writer) sealPending() error {
 		return fmt.Errorf("spool segment %d of %s: %w", w.unsealed.Seq, w.rec.Recording, err)
 	}
 	w.unsealed = nil
-	w.notify()
+	w.notify(w.dir)
 	return nil
 }
 
