@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultRingSize is the capacity of a reader's ring, in frames (about 8 s
@@ -121,12 +122,19 @@ type ReaderOptions struct {
 	// (the cached group of pictures) instead of the next frame, so that a
 	// live viewer sees a picture at once.
 	FromKeyframe bool
-	// Batch, for a reader to which tens of milliseconds do not matter (the
-	// archive), wakes it only when a video frame is queued or Batch frames
-	// are: the audio frames between two pictures are read with the next
-	// one instead of a wake-up each (an audio-only stream is read Batch
-	// frames at a time). 0: woken by every frame.
+	// Batch, for a reader to which tens of milliseconds do not matter (a
+	// peer link), wakes it only when a video frame is queued or Batch
+	// frames are: the audio frames between two pictures are read with the
+	// next one instead of a wake-up each (an audio-only stream is read
+	// Batch frames at a time). 0: woken by every frame.
 	Batch int
+	// Linger, for a reader to which a fraction of a second does not matter
+	// at all (the archive: it keeps a fragment's frames in memory until the
+	// fragment is complete anyway), wakes it only once the frames queued
+	// span Linger of the recording's time (or the ring is half full, or a
+	// timestamp goes back): a few wake-ups a second instead of one per
+	// picture. It takes precedence over Batch.
+	Linger time.Duration
 	// Want, if set, selects the tracks read: the frames of a track for
 	// which it returns false are neither queued nor wake the reader (the
 	// relay does not forward AAC audio without a transcoder). It is called
@@ -212,7 +220,7 @@ func (r *Reader) push(f *Frame) {
 		r.ring[(r.head+r.n)%len(r.ring)] = f
 		r.n++
 	}
-	wake := r.opts.Batch == 0 || r.n >= r.opts.Batch || f.Track != nil && f.Track.Kind == Video
+	wake := r.wakes(f)
 	r.mu.Unlock()
 	if lost > 0 && r.opts.OnDrop != nil {
 		r.opts.OnDrop(lost)
@@ -224,6 +232,22 @@ func (r *Reader) push(f *Frame) {
 	case r.notify <- struct{}{}:
 	default:
 	}
+}
+
+// wakes reports whether the frame just queued, f, wakes the reader (see
+// ReaderOptions); r.mu is held.
+func (r *Reader) wakes(f *Frame) bool {
+	switch {
+	case r.opts.Linger > 0:
+		if r.n == 0 { // after an overflow, waiting for a keyframe
+			return false
+		}
+		span := f.DTS - r.ring[r.head].DTS
+		return span >= r.opts.Linger || span < 0 || 2*r.n >= len(r.ring)
+	case r.opts.Batch > 0:
+		return r.n >= r.opts.Batch || f.Track != nil && f.Track.Kind == Video
+	}
+	return true
 }
 
 func (r *Reader) end() {

@@ -179,18 +179,20 @@ func BenchmarkWrite20Readers(b *testing.B) {
 	}
 }
 
+// woken reports (and takes) a pending wake-up of r.
+func woken(r *Reader) bool {
+	select {
+	case <-r.notify:
+		return true
+	default:
+		return false
+	}
+}
+
 // TestBatchReaderWokenByPictures: a reader with Batch is woken by a video
 // frame, or once Batch frames are queued, not by each audio frame; it
 // still reads every frame, in order.
 func TestBatchReaderWokenByPictures(t *testing.T) {
-	woken := func(r *Reader) bool {
-		select {
-		case <-r.notify:
-			return true
-		default:
-			return false
-		}
-	}
 	s := NewStream(Info{})
 	r := s.Subscribe(ReaderOptions{Size: 100, Batch: 4})
 	plain := s.Subscribe(ReaderOptions{Size: 100})
@@ -222,6 +224,67 @@ func TestBatchReaderWokenByPictures(t *testing.T) {
 		t.Fatalf("read %d frames of %d", len(out), len(in))
 	}
 	readAll(t, plain)
+}
+
+// TestLingerReaderWokenBySpan: a reader with Linger is woken once the
+// frames queued span Linger (by their DTS), or a timestamp goes back, or
+// its ring is half full; not by a picture. It still reads every frame, in
+// order.
+func TestLingerReaderWokenBySpan(t *testing.T) {
+	type lingerStep struct {
+		dts         time.Duration
+		video, wake bool
+	}
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		size  int
+		steps []lingerStep
+	}{
+		{"span", 100, []lingerStep{
+			{0, true, false},        // a keyframe alone
+			{20 * ms, false, false}, // audio
+			{40 * ms, true, false},  // a picture
+			{249 * ms, true, false},
+			{250 * ms, false, true}, // 250 ms queued
+			{260 * ms, true, true},  // still
+		}},
+		{"backwards", 100, []lingerStep{
+			{time.Second, true, false},
+			{time.Second - 10*ms, false, true}, // before the oldest queued
+		}},
+		{"half full", 4, []lingerStep{
+			{0, true, false},
+			{ms, true, true}, // 2 of 4
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStream(Info{})
+			r := s.Subscribe(ReaderOptions{Size: tc.size, Linger: 250 * ms})
+			var in []*Frame
+			for i, st := range tc.steps {
+				f := &Frame{Track: aud, DTS: st.dts}
+				if st.video {
+					f = &Frame{Track: vid, Key: i == 0, DTS: st.dts}
+				}
+				in = append(in, f)
+				s.Write(f)
+				if got := woken(r); got != st.wake {
+					t.Fatalf("frame %d: woken %v, want %v", i, got, st.wake)
+				}
+			}
+			s.Close()
+			out := readAll(t, r)
+			if len(out) != len(in) {
+				t.Fatalf("read %d frames of %d", len(out), len(in))
+			}
+			for i := range in {
+				if out[i] != in[i] {
+					t.Fatalf("frame %d out of order", i)
+				}
+			}
+		})
+	}
 }
 
 // TestReaderWantsTracks: a reader with Want neither queues nor is woken by

@@ -198,11 +198,13 @@ func (a *Archive) recover() error {
 // is closed).
 func (a *Archive) Recovered() []spool.Recovered { return a.recovered }
 
-// readBatch: the archive's reader is woken by each picture (or each 8
-// audio frames of a stream without video), not by every frame: about
-// two-thirds fewer wake-ups of the recorder's goroutine for a camera with
-// AAC, a few tens of milliseconds later for the audio between pictures.
-const readBatch = 8
+// readLinger: the archive's reader is woken once the frames queued span a
+// quarter of a second, not by every picture: four wake-ups of the
+// recorder's goroutine a second instead of 25 for a camera at 25 fps.
+// The segmenter keeps a fragment's frames in memory until the fragment is
+// complete anyway, so a crash loses at most a fragment and a quarter of a
+// second, where it lost a fragment.
+const readLinger = 250 * time.Millisecond
 
 // Attach subscribes to a new recording at once (before its first frame),
 // opens its spool directory (once Run has recovered the spool: a recording
@@ -216,7 +218,7 @@ func (a *Archive) Attach(s *media.Stream) {
 		info.StartedAt = time.Now()
 	}
 	var lost atomic.Int64
-	r := s.Subscribe(media.ReaderOptions{Name: "archive", Size: a.cfg.RingFrames, Batch: readBatch, OnDrop: func(n int) {
+	r := s.Subscribe(media.ReaderOptions{Name: "archive", Size: a.cfg.RingFrames, Linger: readLinger, OnDrop: func(n int) {
 		lost.Add(int64(n))
 		a.m.dropped.Add(float64(n))
 	}})
