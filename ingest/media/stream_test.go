@@ -54,15 +54,7 @@ func TestReaderGetsEveryFrameInOrder(t *testing.T) {
 		s.Write(f)
 	}
 	s.Close()
-	out := readAll(t, r)
-	if len(out) != len(in) {
-		t.Fatalf("read %d frames, want %d", len(out), len(in))
-	}
-	for i := range in {
-		if out[i] != in[i] {
-			t.Fatalf("frame %d out of order", i)
-		}
-	}
+	readInOrder(t, r, in)
 	if r.Dropped() != 0 {
 		t.Fatalf("dropped %d", r.Dropped())
 	}
@@ -179,6 +171,21 @@ func BenchmarkWrite20Readers(b *testing.B) {
 	}
 }
 
+// readInOrder reads r to its end and fails unless it read exactly in, in
+// order.
+func readInOrder(t *testing.T, r *Reader, in []*Frame) {
+	t.Helper()
+	out := readAll(t, r)
+	if len(out) != len(in) {
+		t.Fatalf("read %d frames, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i] != in[i] {
+			t.Fatalf("frame %d out of order", i)
+		}
+	}
+}
+
 // woken reports (and takes) a pending wake-up of r.
 func woken(r *Reader) bool {
 	select {
@@ -274,15 +281,7 @@ func TestLingerReaderWokenBySpan(t *testing.T) {
 				}
 			}
 			s.Close()
-			out := readAll(t, r)
-			if len(out) != len(in) {
-				t.Fatalf("read %d frames of %d", len(out), len(in))
-			}
-			for i := range in {
-				if out[i] != in[i] {
-					t.Fatalf("frame %d out of order", i)
-				}
-			}
+			readInOrder(t, r, in)
 		})
 	}
 }
