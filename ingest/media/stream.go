@@ -132,8 +132,8 @@ type ReaderOptions struct {
 	// at all (the archive: it keeps a fragment's frames in memory until the
 	// fragment is complete anyway), wakes it only once the frames queued
 	// span Linger of the recording's time (or the ring is half full, or a
-	// timestamp goes back): a few wake-ups a second instead of one per
-	// picture. It takes precedence over Batch.
+	// timestamp jumps back as far): a few wake-ups a second instead of one
+	// per picture. It takes precedence over Batch.
 	Linger time.Duration
 	// Want, if set, selects the tracks read: the frames of a track for
 	// which it returns false are neither queued nor wake the reader (the
@@ -242,8 +242,10 @@ func (r *Reader) wakes(f *Frame) bool {
 		if r.n == 0 { // after an overflow, waiting for a keyframe
 			return false
 		}
+		// a span as long backwards is a timestamp jump (the interleaving of
+		// audio and video moves it back a little, which is no reason)
 		span := f.DTS - r.ring[r.head].DTS
-		return span >= r.opts.Linger || span < 0 || 2*r.n >= len(r.ring)
+		return span >= r.opts.Linger || span <= -r.opts.Linger || 2*r.n >= len(r.ring)
 	case r.opts.Batch > 0:
 		return r.n >= r.opts.Batch || f.Track != nil && f.Track.Kind == Video
 	}

@@ -234,9 +234,9 @@ func TestBatchReaderWokenByPictures(t *testing.T) {
 }
 
 // TestLingerReaderWokenBySpan: a reader with Linger is woken once the
-// frames queued span Linger (by their DTS), or a timestamp goes back, or
-// its ring is half full; not by a picture. It still reads every frame, in
-// order.
+// frames queued span Linger (by their DTS), or a timestamp jumps back as
+// far, or its ring is half full; not by a picture nor by audio a little
+// behind the video. It still reads every frame, in order.
 func TestLingerReaderWokenBySpan(t *testing.T) {
 	type lingerStep struct {
 		dts         time.Duration
@@ -258,7 +258,9 @@ func TestLingerReaderWokenBySpan(t *testing.T) {
 		}},
 		{"backwards", 100, []lingerStep{
 			{time.Second, true, false},
-			{time.Second - 10*ms, false, true}, // before the oldest queued
+			{time.Second - 10*ms, false, false}, // audio a little behind: interleaving
+			{time.Second + 20*ms, true, false},
+			{750 * ms, true, true}, // a jump back by 250 ms
 		}},
 		{"half full", 4, []lingerStep{
 			{0, true, false},
