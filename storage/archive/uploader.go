@@ -85,8 +85,9 @@ func (a *Archive) upload(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			for dir, at := range retryAt {
-				if !now.Before(at) {
+				if !now.Before(at) { // due: looked at once (a new failure sets a new time)
 					todo[dir] = true
+					delete(retryAt, dir)
 				}
 			}
 		case <-remeasure.C:
