@@ -75,6 +75,18 @@ func TestNewRejectsEveryInvalidField(t *testing.T) {
 	}
 }
 
+// runArchive is a new archive on the test's database and bucket, running
+// until the test ends.
+func runArchive(t *testing.T, cfg Config, db *index.DB, store *blob.Store) *Archive {
+	t.Helper()
+	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Run(t, a)
+	return a
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("BWC_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -238,11 +250,7 @@ func TestSpoolSizeFollowsWithoutWalking(t *testing.T) {
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	start := time.Now().UTC().Truncate(time.Second)
 	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)
@@ -291,11 +299,7 @@ func TestUploaderLooksAtKickedDirectories(t *testing.T) {
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
 	cfg.ReconcileEvery = 4 * time.Second
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	<-a.Ready()
 	noRescanBefore := time.Now().Add(cfg.ReconcileEvery) // the uploader's first rescan after its start's
 	// a recording spooled behind the uploader's back: its writer tells nobody

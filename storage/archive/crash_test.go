@@ -161,11 +161,7 @@ func TestCrashMidRecordingLosesAtMostTheLastFragment(t *testing.T) {
 		"BWC_CRASH_START=" + start.Format(time.RFC3339Nano), "BWC_CRASH_SPOOL=" + cfg.SpoolDir}
 	fed, openSeq := killMidSegment(t, env, filepath.Join(cfg.SpoolDir, info.RecordingID.String()))
 
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a) // recovers the spool before Ready
+	a := runArchive(t, cfg, db, store) // recovers the spool before Ready
 	rec := a.Recovered()
 	if len(rec) != 1 || len(rec[0].Sealed) != 1 || rec[0].Sealed[0] < uint64(openSeq) || rec[0].Fragments[0] < 1 {
 		t.Fatalf("recovered %+v, want the open segment %d sealed", rec, openSeq)

@@ -176,11 +176,7 @@ func outageTest(t *testing.T, db *index.DB, store *blob.Store, stop, restart fun
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.SpoolAlarmBytes = 1 << 20 // a few segments: the outage must raise the alarm
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	start := time.Now().UTC()
 	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)

@@ -49,11 +49,7 @@ func TestLegalHoldCoversLaterSegments(t *testing.T) {
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	start := time.Now().UTC()
 	info := storagetest.NewRecording(t, db, s, start)
 	st := media.NewStream(info)

@@ -100,11 +100,7 @@ func checkSealed(t *testing.T, db *index.DB, store *blob.Store, rec uuid.UUID) s
 func TestEndedRecordingIsSealed(t *testing.T) {
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	rec := record(t, a, cfg, db, 3)
 	checkSealed(t, db, store, rec)
 }
@@ -117,11 +113,7 @@ func TestSealFailureIsRetriedAndBlocksNothingElse(t *testing.T) {
 	ctx := context.Background()
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	s := mediatest.Load(t)
 	start := time.Now().UTC()
 	blocked := storagetest.NewRecording(t, db, s, start)
@@ -156,11 +148,7 @@ func TestReconcileSealsArchivedRecordings(t *testing.T) {
 	ctx := context.Background()
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	rec := record(t, a, cfg, db, 2)
 	first := checkSealed(t, db, store, rec)
 	// as if archived before seals: no seal object, row or audit event
@@ -219,11 +207,7 @@ func TestSealOfAHeldRecordingIsHeld(t *testing.T) {
 	s := mediatest.Load(t)
 	db, store := storagetest.NewDB(t), storagetest.NewStore(t)
 	cfg := testConfig(t)
-	a, err := New(cfg, db, store, sealKey, nil, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storagetest.Run(t, a)
+	a := runArchive(t, cfg, db, store)
 	holds := evidence.NewHolder(db, store, testLogger(t))
 	info := storagetest.NewRecording(t, db, s, time.Now().UTC())
 	if _, err := holds.Hold(ctx, info.RecordingID, "sgt.wu", "CASE-12", "evidence"); err != nil {
